@@ -1,0 +1,123 @@
+//! Checkpoints and run manifests: the archive's memory, kept in the object store beside the data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::layout;
+use crate::record::SequenceNumber;
+use crate::store::{ObjectStore, StoreError};
+
+/// The last archived position of one shard. Written only after the data object holding that
+/// position is in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The stream.
+    pub stream: String,
+    /// The shard.
+    pub shard_id: String,
+    /// The last archived sequence number (decimal string).
+    pub sequence_number: String,
+    /// The arrival time of that record.
+    pub arrival_ts: String,
+    /// The data object that holds it.
+    pub object: String,
+    /// The run that wrote this checkpoint.
+    pub run_id: String,
+    /// When it was written.
+    pub updated_at: String,
+}
+
+impl Checkpoint {
+    /// The checkpoint's sequence number, parsed.
+    pub fn sequence(&self) -> Result<SequenceNumber, String> {
+        SequenceNumber::parse(&self.sequence_number)
+    }
+}
+
+/// Reads every checkpoint of a stream, by shard id.
+pub async fn read_checkpoints(
+    store: &Arc<dyn ObjectStore>,
+    stream: &str,
+) -> anyhow::Result<BTreeMap<String, Checkpoint>> {
+    let mut out = BTreeMap::new();
+    for meta in store.list(&layout::checkpoint_prefix(stream)).await? {
+        let body = store.get(&meta.key).await?;
+        let cp: Checkpoint = serde_json::from_slice(&body).map_err(|e| {
+            anyhow::anyhow!("{}/{}: corrupt checkpoint: {e}", store.url(), meta.key)
+        })?;
+        out.insert(cp.shard_id.clone(), cp);
+    }
+    Ok(out)
+}
+
+/// Writes one shard's checkpoint.
+pub async fn write_checkpoint(
+    store: &Arc<dyn ObjectStore>,
+    cp: &Checkpoint,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(cp).unwrap_or_default();
+    store
+        .put(
+            &layout::checkpoint_key(&cp.stream, &cp.shard_id),
+            Bytes::from(body),
+        )
+        .await
+}
+
+/// One data object a run wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenObject {
+    /// Its key.
+    pub key: String,
+    /// Records in it.
+    pub records: u64,
+    /// Compressed size.
+    pub bytes: u64,
+}
+
+/// What one run did to one stream of the archive: `_flux/runs/stream=<stream>/<run_id>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RunManifest {
+    /// The run's id (UTC start time plus a random suffix).
+    pub run_id: String,
+    /// The pipeline name.
+    pub pipeline: String,
+    /// The sink stage id that wrote it.
+    pub stage: String,
+    /// The stream archived.
+    pub stream: String,
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// RFC 3339 end.
+    pub finished_at: String,
+    /// "completed" or "failed".
+    pub status: String,
+    /// Records written.
+    pub records: u64,
+    /// Records skipped because an earlier run had archived them already.
+    pub skipped_already_archived: u64,
+    /// Objects found past a checkpoint at start (left by a crashed run) and removed.
+    pub removed_orphans: Vec<String>,
+    /// Objects written.
+    pub objects: Vec<WrittenObject>,
+    /// Gaps found (records that expired before they were archived), one message each.
+    pub gaps: Vec<String>,
+}
+
+/// Writes a run manifest.
+pub async fn write_manifest(
+    store: &Arc<dyn ObjectStore>,
+    manifest: &RunManifest,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    store
+        .put(
+            &layout::run_key(&manifest.stream, &manifest.run_id),
+            Bytes::from(body),
+        )
+        .await
+}

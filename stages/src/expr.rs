@@ -1,0 +1,239 @@
+//! JSONPath (RFC 9535) expressions as pipeline files use them, evaluated with jsonpath-rust.
+//!
+//! - [`Predicate`]: a filter expression such as `@.data.status == 'cancelled' && @.data.total > 100`,
+//!   where `@` is the record's envelope view. It is compiled once into the query `$[?<expr>]` and
+//!   evaluated against a one-element array holding the view.
+//! - [`ValuePath`]: a query such as `$.data.order_id` that selects one value.
+//!
+//! Predicates carry a cheap pre-check: string literals that a conjunction compares for equality
+//! with a `@.data…` field must appear, JSON-encoded, in the raw payload bytes. When one is missing
+//! (and the payload has no backslash escapes that could spell it differently) the record cannot
+//! match and is rejected without parsing the payload.
+
+use jsonpath_rust::parser::model::{
+    Comparable, Comparison, Filter, FilterAtom, JpQuery, Literal, Segment, Selector, SingularQuery,
+    SingularQuerySegment,
+};
+use jsonpath_rust::parser::parse_json_path;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+/// A compiled filter expression.
+#[derive(Debug, Clone)]
+pub struct Predicate {
+    source: String,
+    query: JpQuery,
+    required_literals: Vec<Vec<u8>>,
+    needs_data: bool,
+}
+
+impl Predicate {
+    /// Compiles a filter expression (the part inside `[?…]`).
+    pub fn compile(expr: &str) -> Result<Predicate, String> {
+        let trimmed = expr.trim();
+        if trimmed.is_empty() {
+            return Err("the filter expression is empty".into());
+        }
+        let query = parse_json_path(&format!("$[?{trimmed}]")).map_err(|e| {
+            format!(
+                "invalid filter expression {trimmed:?}: {}",
+                one_line(&e.to_string())
+            )
+        })?;
+        let filter = match query.segments.as_slice() {
+            [Segment::Selector(Selector::Filter(filter))] => filter.clone(),
+            _ => {
+                return Err(format!(
+                    "invalid filter expression {trimmed:?}: expected one filter expression such as \"@.data.status == 'paid'\""
+                ));
+            }
+        };
+        let mut required_literals = Vec::new();
+        collect_required(&filter, &mut required_literals);
+        Ok(Predicate {
+            source: trimmed.to_owned(),
+            query,
+            required_literals,
+            needs_data: trimmed.contains("data"),
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// False when the raw payload certainly cannot match; true when it must be evaluated.
+    pub fn may_match(&self, raw_data: &[u8]) -> bool {
+        if self.required_literals.is_empty() || raw_data.contains(&b'\\') {
+            return true;
+        }
+        self.required_literals
+            .iter()
+            .all(|lit| memfind(raw_data, lit))
+    }
+
+    /// True when the expression mentions the payload at all (otherwise it need not be parsed).
+    pub fn needs_data(&self) -> bool {
+        self.needs_data
+    }
+
+    /// Evaluates the predicate against a record's envelope view.
+    pub fn matches(&self, view: Value) -> bool {
+        let root = Value::Array(vec![view]);
+        match js_path_process(&self.query, &root) {
+            Ok(hits) => !hits.is_empty(),
+            Err(_) => false,
+        }
+    }
+}
+
+fn collect_required(filter: &Filter, out: &mut Vec<Vec<u8>>) {
+    match filter {
+        Filter::And(parts) => parts.iter().for_each(|p| collect_required(p, out)),
+        Filter::Atom(FilterAtom::Comparison(cmp)) => {
+            if let Comparison::Eq(a, b) = cmp.as_ref() {
+                let lit = match (a, b) {
+                    (Comparable::SingularQuery(q), Comparable::Literal(Literal::String(s)))
+                    | (Comparable::Literal(Literal::String(s)), Comparable::SingularQuery(q))
+                        if targets_data(q) =>
+                    {
+                        Some(s)
+                    }
+                    _ => None,
+                };
+                if let Some(s) = lit {
+                    // Serializing a string cannot fail.
+                    out.push(serde_json::to_vec(s).unwrap_or_default());
+                }
+            }
+        }
+        Filter::Atom(FilterAtom::Filter { expr, not: false }) => collect_required(expr, out),
+        _ => {}
+    }
+}
+
+fn targets_data(q: &SingularQuery) -> bool {
+    match q {
+        SingularQuery::Current(segs) => {
+            matches!(segs.first(), Some(SingularQuerySegment::Name(n)) if n == "data")
+                && segs.len() > 1
+        }
+        SingularQuery::Root(_) => false,
+    }
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let first = needle[0];
+    let mut start = 0;
+    while let Some(pos) = hay[start..].iter().position(|&b| b == first) {
+        let at = start + pos;
+        if hay[at..].starts_with(needle) {
+            return true;
+        }
+        start = at + 1;
+    }
+    false
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A compiled JSONPath query that selects a single value, e.g. `$.data.order_id`.
+#[derive(Debug, Clone)]
+pub struct ValuePath {
+    source: String,
+    query: JpQuery,
+}
+
+impl ValuePath {
+    /// Compiles a query; it must start with `$`.
+    pub fn compile(path: &str) -> Result<ValuePath, String> {
+        let trimmed = path.trim();
+        if !trimmed.starts_with('$') {
+            return Err(format!(
+                "invalid JSONPath {trimmed:?}: a path starts with `$`, e.g. \"$.data.order_id\""
+            ));
+        }
+        let query = parse_json_path(trimmed)
+            .map_err(|e| format!("invalid JSONPath {trimmed:?}: {}", one_line(&e.to_string())))?;
+        Ok(ValuePath {
+            source: trimmed.to_owned(),
+            query,
+        })
+    }
+
+    /// The path as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The first value the path selects, if any.
+    pub fn select<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        js_path_process(&self.query, value)
+            .ok()
+            .and_then(|hits| hits.into_iter().next().map(|h| h.val))
+    }
+
+    /// The selected value as a key string: strings as they are, other scalars as JSON text;
+    /// `None` when nothing (or null) is selected.
+    pub fn select_key(&self, value: &Value) -> Option<String> {
+        match self.select(value)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn predicates_match_the_view() {
+        let p = Predicate::compile("@.data.status == 'cancelled' && @.data.total > 100").unwrap();
+        assert!(p.matches(json!({"data": {"status": "cancelled", "total": 101}})));
+        assert!(!p.matches(json!({"data": {"status": "cancelled", "total": 99}})));
+        assert!(!p.matches(json!({"data": {"status": "paid", "total": 500}})));
+        assert!(!p.matches(json!({"data": "not an object"})));
+        let shard = Predicate::compile("@.shard_id == 'shardId-000000000001'").unwrap();
+        assert!(shard.matches(json!({"shard_id": "shardId-000000000001"})));
+    }
+
+    #[test]
+    fn precheck_rejects_only_impossible_payloads() {
+        let p = Predicate::compile("@.data.status == 'cancelled' && @.data.total > 100").unwrap();
+        assert!(!p.may_match(br#"{"status":"paid","total":500}"#));
+        assert!(p.may_match(br#"{"status":"cancelled","total":5}"#));
+        assert!(p.may_match(br#"{"status":"\u0063ancelled","total":500}"#));
+        let or = Predicate::compile("@.data.status == 'a' || @.data.status == 'b'").unwrap();
+        assert!(or.may_match(b"{}"));
+    }
+
+    #[test]
+    fn invalid_expressions_are_errors() {
+        assert!(Predicate::compile("@.data.status = 'x'").is_err());
+        assert!(Predicate::compile("").is_err());
+        assert!(ValuePath::compile("data.order_id").is_err());
+    }
+
+    #[test]
+    fn value_paths_select_keys() {
+        let p = ValuePath::compile("$.data.order_id").unwrap();
+        assert_eq!(
+            p.select_key(&json!({"data": {"order_id": "o-1"}})).unwrap(),
+            "o-1"
+        );
+        assert_eq!(
+            p.select_key(&json!({"data": {"order_id": 7}})).unwrap(),
+            "7"
+        );
+        assert!(p.select_key(&json!({"data": {}})).is_none());
+    }
+}

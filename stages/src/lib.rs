@@ -1,0 +1,16 @@
+//! flux-stages: the record, the stage contracts, and every stage kind of flux-engine.
+//!
+//! The engine (crate `flux-engine`) reads pipeline files, compiles them into a DAG and runs it;
+//! everything a stage does lives here, one file per stage kind, reached through [`registry`].
+
+pub mod archive;
+pub mod channel;
+pub mod expr;
+pub mod record;
+pub mod registry;
+pub mod sink;
+pub mod source;
+pub mod stage;
+pub mod store;
+pub mod transform;
+pub mod units;

@@ -1,0 +1,409 @@
+//! The record that flows through a pipeline, and its archive envelope (DESIGN §4).
+//!
+//! A [`Record`] keeps its payload as the exact bytes the producer sent. When it is written to the
+//! archive, [`Record::write_envelope`] embeds the payload verbatim under `data` when it is one line
+//! of valid JSON, and base64-encodes it under `data_b64` otherwise, so a replay writes back exactly
+//! the original bytes. [`Record::parse_envelope`] is the inverse and never re-serializes `data`.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A Kinesis sequence number: a decimal string of up to 128 bits, compared numerically.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SequenceNumber(Arc<str>);
+
+impl SequenceNumber {
+    /// Wraps a decimal string; fails unless it is a non-empty run of ASCII digits.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "sequence number must be a decimal string, found {text:?}"
+            ));
+        }
+        Ok(Self(Arc::from(text)))
+    }
+
+    /// A synthetic sequence number for records that never came from Kinesis.
+    pub fn from_u64(n: u64) -> Self {
+        Self(Arc::from(n.to_string()))
+    }
+
+    /// The decimal text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn significant(&self) -> &str {
+        let trimmed = self.0.trim_start_matches('0');
+        if trimmed.is_empty() { "0" } else { trimmed }
+    }
+}
+
+impl Ord for SequenceNumber {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.significant(), other.significant());
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One record of a stream: its position, its key, its arrival time and its payload bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The stream the record was read from.
+    pub stream: Arc<str>,
+    /// The shard the record was read from, e.g. `shardId-000000000001`.
+    pub shard_id: Arc<str>,
+    /// The record's position in its shard.
+    pub sequence_number: SequenceNumber,
+    /// The position inside an aggregated (KPL) record, when the record was de-aggregated.
+    pub sub_sequence_number: Option<u64>,
+    /// The key the producer chose; it selected the shard.
+    pub partition_key: String,
+    /// When Kinesis accepted the record, in UTC milliseconds.
+    pub arrival_ts: DateTime<Utc>,
+    /// The payload: exactly the bytes the producer sent.
+    pub data: Bytes,
+    /// Annotations added by the pipeline (dead-letter reasons, window bounds, …), if any.
+    pub annotations: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// How a payload is stored in the envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadForm {
+    /// One line of valid JSON without surrounding whitespace: embedded verbatim under `data`.
+    Json,
+    /// Anything else: base64 under `data_b64`.
+    Binary,
+}
+
+/// Tells how `data` must be stored so that it round-trips byte for byte.
+pub fn payload_form(data: &[u8]) -> PayloadForm {
+    let (Some(first), Some(last)) = (data.first(), data.last()) else {
+        return PayloadForm::Binary;
+    };
+    if first.is_ascii_whitespace() || last.is_ascii_whitespace() {
+        return PayloadForm::Binary;
+    }
+    if data.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return PayloadForm::Binary;
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(data) {
+        Ok(_) => PayloadForm::Json,
+        Err(_) => PayloadForm::Binary,
+    }
+}
+
+/// Formats a timestamp as the envelope does: RFC 3339, UTC, milliseconds, `Z`.
+pub fn format_ts(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses an RFC 3339 timestamp into UTC.
+pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("invalid RFC 3339 time {text:?}: {e}"))
+}
+
+/// Milliseconds since the epoch as a UTC time (clamped to the epoch when out of range).
+pub fn ts_from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct EnvelopeRef<'a> {
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    shard_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sequence_number: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    sub_sequence_number: Option<u64>,
+    #[serde(borrow)]
+    partition_key: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    arrival_ts: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data_b64: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    annotations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Reuses the `Arc<str>` of the previous record when the value repeats (stream and shard ids do).
+#[derive(Default)]
+pub struct Interner {
+    last: Vec<Arc<str>>,
+}
+
+impl Interner {
+    /// Returns a shared string equal to `text`, reusing a recent one where possible.
+    pub fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(hit) = self.last.iter().find(|s| &***s == text) {
+            return hit.clone();
+        }
+        let fresh: Arc<str> = Arc::from(text);
+        if self.last.len() >= 8 {
+            self.last.remove(0);
+        }
+        self.last.push(fresh.clone());
+        fresh
+    }
+}
+
+impl Record {
+    /// Parses one archive line (an envelope) into a record.
+    pub fn parse_envelope(line: &[u8], interner: &mut Interner) -> Result<Record, String> {
+        let env: EnvelopeRef<'_> =
+            serde_json::from_slice(line).map_err(|e| format!("invalid envelope: {e}"))?;
+        let data = match (env.data, env.data_b64) {
+            (Some(raw), None) => Bytes::copy_from_slice(raw.get().as_bytes()),
+            (None, Some(b64)) => Bytes::from(
+                BASE64
+                    .decode(b64.as_bytes())
+                    .map_err(|e| format!("invalid envelope: data_b64 is not base64: {e}"))?,
+            ),
+            (Some(_), Some(_)) => {
+                return Err("invalid envelope: both `data` and `data_b64` are present".into());
+            }
+            (None, None) => {
+                return Err("invalid envelope: neither `data` nor `data_b64` is present".into());
+            }
+        };
+        Ok(Record {
+            stream: interner.intern(&env.stream),
+            shard_id: interner.intern(&env.shard_id),
+            sequence_number: SequenceNumber::parse(&env.sequence_number)
+                .map_err(|e| format!("invalid envelope: {e}"))?,
+            sub_sequence_number: env.sub_sequence_number,
+            partition_key: env.partition_key.into_owned(),
+            arrival_ts: parse_ts(&env.arrival_ts).map_err(|e| format!("invalid envelope: {e}"))?,
+            data,
+            annotations: env.annotations.filter(|m| !m.is_empty()).map(Box::new),
+        })
+    }
+
+    /// Appends this record's envelope as one JSON line (with the trailing newline) to `out`.
+    pub fn write_envelope(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"stream\":");
+        write_json_str(out, &self.stream);
+        out.extend_from_slice(b",\"shard_id\":");
+        write_json_str(out, &self.shard_id);
+        out.extend_from_slice(b",\"sequence_number\":\"");
+        out.extend_from_slice(self.sequence_number.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(sub) = self.sub_sequence_number {
+            out.extend_from_slice(format!(",\"sub_sequence_number\":{sub}").as_bytes());
+        }
+        out.extend_from_slice(b",\"partition_key\":");
+        write_json_str(out, &self.partition_key);
+        out.extend_from_slice(b",\"arrival_ts\":\"");
+        out.extend_from_slice(format_ts(&self.arrival_ts).as_bytes());
+        out.push(b'"');
+        match payload_form(&self.data) {
+            PayloadForm::Json => {
+                out.extend_from_slice(b",\"data\":");
+                out.extend_from_slice(&self.data);
+            }
+            PayloadForm::Binary => {
+                out.extend_from_slice(b",\"data_b64\":\"");
+                out.extend_from_slice(BASE64.encode(&self.data).as_bytes());
+                out.push(b'"');
+            }
+        }
+        if let Some(annotations) = &self.annotations {
+            out.extend_from_slice(b",\"annotations\":");
+            // A map of JSON values always serializes.
+            out.extend_from_slice(&serde_json::to_vec(annotations).unwrap_or_default());
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// The number of bytes this record accounts for in channel and size limits.
+    pub fn weight(&self) -> usize {
+        self.data.len() + self.partition_key.len() + 64
+    }
+
+    /// Parses the payload as JSON, if it is JSON.
+    pub fn data_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.data).ok()
+    }
+
+    /// The envelope view used by filter expressions and templates:
+    /// `{stream, shard_id, sequence_number, partition_key, arrival_ts, data}`, where `data` is the
+    /// parsed payload when it is JSON and the payload text (or null when not UTF-8) otherwise.
+    pub fn view(&self, data: serde_json::Value) -> serde_json::Value {
+        let mut map = serde_json::Map::with_capacity(7);
+        map.insert("stream".into(), self.stream.as_ref().into());
+        map.insert("shard_id".into(), self.shard_id.as_ref().into());
+        map.insert(
+            "sequence_number".into(),
+            self.sequence_number.as_str().into(),
+        );
+        map.insert("partition_key".into(), self.partition_key.as_str().into());
+        map.insert("arrival_ts".into(), format_ts(&self.arrival_ts).into());
+        map.insert("data".into(), data);
+        if let Some(annotations) = &self.annotations {
+            map.insert(
+                "annotations".into(),
+                serde_json::Value::Object((**annotations).clone()),
+            );
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// The payload as the view shows it: parsed JSON, else text, else null.
+    pub fn data_view(&self) -> serde_json::Value {
+        if let Some(v) = self.data_json() {
+            return v;
+        }
+        match std::str::from_utf8(&self.data) {
+            Ok(text) => serde_json::Value::String(text.to_owned()),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
+    /// Adds an annotation, creating the annotation map when needed.
+    pub fn annotate(&mut self, key: &str, value: serde_json::Value) {
+        self.annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value);
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A batch of records moving between stages. Batches are shared (`Arc`) on fan-out, never copied.
+pub type Batch = Vec<Record>;
+
+/// The total weight (see [`Record::weight`]) of a batch.
+pub fn batch_weight(batch: &[Record]) -> usize {
+    batch.iter().map(Record::weight).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: &[u8]) -> Record {
+        Record {
+            stream: "orders".into(),
+            shard_id: "shardId-000000000001".into(),
+            sequence_number: SequenceNumber::parse(
+                "49590338271490256608559692538361571095921575989136588898",
+            )
+            .unwrap(),
+            sub_sequence_number: None,
+            partition_key: "c-\"17\"".into(),
+            arrival_ts: parse_ts("2026-11-25T10:00:00.123Z").unwrap(),
+            data: Bytes::copy_from_slice(data),
+            annotations: None,
+        }
+    }
+
+    fn round_trip(data: &[u8]) -> (Vec<u8>, Record) {
+        let mut line = Vec::new();
+        record(data).write_envelope(&mut line);
+        let parsed = Record::parse_envelope(&line, &mut Interner::default()).unwrap();
+        (line, parsed)
+    }
+
+    #[test]
+    fn json_payload_is_embedded_verbatim() {
+        let data = br#"{"order_id":"o-1","total":1.50,"name":"Zo\u00eb"}"#;
+        let (line, parsed) = round_trip(data);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains(r#""data":{"order_id":"o-1","total":1.50,"name":"Zo\u00eb"}"#));
+        assert_eq!(parsed.data.as_ref(), data);
+        assert_eq!(parsed, record(data));
+    }
+
+    #[test]
+    fn non_json_payloads_round_trip_through_base64() {
+        let cases: [&[u8]; 6] = [
+            b"plain text",
+            b"{\"a\":\n1}",
+            b" {\"a\":1}",
+            b"{\"a\":1} ",
+            &[0xff, 0x00, 0x10],
+            b"",
+        ];
+        for data in cases {
+            let (line, parsed) = round_trip(data);
+            assert!(String::from_utf8_lossy(&line).contains("\"data_b64\":"));
+            assert_eq!(parsed.data.as_ref(), data);
+        }
+    }
+
+    #[test]
+    fn envelope_is_one_line_of_json() {
+        let (line, _) = round_trip(b"[1,2,3]");
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["partition_key"], "c-\"17\"");
+        assert_eq!(v["arrival_ts"], "2026-11-25T10:00:00.123Z");
+        assert_eq!(v["data"], serde_json::json!([1, 2, 3]));
+    }
+
+    #[test]
+    fn annotations_round_trip() {
+        let mut r = record(b"1");
+        r.annotate("error", "bad".into());
+        let mut line = Vec::new();
+        r.write_envelope(&mut line);
+        let back = Record::parse_envelope(&line, &mut Interner::default()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        let a = SequenceNumber::parse("9").unwrap();
+        let b = SequenceNumber::parse("10").unwrap();
+        let c = SequenceNumber::parse("0010").unwrap();
+        assert!(a < b);
+        assert_eq!(b.cmp(&c), Ordering::Equal);
+        assert!(SequenceNumber::parse("12a").is_err());
+        assert!(SequenceNumber::parse("").is_err());
+    }
+
+    #[test]
+    fn bad_envelopes_say_why() {
+        let mut i = Interner::default();
+        let err = Record::parse_envelope(b"{\"stream\":1}", &mut i).unwrap_err();
+        assert!(err.starts_with("invalid envelope"), "{err}");
+        let line = br#"{"stream":"s","shard_id":"a","sequence_number":"1","partition_key":"k","arrival_ts":"2026-11-25T10:00:00Z"}"#;
+        let err = Record::parse_envelope(line, &mut i).unwrap_err();
+        assert!(err.contains("neither"), "{err}");
+    }
+}

@@ -1,0 +1,166 @@
+//! The closed set of stage kinds, selected by a stage table's `type` key.
+//!
+//! The engine reads `type` from a stage table first, then decodes the rest of the table with
+//! [`SourceConfig::decode`] (and friends) on the TOML deserializer itself, so every error keeps
+//! its line and key path. A new stage kind adds its file and one arm in each `match` here.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer};
+
+use crate::sink::archive::{ArchiveSinkConfig, RunInfo};
+use crate::sink::file::FileSinkConfig;
+use crate::source::archive::ArchiveSourceConfig;
+use crate::source::file::FileSourceConfig;
+use crate::stage::{Sink, Source, Transform};
+use crate::transform::annotate::AnnotateConfig;
+use crate::transform::filter::FilterConfig;
+
+/// The three sections of a pipeline file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// `[sources.<id>]`
+    Source,
+    /// `[transforms.<id>]`
+    Transform,
+    /// `[sinks.<id>]`
+    Sink,
+}
+
+impl Role {
+    /// The section name in a pipeline file.
+    pub fn section(self) -> &'static str {
+        match self {
+            Role::Source => "sources",
+            Role::Transform => "transforms",
+            Role::Sink => "sinks",
+        }
+    }
+
+    /// The singular noun, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Transform => "transform",
+            Role::Sink => "sink",
+        }
+    }
+
+    /// The stage types this section accepts.
+    pub fn kinds(self) -> &'static [&'static str] {
+        match self {
+            Role::Source => &["archive", "file"],
+            Role::Transform => &["annotate", "filter"],
+            Role::Sink => &["archive", "file"],
+        }
+    }
+
+    /// Stage types that are planned but not yet available, for a clearer message.
+    pub fn planned_kinds(self) -> &'static [&'static str] {
+        match self {
+            Role::Source => &["kinesis"],
+            Role::Transform => &["compact", "window"],
+            Role::Sink => &["kinesis", "ddl"],
+        }
+    }
+}
+
+/// What stages need to know about the run when they are built.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// This run's id.
+    pub run_id: String,
+    /// The stage's id.
+    pub stage: String,
+}
+
+/// A decoded stage configuration of any role.
+#[derive(Debug, Clone)]
+pub enum StageConfig {
+    /// `type = "file"` source.
+    FileSource(FileSourceConfig),
+    /// `type = "archive"` source.
+    ArchiveSource(ArchiveSourceConfig),
+    /// `type = "filter"` transform.
+    Filter(FilterConfig),
+    /// `type = "annotate"` transform.
+    Annotate(AnnotateConfig),
+    /// `type = "file"` sink.
+    FileSink(FileSinkConfig),
+    /// `type = "archive"` sink.
+    ArchiveSink(ArchiveSinkConfig),
+}
+
+/// A stage, built and ready to run.
+pub enum BuiltStage {
+    /// A source.
+    Source(Box<dyn Source>),
+    /// A transform.
+    Transform(Box<dyn Transform>),
+    /// A sink.
+    Sink(Box<dyn Sink>),
+}
+
+impl StageConfig {
+    /// Decodes the stage table (without the engine keys) as the config of `role`/`kind`.
+    /// `Ok(None)` when the kind is unknown for the role.
+    pub fn decode<'de, D: Deserializer<'de>>(
+        role: Role,
+        kind: &str,
+        d: D,
+    ) -> Result<Option<StageConfig>, D::Error> {
+        Ok(Some(match (role, kind) {
+            (Role::Source, "file") => StageConfig::FileSource(FileSourceConfig::deserialize(d)?),
+            (Role::Source, "archive") => {
+                StageConfig::ArchiveSource(ArchiveSourceConfig::deserialize(d)?)
+            }
+            (Role::Transform, "filter") => StageConfig::Filter(FilterConfig::deserialize(d)?),
+            (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
+            (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
+            (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Checks what serde cannot: value ranges, URLs, templates. The message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            StageConfig::FileSource(c) => c.validate(),
+            StageConfig::ArchiveSource(c) => c.validate(),
+            StageConfig::Filter(_) => Ok(()),
+            StageConfig::Annotate(c) => c.validate(),
+            StageConfig::FileSink(_) => Ok(()),
+            StageConfig::ArchiveSink(c) => c.validate(),
+        }
+    }
+
+    /// Builds the runnable stage.
+    pub fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
+        Ok(match self {
+            StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
+            StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build()?),
+            StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
+            StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
+            StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
+            StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(RunInfo {
+                run_id: ctx.run_id.clone(),
+                pipeline: ctx.pipeline.clone(),
+                stage: ctx.stage.clone(),
+            })?),
+        })
+    }
+
+    /// The JSON Schema of a kind's own keys (without the engine keys).
+    pub fn schema(role: Role, kind: &str, generator: &mut SchemaGenerator) -> Option<Schema> {
+        Some(match (role, kind) {
+            (Role::Source, "file") => FileSourceConfig::json_schema(generator),
+            (Role::Source, "archive") => ArchiveSourceConfig::json_schema(generator),
+            (Role::Transform, "filter") => FilterConfig::json_schema(generator),
+            (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
+            (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
+            (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
+            _ => return None,
+        })
+    }
+}

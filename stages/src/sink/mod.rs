@@ -1,0 +1,4 @@
+//! Sinks: where records leave a pipeline.
+
+pub mod archive;
+pub mod file;

@@ -1,0 +1,270 @@
+//! The contracts every stage kind implements, and what the runtime hands them.
+//!
+//! A [`Source`] produces batches into its [`Output`]; a [`Transform`] turns each input batch into
+//! output records synchronously (stateful ones keep state across batches and flush it on barriers
+//! and at the end); a [`Sink`] writes batches somewhere and makes them durable on barriers and at
+//! the end. Every stage may route records it cannot process to its `dead_letter` port
+//! (`inputs = ["<stage>.dead_letter"]` downstream); when nothing reads that port the run stops
+//! with an error that counts the rejected records and shows the first. Nothing is dropped silently.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::{Message, Sender};
+use crate::record::{Batch, Record, batch_weight};
+
+/// The name of the port that carries records a stage could not process.
+pub const DEAD_LETTER_PORT: &str = "dead_letter";
+
+/// Counters of one stage, read by progress reporting and the final summary.
+#[derive(Debug, Default)]
+pub struct StageMetrics {
+    /// Records received from upstream (sources: records read).
+    pub records_in: AtomicU64,
+    /// Bytes (payload and key) received from upstream.
+    pub bytes_in: AtomicU64,
+    /// Records sent downstream (sinks: records written).
+    pub records_out: AtomicU64,
+    /// Bytes sent downstream (sinks: bytes written).
+    pub bytes_out: AtomicU64,
+    /// Records sent to the dead-letter port.
+    pub dead_lettered: AtomicU64,
+    /// Records skipped on purpose and counted (e.g. already archived before a rerun).
+    pub skipped: AtomicU64,
+}
+
+impl StageMetrics {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A record the stage could not process, with the reason.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// The record as it was received.
+    pub record: Record,
+    /// Why it was rejected, e.g. "payload is not JSON: expected value at line 1 column 1".
+    pub reason: String,
+}
+
+/// Where a stage sends its records: every downstream edge of its main port and of its dead-letter
+/// port. Fan-out sends the same shared batch to each edge in turn, so the slowest consumer paces
+/// the stage.
+pub struct Output {
+    stage: Arc<str>,
+    main: Vec<Sender>,
+    dead_letter: Vec<Sender>,
+    metrics: Arc<StageMetrics>,
+}
+
+/// Records could not be delivered: either downstream is gone, or records were rejected while no
+/// stage reads the dead-letter port.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A downstream stage stopped (it failed, or the run is being stopped).
+    #[error("a downstream stage stopped")]
+    Closed,
+    /// Records were rejected and no stage reads this stage's dead-letter port.
+    #[error(
+        "{count} record(s) could not be processed and no stage reads `{stage}.dead_letter`; first: {first}"
+    )]
+    Rejected {
+        /// The rejecting stage.
+        stage: String,
+        /// How many records were rejected in the failing batch.
+        count: usize,
+        /// The first rejected record's position and reason.
+        first: String,
+    },
+}
+
+impl Output {
+    /// An output for `stage` with its downstream edges.
+    pub fn new(
+        stage: Arc<str>,
+        main: Vec<Sender>,
+        dead_letter: Vec<Sender>,
+        metrics: Arc<StageMetrics>,
+    ) -> Self {
+        Output {
+            stage,
+            main,
+            dead_letter,
+            metrics,
+        }
+    }
+
+    /// The stage's id.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// The stage's counters.
+    pub fn metrics(&self) -> &Arc<StageMetrics> {
+        &self.metrics
+    }
+
+    /// True when some stage reads the dead-letter port.
+    pub fn has_dead_letter(&self) -> bool {
+        !self.dead_letter.is_empty()
+    }
+
+    /// Sends a batch to every downstream edge of the main port (no-op for an empty batch).
+    pub async fn send(&self, batch: Batch) -> Result<(), OutputError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        StageMetrics::add(&self.metrics.records_out, batch.len());
+        StageMetrics::add(&self.metrics.bytes_out, batch_weight(&batch));
+        broadcast(&self.main, Message::Batch(Arc::new(batch))).await
+    }
+
+    /// Forwards an already shared batch (pass-through stages avoid a copy).
+    pub async fn send_shared(&self, batch: Arc<Batch>) -> Result<(), OutputError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        StageMetrics::add(&self.metrics.records_out, batch.len());
+        StageMetrics::add(&self.metrics.bytes_out, batch_weight(&batch));
+        broadcast(&self.main, Message::Batch(batch)).await
+    }
+
+    /// Routes rejected records to the dead-letter port, annotated with `error` =
+    /// `{stage, reason}`; fails with [`OutputError::Rejected`] when nothing reads that port.
+    pub async fn reject(&self, rejected: Vec<Rejected>) -> Result<(), OutputError> {
+        let Some(first) = rejected.first() else {
+            return Ok(());
+        };
+        if self.dead_letter.is_empty() {
+            return Err(OutputError::Rejected {
+                stage: self.stage.to_string(),
+                count: rejected.len(),
+                first: format!(
+                    "{} {} sequence {}: {}",
+                    first.record.stream,
+                    first.record.shard_id,
+                    first.record.sequence_number,
+                    first.reason
+                ),
+            });
+        }
+        StageMetrics::add(&self.metrics.dead_lettered, rejected.len());
+        let batch: Batch = rejected
+            .into_iter()
+            .map(|r| {
+                let mut record = r.record;
+                record.annotate(
+                    "error",
+                    serde_json::json!({ "stage": &*self.stage, "reason": r.reason }),
+                );
+                record
+            })
+            .collect();
+        broadcast(&self.dead_letter, Message::Batch(Arc::new(batch))).await
+    }
+
+    /// Sends a checkpoint barrier on every edge.
+    pub async fn barrier(&self, id: u64) -> Result<(), OutputError> {
+        broadcast(&self.main, Message::Barrier(id)).await?;
+        broadcast(&self.dead_letter, Message::Barrier(id)).await
+    }
+
+    /// Signals the end of this stage's output on every edge.
+    pub async fn end(&self) -> Result<(), OutputError> {
+        broadcast(&self.main, Message::End).await?;
+        broadcast(&self.dead_letter, Message::End).await
+    }
+}
+
+async fn broadcast(edges: &[Sender], msg: Message) -> Result<(), OutputError> {
+    for edge in edges {
+        edge.send(msg.clone())
+            .await
+            .map_err(|_| OutputError::Closed)?;
+    }
+    Ok(())
+}
+
+/// What a source gets to run: its output and the run's stop signal.
+pub struct SourceContext {
+    /// Where the source sends its batches.
+    pub output: Output,
+    /// Cancelled when the run is asked to stop (Ctrl-C): finish the current batch and return.
+    pub stop: CancellationToken,
+}
+
+/// A stage that reads records from outside the pipeline.
+#[async_trait]
+pub trait Source: Send {
+    /// Reads until the input is exhausted or `ctx.stop` is cancelled, sending batches to
+    /// `ctx.output`. The runtime sends [`Message::End`] after it returns `Ok`.
+    async fn run(&mut self, ctx: &mut SourceContext) -> anyhow::Result<()>;
+}
+
+/// Collects what a transform produces from one batch.
+#[derive(Default)]
+pub struct Emit {
+    /// Records for the main port.
+    pub records: Batch,
+    /// Records for the dead-letter port.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A stage that turns records into records. Runs synchronously on each batch; the runtime moves
+/// the results downstream.
+pub trait Transform: Send {
+    /// Processes one batch. Returning `Ok(None)` forwards the input batch unchanged (shared).
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass>;
+
+    /// Called on a checkpoint barrier, before it is forwarded. Stateful transforms emit or persist
+    /// what the barrier closes.
+    fn barrier(&mut self, _id: u64, _emit: &mut Emit) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Called once when every input has ended; emits any remaining state.
+    fn finish(&mut self, _emit: &mut Emit) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a transform did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Its output is in [`Emit`].
+    Emitted,
+    /// Every record passes unchanged: the runtime forwards the shared input batch.
+    Unchanged,
+}
+
+/// A summary line a sink reports at the end (objects written, checkpoints, …).
+pub type SinkReport = Vec<String>;
+
+/// A stage that writes records outside the pipeline.
+#[async_trait]
+pub trait Sink: Send {
+    /// Writes (or buffers) one batch. Records it cannot write go to `rejected`.
+    async fn write(
+        &mut self,
+        batch: Arc<Batch>,
+        rejected: &mut Vec<Rejected>,
+    ) -> anyhow::Result<()>;
+
+    /// Makes everything received so far durable (checkpoint barrier).
+    async fn barrier(&mut self, _id: u64) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Flushes and commits at the end of the input; returns lines for the run summary.
+    async fn finish(&mut self) -> anyhow::Result<SinkReport>;
+}

@@ -1,0 +1,195 @@
+//! A local directory as an object store. Writes go to a hidden temporary file first and are
+//! renamed into place, so a reader never sees half an object and a crash leaves no partial object.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectMeta, ObjectStore, StoreError};
+
+/// An object store rooted at a directory (created on first write).
+#[derive(Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl LocalStore {
+    /// A store rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        if key.split('/').any(|part| part == ".." || part.is_empty()) && !key.is_empty() {
+            return Err(StoreError::Other {
+                key: key.to_owned(),
+                message: "invalid object key".into(),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn url(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let k = key.to_owned();
+        blocking(move || {
+            std::fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| StoreError::io(&k, e))
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let k = key.to_owned();
+        blocking(move || write_atomic(&path, &body).map_err(|e| StoreError::io(&k, e))).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            // Start at the deepest folder the prefix names completely.
+            let dir_part = match prefix.rfind('/') {
+                Some(i) => &prefix[..i],
+                None => "",
+            };
+            let mut out = Vec::new();
+            walk(&root, &root.join(dir_part), &mut out).map_err(|e| StoreError::io(&prefix, e))?;
+            out.retain(|m| m.key.starts_with(&prefix));
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let k = key.to_owned();
+        blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&k, e)),
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Other {
+            key: String::new(),
+            message: format!("I/O task failed: {e}"),
+        })?
+}
+
+fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            walk(root, &path, out)?;
+        } else if ty.is_file() {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(ObjectMeta {
+                key,
+                size: entry.metadata()?.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        store
+            .put("a/b/c.json", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        store
+            .put("a/d.json", Bytes::from_static(b"yy"))
+            .await
+            .unwrap();
+        store.put("z.json", Bytes::from_static(b"z")).await.unwrap();
+        assert_eq!(store.get("a/b/c.json").await.unwrap().as_ref(), b"x");
+        let keys: Vec<_> = store
+            .list("a/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys, ["a/b/c.json", "a/d.json"]);
+        assert_eq!(store.list("").await.unwrap().len(), 3);
+        assert_eq!(store.list("a/b").await.unwrap().len(), 1);
+        store.delete("a/d.json").await.unwrap();
+        store.delete("a/d.json").await.unwrap();
+        assert!(matches!(
+            store.get("a/d.json").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.get_opt("nope").await.unwrap().is_none());
+        assert!(store.get("../etc/passwd").await.is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! The object store the archive lives in, behind one small trait.
+//!
+//! Keys are `/`-separated paths relative to the store's root URL. Implementations: a local
+//! directory ([`local::LocalStore`], for `file://` URLs and plain paths); S3 comes with archival.
+
+pub mod local;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The key relative to the store root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What can go wrong talking to a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("{0}: no such object")]
+    NotFound(String),
+    /// Any other failure, with the store's message.
+    #[error("{key}: {message}")]
+    Other {
+        /// The key or prefix involved.
+        key: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Wraps an I/O error for `key`.
+    pub fn io(key: &str, err: std::io::Error) -> StoreError {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound(key.to_owned())
+        } else {
+            StoreError::Other {
+                key: key.to_owned(),
+                message: err.to_string(),
+            }
+        }
+    }
+}
+
+/// An object store: whole-object get and put, listing, delete.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + Debug {
+    /// The store's root as a URL, for messages.
+    fn url(&self) -> String;
+
+    /// Reads a whole object.
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+
+    /// Writes a whole object atomically: readers see the old object or the new one, never a part.
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError>;
+
+    /// Lists every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Deletes an object; deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Reads an object, `None` when it does not exist.
+    async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.get(key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Opens the store a URL names: `file:///abs/dir`, `file://./rel/dir`, or a plain path.
+pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err(format!("{url:?} names no directory"));
+        }
+        return Ok(Arc::new(local::LocalStore::new(rest)));
+    }
+    if url.starts_with("s3://") {
+        return Err(format!(
+            "{url:?}: the S3 store is not available in this build yet; use a local directory (file://…)"
+        ));
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(format!(
+            "{url:?}: unsupported URL scheme {scheme:?}; expected file:// or a plain path"
+        ));
+    }
+    if url.is_empty() {
+        return Err("the store URL is empty".into());
+    }
+    Ok(Arc::new(local::LocalStore::new(url)))
+}
+
+/// Checks a store URL without opening it (for compile-time validation).
+pub fn check_url(url: &str) -> Result<(), String> {
+    open(url).map(|_| ())
+}

@@ -1,0 +1,364 @@
+//! `annotate` transform: adds fields under `_flux` (or `under`) in each JSON payload, and the
+//! replay annotation of the replay protocol (DESIGN §5).
+//!
+//! ```toml
+//! [transforms.mark]
+//! type = "annotate"
+//! inputs = ["latest"]
+//! fields = { ticket = "INC-123", source_shard = "{{ record.shard_id }}" }
+//! replay = { id = "INC-123", mode = "overwrite" }
+//! ```
+//!
+//! A payload `{"order_id":"o-1"}` becomes
+//! `{"order_id":"o-1","_flux":{"ticket":"INC-123",…,"replay":{"id":"INC-123","mode":"overwrite"},
+//! "origin":{"stream":…,"shard_id":…,"sequence_number":…,"arrival_ts":…}}}`. The payload's own
+//! bytes are kept as they are; the annotation is appended (or merged into an existing `_flux`
+//! object). Payloads that are not JSON objects go to `dead_letter` (or stop the run).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::record::{Batch, Record, format_ts};
+use crate::stage::{Emit, Pass, Rejected, Transform};
+
+/// How consumers treat a replayed record (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayMode {
+    /// Apply only where the replayed record is newer than the consumer's state.
+    Fill,
+    /// Apply unless the consumer's state came from a live record that arrived after the fence.
+    Overwrite,
+}
+
+/// The replay annotation: marks records as replayed, with their origin.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySpec {
+    /// The replay's id, e.g. the incident ticket.
+    pub id: String,
+    /// `fill` or `overwrite`.
+    pub mode: ReplayMode,
+}
+
+/// Adds annotations to JSON payloads.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnnotateConfig {
+    /// Fields to add: constants (any TOML value) or strings with `{{ … }}` templates rendered per
+    /// record, with `record` = `{stream, shard_id, sequence_number, partition_key, arrival_ts,
+    /// data}`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Value>,
+    /// The payload key the annotations go under. Default `_flux`.
+    #[serde(default = "default_under")]
+    pub under: String,
+    /// Adds `replay = {id, mode}` and `origin = {stream, shard_id, sequence_number, arrival_ts}`.
+    #[serde(default)]
+    pub replay: Option<ReplaySpec>,
+}
+
+fn default_under() -> String {
+    "_flux".into()
+}
+
+impl AnnotateConfig {
+    /// Compiles templates and builds the transform.
+    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+        Ok(Box::new(Annotate::new(self)?))
+    }
+
+    /// Checks the settings: a non-empty `under`, at least one annotation, templates that parse.
+    pub fn validate(&self) -> Result<(), String> {
+        Annotate::new(self).map(|_| ())
+    }
+}
+
+enum FieldValue {
+    Constant(Value),
+    Template(String),
+}
+
+/// The running `annotate` transform.
+pub struct Annotate {
+    under: String,
+    fields: Vec<(String, FieldValue)>,
+    replay: Option<ReplaySpec>,
+    env: minijinja::Environment<'static>,
+}
+
+impl Annotate {
+    fn new(cfg: &AnnotateConfig) -> Result<Annotate, String> {
+        if cfg.under.is_empty() {
+            return Err("`under` must not be empty".into());
+        }
+        if cfg.fields.is_empty() && cfg.replay.is_none() {
+            return Err("nothing to add: set `fields`, `replay`, or both".into());
+        }
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let mut fields = Vec::new();
+        for (name, value) in &cfg.fields {
+            let fv = match value {
+                Value::String(s) if s.contains("{{") || s.contains("{%") => {
+                    env.add_template_owned(name.clone(), s.clone())
+                        .map_err(|e| format!("fields.{name}: invalid template: {e}"))?;
+                    FieldValue::Template(name.clone())
+                }
+                other => FieldValue::Constant(other.clone()),
+            };
+            fields.push((name.clone(), fv));
+        }
+        Ok(Annotate {
+            under: cfg.under.clone(),
+            fields,
+            replay: cfg.replay.clone(),
+            env,
+        })
+    }
+
+    /// The annotation object for one record.
+    fn annotation(&self, record: &Record) -> Result<serde_json::Map<String, Value>, String> {
+        let mut out = serde_json::Map::new();
+        let mut ctx = None;
+        for (name, value) in &self.fields {
+            let v = match value {
+                FieldValue::Constant(v) => v.clone(),
+                FieldValue::Template(t) => {
+                    let ctx = ctx.get_or_insert_with(|| {
+                        minijinja::context! { record => minijinja::Value::from(minijinja::value::Serde(record.view(record.data_view()))) }
+                    });
+                    let tmpl = self.env.get_template(t).map_err(|e| e.to_string())?;
+                    Value::String(
+                        tmpl.render(ctx.clone())
+                            .map_err(|e| format!("fields.{name}: {e}"))?,
+                    )
+                }
+            };
+            out.insert(name.clone(), v);
+        }
+        if let Some(replay) = &self.replay {
+            out.insert(
+                "replay".into(),
+                serde_json::json!({"id": replay.id, "mode": replay.mode}),
+            );
+            out.insert(
+                "origin".into(),
+                serde_json::json!({
+                    "stream": &*record.stream,
+                    "shard_id": &*record.shard_id,
+                    "sequence_number": record.sequence_number.as_str(),
+                    "arrival_ts": format_ts(&record.arrival_ts),
+                }),
+            );
+        }
+        Ok(out)
+    }
+
+    fn annotate(&self, record: &Record) -> Result<Record, String> {
+        let annotation = self.annotation(record)?;
+        let data = add_to_object(&record.data, &self.under, annotation)?;
+        let mut out = record.clone();
+        out.data = bytes::Bytes::from(data);
+        Ok(out)
+    }
+}
+
+/// Adds `annotation` under `key` to the JSON object `payload`, keeping the payload's bytes; an
+/// existing object under `key` is merged (new fields win).
+pub fn add_to_object(
+    payload: &[u8],
+    key: &str,
+    annotation: serde_json::Map<String, Value>,
+) -> Result<Vec<u8>, String> {
+    let entries: ObjectEntries<'_> = serde_json::from_slice(payload).map_err(|e| {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
+            "payload is JSON but not an object".to_owned()
+        } else {
+            format!("payload is not JSON: {e}")
+        }
+    })?;
+    let existing = entries.0.iter().find(|(k, _)| k == key);
+    let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not UTF-8: {e}"))?;
+    let body = text.trim_end();
+    let Some(existing) = existing else {
+        // Append before the closing brace.
+        let inner = &body[..body.len() - 1];
+        let mut out = String::with_capacity(payload.len() + 128);
+        out.push_str(inner);
+        if !entries.0.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push(':');
+        out.push_str(&Value::Object(annotation).to_string());
+        out.push('}');
+        return Ok(out.into_bytes());
+    };
+    let mut merged = match serde_json::from_str::<Value>(existing.1.get()) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(format!(
+                "payload already has `{key}` and it is not an object"
+            ));
+        }
+    };
+    merged.extend(annotation);
+    let mut out = String::with_capacity(payload.len() + 128);
+    out.push('{');
+    for (i, (k, v)) in entries.0.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        out.push(':');
+        if k == key {
+            out.push_str(&Value::Object(merged.clone()).to_string());
+        } else {
+            out.push_str(v.get());
+        }
+    }
+    out.push('}');
+    Ok(out.into_bytes())
+}
+
+/// A JSON object's entries in their original order, values kept as raw text.
+struct ObjectEntries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ObjectEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = ObjectEntries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(ObjectEntries(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl Transform for Annotate {
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
+        for record in batch.iter() {
+            match self.annotate(record) {
+                Ok(r) => emit.records.push(r),
+                Err(reason) => emit.rejected.push(Rejected {
+                    record: record.clone(),
+                    reason,
+                }),
+            }
+        }
+        Ok(Pass::Emitted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{SequenceNumber, parse_ts};
+
+    fn rec(data: &str) -> Record {
+        Record {
+            stream: "orders".into(),
+            shard_id: "shardId-000000000002".into(),
+            sequence_number: SequenceNumber::from_u64(42),
+            sub_sequence_number: None,
+            partition_key: "c-1".into(),
+            arrival_ts: parse_ts("2026-11-25T10:00:00.123Z").unwrap(),
+            data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+            annotations: None,
+        }
+    }
+
+    fn config(json: Value) -> AnnotateConfig {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn appends_fields_and_replay_origin() {
+        let a = Annotate::new(&config(serde_json::json!({
+            "fields": {"ticket": "INC-1", "shard": "{{ record.shard_id }}", "n": 3},
+            "replay": {"id": "INC-1", "mode": "overwrite"}
+        })))
+        .unwrap();
+        let out = a
+            .annotate(&rec(r#"{"order_id":"o-1","total":1.50}"#))
+            .unwrap();
+        let text = std::str::from_utf8(&out.data).unwrap();
+        assert!(
+            text.starts_with(r#"{"order_id":"o-1","total":1.50,"_flux":{"#),
+            "{text}"
+        );
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["_flux"]["ticket"], "INC-1");
+        assert_eq!(v["_flux"]["shard"], "shardId-000000000002");
+        assert_eq!(v["_flux"]["n"], 3);
+        assert_eq!(v["_flux"]["replay"]["mode"], "overwrite");
+        assert_eq!(v["_flux"]["origin"]["sequence_number"], "42");
+        assert_eq!(
+            v["_flux"]["origin"]["arrival_ts"],
+            "2026-11-25T10:00:00.123Z"
+        );
+    }
+
+    #[test]
+    fn merges_into_an_existing_annotation() {
+        let a = Annotate::new(&config(serde_json::json!({"fields": {"b": 2}}))).unwrap();
+        let out = a
+            .annotate(&rec(r#"{"x":1,"_flux":{"a":1},"y":[1]}"#))
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.data).unwrap(),
+            r#"{"x":1,"_flux":{"a":1,"b":2},"y":[1]}"#
+        );
+        let out = a.annotate(&rec("{}")).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.data).unwrap(),
+            r#"{"_flux":{"b":2}}"#
+        );
+    }
+
+    #[test]
+    fn non_objects_are_rejected_with_a_reason() {
+        let mut a = Annotate::new(&config(serde_json::json!({"fields": {"b": 2}}))).unwrap();
+        let batch = Arc::new(vec![
+            rec("[1]"),
+            rec("hello"),
+            rec(r#"{"_flux":1}"#),
+            rec("{}"),
+        ]);
+        let mut emit = Emit::default();
+        a.process(&batch, &mut emit).unwrap();
+        assert_eq!(emit.records.len(), 1);
+        let reasons: Vec<_> = emit.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons[0], "payload is JSON but not an object");
+        assert!(reasons[1].starts_with("payload is not JSON"));
+        assert!(reasons[2].contains("not an object"));
+    }
+
+    #[test]
+    fn missing_template_variables_are_errors() {
+        let a = Annotate::new(&config(
+            serde_json::json!({"fields": {"x": "{{ record.nope }}"}}),
+        ))
+        .unwrap();
+        assert!(a.annotate(&rec("{}")).is_err());
+        assert!(Annotate::new(&config(serde_json::json!({}))).is_err());
+    }
+}

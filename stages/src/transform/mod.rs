@@ -1,0 +1,4 @@
+//! Transforms: stages between sources and sinks.
+
+pub mod annotate;
+pub mod filter;
