@@ -1,1 +1,10 @@
+//! flux-engine: declarative pipelines over AWS Kinesis and its S3 archive.
+//!
+//! A pipeline file is loaded ([`config`]), compiled into a checked DAG ([`compile`]) and run on
+//! tokio with bounded channels ([`runtime`]); [`cli`] is the command line around them.
 
+pub mod cli;
+pub mod compile;
+pub mod config;
+pub mod diagnostic;
+pub mod runtime;

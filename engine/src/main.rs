@@ -1,1 +1,5 @@
-fn main() {}
+//! The `flux-engine` command.
+
+fn main() {
+    std::process::exit(flux_engine::cli::run());
+}

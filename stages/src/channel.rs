@@ -139,6 +139,14 @@ impl Receiver {
         self.rx.recv().await.map(|(msg, _permits)| msg)
     }
 
+    /// Polls for the next message (see [`Receiver::recv`]).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Message>> {
+        self.rx.poll_recv(cx).map(|m| m.map(|(msg, _permits)| msg))
+    }
+
     /// Records currently in flight (sent, not yet received).
     pub fn queued_records(&self) -> usize {
         self.limits.capacity.records - self.limits.records.available_permits()

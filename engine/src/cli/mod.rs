@@ -1,0 +1,155 @@
+//! The command line: `flux-engine validate|plan|render|run|schema`.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted.
+
+mod plan;
+mod render;
+mod run;
+mod schema;
+mod validate;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::compile::{self, Pipeline};
+use crate::config::{self, VarOverrides};
+use crate::diagnostic::Diagnostic;
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the run failed.
+pub const EXIT_RUNTIME: i32 = 1;
+/// Exit code: the pipeline or the command line is invalid.
+pub const EXIT_INVALID: i32 = 2;
+/// Exit code: the run was interrupted (Ctrl-C) after draining.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flux-engine",
+    version,
+    about = "Declarative pipelines over AWS Kinesis: archive, replay, SQL"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Template variables, for every command that reads pipelines.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct VarArgs {
+    /// Set a template variable (repeatable; later wins over earlier, over --vars-file and [vars]).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    vars: Vec<String>,
+    /// Read template variables from a TOML file (repeatable; later files win).
+    #[arg(long = "vars-file", value_name = "FILE")]
+    vars_files: Vec<String>,
+}
+
+impl VarArgs {
+    fn overrides(&self) -> Result<VarOverrides, String> {
+        let pairs = self
+            .vars
+            .iter()
+            .map(|a| config::vars::parse_var_arg(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VarOverrides {
+            files: self.vars_files.clone(),
+            pairs,
+        })
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check pipeline files: parse, decode every stage, compile the DAG; print every problem.
+    Validate(validate::ValidateArgs),
+    /// Print the compiled DAG of a pipeline (text or Graphviz DOT).
+    Plan(plan::PlanArgs),
+    /// Print a pipeline file after template rendering.
+    Render(render::RenderArgs),
+    /// Run a pipeline.
+    Run(run::RunArgs),
+    /// Print the JSON Schema of the pipeline format.
+    Schema,
+}
+
+/// Parses the command line, runs the command, returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_INVALID
+            } else {
+                EXIT_OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Validate(a) => validate::validate(a),
+        Command::Plan(a) => plan::plan(a),
+        Command::Render(a) => render::render(a),
+        Command::Run(a) => run::run(a),
+        Command::Schema => schema::schema(),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Prints diagnostics to standard error.
+pub(crate) fn print_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("{d}");
+    }
+}
+
+/// Loads and compiles a pipeline file, printing diagnostics. `Err` holds the exit code.
+pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i32> {
+    let overrides = vars.overrides().map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_INVALID
+    })?;
+    let loaded = config::load_file(file, &overrides);
+    let mut diags = loaded.diagnostics;
+    let Some(spec) = loaded.spec else {
+        print_diagnostics(&diags);
+        return Err(EXIT_INVALID);
+    };
+    let (pipeline, more) = compile::compile(&spec);
+    diags.extend(more);
+    diags.sort_by_key(|d| (d.location.as_ref().map(|l| (l.line, l.column)), d.severity));
+    print_diagnostics(&diags);
+    match pipeline {
+        Some(p) if !diags.iter().any(Diagnostic::is_error) => Ok(p),
+        _ => {
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            eprintln!("{file}: {errors} error(s); the pipeline was not run");
+            Err(EXIT_INVALID)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `flux-engine run FILE`: run a pipeline to its end.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, VarArgs, load_and_compile};
+use crate::runtime::{self, progress};
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// The pipeline file.
+    file: String,
+    #[command(flatten)]
+    vars: VarArgs,
+    /// Progress display: bars on a terminal, periodic log lines otherwise, or none.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    /// Seconds between progress log lines when not on a terminal.
+    #[arg(long, default_value_t = 10)]
+    progress_interval: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Bars,
+    Log,
+    Off,
+}
+
+/// A run id: UTC start time plus a per-process suffix, sortable by time.
+fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_subsec_nanos();
+    format!(
+        "{}-{:04x}{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        std::process::id() & 0xffff,
+        nanos & 0xffff
+    )
+}
+
+pub(crate) fn run(args: RunArgs) -> i32 {
+    let pipeline = match load_and_compile(&args.file, &args.vars) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mode = match args.progress {
+        ProgressArg::Auto if std::io::stderr().is_terminal() => progress::Mode::Bars,
+        ProgressArg::Auto | ProgressArg::Log => {
+            progress::Mode::Log(Duration::from_secs(args.progress_interval.max(1)))
+        }
+        ProgressArg::Bars => progress::Mode::Bars,
+        ProgressArg::Off => progress::Mode::Off,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let run_id = new_run_id();
+    rt.block_on(async move {
+        let stop = CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: draining what was read; press Ctrl-C again to abort");
+                on_signal.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("aborted");
+                    std::process::exit(EXIT_INTERRUPTED);
+                }
+            }
+        });
+        tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
+        let mut reporter = None;
+        let result = runtime::run(&pipeline, &run_id, stop, |live| {
+            reporter = Some(progress::Reporter::start(live, mode));
+        })
+        .await;
+        if let Some(r) = reporter {
+            r.finish();
+        }
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_RUNTIME;
+            }
+        };
+        eprint!("{}", progress::summary(&report));
+        if let Some(e) = &report.error {
+            eprintln!("error: {e}");
+            EXIT_RUNTIME
+        } else if report.interrupted {
+            eprintln!("interrupted: the run stopped early; everything read was committed");
+            EXIT_INTERRUPTED
+        } else {
+            EXIT_OK
+        }
+    })
+}

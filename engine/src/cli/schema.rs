@@ -1,0 +1,12 @@
+//! `flux-engine schema`: the JSON Schema of the pipeline format.
+
+use super::EXIT_OK;
+
+pub(crate) fn schema() -> i32 {
+    let schema = crate::config::schema::pipeline_schema();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).expect("a JSON value serializes")
+    );
+    EXIT_OK
+}

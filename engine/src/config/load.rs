@@ -1,0 +1,613 @@
+//! Loading a pipeline file: read it, take its `[vars]`, render it when it is a template, parse the
+//! TOML with spans, then decode each stage table: the engine keys (`type`, `inputs`,
+//! `buffer_records`, `buffer_bytes`) first, then the stage's own keys with the config type that
+//! `type` selects, on the TOML deserializer itself so every error keeps its line and key path.
+//! Every problem found is reported, not just the first.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use flux_stages::channel::Capacity;
+use flux_stages::registry::{Role, StageConfig};
+use flux_stages::units::Size;
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
+
+use super::spec::{InputRef, PipelineSpec, StageSpec};
+use super::template::{self, Rendered};
+use super::vars::{self, VarOverrides};
+use crate::diagnostic::{Diagnostic, LineIndex, Location, did_you_mean};
+
+/// The result of loading: the spec when it could be built at all, and every diagnostic.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The pipeline, `None` when the file could not be read, rendered or parsed.
+    pub spec: Option<PipelineSpec>,
+    /// Errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// True when any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+const TOP_LEVEL: [&str; 5] = ["pipeline", "vars", "sources", "transforms", "sinks"];
+
+/// Reads and loads a pipeline file.
+pub fn load_file(path: &str, overrides: &VarOverrides) -> Loaded {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_text(path, &text, overrides),
+        Err(e) => Loaded {
+            spec: None,
+            diagnostics: vec![Diagnostic::error(
+                path,
+                format!("cannot read pipeline file: {e}"),
+            )],
+        },
+    }
+}
+
+/// Renders the file's text with its variables (for `flux-engine render`).
+pub fn render_text(
+    file: &str,
+    text: &str,
+    overrides: &VarOverrides,
+) -> Result<Rendered, Diagnostic> {
+    let vars = vars::merge(vars::file_vars(file, text)?, overrides)?;
+    if template::is_template(text) {
+        template::render(file, text, &vars)
+    } else {
+        Ok(Rendered::plain(text))
+    }
+}
+
+/// Loads a pipeline from its text; `file` names it in diagnostics.
+pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
+    let rendered = match render_text(file, text, overrides) {
+        Ok(r) => r,
+        Err(d) => {
+            return Loaded {
+                spec: None,
+                diagnostics: vec![d],
+            };
+        }
+    };
+    let mut loader = Loader {
+        file: file.to_owned(),
+        source: LineIndex::new(text),
+        rendered: rendered.clone(),
+        diagnostics: Vec::new(),
+    };
+    let (root, errors) = DeTable::parse_recoverable(&rendered.text);
+    if !errors.is_empty() {
+        for e in errors {
+            let d = Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
+                .at(e.span().map(|s| loader.locate(s)));
+            loader.diagnostics.push(d);
+        }
+        return Loaded {
+            spec: None,
+            diagnostics: loader.diagnostics,
+        };
+    }
+    let spec = loader.pipeline(root.into_inner());
+    Loaded {
+        spec: Some(spec),
+        diagnostics: loader.diagnostics,
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.trim().lines().next().unwrap_or_default().to_owned()
+}
+
+struct Loader {
+    file: String,
+    source: LineIndex,
+    rendered: Rendered,
+    diagnostics: Vec<Diagnostic>,
+}
+
+type Entry<'a> = (Spanned<DeString<'a>>, Spanned<DeValue<'a>>);
+
+impl Loader {
+    /// Where a span of the rendered text was written in the source file.
+    fn locate(&self, span: Range<usize>) -> Location {
+        let start = self.rendered.source_offset(span.start);
+        let end = if span.end > span.start {
+            self.rendered.source_offset(span.end - 1) + 1
+        } else {
+            start
+        };
+        self.source.locate(start..end.max(start))
+    }
+
+    fn error(
+        &mut self,
+        span: Option<Range<usize>>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let loc = span.map(|s| self.locate(s));
+        let mut d = Diagnostic::error(&self.file, message).at(loc);
+        if !field.is_empty() {
+            d = d.field(field);
+        }
+        self.diagnostics.push(d);
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn pipeline(&mut self, root: DeTable<'_>) -> PipelineSpec {
+        let mut spec = PipelineSpec {
+            file: self.file.clone(),
+            name: std::path::Path::new(&self.file)
+                .file_name()
+                .map(|n| {
+                    n.to_string_lossy()
+                        .split('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .unwrap_or_default(),
+            description: None,
+            stages: Vec::new(),
+            rendered: self.rendered.text.clone(),
+        };
+        let mut sections: BTreeMap<&str, Vec<Entry<'_>>> = BTreeMap::new();
+        for (key, value) in root {
+            let name = key.get_ref().to_string();
+            match name.as_str() {
+                "pipeline" => self.meta(&key, value, &mut spec),
+                "vars" => {
+                    if !value.get_ref().is_table() {
+                        self.error(Some(value.span()), "vars", "`vars` must be a table");
+                    }
+                }
+                "sources" | "transforms" | "sinks" => {
+                    let section = match name.as_str() {
+                        "sources" => "sources",
+                        "transforms" => "transforms",
+                        _ => "sinks",
+                    };
+                    let span = value.span();
+                    match value.into_inner() {
+                        DeValue::Table(t) => sections.entry(section).or_default().extend(t),
+                        other => {
+                            self.error(
+                                Some(span),
+                                section,
+                                format!(
+                                    "`{section}` must be a table of stages, found {}",
+                                    other.type_str()
+                                ),
+                            )
+                            .help = Some(format!("write each stage as a table: [{section}.<id>]"));
+                        }
+                    }
+                }
+                _ => {
+                    let d = self.error(
+                        Some(key.span()),
+                        &name,
+                        format!("unknown top-level key `{name}`"),
+                    );
+                    d.help = Some(match did_you_mean(&name, TOP_LEVEL) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "expected [pipeline], [vars], [sources.<id>], [transforms.<id>] or [sinks.<id>]".into(),
+                    });
+                }
+            }
+        }
+        for role in [Role::Source, Role::Transform, Role::Sink] {
+            let mut entries = sections.remove(role.section()).unwrap_or_default();
+            // The parsed tables are sorted by key; keep the order of the file instead.
+            entries.sort_by_key(|(k, _)| k.span().start);
+            for (key, value) in entries {
+                if let Some(stage) = self.stage(role, key, value) {
+                    spec.stages.push(stage);
+                }
+            }
+        }
+        spec
+    }
+
+    fn meta(
+        &mut self,
+        key: &Spanned<DeString<'_>>,
+        value: Spanned<DeValue<'_>>,
+        spec: &mut PipelineSpec,
+    ) {
+        let span = value.span();
+        let DeValue::Table(t) = value.into_inner() else {
+            self.error(Some(key.span()), "pipeline", "`pipeline` must be a table");
+            return;
+        };
+        for (k, v) in t {
+            let field = format!("pipeline.{}", k.get_ref());
+            match (k.get_ref().as_ref(), v.get_ref()) {
+                ("name", DeValue::String(s)) => spec.name = s.to_string(),
+                ("description", DeValue::String(s)) => spec.description = Some(s.to_string()),
+                ("name" | "description", other) => {
+                    let found = other.type_str();
+                    self.error(
+                        Some(v.span()),
+                        &field,
+                        format!("`{field}` must be a string, found {found}"),
+                    );
+                }
+                (other, _) => {
+                    let msg = format!("unknown key `{other}` in [pipeline]");
+                    let d = self.error(Some(k.span()), &field, msg);
+                    d.help = Some("[pipeline] takes `name` and `description`".into());
+                }
+            }
+        }
+        let _ = span;
+    }
+
+    fn stage(
+        &mut self,
+        role: Role,
+        key: Spanned<DeString<'_>>,
+        value: Spanned<DeValue<'_>>,
+    ) -> Option<StageSpec> {
+        let id = key.get_ref().to_string();
+        let path = format!("{}.{id}", role.section());
+        let table_span = value.span();
+        let header = key.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            self.error(Some(header), &path, format!("`{path}` must be a table"))
+                .help = Some(format!(
+                "write [{path}] followed by `type = \"…\"` and its settings"
+            ));
+            return None;
+        };
+        if !valid_id(&id) {
+            self.error(
+                Some(header.clone()),
+                &path,
+                format!("invalid stage id `{id}`"),
+            )
+            .help = Some("stage ids are letters, digits, `_` and `-`".into());
+        }
+        let mut stage = StageSpec {
+            id: id.clone(),
+            role,
+            kind: None,
+            inputs: Vec::new(),
+            config: None,
+            buffer: Capacity::default(),
+            location: Some(self.locate(header.clone())),
+            type_location: None,
+        };
+        // `type`
+        let kind_span;
+        match table.remove("type") {
+            Some(v) => {
+                kind_span = v.span();
+                stage.type_location = Some(self.locate(v.span()));
+                match v.get_ref() {
+                    DeValue::String(s) => stage.kind = Some(s.to_string()),
+                    other => {
+                        let found = other.type_str();
+                        self.error(
+                            Some(v.span()),
+                            &format!("{path}.type"),
+                            format!("`type` must be a string, found {found}"),
+                        );
+                    }
+                }
+            }
+            None => {
+                kind_span = header.clone();
+                self.error(
+                    Some(header.clone()),
+                    &format!("{path}.type"),
+                    format!("{} `{id}` has no `type`", role.noun()),
+                )
+                .help = Some(format!(
+                    "add `type = \"…\"`; {} types are {}",
+                    role.noun(),
+                    list(role.kinds())
+                ));
+            }
+        }
+        // `inputs`
+        match table.remove("inputs") {
+            Some(v) if role == Role::Source => {
+                self.error(Some(v.span()), &format!("{path}.inputs"), format!("source `{id}` cannot have `inputs`"))
+                    .help = Some("sources read from outside the pipeline; move this stage to [transforms] or [sinks] if it reads other stages".into());
+            }
+            Some(v) => self.inputs(&path, v, &mut stage),
+            None if role != Role::Source => {
+                self.error(
+                    Some(header.clone()),
+                    &format!("{path}.inputs"),
+                    format!("{} `{id}` has no `inputs`", role.noun()),
+                )
+                .help = Some("add `inputs = [\"<upstream id>\"]`".into());
+            }
+            None => {}
+        }
+        // buffer settings
+        if let Some(v) = table.remove("buffer_records") {
+            match v
+                .get_ref()
+                .as_integer()
+                .and_then(|i| i.as_str().parse::<usize>().ok())
+            {
+                Some(n) if n >= 1 => stage.buffer.records = n,
+                _ => {
+                    self.error(
+                        Some(v.span()),
+                        &format!("{path}.buffer_records"),
+                        "`buffer_records` must be a positive integer",
+                    );
+                }
+            }
+        }
+        if let Some(v) = table.remove("buffer_bytes") {
+            match v.get_ref().as_str().map(|s| s.parse::<Size>()) {
+                Some(Ok(size)) if size.bytes() >= 1 => stage.buffer.bytes = size.bytes() as usize,
+                Some(Err(e)) => {
+                    self.error(Some(v.span()), &format!("{path}.buffer_bytes"), e);
+                }
+                _ => {
+                    self.error(
+                        Some(v.span()),
+                        &format!("{path}.buffer_bytes"),
+                        "`buffer_bytes` must be a size string like \"16MiB\"",
+                    );
+                }
+            }
+        }
+        // the stage's own keys
+        let Some(kind) = stage.kind.clone() else {
+            return Some(stage);
+        };
+        if !role.kinds().contains(&kind.as_str()) {
+            self.unknown_kind(role, &kind, &path, kind_span);
+            return Some(stage);
+        }
+        let rest = Spanned::new(table_span, DeValue::Table(table.clone()));
+        let mut track = serde_path_to_error::Track::new();
+        let result = StageConfig::decode(
+            role,
+            &kind,
+            serde_path_to_error::Deserializer::new(ValueDeserializer::from(rest), &mut track),
+        );
+        match result {
+            Ok(Some(config)) => {
+                if let Err(message) = config.validate() {
+                    let span = backticked_key(&message)
+                        .and_then(|k| table.get(k.as_str()).map(|v| (k, v.span())));
+                    let (field, span) = match span {
+                        Some((k, s)) => (format!("{path}.{k}"), s),
+                        None => (path.clone(), kind_span),
+                    };
+                    self.error(Some(span), &field, message);
+                } else {
+                    stage.config = Some(config);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => self.config_error(&path, &table, header, track.path().to_string(), err),
+        }
+        Some(stage)
+    }
+
+    fn config_error(
+        &mut self,
+        path: &str,
+        table: &DeTable<'_>,
+        header: Range<usize>,
+        inner_path: String,
+        err: toml::de::Error,
+    ) {
+        let message = first_line(err.message());
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        let inner_path = if inner_path == "." || inner_path == "?" {
+            String::new()
+        } else {
+            inner_path
+        };
+        let inner_path = match &unknown {
+            Some(name) if inner_path == *name => String::new(),
+            Some(name) => inner_path
+                .strip_suffix(&format!(".{name}"))
+                .map(str::to_owned)
+                .unwrap_or(inner_path),
+            None => inner_path,
+        };
+        let field = match (&unknown, inner_path.is_empty()) {
+            (Some(name), true) => format!("{path}.{name}"),
+            (Some(name), false) => format!("{path}.{inner_path}.{name}"),
+            (None, true) => path.to_owned(),
+            (None, false) => format!("{path}.{inner_path}"),
+        };
+        let span = err.span().or_else(|| {
+            unknown.as_ref().and_then(|name| {
+                table
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == name)
+                    .map(|(k, _)| k.span())
+            })
+        });
+        let message = match &unknown {
+            Some(name) => format!("unknown key `{name}` in `{path}`"),
+            None => message,
+        };
+        let help = unknown.as_ref().and_then(|name| {
+            let expected = expected_fields(err.message());
+            let names: Vec<&str> = expected.iter().map(String::as_str).collect();
+            match did_you_mean(name, names.iter().copied()) {
+                Some(s) => Some(format!("did you mean `{s}`?")),
+                None if !names.is_empty() => Some(format!("expected one of {}", list(&names))),
+                None => None,
+            }
+        });
+        let d = self.error(Some(span.unwrap_or(header)), &field, message);
+        d.help = help;
+    }
+
+    fn unknown_kind(&mut self, role: Role, kind: &str, path: &str, span: Range<usize>) {
+        let noun = role.noun();
+        let elsewhere = [Role::Source, Role::Transform, Role::Sink]
+            .into_iter()
+            .find(|r| *r != role && r.kinds().contains(&kind));
+        let help = if role.planned_kinds().contains(&kind) {
+            format!(
+                "`{kind}` {noun}s are not available in this version yet; available {noun} types: {}",
+                list(role.kinds())
+            )
+        } else if let Some(s) = did_you_mean(kind, role.kinds().iter().copied()) {
+            format!("did you mean `{s}`?")
+        } else if let Some(other) = elsewhere {
+            format!(
+                "`{kind}` is a {} type; declare it under [{}.<id>]",
+                other.noun(),
+                other.section()
+            )
+        } else {
+            format!("available {noun} types: {}", list(role.kinds()))
+        };
+        self.error(
+            Some(span),
+            &format!("{path}.type"),
+            format!("unknown {noun} type `{kind}`"),
+        )
+        .help = Some(help);
+    }
+
+    fn inputs(&mut self, path: &str, v: Spanned<DeValue<'_>>, stage: &mut StageSpec) {
+        let field = format!("{path}.inputs");
+        let span = v.span();
+        let DeValue::Array(items) = v.into_inner() else {
+            self.error(
+                Some(span),
+                &field,
+                "`inputs` must be an array of stage ids, e.g. [\"orders\"]",
+            );
+            return;
+        };
+        if items.is_empty() {
+            self.error(
+                Some(span),
+                &field,
+                format!("{} `{}` has an empty `inputs`", stage.role.noun(), stage.id),
+            )
+            .help = Some("name at least one upstream stage".into());
+        }
+        for item in items.iter() {
+            let loc = Some(self.locate(item.span()));
+            match item.get_ref().as_str() {
+                Some(s) => match InputRef::parse(s, loc) {
+                    Ok(input) => stage.inputs.push(input),
+                    Err(e) => {
+                        self.error(Some(item.span()), &field, e);
+                    }
+                },
+                None => {
+                    self.error(
+                        Some(item.span()),
+                        &field,
+                        "each input must be a string naming a stage",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The first `…` quoted word of a message, e.g. the key a validation message names.
+fn backticked_key(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+fn expected_fields(message: &str) -> Vec<String> {
+    let Some((_, rest)) = message.split_once("expected ") else {
+        return Vec::new();
+    };
+    rest.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Loaded {
+        load_text("p.toml", text, &VarOverrides::default())
+    }
+
+    #[test]
+    fn loads_a_pipeline() {
+        let l = load(
+            "[pipeline]\nname = \"x\"\n[sources.a]\ntype = \"file\"\npath = \"in.jsonl\"\n[sinks.b]\ntype = \"file\"\ninputs = [\"a\"]\npath = \"-\"\nbuffer_records = 10\n",
+        );
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let spec = l.spec.unwrap();
+        assert_eq!(spec.name, "x");
+        assert_eq!(spec.stages.len(), 2);
+        assert_eq!(spec.stages[1].inputs[0].stage, "a");
+        assert_eq!(spec.stages[1].buffer.records, 10);
+    }
+
+    #[test]
+    fn stage_errors_keep_their_line_and_path() {
+        let l = load(
+            "[sinks.out]\ntype = \"file\"\ninputs = [\"a\"]\npth = \"x\"\n\n[sinks.arch]\ntype = \"archive\"\ninputs = [\"a\"]\nurl = \"x\"\nmax_bytes = \"12\"\n",
+        );
+        let mut d: Vec<_> = l
+            .diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    d.location.as_ref().unwrap().line,
+                    d.field.clone().unwrap(),
+                    d.message.clone(),
+                )
+            })
+            .collect();
+        d.sort();
+        assert_eq!(d[0].0, 4, "{d:?}");
+        assert_eq!(d[0].1, "sinks.out.pth");
+        assert_eq!(d[1].0, 10, "{d:?}");
+        assert_eq!(d[1].1, "sinks.arch.max_bytes");
+    }
+
+    #[test]
+    fn template_errors_point_into_the_template() {
+        let text = "[vars]\nx = \"a.jsonl\"\n\n[sources.a]\ntype = \"file\"\npath = \"{{ x }}\"\nformat = \"{{ 'dat' }}\"\n";
+        let l = load(text);
+        let d = &l.diagnostics[0];
+        assert_eq!(d.location.as_ref().unwrap().line, 7, "{d}");
+    }
+}

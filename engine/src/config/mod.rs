@@ -1,0 +1,11 @@
+//! Pipeline files: read, render (minijinja), parse (TOML, keeping spans), decode each stage.
+
+pub mod load;
+pub mod schema;
+pub mod spec;
+pub mod template;
+pub mod vars;
+
+pub use load::{Loaded, load_file, load_text};
+pub use spec::{InputRef, PipelineSpec, Port, StageSpec};
+pub use vars::VarOverrides;

@@ -1,0 +1,113 @@
+//! The JSON Schema of the pipeline format, generated from the stage config types (their doc
+//! comments become descriptions). `schemas/pipeline.schema.json` is this output, committed; a
+//! test keeps it current. Editors pick it up from the `#:schema` line of a pipeline file.
+
+use flux_stages::registry::{Role, StageConfig};
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+/// The schema as a JSON value.
+pub fn pipeline_schema() -> Value {
+    let mut generator = SchemaSettings::draft2020_12().into_generator();
+    let mut defs = Map::new();
+    let mut sections = Map::new();
+    for role in [Role::Source, Role::Transform, Role::Sink] {
+        let mut variants = Vec::new();
+        for kind in role.kinds() {
+            let Some(schema) = StageConfig::schema(role, kind, &mut generator) else {
+                continue;
+            };
+            let mut schema = schema.to_value();
+            add_engine_keys(&mut schema, role, kind);
+            let name = format!("{}-{kind}", role.noun());
+            variants.push(json!({ "$ref": format!("#/$defs/{name}") }));
+            defs.insert(name, schema);
+        }
+        defs.insert(role.noun().to_owned(), json!({ "oneOf": variants }));
+        sections.insert(
+            role.section().to_owned(),
+            json!({
+                "type": "object",
+                "description": format!("The pipeline's {}s, by id.", role.noun()),
+                "additionalProperties": { "$ref": format!("#/$defs/{}", role.noun()) }
+            }),
+        );
+    }
+    defs.extend(generator.take_definitions(true));
+    let mut properties = Map::new();
+    properties.insert(
+        "pipeline".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "name": { "type": "string", "description": "The pipeline's name (may use template variables)." },
+                "description": { "type": "string", "description": "What the pipeline is for." }
+            }
+        }),
+    );
+    properties.insert(
+        "vars".into(),
+        json!({
+            "type": "object",
+            "description": "Template variables with their defaults (plain TOML); `--vars-file` and `--var key=value` override them."
+        }),
+    );
+    properties.extend(sections);
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://flux-engine.dev/schemas/pipeline.schema.json",
+        "title": "flux-engine pipeline",
+        "description": "A flux-engine pipeline file: sources, transforms and sinks wired into a DAG by `inputs`.",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+        "$defs": defs
+    })
+}
+
+fn add_engine_keys(schema: &mut Value, role: Role, kind: &str) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    obj.remove("$schema");
+    obj.insert("title".into(), json!(format!("{} `{kind}`", role.noun())));
+    let props = obj
+        .entry("properties")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("properties is an object");
+    props.insert(
+        "type".into(),
+        json!({ "const": kind, "description": format!("The stage type: `{kind}`.") }),
+    );
+    if role != Role::Source {
+        props.insert(
+            "inputs".into(),
+            json!({
+                "type": "array",
+                "minItems": 1,
+                "items": { "type": "string", "pattern": "^[A-Za-z0-9_-]+(\\.dead_letter)?$" },
+                "description": "Upstream stage ids (`<id>`, or `<id>.dead_letter` for the records it rejects)."
+            }),
+        );
+    }
+    props.insert(
+        "buffer_records".into(),
+        json!({ "type": "integer", "minimum": 1, "description": "Capacity in records of each channel into this stage. Default 16384." }),
+    );
+    props.insert(
+        "buffer_bytes".into(),
+        json!({ "type": "string", "description": "Capacity in bytes of each channel into this stage, e.g. \"16MiB\" (the default)." }),
+    );
+    let required = obj
+        .entry("required")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .expect("required is an array");
+    required.insert(0, json!("type"));
+    if role != Role::Source {
+        required.insert(1, json!("inputs"));
+    }
+    obj.insert("additionalProperties".into(), json!(false));
+}

@@ -1,0 +1,234 @@
+//! Diagnostics: where (file, line, column, key path) and what (message, help), rendered like a
+//! compiler error with the offending line and a caret.
+//!
+//! ```text
+//! error: unknown key `pth`, expected one of `path`, `format`
+//!   --> pipelines/bad.toml:12:1
+//!    |
+//! 12 | pth = "out.jsonl"
+//!    | ^^^
+//!    = key: sinks.out.pth
+//!    = help: did you mean `path`?
+//! ```
+
+use std::fmt;
+use std::ops::Range;
+
+/// How bad it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The pipeline cannot run.
+    Error,
+    /// The pipeline runs, but something looks wrong.
+    Warning,
+}
+
+/// A position in a source file, resolved for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// The text of the line.
+    pub text: String,
+    /// How many characters the caret covers (at least 1).
+    pub width: usize,
+}
+
+/// One problem found in a pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file, as given on the command line.
+    pub file: String,
+    /// Where in the file, when known.
+    pub location: Option<Location>,
+    /// The key path, e.g. `sinks.out.path`, when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error about `file`.
+    pub fn error(file: &str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_owned(),
+            location: None,
+            field: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// A warning about `file`.
+    pub fn warning(file: &str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, message)
+        }
+    }
+
+    /// Sets the key path.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// Sets the help text.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the location.
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(f, "{label}: {}", self.message)?;
+        match &self.location {
+            Some(loc) => {
+                let num = loc.line.to_string();
+                let pad = " ".repeat(num.len());
+                writeln!(f, "{pad}--> {}:{}:{}", self.file, loc.line, loc.column)?;
+                writeln!(f, "{pad} |")?;
+                writeln!(f, "{num} | {}", loc.text)?;
+                writeln!(
+                    f,
+                    "{pad} | {}{}",
+                    " ".repeat(loc.column.saturating_sub(1)),
+                    "^".repeat(loc.width.max(1))
+                )?;
+                if let Some(field) = &self.field {
+                    writeln!(f, "{pad} = key: {field}")?;
+                }
+                if let Some(help) = &self.help {
+                    writeln!(f, "{pad} = help: {help}")?;
+                }
+            }
+            None => {
+                writeln!(f, " --> {}", self.file)?;
+                if let Some(field) = &self.field {
+                    writeln!(f, "  = key: {field}")?;
+                }
+                if let Some(help) = &self.help {
+                    writeln!(f, "  = help: {help}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves byte offsets of a text into lines and columns.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    text: String,
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Indexes `text`.
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex {
+            text: text.to_owned(),
+            starts,
+        }
+    }
+
+    /// The location of a byte range (the caret covers the range's part on its first line).
+    pub fn locate(&self, span: Range<usize>) -> Location {
+        let start = span.start.min(self.text.len());
+        let line_idx = self.starts.partition_point(|&s| s <= start) - 1;
+        let line_start = self.starts[line_idx];
+        let line_end = self
+            .starts
+            .get(line_idx + 1)
+            .map(|e| e - 1)
+            .unwrap_or(self.text.len());
+        let line_text = self.text[line_start..line_end].trim_end_matches('\r');
+        let column = self.text[line_start..start].chars().count() + 1;
+        let end = span.end.clamp(start, line_start + line_text.len());
+        let width = self.text[start..end].chars().count().max(1);
+        Location {
+            line: line_idx + 1,
+            column,
+            text: line_text.to_owned(),
+            width,
+        }
+    }
+
+    /// The location of the start of a 1-based line.
+    pub fn line(&self, line: usize) -> Option<Location> {
+        let start = *self.starts.get(line.checked_sub(1)?)?;
+        let mut loc = self.locate(start..start);
+        loc.width = loc.text.chars().count().max(1);
+        Some(loc)
+    }
+
+    /// The indexed text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Suggests the closest candidate to a misspelt name.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_with_a_caret() {
+        let idx = LineIndex::new("[sinks.out]\npth = \"x\"\n");
+        let d = Diagnostic::error("p.toml", "unknown key `pth`")
+            .at(Some(idx.locate(12..15)))
+            .field("sinks.out.pth")
+            .help("did you mean `path`?");
+        assert_eq!(
+            d.to_string(),
+            "error: unknown key `pth`\n --> p.toml:2:1\n  |\n2 | pth = \"x\"\n  | ^^^\n  = key: sinks.out.pth\n  = help: did you mean `path`?\n"
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            did_you_mean("fliter", ["filter", "annotate"]),
+            Some("filter")
+        );
+        assert_eq!(did_you_mean("zzz", ["filter", "annotate"]), None);
+    }
+}
