@@ -67,7 +67,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         }
     };
     let run_id = new_run_id();
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let stop = CancellationToken::new();
         let on_signal = stop.clone();
         tokio::spawn(async move {
@@ -106,5 +106,8 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         } else {
             EXIT_OK
         }
-    })
+    });
+    // Readers blocked on standard input (after Ctrl-C) must not keep the process alive.
+    rt.shutdown_background();
+    code
 }
