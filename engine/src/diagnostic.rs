@@ -43,8 +43,8 @@ pub struct Diagnostic {
     pub severity: Severity,
     /// The file, as given on the command line.
     pub file: String,
-    /// Where in the file, when known.
-    pub location: Option<Location>,
+    /// Where in the file, when known (boxed to keep `Result<_, Diagnostic>` small).
+    pub location: Option<Box<Location>>,
     /// The key path, e.g. `sinks.out.path`, when known.
     pub field: Option<String>,
     /// What is wrong.
@@ -88,7 +88,7 @@ impl Diagnostic {
 
     /// Sets the location.
     pub fn at(mut self, location: Option<Location>) -> Self {
-        self.location = location;
+        self.location = location.map(Box::new);
         self
     }
 

@@ -37,7 +37,7 @@ impl Predicate {
         let query = parse_json_path(&format!("$[?{trimmed}]")).map_err(|e| {
             format!(
                 "invalid filter expression {trimmed:?}: {}",
-                one_line(&e.to_string())
+                explain(&e.to_string(), 3)
             )
         })?;
         let filter = match query.segments.as_slice() {
@@ -139,8 +139,53 @@ fn memfind(hay: &[u8], needle: &[u8]) -> bool {
     false
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Turns jsonpath-rust's parser error (a pest dump of the wrapped query) into a column in the
+/// user's own text and what was expected there, in words.
+fn explain(err: &str, wrapper: usize) -> String {
+    let column = err
+        .split("--> ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| c.is_whitespace()).next())
+        .and_then(|pos| pos.split(':').nth(1))
+        .and_then(|c| c.parse::<usize>().ok())
+        .map(|c| c.saturating_sub(wrapper).max(1));
+    let expected: Vec<&str> = err
+        .split("= expected ")
+        .nth(1)
+        .map(|rest| rest.lines().next().unwrap_or_default())
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|w| !w.is_empty() && *w != "or")
+        .collect();
+    let mut words: Vec<&str> = Vec::new();
+    for rule in expected {
+        let word = match rule {
+            "comp_op" => "a comparison operator (==, !=, <, <=, >, >=)",
+            "logical_expr_and" | "logical_expr" => "&& or ||",
+            "literal" | "string" | "number" => "a literal ('text', 42, true, null)",
+            "selector"
+            | "segment"
+            | "name_segment"
+            | "index_segment"
+            | "ALPHA"
+            | "member_name_shorthand" => "a field name or [index]",
+            "filter_query" | "rel_query" | "jp_query" | "singular_query" => {
+                "a path such as @.data.status"
+            }
+            _ => "a valid expression",
+        };
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    let place = column
+        .map(|c| format!("at column {c}"))
+        .unwrap_or_else(|| "here".into());
+    if words.is_empty() {
+        format!("syntax error {place}")
+    } else {
+        format!("syntax error {place}: expected {}", words.join(" or "))
+    }
 }
 
 /// A compiled JSONPath query that selects a single value, e.g. `$.data.order_id`.
@@ -159,8 +204,12 @@ impl ValuePath {
                 "invalid JSONPath {trimmed:?}: a path starts with `$`, e.g. \"$.data.order_id\""
             ));
         }
-        let query = parse_json_path(trimmed)
-            .map_err(|e| format!("invalid JSONPath {trimmed:?}: {}", one_line(&e.to_string())))?;
+        let query = parse_json_path(trimmed).map_err(|e| {
+            format!(
+                "invalid JSONPath {trimmed:?}: {}",
+                explain(&e.to_string(), 0)
+            )
+        })?;
         Ok(ValuePath {
             source: trimmed.to_owned(),
             query,

@@ -128,7 +128,9 @@ pub fn format_ts(ts: &DateTime<Utc>) -> String {
 pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("invalid RFC 3339 time {text:?}: {e}"))
+        .map_err(|e| {
+            format!("invalid RFC 3339 time {text:?} ({e}); write it like \"2026-11-25T10:00:00Z\"")
+        })
 }
 
 /// Milliseconds since the epoch as a UTC time (clamped to the epoch when out of range).

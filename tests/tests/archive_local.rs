@@ -28,7 +28,11 @@ impl Archive {
     fn objects(&self) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
         walk(&self.root(), &mut |p| {
-            let key = p.strip_prefix(self.root()).unwrap().to_string_lossy().into_owned();
+            let key = p
+                .strip_prefix(self.root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if key.starts_with("stream=") && key.ends_with(".json.gz") {
                 out.insert(key, gunzip_lines(p));
             }
@@ -51,7 +55,9 @@ impl Archive {
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries {
         let p = e.unwrap().path();
         if p.is_dir() {
@@ -85,7 +91,10 @@ fn sample_lines() -> Vec<String> {
 fn run_quickstart(a: &Archive, input: &Path) -> (i32, String, String) {
     let out = flux_engine(&[
         "run",
-        repo_root().join("pipelines/quickstart.toml").to_str().unwrap(),
+        repo_root()
+            .join("pipelines/quickstart.toml")
+            .to_str()
+            .unwrap(),
         "--var",
         &format!("archive={}", a.url()),
         "--var",
@@ -107,7 +116,8 @@ fn archived_payloads(a: &Archive) -> Vec<String> {
         .values()
         .flatten()
         .map(|l| {
-            let raw: BTreeMap<String, Box<serde_json::value::RawValue>> = serde_json::from_str(l).unwrap();
+            let raw: BTreeMap<String, Box<serde_json::value::RawValue>> =
+                serde_json::from_str(l).unwrap();
             raw["data"].get().to_owned()
         })
         .collect();
@@ -125,7 +135,10 @@ fn quickstart_archives_every_record_once_in_the_layout() {
         let parts: Vec<&str> = key.split('/').collect();
         assert_eq!(parts[0], "stream=orders", "{key}");
         assert!(parts[1].starts_with("dt=2026-11-25"), "{key}");
-        assert!(["hour=09", "hour=10", "hour=11"].contains(&parts[2]), "{key}");
+        assert!(
+            ["hour=09", "hour=10", "hour=11"].contains(&parts[2]),
+            "{key}"
+        );
         assert!(parts[3].starts_with("shard=shardId-00000000000"), "{key}");
     }
     // Every JSON line of the input is archived exactly once, byte for byte.
@@ -137,11 +150,18 @@ fn quickstart_archives_every_record_once_in_the_layout() {
     assert_eq!(expected.len(), 2995);
     assert_eq!(archived_payloads(&a), expected);
     // Partitions follow arrival time (here: created_at); per-hour counts match the sample.
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("examples/orders.summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("examples/orders.summary.json")).unwrap(),
+    )
+    .unwrap();
     let mut per_hour: BTreeMap<String, u64> = BTreeMap::new();
     for (key, lines) in &objects {
-        let hour = key.split('/').nth(2).unwrap().trim_start_matches("hour=").to_owned();
+        let hour = key
+            .split('/')
+            .nth(2)
+            .unwrap()
+            .trim_start_matches("hour=")
+            .to_owned();
         *per_hour.entry(format!("2026-11-25T{hour}")).or_default() += lines.len() as u64;
     }
     for (hour, n) in summary["per_hour"].as_object().unwrap() {
@@ -151,18 +171,33 @@ fn quickstart_archives_every_record_once_in_the_layout() {
     for (key, lines) in &objects {
         let seqs: Vec<u64> = lines
             .iter()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["sequence_number"].as_str().unwrap().parse().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["sequence_number"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{key}");
         let name = key.rsplit('/').next().unwrap();
-        assert_eq!(name, format!("{}-{}.json.gz", seqs[0], seqs[seqs.len() - 1]));
+        assert_eq!(
+            name,
+            format!("{}-{}.json.gz", seqs[0], seqs[seqs.len() - 1])
+        );
     }
     // Checkpoints per shard and a run manifest.
-    let cps: Vec<_> = std::fs::read_dir(a.root().join("_flux/checkpoints/stream=orders")).unwrap().collect();
+    let cps: Vec<_> = std::fs::read_dir(a.root().join("_flux/checkpoints/stream=orders"))
+        .unwrap()
+        .collect();
     assert_eq!(cps.len(), 4);
-    let runs: Vec<_> = std::fs::read_dir(a.root().join("_flux/runs/stream=orders")).unwrap().map(|e| e.unwrap().path()).collect();
+    let runs: Vec<_> = std::fs::read_dir(a.root().join("_flux/runs/stream=orders"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(runs.len(), 1);
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap();
     assert_eq!(manifest["records"], 2995);
     assert_eq!(manifest["status"], "completed");
     assert_eq!(manifest["objects"].as_array().unwrap().len(), objects.len());
@@ -183,7 +218,10 @@ fn a_rerun_archives_nothing_twice() {
     let before = a.objects();
     let (code, _, err) = run_quickstart(&a, &sample());
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("archived 0 records in 0 objects, skipped 2995 already archived"), "{err}");
+    assert!(
+        err.contains("archived 0 records in 0 objects, skipped 2995 already archived"),
+        "{err}"
+    );
     assert_eq!(a.objects(), before);
 }
 
@@ -199,9 +237,15 @@ fn new_records_are_appended_after_the_checkpoint() {
     std::fs::write(&partial, lines.join("\n") + "\n").unwrap();
     let (code, _, err) = run_quickstart(&a, &partial);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains(&format!("skipped {first} already archived")), "{err}");
+    assert!(
+        err.contains(&format!("skipped {first} already archived")),
+        "{err}"
+    );
     assert_eq!(a.envelopes().len(), 2995);
-    let mut expected: Vec<String> = lines.into_iter().filter(|l| l.starts_with("{\"event_id\"")).collect();
+    let mut expected: Vec<String> = lines
+        .into_iter()
+        .filter(|l| l.starts_with("{\"event_id\""))
+        .collect();
     expected.sort();
     assert_eq!(archived_payloads(&a), expected);
 }
@@ -217,7 +261,8 @@ fn objects_left_past_a_checkpoint_by_a_crash_are_replaced() {
     // Shard 0: roll its checkpoint back to the end of its first object (the later objects are
     // now "written past the checkpoint"). Shard 1: lose its checkpoint entirely.
     let shard0 = cp_dir.join("shardId-000000000000.json");
-    let mut cp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&shard0).unwrap()).unwrap();
+    let mut cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&shard0).unwrap()).unwrap();
     let mut shard0_objects: Vec<(u64, String)> = a
         .objects()
         .keys()
@@ -230,7 +275,15 @@ fn objects_left_past_a_checkpoint_by_a_crash_are_replaced() {
     shard0_objects.sort();
     assert!(shard0_objects.len() >= 2);
     let first_key = &shard0_objects[0].1;
-    let last_seq = first_key.rsplit('/').next().unwrap().trim_end_matches(".json.gz").split('-').nth(1).unwrap().to_owned();
+    let last_seq = first_key
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".json.gz")
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     cp["sequence_number"] = last_seq.into();
     std::fs::write(&shard0, serde_json::to_vec(&cp).unwrap()).unwrap();
     std::fs::remove_file(cp_dir.join("shardId-000000000001.json")).unwrap();
@@ -238,10 +291,26 @@ fn objects_left_past_a_checkpoint_by_a_crash_are_replaced() {
     // different roll settings), which must not survive as a duplicate.
     let (_, second_key) = &shard0_objects[1];
     let lines = a.objects()[second_key].clone();
-    let first_seq: u64 = second_key.rsplit('/').next().unwrap().split('-').next().unwrap().parse().unwrap();
+    let first_seq: u64 = second_key
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let half: Vec<String> = lines[..lines.len() / 2].to_vec();
-    let half_last: u64 = serde_json::from_str::<serde_json::Value>(half.last().unwrap()).unwrap()["sequence_number"].as_str().unwrap().parse().unwrap();
-    let odd = a.root().join(second_key).with_file_name(format!("{first_seq}-{half_last}.json.gz"));
+    let half_last: u64 =
+        serde_json::from_str::<serde_json::Value>(half.last().unwrap()).unwrap()["sequence_number"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let odd = a
+        .root()
+        .join(second_key)
+        .with_file_name(format!("{first_seq}-{half_last}.json.gz"));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, (half.join("\n") + "\n").as_bytes()).unwrap();
     std::fs::write(&odd, gz.finish().unwrap()).unwrap();
@@ -249,9 +318,16 @@ fn objects_left_past_a_checkpoint_by_a_crash_are_replaced() {
     let (code, _, err) = run_quickstart(&a, &sample());
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("removed"), "{err}");
-    let mut expected: Vec<String> = sample_lines().into_iter().filter(|l| l.starts_with("{\"event_id\"")).collect();
+    let mut expected: Vec<String> = sample_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("{\"event_id\""))
+        .collect();
     expected.sort();
-    assert_eq!(archived_payloads(&a), expected, "exactly once after the crash");
+    assert_eq!(
+        archived_payloads(&a),
+        expected,
+        "exactly once after the crash"
+    );
 }
 
 #[test]
@@ -282,7 +358,10 @@ max_records = 400
             url = a.url()
         ),
     );
-    let out = run_in(a.dir.path(), &["run", pipeline.to_str().unwrap(), "--progress", "off"]);
+    let out = run_in(
+        a.dir.path(),
+        &["run", pipeline.to_str().unwrap(), "--progress", "off"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     let back = a.write_pipeline(
         "back.toml",
@@ -302,14 +381,26 @@ format = "data"
             url = a.url()
         ),
     );
-    let out = run_in(a.dir.path(), &["run", back.to_str().unwrap(), "--progress", "off"]);
+    let out = run_in(
+        a.dir.path(),
+        &["run", back.to_str().unwrap(), "--progress", "off"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    let mut got: Vec<String> = std::fs::read_to_string(a.dir.path().join("back.jsonl")).unwrap().lines().map(str::to_owned).collect();
+    let mut got: Vec<String> = std::fs::read_to_string(a.dir.path().join("back.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let mut want = lines.clone();
     got.sort();
     want.sort();
     assert_eq!(got, want, "every line, JSON or not, comes back exactly");
-    let b64 = a.objects().values().flatten().filter(|l| l.contains("\"data_b64\":")).count();
+    let b64 = a
+        .objects()
+        .values()
+        .flatten()
+        .filter(|l| l.contains("\"data_b64\":"))
+        .count();
     assert_eq!(b64, 5);
 }
 
@@ -339,15 +430,23 @@ path = "read.jsonl"
             url = a.url()
         ),
     );
-    let out = run_in(a.dir.path(), &["run", p.to_str().unwrap(), "--progress", "off"]);
-    let n = std::fs::read_to_string(a.dir.path().join("read.jsonl")).map(|s| s.lines().count()).unwrap_or(0);
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
+    let n = std::fs::read_to_string(a.dir.path().join("read.jsonl"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
     (out.status.code().unwrap_or(-1), n, text(&out).1)
 }
 
 #[test]
 fn bounded_reads_are_exact_and_prune_by_folder() {
     let a = archived_sample();
-    let (code, n, err) = read_back(&a, "from = \"2026-11-25T10:00:00Z\"\nto = \"2026-11-25T11:00:00Z\"");
+    let (code, n, err) = read_back(
+        &a,
+        "from = \"2026-11-25T10:00:00Z\"\nto = \"2026-11-25T11:00:00Z\"",
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, 1000);
     // Exact inside an hour, too.
@@ -356,10 +455,14 @@ fn bounded_reads_are_exact_and_prune_by_folder() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| {
             let t = v["created_at"].as_str().unwrap();
-            ("2026-11-25T10:30:00.000Z"..="2026-11-25T11:15:00.000Z").contains(&t) && t < "2026-11-25T11:15:00.000Z"
+            ("2026-11-25T10:30:00.000Z"..="2026-11-25T11:15:00.000Z").contains(&t)
+                && t < "2026-11-25T11:15:00.000Z"
         })
         .count();
-    let (code, n, err) = read_back(&a, "from = \"2026-11-25T10:30:00Z\"\nto = \"2026-11-25T11:15:00Z\"");
+    let (code, n, err) = read_back(
+        &a,
+        "from = \"2026-11-25T10:30:00Z\"\nto = \"2026-11-25T11:15:00Z\"",
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, expected);
     // Corrupt every object of hour 09: a read of hours 10–11 never opens them…
@@ -378,7 +481,11 @@ fn bounded_reads_are_exact_and_prune_by_folder() {
 #[test]
 fn shard_bounds_select_shards() {
     let a = archived_sample();
-    let want = a.envelopes().iter().filter(|v| v["shard_id"] == "shardId-000000000002").count();
+    let want = a
+        .envelopes()
+        .iter()
+        .filter(|v| v["shard_id"] == "shardId-000000000002")
+        .count();
     let (code, n, err) = read_back(&a, "shards = [\"shardId-000000000002\"]");
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, want);
@@ -411,23 +518,41 @@ path = "out.jsonl"
             input.display()
         ),
     );
-    let out = run_in(a.dir.path(), &["run", p.to_str().unwrap(), "--progress", "off"]);
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
     let err = text(&out).1;
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("transform `mark` failed: 2 record(s) could not be processed and no stage reads `mark.dead_letter`"), "{err}");
     assert!(err.contains("payload is not JSON"), "{err}");
-    assert!(!a.dir.path().join("out.jsonl").exists(), "no partial output under the real name");
+    assert!(
+        !a.dir.path().join("out.jsonl").exists(),
+        "no partial output under the real name"
+    );
 
     // With a dead-letter route, the run succeeds and keeps both.
     let routed = std::fs::read_to_string(&p).unwrap()
         + "\n[sinks.rejects]\ntype = \"file\"\ninputs = [\"mark.dead_letter\"]\npath = \"rejects.jsonl\"\n";
     std::fs::write(&p, routed).unwrap();
-    let out = run_in(a.dir.path(), &["run", p.to_str().unwrap(), "--progress", "off"]);
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     let rejects = std::fs::read_to_string(a.dir.path().join("rejects.jsonl")).unwrap();
     assert_eq!(rejects.lines().count(), 2);
-    assert!(rejects.contains("\"reason\":\"payload is JSON but not an object\""), "{rejects}");
-    assert_eq!(std::fs::read_to_string(a.dir.path().join("out.jsonl")).unwrap().lines().count(), 1);
+    assert!(
+        rejects.contains("\"reason\":\"payload is JSON but not an object\""),
+        "{rejects}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.dir.path().join("out.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -464,7 +589,10 @@ url = "{}"
     std::io::Write::flush(&mut stdin).unwrap();
     // Wait until the records were read, then interrupt while stdin is still open.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     drop(stdin);
@@ -474,5 +602,9 @@ url = "{}"
     // What was read before the interrupt is archived and checkpointed.
     let n = a.envelopes().len();
     assert_eq!(n, 50, "{err}");
-    assert!(a.root().join("_flux/checkpoints/stream=live/shardId-000000000000.json").exists());
+    assert!(
+        a.root()
+            .join("_flux/checkpoints/stream=live/shardId-000000000000.json")
+            .exists()
+    );
 }

@@ -12,7 +12,9 @@ use flux_engine::runtime::{Prepared, execute};
 use flux_stages::channel::Capacity;
 use flux_stages::record::{Batch, Record, SequenceNumber, ts_from_millis};
 use flux_stages::registry::{BuiltStage, Role};
-use flux_stages::stage::{Emit, Pass, Rejected, Sink, SinkReport, Source, SourceContext, Transform};
+use flux_stages::stage::{
+    Emit, Pass, Rejected, Sink, SinkReport, Source, SourceContext, Transform,
+};
 use petgraph::graph::DiGraph;
 use tokio_util::sync::CancellationToken;
 
@@ -85,9 +87,24 @@ async fn a_stuck_sink_blocks_the_source_after_exactly_the_capacities() {
     let sent = Arc::new(AtomicU64::new(0));
     let taken = Arc::new(AtomicU64::new(0));
     let mut g = DiGraph::new();
-    let src = g.add_node(prepared("src", Role::Source, 1, BuiltStage::Source(Box::new(Counter(sent.clone())))));
-    let mid = g.add_node(prepared("mid", Role::Transform, 7, BuiltStage::Transform(Box::new(Pass1))));
-    let out = g.add_node(prepared("out", Role::Sink, 5, BuiltStage::Sink(Box::new(Stuck(taken.clone())))));
+    let src = g.add_node(prepared(
+        "src",
+        Role::Source,
+        1,
+        BuiltStage::Source(Box::new(Counter(sent.clone()))),
+    ));
+    let mid = g.add_node(prepared(
+        "mid",
+        Role::Transform,
+        7,
+        BuiltStage::Transform(Box::new(Pass1)),
+    ));
+    let out = g.add_node(prepared(
+        "out",
+        Role::Sink,
+        5,
+        BuiltStage::Sink(Box::new(Stuck(taken.clone()))),
+    ));
     g.add_edge(src, mid, Edge { port: Port::Main });
     g.add_edge(mid, out, Edge { port: Port::Main });
     let run = tokio::spawn(execute(g, CancellationToken::new(), |_| {}));
@@ -98,7 +115,11 @@ async fn a_stuck_sink_blocks_the_source_after_exactly_the_capacities() {
     assert_eq!(taken.load(Ordering::SeqCst), 1);
     assert_eq!(sent.load(Ordering::SeqCst), 1 + 5 + 1 + 7);
     tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-    assert_eq!(sent.load(Ordering::SeqCst), 14, "the source must stay blocked");
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        14,
+        "the source must stay blocked"
+    );
     run.abort();
 }
 
@@ -108,9 +129,24 @@ async fn fan_out_is_paced_by_the_slowest_consumer() {
     let taken = Arc::new(AtomicU64::new(0));
     let fast_taken = Arc::new(AtomicU64::new(0));
     let mut g = DiGraph::new();
-    let src = g.add_node(prepared("src", Role::Source, 1, BuiltStage::Source(Box::new(Counter(sent.clone())))));
-    let slow = g.add_node(prepared("slow", Role::Sink, 3, BuiltStage::Sink(Box::new(Stuck(taken.clone())))));
-    let fast = g.add_node(prepared("fast", Role::Sink, 100, BuiltStage::Sink(Box::new(Drain(fast_taken.clone())))));
+    let src = g.add_node(prepared(
+        "src",
+        Role::Source,
+        1,
+        BuiltStage::Source(Box::new(Counter(sent.clone()))),
+    ));
+    let slow = g.add_node(prepared(
+        "slow",
+        Role::Sink,
+        3,
+        BuiltStage::Sink(Box::new(Stuck(taken.clone()))),
+    ));
+    let fast = g.add_node(prepared(
+        "fast",
+        Role::Sink,
+        100,
+        BuiltStage::Sink(Box::new(Drain(fast_taken.clone()))),
+    ));
     g.add_edge(src, slow, Edge { port: Port::Main });
     g.add_edge(src, fast, Edge { port: Port::Main });
     let run = tokio::spawn(execute(g, CancellationToken::new(), |_| {}));
@@ -142,8 +178,18 @@ async fn stop_drains_and_reports_interrupted() {
     let sent = Arc::new(AtomicU64::new(0));
     let taken = Arc::new(AtomicU64::new(0));
     let mut g = DiGraph::new();
-    let src = g.add_node(prepared("src", Role::Source, 1, BuiltStage::Source(Box::new(Counter(sent.clone())))));
-    let out = g.add_node(prepared("out", Role::Sink, 10, BuiltStage::Sink(Box::new(Drain(taken.clone())))));
+    let src = g.add_node(prepared(
+        "src",
+        Role::Source,
+        1,
+        BuiltStage::Source(Box::new(Counter(sent.clone()))),
+    ));
+    let out = g.add_node(prepared(
+        "out",
+        Role::Sink,
+        10,
+        BuiltStage::Sink(Box::new(Drain(taken.clone()))),
+    ));
     g.add_edge(src, out, Edge { port: Port::Main });
     let stop = CancellationToken::new();
     let stopper = stop.clone();
@@ -177,11 +223,29 @@ impl Sink for Failing {
 async fn the_first_failure_stops_the_run_and_names_its_stage() {
     let sent = Arc::new(AtomicU64::new(0));
     let mut g = DiGraph::new();
-    let src = g.add_node(prepared("src", Role::Source, 1, BuiltStage::Source(Box::new(Counter(sent.clone())))));
-    let mid = g.add_node(prepared("mid", Role::Transform, 4, BuiltStage::Transform(Box::new(Pass1))));
-    let out = g.add_node(prepared("burning", Role::Sink, 4, BuiltStage::Sink(Box::new(Failing))));
+    let src = g.add_node(prepared(
+        "src",
+        Role::Source,
+        1,
+        BuiltStage::Source(Box::new(Counter(sent.clone()))),
+    ));
+    let mid = g.add_node(prepared(
+        "mid",
+        Role::Transform,
+        4,
+        BuiltStage::Transform(Box::new(Pass1)),
+    ));
+    let out = g.add_node(prepared(
+        "burning",
+        Role::Sink,
+        4,
+        BuiltStage::Sink(Box::new(Failing)),
+    ));
     g.add_edge(src, mid, Edge { port: Port::Main });
     g.add_edge(mid, out, Edge { port: Port::Main });
     let report = execute(g, CancellationToken::new(), |_| {}).await;
-    assert_eq!(report.error.as_deref(), Some("sink `burning` failed: disk on fire"));
+    assert_eq!(
+        report.error.as_deref(),
+        Some("sink `burning` failed: disk on fire")
+    );
 }

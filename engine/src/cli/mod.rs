@@ -138,17 +138,34 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
     let mut diags = loaded.diagnostics;
     let Some(spec) = loaded.spec else {
         print_diagnostics(&diags);
+        eprintln!(
+            "{file}: {} error(s)",
+            diags.iter().filter(|d| d.is_error()).count()
+        );
         return Err(EXIT_INVALID);
     };
+    let load_errors = diags.iter().any(Diagnostic::is_error);
     let (pipeline, more) = compile::compile(&spec);
-    diags.extend(more);
-    diags.sort_by_key(|d| (d.location.as_ref().map(|l| (l.line, l.column)), d.severity));
+    // With errors in the file already, "no source"/"no sink" only repeat them (a misspelt
+    // section name is the usual cause).
+    diags.extend(
+        more.into_iter()
+            .filter(|d| !(load_errors && d.location.is_none())),
+    );
+    // File order; diagnostics without a place come last.
+    diags.sort_by_key(|d| {
+        (
+            d.location.is_none(),
+            d.location.as_ref().map(|l| (l.line, l.column)),
+            d.severity,
+        )
+    });
     print_diagnostics(&diags);
     match pipeline {
         Some(p) if !diags.iter().any(Diagnostic::is_error) => Ok(p),
         _ => {
             let errors = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!("{file}: {errors} error(s); the pipeline was not run");
+            eprintln!("{file}: {errors} error(s)");
             Err(EXIT_INVALID)
         }
     }

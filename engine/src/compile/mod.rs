@@ -105,8 +105,13 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
     }
 
     // Pass 2: edges.
-    for stage in &spec.stages {
-        let Some((to, _)) = index.get(stage.id.as_str()).copied() else {
+    for (i, stage) in spec.stages.iter().enumerate() {
+        // A duplicate's inputs are not wired: the id belongs to its first declaration.
+        let Some((to, _)) = index
+            .get(stage.id.as_str())
+            .copied()
+            .filter(|(_, owner)| *owner == i)
+        else {
             continue;
         };
         let mut seen = Vec::new();
@@ -197,8 +202,14 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
         );
     }
 
-    // Pass 4: outputs nobody reads.
+    // Pass 4: outputs nobody reads (not worth saying when an input name is already wrong).
+    let unknown_inputs = diags.iter().any(|d| {
+        d.message.starts_with("unknown input") || d.message.starts_with("duplicate stage id")
+    });
     for stage in &spec.stages {
+        if unknown_inputs {
+            break;
+        }
         let Some((n, _)) = index.get(stage.id.as_str()).copied() else {
             continue;
         };

@@ -84,8 +84,10 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
     let (root, errors) = DeTable::parse_recoverable(&rendered.text);
     if !errors.is_empty() {
         for e in errors {
-            let d = Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
-                .at(e.span().map(|s| loader.locate(s)));
+            let mut d =
+                Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
+                    .at(e.span().map(|s| loader.locate(s)));
+            d.help = quoting_help(e.message());
             loader.diagnostics.push(d);
         }
         return Loaded {
@@ -98,6 +100,21 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
         spec: Some(spec),
         diagnostics: loader.diagnostics,
     }
+}
+
+/// A hint for the commonest TOML mistake: text without quotes.
+pub(crate) fn quoting_help(message: &str) -> Option<String> {
+    [
+        "invalid boolean",
+        "invalid integer",
+        "invalid float",
+        "invalid number",
+        "invalid datetime",
+        "string values must be quoted",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+    .then(|| "text values must be quoted, e.g. `url = \"file://./archive\"`".to_owned())
 }
 
 fn first_line(s: &str) -> String {
@@ -440,9 +457,29 @@ impl Loader {
                     .map(|(k, _)| k.span())
             })
         });
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        if let Some(name) = missing {
+            let field = if inner_path.is_empty() {
+                format!("{path}.{name}")
+            } else {
+                format!("{path}.{inner_path}.{name}")
+            };
+            let d = self.error(
+                Some(header),
+                &field,
+                format!("`{path}` is missing the required key `{name}`"),
+            );
+            d.help = Some(format!(
+                "add `{name} = …` to [{path}]; see docs/pipeline-reference.md"
+            ));
+            return;
+        }
         let message = match &unknown {
             Some(name) => format!("unknown key `{name}` in `{path}`"),
-            None => message,
+            None => plain_types(&message),
         };
         let help = unknown.as_ref().and_then(|name| {
             let expected = expected_fields(err.message());
@@ -462,28 +499,33 @@ impl Loader {
         let elsewhere = [Role::Source, Role::Transform, Role::Sink]
             .into_iter()
             .find(|r| *r != role && r.kinds().contains(&kind));
-        let help = if role.planned_kinds().contains(&kind) {
-            format!(
-                "`{kind}` {noun}s are not available in this version yet; available {noun} types: {}",
-                list(role.kinds())
+        let (message, help) = if role.planned_kinds().contains(&kind) {
+            (
+                format!("{noun} type `{kind}` is not available in this version yet"),
+                format!("available {noun} types: {}", list(role.kinds())),
+            )
+        } else if let Some(other) = elsewhere {
+            (
+                format!("`{kind}` is not a {noun} type"),
+                format!(
+                    "`{kind}` is a {} type; declare it under [{}.<id>]",
+                    other.noun(),
+                    other.section()
+                ),
             )
         } else if let Some(s) = did_you_mean(kind, role.kinds().iter().copied()) {
-            format!("did you mean `{s}`?")
-        } else if let Some(other) = elsewhere {
-            format!(
-                "`{kind}` is a {} type; declare it under [{}.<id>]",
-                other.noun(),
-                other.section()
+            (
+                format!("unknown {noun} type `{kind}`"),
+                format!("did you mean `{s}`?"),
             )
         } else {
-            format!("available {noun} types: {}", list(role.kinds()))
+            (
+                format!("unknown {noun} type `{kind}`"),
+                format!("available {noun} types: {}", list(role.kinds())),
+            )
         };
-        self.error(
-            Some(span),
-            &format!("{path}.type"),
-            format!("unknown {noun} type `{kind}`"),
-        )
-        .help = Some(help);
+        self.error(Some(span), &format!("{path}.type"), message)
+            .help = Some(help);
     }
 
     fn inputs(&mut self, path: &str, v: Spanned<DeValue<'_>>, stage: &mut StageSpec) {
@@ -524,6 +566,35 @@ impl Loader {
             }
         }
     }
+}
+
+/// Rewrites serde's Rust type names into what a pipeline author writes.
+fn plain_types(message: &str) -> String {
+    let mut m = message.to_owned();
+    for (rust, plain) in [
+        (
+            "expected u64",
+            "expected a whole number (without quotes), e.g. 1000",
+        ),
+        (
+            "expected u32",
+            "expected a whole number (without quotes), e.g. 4",
+        ),
+        (
+            "expected usize",
+            "expected a whole number (without quotes), e.g. 1024",
+        ),
+        ("expected i64", "expected a whole number (without quotes)"),
+        ("expected f64", "expected a number (without quotes)"),
+        (
+            "expected a boolean",
+            "expected true or false (without quotes)",
+        ),
+        ("expected a string", "expected a string in quotes"),
+    ] {
+        m = m.replace(rust, plain);
+    }
+    m
 }
 
 fn valid_id(id: &str) -> bool {

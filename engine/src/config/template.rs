@@ -121,11 +121,17 @@ fn template_error(
             named
         };
         if let Some(first) = names.first() {
+            let in_comment = line_text.trim_start().starts_with('#');
+            let help = if in_comment {
+                "this line is a TOML comment, but templates are rendered before TOML is read; comment template code out with `{# … #}`".to_owned()
+            } else {
+                format!(
+                    "pass it with `--var {first}=…`, put it in a `--vars-file`, or give it a default in [vars]"
+                )
+            };
             return Diagnostic::error(file, format!("template variable `{first}` is not defined"))
                 .at(location)
-                .help(format!(
-                    "pass it with `--var {first}=…`, put it in a `--vars-file`, or give it a default in [vars]"
-                ));
+                .help(help);
         }
         return Diagnostic::error(
             file,
@@ -140,7 +146,18 @@ fn template_error(
     } else {
         format!("template: {detail}")
     };
-    Diagnostic::error(file, message).at(location)
+    let help = if detail.contains("expected end of block")
+        || detail.contains("unexpected end of input")
+    {
+        Some("a `{% if %}` or `{% for %}` block is not closed; add its `{% endif %}` / `{% endfor %}`".to_owned())
+    } else if detail.contains("environment variable") {
+        Some("export the variable before running, or read the value from a template variable with a default in [vars]".to_owned())
+    } else {
+        None
+    };
+    let mut d = Diagnostic::error(file, message).at(location);
+    d.help = help;
+    d
 }
 
 fn contains_word(text: &str, word: &str) -> bool {

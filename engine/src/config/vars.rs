@@ -72,9 +72,11 @@ pub fn file_vars(file: &str, text: &str) -> Result<BTreeMap<String, toml::Value>
                 .unwrap_or_default();
             l
         });
-        Diagnostic::error(file, format!("invalid [vars]: {}", e.message().trim_end()))
+        let mut d = Diagnostic::error(file, format!("invalid [vars]: {}", e.message().trim_end()))
             .at(loc)
-            .field("vars")
+            .field("vars");
+        d.help = crate::config::load::quoting_help(e.message());
+        d
     })?;
     Ok(table.into_iter().collect())
 }

@@ -77,7 +77,7 @@ pub struct RunInfo {
 impl ArchiveSinkConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), String> {
-        store::check_url(&self.url)?;
+        store::check_url(&self.url).map_err(|e| format!("`url`: {e}"))?;
         if self.max_records == 0 {
             return Err("`max_records` must be at least 1".into());
         }

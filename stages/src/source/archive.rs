@@ -59,7 +59,7 @@ fn default_batch() -> usize {
 impl ArchiveSourceConfig {
     /// Checks bounds and the URL.
     pub fn validate(&self) -> Result<(), String> {
-        store::check_url(&self.url)?;
+        store::check_url(&self.url).map_err(|e| format!("`url`: {e}"))?;
         if let (Some(from), Some(to)) = (self.from, self.to)
             && from >= to
         {
@@ -107,7 +107,7 @@ impl Bounds {
             && self
                 .shards
                 .as_ref()
-                .is_none_or(|s| s.iter().any(|x| *x == obj.shard_id))
+                .is_none_or(|s| s.contains(&obj.shard_id))
     }
 
     fn holds(&self, r: &Record) -> bool {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmark: `archive` source → `filter` → `file` sink over the 2M-record archive of
+# ../shared/bench/gen_archive.py, side by side with DuckDB on one thread (duck_job.py filter 1
+# --variant objects). Prints figures; asserts nothing about time.
+#
+#   tests/bench/filter.sh [RUNS]        (default 3 interleaved runs; medians are reported)
+#
+# Settings: FLUX_CACHE (default ~/.cache/flux-engine) holds the generated dataset and the DuckDB
+# virtualenv; FLUX_SHARED (default ../shared next to the repo) holds gen_archive.py/duck_job.py;
+# BENCH_RECORDS (default 2000000).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+runs=${1:-3}
+cache=${FLUX_CACHE:-$HOME/.cache/flux-engine}
+shared=${FLUX_SHARED:-$repo/../shared}
+records=${BENCH_RECORDS:-2000000}
+data="$cache/bench/d$records"
+mkdir -p "$cache/bench"
+
+if [[ ! -f "$data/manifest.json" ]]; then
+  echo "generating $records records into $data (once)…" >&2
+  python3 "$shared/bench/gen_archive.py" --records "$records" --shards 4 --keys 100000 --seed 42 --out "$data" >&2
+fi
+venv="$cache/bench/venv"
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install -q duckdb==2.0.0 >&2
+fi
+cargo build -q --release -p flux-engine
+bin="${CARGO_TARGET_DIR:-$repo/target}/release/flux-engine"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/filter.toml" <<TOML
+[sources.archive]
+type = "archive"
+url = "$data/archive"
+stream = "orders"
+
+[transforms.hits]
+type = "filter"
+inputs = ["archive"]
+where = "@.data.status == 'cancelled' && @.data.total > 100"
+
+[sinks.out]
+type = "file"
+inputs = ["hits"]
+path = "$work/hits.jsonl"
+TOML
+
+expected=$(python3 -c "import json,sys; m=json.load(open('$data/manifest.json')); print(m['expected']['filter'] if not isinstance(m['expected']['filter'], dict) else m['expected']['filter'].get('count', m['expected']['filter']))")
+raw_mb=$(python3 -c "import json; m=json.load(open('$data/manifest.json')); print(round(m.get('raw_bytes', m.get('uncompressed_bytes', 0))/1e6, 1))")
+
+engine_secs=(); engine_rss=(); duck_secs=(); duck_rss=()
+for i in $(seq 1 "$runs"); do
+  /usr/bin/time -f '%e %M' -o "$work/t" "$bin" run "$work/filter.toml" --progress off 2>"$work/log" \
+    || { cat "$work/log" >&2; exit 1; }
+  read -r s kb < "$work/t"; engine_secs+=("$s"); engine_rss+=("$kb")
+  hits=$(wc -l < "$work/hits.jsonl")
+  [[ "$hits" == "$expected" ]] || { echo "engine found $hits hits, expected $expected" >&2; exit 1; }
+  (cd "$work" && /usr/bin/time -f '%e %M' -o "$work/td" "$venv/bin/python" "$shared/bench/duck_job.py" filter 1 "$data" --variant objects --outdir "$work/duck" > "$work/duck.json")
+  read -r s kb < "$work/td"; duck_secs+=("$s"); duck_rss+=("$kb")
+  echo "run $i: engine ${engine_secs[-1]} s / $((engine_rss[-1] / 1024)) MB, duckdb ${duck_secs[-1]} s / $((duck_rss[-1] / 1024)) MB" >&2
+done
+
+python3 - "$records" "$raw_mb" "$expected" "${engine_secs[*]}" "${engine_rss[*]}" "${duck_secs[*]}" "${duck_rss[*]}" <<'PY'
+import statistics, sys
+records, raw_mb, hits = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+es, er, ds, dr = ([float(x) for x in a.split()] for a in sys.argv[4:8])
+e, d = statistics.median(es), statistics.median(ds)
+print(f"filter benchmark: {records} records, {raw_mb} MB uncompressed, {hits} hits, medians of {len(es)} interleaved runs")
+print(f"  flux-engine : {e:6.2f} s  {records/e:10.0f} records/s  {raw_mb/e:6.1f} MB/s  peak RSS {max(er)/1024:6.1f} MB")
+print(f"  duckdb (1t) : {d:6.2f} s  {records/d:10.0f} records/s  {raw_mb/d:6.1f} MB/s  peak RSS {max(dr)/1024:6.1f} MB")
+print(f"  ratio engine/duckdb wall time: {e/d:.2f} (target <= 0.5); engine peak RSS target < 100 MB")
+PY

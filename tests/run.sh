@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every check of flux-engine, as CI does: formatting, clippy, then the whole test suite
+# against the AWS emulators, which it installs (pinned, cached under ~/.cache/flux-engine),
+# starts on loopback and stops again, also on failure.
+#
+#   tests/run.sh                 everything
+#   tests/run.sh -- archive      extra arguments after -- go to `cargo test` (a test filter)
+#
+# Settings: FLUX_CACHE (cache root), CARGO_TARGET_DIR (default: $FLUX_CACHE/target, so a fresh
+# clone on the same machine reuses the build; a cold cache works too).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export FLUX_CACHE="${FLUX_CACHE:-$HOME/.cache/flux-engine}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLUX_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$FLUX_CACHE"
+
+test_args=()
+if [[ "${1:-}" == "--" ]]; then
+  shift
+  test_args=("$@")
+fi
+
+step() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "emulators"
+env_lines=$(tests/emulators.sh up) && eval "$env_lines"
+trap 'tests/emulators.sh down || true' EXIT
+
+step "schema is current"
+cargo run -q --locked -p flux-engine -- schema | diff -u schemas/pipeline.schema.json - \
+  || { echo "schemas/pipeline.schema.json is stale: run 'cargo run -p flux-engine -- schema > schemas/pipeline.schema.json'"; exit 1; }
+
+step "tests"
+cargo test --workspace --locked -- "${test_args[@]}"
+
+step "done"
