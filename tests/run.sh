@@ -43,6 +43,14 @@ cargo run -q --locked -p flux-engine -- schema | diff -u schemas/pipeline.schema
   || { echo "schemas/pipeline.schema.json is stale: run 'cargo run -p flux-engine -- schema > schemas/pipeline.schema.json'"; exit 1; }
 
 step "tests"
-cargo test --workspace --locked -- "${test_args[@]}"
-
+log="$FLUX_CACHE/last-test-run.log"
+set +e
+cargo test --workspace --locked -- "${test_args[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary).
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 step "done"
+echo "suite: $passed passed, $failed failed"
+exit "$status"

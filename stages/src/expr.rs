@@ -23,8 +23,31 @@ use serde_json::Value;
 pub struct Predicate {
     source: String,
     query: JpQuery,
-    required_literals: Vec<Vec<u8>>,
+    prefilter: Prefilter,
     needs_data: bool,
+}
+
+/// A cheap test on raw bytes that rules records out before anything is parsed: every literal
+/// must occur in the bytes (unless they contain a backslash escape, which could spell a literal
+/// differently). Applied to a payload, or to a whole archive line that contains the payload.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    literals: std::sync::Arc<Vec<memchr::memmem::Finder<'static>>>,
+}
+
+impl Prefilter {
+    /// False when the bytes certainly cannot hold a matching payload.
+    pub fn may_match(&self, raw: &[u8]) -> bool {
+        if self.literals.is_empty() || memchr::memchr(b'\\', raw).is_some() {
+            return true;
+        }
+        self.literals.iter().all(|lit| lit.find(raw).is_some())
+    }
+
+    /// True when the prefilter can rule anything out.
+    pub fn is_useful(&self) -> bool {
+        !self.literals.is_empty()
+    }
 }
 
 impl Predicate {
@@ -48,12 +71,20 @@ impl Predicate {
                 ));
             }
         };
-        let mut required_literals = Vec::new();
-        collect_required(&filter, &mut required_literals);
+        let mut literals = Vec::new();
+        collect_required(&filter, &mut literals);
+        let prefilter = Prefilter {
+            literals: std::sync::Arc::new(
+                literals
+                    .into_iter()
+                    .map(|l| memchr::memmem::Finder::new(&l).into_owned())
+                    .collect(),
+            ),
+        };
         Ok(Predicate {
             source: trimmed.to_owned(),
             query,
-            required_literals,
+            prefilter,
             needs_data: trimmed.contains("data"),
         })
     }
@@ -65,12 +96,12 @@ impl Predicate {
 
     /// False when the raw payload certainly cannot match; true when it must be evaluated.
     pub fn may_match(&self, raw_data: &[u8]) -> bool {
-        if self.required_literals.is_empty() || raw_data.contains(&b'\\') {
-            return true;
-        }
-        self.required_literals
-            .iter()
-            .all(|lit| memfind(raw_data, lit))
+        self.prefilter.may_match(raw_data)
+    }
+
+    /// The raw-bytes pre-check, for pushing down into a source.
+    pub fn prefilter(&self) -> &Prefilter {
+        &self.prefilter
     }
 
     /// True when the expression mentions the payload at all (otherwise it need not be parsed).
@@ -121,22 +152,6 @@ fn targets_data(q: &SingularQuery) -> bool {
         }
         SingularQuery::Root(_) => false,
     }
-}
-
-fn memfind(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    let first = needle[0];
-    let mut start = 0;
-    while let Some(pos) = hay[start..].iter().position(|&b| b == first) {
-        let at = start + pos;
-        if hay[at..].starts_with(needle) {
-            return true;
-        }
-        start = at + 1;
-    }
-    false
 }
 
 /// Turns jsonpath-rust's parser error (a pest dump of the wrapped query) into a column in the

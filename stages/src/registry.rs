@@ -151,6 +151,14 @@ impl StageConfig {
         })
     }
 
+    /// The raw-bytes pre-check a source may apply when this stage is its only reader.
+    pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
+        match self {
+            StageConfig::Filter(f) if !f.invert => Some(f.condition.0.prefilter().clone()),
+            _ => None,
+        }
+    }
+
     /// The JSON Schema of a kind's own keys (without the engine keys).
     pub fn schema(role: Role, kind: &str, generator: &mut SchemaGenerator) -> Option<Schema> {
         Some(match (role, kind) {

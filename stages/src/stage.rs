@@ -209,6 +209,12 @@ pub trait Source: Send {
     /// Reads until the input is exhausted or `ctx.stop` is cancelled, sending batches to
     /// `ctx.output`. The runtime sends [`Message::End`] after it returns `Ok`.
     async fn run(&mut self, ctx: &mut SourceContext) -> anyhow::Result<()>;
+
+    /// Offered when this source's only reader is a filter: the source may skip raw input that
+    /// cannot match before parsing it (counted as skipped). Returns true when it will.
+    fn push_down(&mut self, _prefilter: crate::expr::Prefilter) -> bool {
+        false
+    }
 }
 
 /// Collects what a transform produces from one batch.

@@ -49,8 +49,8 @@ inputs = ["hits"]
 path = "$work/hits.jsonl"
 TOML
 
-expected=$(python3 -c "import json,sys; m=json.load(open('$data/manifest.json')); print(m['expected']['filter'] if not isinstance(m['expected']['filter'], dict) else m['expected']['filter'].get('count', m['expected']['filter']))")
-raw_mb=$(python3 -c "import json; m=json.load(open('$data/manifest.json')); print(round(m.get('raw_bytes', m.get('uncompressed_bytes', 0))/1e6, 1))")
+expected=$(python3 -c "import json; print(json.load(open('$data/manifest.json'))['expected']['filter_cancelled_total_gt_100'])")
+raw_mb=$(python3 -c "import json; print(round(json.load(open('$data/manifest.json'))['uncompressed_bytes']/1e6, 1))")
 
 engine_secs=(); engine_rss=(); duck_secs=(); duck_rss=()
 for i in $(seq 1 "$runs"); do

@@ -69,9 +69,32 @@ pub fn prepare(p: &Pipeline, run_id: &str) -> Result<DiGraph<Prepared, Edge>, St
         },
         |_, e| *e,
     );
-    match err {
-        Some(e) => Err(e),
-        None => Ok(graph),
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let mut graph = graph;
+    push_down_filters(p, &mut graph);
+    Ok(graph)
+}
+
+/// Offers a filter's raw-bytes pre-check to the source it is the only reader of, so lines that
+/// cannot match are skipped before they are parsed (the filter still decides on every record
+/// that is parsed).
+fn push_down_filters(p: &Pipeline, graph: &mut DiGraph<Prepared, Edge>) {
+    for n in p.graph.node_indices() {
+        if p.graph[n].role != Role::Source {
+            continue;
+        }
+        let readers = p.outputs(n, Port::Main);
+        let [only] = readers.as_slice() else { continue };
+        let Some(pre) = p.graph[*only].config.pushdown_prefilter() else {
+            continue;
+        };
+        if let BuiltStage::Source(source) = &mut graph[n].stage
+            && source.push_down(pre)
+        {
+            tracing::debug!(source = %p.graph[n].id, filter = %p.graph[*only].id, "filter pushed down into the source");
+        }
     }
 }
 
@@ -105,6 +128,8 @@ pub struct StageSummary {
     pub bytes_out: u64,
     /// Records sent to dead letter.
     pub dead_lettered: u64,
+    /// Records skipped on purpose (outside bounds, ruled out by a pushed-down filter).
+    pub skipped: u64,
     /// Seconds from start to its end.
     pub seconds: f64,
     /// Lines the stage reported (sinks: what they wrote).
@@ -230,6 +255,7 @@ pub async fn execute(
                 bytes_in: StageMetrics::get(&m.bytes_in),
                 bytes_out: StageMetrics::get(&m.bytes_out),
                 dead_lettered: StageMetrics::get(&m.dead_lettered),
+                skipped: StageMetrics::get(&m.skipped),
                 seconds: at.duration_since(started).as_secs_f64(),
                 report,
             }

@@ -134,7 +134,7 @@ pub fn summary(report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:<20} {:<9} {:>12} {:>12} {:>11} {:>11} {:>8} {:>8}",
+        "{:<10} {:<20} {:<9} {:>12} {:>12} {:>11} {:>11} {:>8} {:>10} {:>8}",
         "role",
         "stage",
         "type",
@@ -143,12 +143,13 @@ pub fn summary(report: &RunReport) -> String {
         "bytes in",
         "bytes out",
         "dead",
+        "skipped",
         "seconds"
     );
     for s in &report.stages {
         let _ = writeln!(
             out,
-            "{:<10} {:<20} {:<9} {:>12} {:>12} {:>11} {:>11} {:>8} {:>8.2}",
+            "{:<10} {:<20} {:<9} {:>12} {:>12} {:>11} {:>11} {:>8} {:>10} {:>8.2}",
             s.role.noun(),
             s.id,
             s.kind,
@@ -157,6 +158,7 @@ pub fn summary(report: &RunReport) -> String {
             human_bytes(s.bytes_in),
             human_bytes(s.bytes_out),
             s.dead_lettered,
+            s.skipped,
             s.seconds
         );
     }

@@ -12,15 +12,16 @@
 //! Objects are chosen by their partition folders first (`dt=`/`hour=` against `from`/`to`,
 //! `shard=` against `shards`), so a bounded read never opens an object outside its bounds; the
 //! records inside are then filtered exactly. Objects are read in (hour, shard, first sequence)
-//! order, so each shard's records come in sequence order.
+//! order within each shard, so each shard's records come in sequence order; shards are read
+//! concurrently (`concurrency`, default the number of CPUs) and their batches interleave.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use tokio_util::io::SyncIoBridge;
 
 use super::file::unparsed_line;
 use super::lines::{buffered, forward, spawn_reader};
@@ -50,6 +51,10 @@ pub struct ArchiveSourceConfig {
     /// Records per batch. Default 1024.
     #[serde(default = "default_batch")]
     pub batch_records: usize,
+    /// Shards read at the same time (each shard's objects in order). Default: the number of
+    /// CPUs.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 fn default_batch() -> usize {
@@ -72,6 +77,9 @@ impl ArchiveSourceConfig {
         if self.batch_records == 0 {
             return Err("`batch_records` must be at least 1".into());
         }
+        if self.concurrency == Some(0) {
+            return Err("`concurrency` must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -81,6 +89,7 @@ impl ArchiveSourceConfig {
         Ok(Box::new(ArchiveSource {
             store: store::open(&self.url)?,
             config: self.clone(),
+            prefilter: None,
         }))
     }
 }
@@ -89,6 +98,7 @@ impl ArchiveSourceConfig {
 pub struct ArchiveSource {
     store: Arc<dyn ObjectStore>,
     config: ArchiveSourceConfig,
+    prefilter: Option<crate::expr::Prefilter>,
 }
 
 /// The bounds a record must fall in.
@@ -153,58 +163,120 @@ impl Source for ArchiveSource {
             shards: self.config.shards.clone(),
         };
         let (objects, total) = plan_objects(&self.store, &self.config.stream, &bounds).await?;
+        // One reader per shard (objects of a shard in sequence order), at most `concurrency`
+        // shards at a time; their batches interleave, each shard's stay in order.
+        let mut by_shard: Vec<(String, Vec<DataObject>)> = Vec::new();
+        for obj in objects.iter() {
+            match by_shard.iter_mut().find(|(s, _)| *s == obj.shard_id) {
+                Some((_, list)) => list.push(obj.clone()),
+                None => by_shard.push((obj.shard_id.clone(), vec![obj.clone()])),
+            }
+        }
+        let concurrency = self.config.concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
         tracing::info!(
             stage = ctx.output.stage(),
             stream = %self.config.stream,
             objects = objects.len(),
             pruned = total - objects.len(),
+            shards = by_shard.len(),
+            concurrency,
             "reading archive {}",
             self.store.url()
         );
-        // Fetch the next object while the current one is being parsed.
-        let mut next = objects.first().map(|o| fetch(&self.store, o));
-        for i in 0..objects.len() {
-            if ctx.stop.is_cancelled() {
-                break;
-            }
-            let obj = objects[i].clone();
-            let body = match next.take() {
-                Some(handle) => handle.await??,
-                None => break,
+        let (tx, rx) = tokio::sync::mpsc::channel(2 * concurrency.max(1));
+        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut readers = tokio::task::JoinSet::new();
+        for (_, list) in by_shard {
+            let reader = ShardReader {
+                store: self.store.clone(),
+                bounds: bounds.clone(),
+                batch_records: self.config.batch_records,
+                prefilter: self.prefilter.clone(),
+                tx: tx.clone(),
             };
-            next = objects.get(i + 1).map(|o| fetch(&self.store, o));
-            let what = format!("{}/{}", self.store.url(), obj.key);
-            let gzip = obj.gzip;
-            let bounds = bounds.clone();
-            let mut interner = Interner::default();
-            let key = obj.key.clone();
-            let rx = spawn_reader(
-                what,
-                move || Ok(buffered(Box::new(Cursor::new(body)), gzip)),
-                self.config.batch_records,
-                move |line_no, text, out| match Record::parse_envelope(text, &mut interner) {
-                    Ok(r) => {
-                        if bounds.holds(&r) {
-                            out.records.push(r);
-                        }
-                    }
-                    Err(e) => out.rejected.push(Rejected {
-                        record: unparsed_line(&key, line_no, text),
-                        reason: format!("{key}: line {line_no}: {e}"),
-                    }),
-                },
-            );
-            forward(rx, ctx).await?;
+            let permits = permits.clone();
+            readers.spawn(async move {
+                // Closed only when the source stops early; then there is nothing to do.
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                reader.read(list).await;
+            });
         }
+        drop(tx);
+        forward(rx, ctx).await?;
+        readers.abort_all();
         Ok(())
+    }
+
+    fn push_down(&mut self, prefilter: crate::expr::Prefilter) -> bool {
+        if prefilter.is_useful() {
+            self.prefilter = Some(prefilter);
+        }
+        self.prefilter.is_some()
     }
 }
 
-fn fetch(
-    store: &Arc<dyn ObjectStore>,
-    obj: &DataObject,
-) -> tokio::task::JoinHandle<Result<bytes::Bytes, crate::store::StoreError>> {
-    let store = store.clone();
-    let key = obj.key.clone();
-    tokio::spawn(async move { store.get(&key).await })
+/// Reads the objects of one shard in order into the source's shared channel.
+struct ShardReader {
+    store: Arc<dyn ObjectStore>,
+    bounds: Bounds,
+    batch_records: usize,
+    prefilter: Option<crate::expr::Prefilter>,
+    tx: tokio::sync::mpsc::Sender<Result<super::lines::Parsed, String>>,
+}
+
+impl ShardReader {
+    async fn read(self, objects: Vec<DataObject>) {
+        for obj in objects {
+            // Objects are streamed and decompressed on a blocking thread, never held whole.
+            let stream = match self.store.get_stream(&obj.key).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = self
+                        .tx
+                        .send(Err(format!("{}: {e}", self.store.url())))
+                        .await;
+                    return;
+                }
+            };
+            let reader = SyncIoBridge::new(stream);
+            let what = format!("{}/{}", self.store.url(), obj.key);
+            let gzip = obj.gzip;
+            let bounds = self.bounds.clone();
+            let mut interner = Interner::default();
+            let key = obj.key.clone();
+            let prefilter = self.prefilter.clone();
+            let mut rx = spawn_reader(
+                what,
+                move || Ok(buffered(Box::new(reader), gzip)),
+                self.batch_records,
+                move |line_no, text, out| match prefilter
+                    .as_ref()
+                    .is_some_and(|p| !p.may_match(text))
+                {
+                    // The line cannot hold a payload the filter downstream keeps.
+                    true => out.skipped += 1,
+                    false => match Record::parse_envelope(text, &mut interner) {
+                        Ok(r) if bounds.holds(&r) => out.records.push(r),
+                        Ok(_) => out.skipped += 1,
+                        Err(e) => out.rejected.push(Rejected {
+                            record: unparsed_line(&key, line_no, text),
+                            reason: format!("{key}: line {line_no}: {e}"),
+                        }),
+                    },
+                },
+            );
+            while let Some(parsed) = rx.recv().await {
+                let failed = parsed.is_err();
+                if self.tx.send(parsed).await.is_err() || failed {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ use md5::{Digest, Md5};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::lines::{Parsed, buffered, forward, spawn_reader};
+use super::lines::{Lines, Parsed, buffered, forward, spawn_reader_with};
 use crate::expr::ValuePath;
 use crate::record::{Interner, Record, SequenceNumber, parse_ts};
 use crate::stage::{Rejected, Source, SourceContext};
@@ -56,7 +56,7 @@ pub struct FileSourceConfig {
     #[serde(default)]
     pub default_partition_key: Option<String>,
     /// `data` format: a JSONPath to an RFC 3339 time in the payload used as arrival time;
-    /// by default the time the line is read.
+    /// by default the time the run started (the same for every line of a run).
     #[serde(default)]
     pub arrival_ts: Option<String>,
     /// `data` format: spread records over this many synthetic shards by the MD5 of their
@@ -211,7 +211,7 @@ impl Source for FileSource {
         let cfg = self.config.clone();
         let path = cfg.path.clone();
         let gzip = path.ends_with(".gz");
-        let open = move || -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
+        let open = move || -> std::io::Result<Lines> {
             let raw: Box<dyn std::io::Read + Send> = if path == "-" {
                 Box::new(std::io::stdin())
             } else {
@@ -228,15 +228,20 @@ impl Source for FileSource {
             LineFormat::Envelope => {
                 let mut interner = Interner::default();
                 let source_name = what.clone();
-                spawn_reader(what, open, cfg.batch_records, move |line_no, text, out| {
-                    match Record::parse_envelope(text, &mut interner) {
+                let stdin = cfg.path == "-";
+                spawn_reader_with(
+                    what,
+                    open,
+                    cfg.batch_records,
+                    stdin,
+                    move |line_no, text, out| match Record::parse_envelope(text, &mut interner) {
                         Ok(r) => out.records.push(r),
                         Err(e) => out.rejected.push(Rejected {
                             record: unparsed_line(&source_name, line_no, text),
                             reason: format!("{source_name}: line {line_no}: {e}"),
                         }),
-                    }
-                })
+                    },
+                )
             }
             LineFormat::Data => {
                 let parser = DataLineParser {
@@ -258,9 +263,14 @@ impl Source for FileSource {
                     },
                     started: crate::record::ts_from_millis(chrono::Utc::now().timestamp_millis()),
                 };
-                spawn_reader(what, open, cfg.batch_records, move |line_no, text, out| {
-                    parser.parse(line_no, text, out)
-                })
+                let stdin = cfg.path == "-";
+                spawn_reader_with(
+                    what,
+                    open,
+                    cfg.batch_records,
+                    stdin,
+                    move |line_no, text, out| parser.parse(line_no, text, out),
+                )
             }
         };
         forward(rx, ctx).await?;

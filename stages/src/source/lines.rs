@@ -16,25 +16,46 @@ pub struct Parsed {
     pub records: Batch,
     /// Lines that could not be turned into records, with the reason.
     pub rejected: Vec<Rejected>,
+    /// Lines skipped on purpose (outside bounds, ruled out by a pushed-down filter).
+    pub skipped: usize,
 }
 
 /// Wraps a reader in a gzip decoder when `gzip` is set, and in a large buffer.
-pub fn buffered(reader: Box<dyn Read + Send>, gzip: bool) -> Box<dyn BufRead + Send> {
+pub fn buffered(reader: Box<dyn Read + Send>, gzip: bool) -> Lines {
     const BUF: usize = 256 * 1024;
-    if gzip {
-        Box::new(BufReader::with_capacity(BUF, MultiGzDecoder::new(reader)))
+    let inner: Box<dyn Read + Send> = if gzip {
+        Box::new(MultiGzDecoder::new(reader))
     } else {
-        Box::new(BufReader::with_capacity(BUF, reader))
-    }
+        reader
+    };
+    BufReader::with_capacity(BUF, inner)
 }
+
+/// A buffered line reader over a (decompressed) byte stream.
+pub type Lines = BufReader<Box<dyn Read + Send>>;
 
 /// Starts a blocking thread that reads lines from `open()`, hands each non-empty line (without
 /// its line break, with its 1-based number) to `parse`, and sends a [`Parsed`] every
 /// `batch_records` lines. Errors (I/O, gzip) end the stream with an `Err` naming `what`.
 pub fn spawn_reader<P>(
     what: String,
-    open: impl FnOnce() -> std::io::Result<Box<dyn BufRead + Send>> + Send + 'static,
+    open: impl FnOnce() -> std::io::Result<Lines> + Send + 'static,
     batch_records: usize,
+    parse: P,
+) -> mpsc::Receiver<Result<Parsed, String>>
+where
+    P: FnMut(u64, &[u8], &mut Parsed) + Send + 'static,
+{
+    spawn_reader_with(what, open, batch_records, false, parse)
+}
+
+/// Like [`spawn_reader`]; with `flush_when_idle`, a partial batch is also sent whenever the
+/// next read would wait for input (standard input, pipes), so nothing read sits unsent.
+pub fn spawn_reader_with<P>(
+    what: String,
+    open: impl FnOnce() -> std::io::Result<Lines> + Send + 'static,
+    batch_records: usize,
+    flush_when_idle: bool,
     mut parse: P,
 ) -> mpsc::Receiver<Result<Parsed, String>>
 where
@@ -76,14 +97,14 @@ where
             }
             parse(line_no, text, &mut parsed);
             in_batch += 1;
-            if in_batch >= batch_records {
+            if in_batch >= batch_records || (flush_when_idle && reader.buffer().is_empty()) {
                 in_batch = 0;
                 if tx.blocking_send(Ok(std::mem::take(&mut parsed))).is_err() {
                     return;
                 }
             }
         }
-        if (!parsed.records.is_empty() || !parsed.rejected.is_empty())
+        if (!parsed.records.is_empty() || !parsed.rejected.is_empty() || parsed.skipped > 0)
             && tx.blocking_send(Ok(parsed)).is_err()
         {
             // The receiver is gone: the run is stopping.
@@ -102,13 +123,18 @@ pub async fn forward(
     loop {
         let next = tokio::select! {
             biased;
-            _ = ctx.stop.cancelled() => return Ok(n),
+            _ = ctx.stop.cancelled(), if !rx.is_closed() => {
+                // Stop reading, but deliver what was already read.
+                rx.close();
+                continue;
+            }
             next = rx.recv() => next,
         };
         let Some(parsed) = next else { return Ok(n) };
         let parsed = parsed.map_err(anyhow::Error::msg)?;
         n += parsed.records.len() as u64;
         crate::stage::StageMetrics::add(&ctx.output.metrics().records_in, parsed.records.len());
+        crate::stage::StageMetrics::add(&ctx.output.metrics().skipped, parsed.skipped);
         crate::stage::StageMetrics::add(
             &ctx.output.metrics().bytes_in,
             crate::record::batch_weight(&parsed.records),

@@ -51,6 +51,14 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn get_stream(&self, key: &str) -> Result<super::ObjectReader, StoreError> {
+        let path = self.path(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StoreError::io(key, e))?;
+        Ok(Box::new(file))
+    }
+
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let k = key.to_owned();

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+/// A streaming reader over an object's bytes.
+pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -58,6 +61,9 @@ pub trait ObjectStore: Send + Sync + Debug {
 
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+
+    /// Opens an object for streaming reads (large objects are never held in memory whole).
+    async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError>;
 
     /// Writes a whole object atomically: readers see the old object or the new one, never a part.
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError>;
