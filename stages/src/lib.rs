@@ -4,6 +4,7 @@
 //! everything a stage does lives here, one file per stage kind, reached through [`registry`].
 
 pub mod archive;
+pub mod aws;
 pub mod channel;
 pub mod expr;
 pub mod record;

@@ -11,6 +11,7 @@ use crate::sink::archive::{ArchiveSinkConfig, RunInfo};
 use crate::sink::file::FileSinkConfig;
 use crate::source::archive::ArchiveSourceConfig;
 use crate::source::file::FileSourceConfig;
+use crate::source::kinesis::KinesisSourceConfig;
 use crate::stage::{Sink, Source, Transform};
 use crate::transform::annotate::AnnotateConfig;
 use crate::transform::filter::FilterConfig;
@@ -48,7 +49,7 @@ impl Role {
     /// The stage types this section accepts.
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
-            Role::Source => &["archive", "file"],
+            Role::Source => &["archive", "file", "kinesis"],
             Role::Transform => &["annotate", "filter"],
             Role::Sink => &["archive", "file"],
         }
@@ -57,7 +58,7 @@ impl Role {
     /// Stage types that are planned but not yet available, for a clearer message.
     pub fn planned_kinds(self) -> &'static [&'static str] {
         match self {
-            Role::Source => &["kinesis"],
+            Role::Source => &[],
             Role::Transform => &["compact", "window"],
             Role::Sink => &["kinesis", "ddl"],
         }
@@ -82,6 +83,8 @@ pub enum StageConfig {
     FileSource(FileSourceConfig),
     /// `type = "archive"` source.
     ArchiveSource(ArchiveSourceConfig),
+    /// `type = "kinesis"` source.
+    KinesisSource(KinesisSourceConfig),
     /// `type = "filter"` transform.
     Filter(FilterConfig),
     /// `type = "annotate"` transform.
@@ -115,6 +118,9 @@ impl StageConfig {
             (Role::Source, "archive") => {
                 StageConfig::ArchiveSource(ArchiveSourceConfig::deserialize(d)?)
             }
+            (Role::Source, "kinesis") => {
+                StageConfig::KinesisSource(KinesisSourceConfig::deserialize(d)?)
+            }
             (Role::Transform, "filter") => StageConfig::Filter(FilterConfig::deserialize(d)?),
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
@@ -128,6 +134,7 @@ impl StageConfig {
         match self {
             StageConfig::FileSource(c) => c.validate(),
             StageConfig::ArchiveSource(c) => c.validate(),
+            StageConfig::KinesisSource(c) => c.validate(),
             StageConfig::Filter(_) => Ok(()),
             StageConfig::Annotate(c) => c.validate(),
             StageConfig::FileSink(_) => Ok(()),
@@ -140,6 +147,7 @@ impl StageConfig {
         Ok(match self {
             StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build()?),
+            StageConfig::KinesisSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
             StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
@@ -164,6 +172,7 @@ impl StageConfig {
         Some(match (role, kind) {
             (Role::Source, "file") => FileSourceConfig::json_schema(generator),
             (Role::Source, "archive") => ArchiveSourceConfig::json_schema(generator),
+            (Role::Source, "kinesis") => KinesisSourceConfig::json_schema(generator),
             (Role::Transform, "filter") => FilterConfig::json_schema(generator),
             (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),

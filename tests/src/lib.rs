@@ -85,3 +85,100 @@ pub fn assert_golden(path: &Path, actual: &str) {
         );
     }
 }
+
+/// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
+pub mod emulators {
+    use std::process::Command;
+
+    /// The endpoints and the environment a child process needs to use them.
+    #[derive(Debug, Clone)]
+    pub struct Emulators {
+        /// kinesis-local.
+        pub kinesis: String,
+        /// moto_server (S3 and EMR).
+        pub s3: String,
+    }
+
+    /// The running emulators; panics with instructions when they are not running.
+    pub fn get() -> Emulators {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: start the emulators first with \
+                     `eval \"$(tests/emulators.sh up)\"` (tests/run.sh does this)"
+                )
+            })
+        };
+        let e = Emulators {
+            kinesis: var("FLUX_TEST_KINESIS_ENDPOINT"),
+            s3: var("FLUX_TEST_S3_ENDPOINT"),
+        };
+        for url in [&e.kinesis, &e.s3] {
+            assert!(
+                url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
+                "tests talk to loopback only, not {url}"
+            );
+        }
+        e
+    }
+
+    impl Emulators {
+        /// Points a child process (the flux-engine binary) at the emulators, with dummy
+        /// credentials and no instance-metadata lookups.
+        pub fn apply(&self, cmd: &mut Command) {
+            cmd.env("AWS_ENDPOINT_URL_KINESIS", &self.kinesis)
+                .env("AWS_ENDPOINT_URL_S3", &self.s3)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_ENDPOINT_URL");
+        }
+
+        async fn config(&self, endpoint: &str) -> aws_config::SdkConfig {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "test",
+                    "test",
+                    None,
+                    None,
+                    "flux-tests",
+                ))
+                .load()
+                .await
+        }
+
+        /// A Kinesis client for the emulator.
+        pub async fn kinesis(&self) -> aws_sdk_kinesis::Client {
+            aws_sdk_kinesis::Client::new(&self.config(&self.kinesis).await)
+        }
+
+        /// An S3 client for the emulator (path-style addressing).
+        pub async fn s3(&self) -> aws_sdk_s3::Client {
+            let shared = self.config(&self.s3).await;
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(true)
+                    .build(),
+            )
+        }
+    }
+
+    /// A name no other test uses (streams and buckets are per test).
+    pub fn unique(prefix: &str) -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        format!(
+            "{prefix}-{}-{}-{nanos:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}

@@ -657,7 +657,8 @@ path = "hits-{second_reader}.jsonl"
             .to_owned();
         let skipped: u64 = source_line
             .split_whitespace()
-            .rev().nth(1)
+            .rev()
+            .nth(1)
             .unwrap()
             .parse()
             .unwrap();

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout;
 use crate::record::SequenceNumber;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{ObjectStore, PutCondition, StoreError};
 
 /// The last archived position of one shard. Written only after the data object holding that
 /// position is in the store.
@@ -38,32 +38,58 @@ impl Checkpoint {
     }
 }
 
+/// A checkpoint as read, with the entity tag that a later update must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Its entity tag in the store.
+    pub etag: String,
+}
+
 /// Reads every checkpoint of a stream, by shard id.
 pub async fn read_checkpoints(
     store: &Arc<dyn ObjectStore>,
     stream: &str,
-) -> anyhow::Result<BTreeMap<String, Checkpoint>> {
+) -> anyhow::Result<BTreeMap<String, Stored>> {
     let mut out = BTreeMap::new();
     for meta in store.list(&layout::checkpoint_prefix(stream)).await? {
-        let body = store.get(&meta.key).await?;
+        if !meta.key.ends_with(".json") {
+            continue;
+        }
+        let (body, etag) = store.get_with_etag(&meta.key).await?;
         let cp: Checkpoint = serde_json::from_slice(&body).map_err(|e| {
             anyhow::anyhow!("{}/{}: corrupt checkpoint: {e}", store.url(), meta.key)
         })?;
-        out.insert(cp.shard_id.clone(), cp);
+        out.insert(
+            cp.shard_id.clone(),
+            Stored {
+                checkpoint: cp,
+                etag,
+            },
+        );
     }
     Ok(out)
 }
 
-/// Writes one shard's checkpoint.
+/// Moves one shard's checkpoint, only if nobody else moved it since `previous` was read (or,
+/// without `previous`, only if it does not exist yet). Two archivers racing on one stream can
+/// therefore not both advance a checkpoint: the loser gets [`StoreError::Conflict`].
 pub async fn write_checkpoint(
     store: &Arc<dyn ObjectStore>,
     cp: &Checkpoint,
-) -> Result<(), StoreError> {
+    previous: Option<&str>,
+) -> Result<String, StoreError> {
     let body = serde_json::to_vec_pretty(cp).unwrap_or_default();
+    let condition = match previous {
+        Some(etag) => PutCondition::IfMatch(etag.to_owned()),
+        None => PutCondition::IfAbsent,
+    };
     store
-        .put(
+        .put_if(
             &layout::checkpoint_key(&cp.stream, &cp.shard_id),
             Bytes::from(body),
+            condition,
         )
         .await
 }

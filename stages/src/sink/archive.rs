@@ -29,7 +29,8 @@ use serde::Deserialize;
 
 use crate::archive::layout::{self, hour_of};
 use crate::archive::state::{
-    Checkpoint, RunManifest, WrittenObject, read_checkpoints, write_checkpoint, write_manifest,
+    Checkpoint, RunManifest, Stored, WrittenObject, read_checkpoints, write_checkpoint,
+    write_manifest,
 };
 use crate::record::{Batch, Record, SequenceNumber, format_ts};
 use crate::stage::{Rejected, Sink, SinkReport};
@@ -51,6 +52,16 @@ pub struct ArchiveSinkConfig {
     /// gzip level, 0 (none) to 9 (smallest). Default 6.
     #[serde(default = "default_level")]
     pub gzip_level: u32,
+    /// How to reach S3 (region, profile, endpoint) for `s3://` URLs.
+    #[serde(default)]
+    pub aws: crate::aws::AwsSettings,
+    /// Server-side encryption of written objects: `aws:kms`, `aws:kms:dsse` or `AES256`
+    /// (default: the bucket's default encryption).
+    #[serde(default)]
+    pub sse: Option<String>,
+    /// The KMS key (id, alias or ARN) for `sse = "aws:kms"`.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
 }
 
 fn default_max_records() -> u64 {
@@ -87,6 +98,21 @@ impl ArchiveSinkConfig {
         if self.gzip_level > 9 {
             return Err("`gzip_level` must be between 0 and 9".into());
         }
+        if let Some(sse) = &self.sse
+            && !["aws:kms", "aws:kms:dsse", "AES256"].contains(&sse.as_str())
+        {
+            return Err(format!(
+                "`sse` must be \"aws:kms\", \"aws:kms:dsse\" or \"AES256\", not {sse:?}"
+            ));
+        }
+        if self.kms_key_id.is_some()
+            && !self
+                .sse
+                .as_deref()
+                .is_some_and(|s| s.starts_with("aws:kms"))
+        {
+            return Err("`kms_key_id` needs `sse = \"aws:kms\"`".into());
+        }
         Ok(())
     }
 
@@ -94,7 +120,16 @@ impl ArchiveSinkConfig {
     pub fn build(&self, run: RunInfo) -> Result<Box<dyn Sink>, String> {
         self.validate()?;
         Ok(Box::new(ArchiveSink {
-            store: store::open(&self.url)?,
+            store: store::open_with(
+                &self.url,
+                &store::StoreOptions {
+                    aws: self.aws.clone(),
+                    encryption: store::s3::Encryption {
+                        sse: self.sse.clone(),
+                        kms_key_id: self.kms_key_id.clone(),
+                    },
+                },
+            )?,
             config: self.clone(),
             run,
             started_at: Utc::now(),
@@ -105,7 +140,7 @@ impl ArchiveSinkConfig {
 }
 
 struct StreamState {
-    checkpoints: BTreeMap<String, Checkpoint>,
+    checkpoints: BTreeMap<String, Stored>,
     manifest: RunManifest,
 }
 
@@ -151,7 +186,7 @@ impl ArchiveSink {
                 continue; // not written by this sink
             }
             let orphan = match checkpoints.get(&obj.shard_id) {
-                Some(cp) => *first > cp.sequence().map_err(anyhow::Error::msg)?,
+                Some(cp) => *first > cp.checkpoint.sequence().map_err(anyhow::Error::msg)?,
                 None => true,
             };
             if orphan {
@@ -195,12 +230,28 @@ impl ArchiveSink {
             run_id: self.run.run_id.clone(),
             updated_at: format_ts(&Utc::now()),
         };
-        write_checkpoint(&self.store, &cp).await?;
         let state = self
             .streams
             .get_mut(&w.stream)
             .expect("stream opened before writing");
-        state.checkpoints.insert(cp.shard_id.clone(), cp);
+        let previous = state.checkpoints.get(&cp.shard_id).map(|s| s.etag.clone());
+        let etag = match write_checkpoint(&self.store, &cp, previous.as_deref()).await {
+            Ok(etag) => etag,
+            Err(crate::store::StoreError::Conflict(_)) => anyhow::bail!(
+                "the checkpoint of stream {} shard {} was moved by another archiver while this run was writing; \
+                 stopping without moving it (run one archiver per stream; the next run resumes cleanly)",
+                cp.stream,
+                cp.shard_id
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        state.checkpoints.insert(
+            cp.shard_id.clone(),
+            Stored {
+                checkpoint: cp,
+                etag,
+            },
+        );
         state.manifest.records += w.records;
         state.manifest.objects.push(WrittenObject {
             key,
@@ -268,7 +319,7 @@ impl ArchiveSink {
             .streams
             .get(&r.stream)
             .and_then(|s| s.checkpoints.get(&*r.shard_id))
-            .and_then(|cp| cp.sequence().ok());
+            .and_then(|cp| cp.checkpoint.sequence().ok());
         open.max(committed)
     }
 }

@@ -51,6 +51,9 @@ pub struct ArchiveSourceConfig {
     /// Records per batch. Default 1024.
     #[serde(default = "default_batch")]
     pub batch_records: usize,
+    /// How to reach S3 (region, profile, endpoint) for `s3://` URLs.
+    #[serde(default)]
+    pub aws: crate::aws::AwsSettings,
     /// Shards read at the same time (each shard's objects in order). Default: the number of
     /// CPUs.
     #[serde(default)]
@@ -87,7 +90,13 @@ impl ArchiveSourceConfig {
     pub fn build(&self) -> Result<Box<dyn Source>, String> {
         self.validate()?;
         Ok(Box::new(ArchiveSource {
-            store: store::open(&self.url)?,
+            store: store::open_with(
+                &self.url,
+                &store::StoreOptions {
+                    aws: self.aws.clone(),
+                    ..Default::default()
+                },
+            )?,
             config: self.clone(),
             prefilter: None,
         }))

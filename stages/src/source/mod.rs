@@ -2,4 +2,5 @@
 
 pub mod archive;
 pub mod file;
+pub mod kinesis;
 pub mod lines;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectMeta, ObjectStore, StoreError};
+use super::{ObjectMeta, ObjectStore, PutCondition, StoreError};
 
 /// An object store rooted at a directory (created on first write).
 #[derive(Debug)]
@@ -59,6 +59,52 @@ impl ObjectStore for LocalStore {
         Ok(Box::new(file))
     }
 
+    async fn get_with_etag(&self, key: &str) -> Result<(Bytes, String), StoreError> {
+        let body = self.get(key).await?;
+        let etag = etag_of(&body);
+        Ok((body, etag))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        condition: PutCondition,
+    ) -> Result<String, StoreError> {
+        let path = self.path(key)?;
+        let k = key.to_owned();
+        blocking(move || {
+            // Compare-and-swap under an exclusive lock file beside the object, so two processes
+            // cannot both win (the lock is removed even when the condition fails).
+            let lock = path.with_file_name(format!(
+                ".{}.lock",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ));
+            if let Some(dir) = lock.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::io(&k, e))?;
+            }
+            let _guard = LockFile::acquire(&lock).map_err(|e| StoreError::io(&k, e))?;
+            let current = match std::fs::read(&path) {
+                Ok(b) => Some(etag_of(&b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StoreError::io(&k, e)),
+            };
+            let ok = match &condition {
+                PutCondition::None => true,
+                PutCondition::IfAbsent => current.is_none(),
+                PutCondition::IfMatch(tag) => current.as_deref() == Some(tag.as_str()),
+            };
+            if !ok {
+                return Err(StoreError::Conflict(k));
+            }
+            write_atomic(&path, &body).map_err(|e| StoreError::io(&k, e))?;
+            Ok(etag_of(&body))
+        })
+        .await
+    }
+
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let k = key.to_owned();
@@ -104,6 +150,55 @@ async fn blocking<T: Send + 'static>(
             key: String::new(),
             message: format!("I/O task failed: {e}"),
         })?
+}
+
+/// The entity tag of a local object: the MD5 of its bytes, quoted as S3 writes it.
+fn etag_of(body: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// An exclusive lock held by creating a file with `O_EXCL`; waits (briefly) while another holds
+/// it, and takes over a lock older than a minute (its holder died).
+struct LockFile(PathBuf);
+
+impl LockFile {
+    fn acquire(path: &Path) -> std::io::Result<LockFile> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return Ok(LockFile(path.to_path_buf())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(60));
+                    if stale {
+                        let _ = std::fs::remove_file(path);
+                        continue;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
@@ -199,5 +294,49 @@ mod tests {
         ));
         assert!(store.get_opt("nope").await.unwrap().is_none());
         assert!(store.get("../etc/passwd").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let t1 = store
+            .put_if("cp.json", Bytes::from_static(b"1"), PutCondition::IfAbsent)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .put_if("cp.json", Bytes::from_static(b"x"), PutCondition::IfAbsent)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let t2 = store
+            .put_if(
+                "cp.json",
+                Bytes::from_static(b"2"),
+                PutCondition::IfMatch(t1.clone()),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .put_if(
+                    "cp.json",
+                    Bytes::from_static(b"3"),
+                    PutCondition::IfMatch(t1)
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let (body, tag) = store.get_with_etag("cp.json").await.unwrap();
+        assert_eq!((body.as_ref(), tag), (&b"2"[..], t2));
+        assert!(
+            store
+                .list("")
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| !m.key.contains(".lock"))
+        );
     }
 }

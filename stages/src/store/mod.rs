@@ -4,12 +4,33 @@
 //! directory ([`local::LocalStore`], for `file://` URLs and plain paths); S3 comes with archival.
 
 pub mod local;
+pub mod s3;
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+/// A condition on a write (compare-and-swap for checkpoints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Always write.
+    None,
+    /// Only if the object does not exist (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the object still has this entity tag (`If-Match`).
+    IfMatch(String),
+}
+
+/// How to reach a store: AWS settings and encryption for `s3://` URLs (ignored for local ones).
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Region, profile, endpoint.
+    pub aws: crate::aws::AwsSettings,
+    /// Server-side encryption of written objects.
+    pub encryption: s3::Encryption,
+}
 
 /// A streaming reader over an object's bytes.
 pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
@@ -29,6 +50,9 @@ pub enum StoreError {
     /// The object does not exist.
     #[error("{0}: no such object")]
     NotFound(String),
+    /// A conditional write lost: the object exists (`IfAbsent`) or changed (`IfMatch`).
+    #[error("{0}: changed by someone else (conditional write failed)")]
+    Conflict(String),
     /// Any other failure, with the store's message.
     #[error("{key}: {message}")]
     Other {
@@ -68,6 +92,18 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// Writes a whole object atomically: readers see the old object or the new one, never a part.
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError>;
 
+    /// Reads a whole object and its entity tag (for a later [`PutCondition::IfMatch`]).
+    async fn get_with_etag(&self, key: &str) -> Result<(Bytes, String), StoreError>;
+
+    /// Writes an object only if the condition holds; returns the new entity tag, or
+    /// [`StoreError::Conflict`] when another writer got there first.
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        condition: PutCondition,
+    ) -> Result<String, StoreError>;
+
     /// Lists every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
 
@@ -84,22 +120,38 @@ pub trait ObjectStore: Send + Sync + Debug {
     }
 }
 
-/// Opens the store a URL names: `file:///abs/dir`, `file://./rel/dir`, or a plain path.
+/// Opens the store a URL names: `s3://bucket/prefix`, `file:///abs/dir`, `file://./rel/dir`,
+/// or a plain path.
+pub fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, String> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(s3::S3Store::new(
+            url,
+            options.aws.clone(),
+            options.encryption.clone(),
+        )?));
+    }
+    open(url)
+}
+
+/// Opens a store with default options (see [`open_with`]).
 pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(s3::S3Store::new(
+            url,
+            Default::default(),
+            Default::default(),
+        )?));
+    }
     if let Some(rest) = url.strip_prefix("file://") {
         if rest.is_empty() {
             return Err(format!("{url:?} names no directory"));
         }
         return Ok(Arc::new(local::LocalStore::new(rest)));
     }
-    if url.starts_with("s3://") {
-        return Err(format!(
-            "{url:?}: the S3 store is not available in this build yet; use a local directory (file://…)"
-        ));
-    }
+
     if let Some((scheme, _)) = url.split_once("://") {
         return Err(format!(
-            "{url:?}: unsupported URL scheme {scheme:?}; expected file:// or a plain path"
+            "{url:?}: unsupported URL scheme {scheme:?}; expected s3://, file:// or a plain path"
         ));
     }
     if url.is_empty() {

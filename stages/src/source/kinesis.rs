@@ -1,0 +1,586 @@
+//! `kinesis` source: reads a Kinesis stream's shards with GetRecords (aws-sdk-kinesis).
+//!
+//! ```toml
+//! [sources.stream]
+//! type = "kinesis"
+//! stream = "orders"                 # name or ARN
+//! start = "checkpoint"              # resume after the archive's checkpoints
+//! checkpoints = "s3://acme-archive/kinesis"
+//! stop = "caught_up"                # or "never"
+//! ```
+//!
+//! - Shards come from ListShards (paginated); a selected list narrows them.
+//! - A child shard is read only after all its parents (split and merge) were read to their end,
+//!   so the records of a partition key keep their order across resharding.
+//! - Each shard is read by its own task, at most one GetRecords call per `poll_interval`
+//!   (default 200 ms: Kinesis allows 5 per second per shard) and no faster than 2 MB/s.
+//!   Throttling and 5xx are retried by the SDK (adaptive, jittered); persistent throttling backs
+//!   off further here; an expired iterator is renewed after the last record read.
+//! - `stop = "caught_up"` ends the run when every open shard reported `MillisBehindLatest = 0`
+//!   with nothing more to read and every closed shard was read to its end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::archive::state::read_checkpoints;
+use crate::aws::{AwsSettings, describe, sdk_config};
+use crate::record::{Record, SequenceNumber, ts_from_millis};
+use crate::stage::{Source, SourceContext, StageMetrics};
+use crate::store;
+use crate::units::{Duration as Dur, Timestamp};
+
+/// Where each shard starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// The oldest record still in the stream.
+    #[default]
+    TrimHorizon,
+    /// Only records that arrive after the run starts.
+    Latest,
+    /// Records that arrived at or after `timestamp`.
+    AtTimestamp,
+    /// Just after the last archived record of each shard (from `checkpoints`); shards never
+    /// archived start at the trim horizon.
+    Checkpoint,
+}
+
+/// When the source ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopAt {
+    /// When every open shard is caught up and every closed shard was read to its end.
+    #[default]
+    CaughtUp,
+    /// Never (until Ctrl-C): a continuous archiver.
+    Never,
+}
+
+/// Reads records from a Kinesis data stream.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisSourceConfig {
+    /// The stream's name or ARN.
+    pub stream: String,
+    /// Only these shards (and, after resharding, their descendants); all when absent.
+    #[serde(default)]
+    pub shards: Option<Vec<String>>,
+    /// `trim_horizon` (default), `latest`, `at_timestamp` or `checkpoint`.
+    #[serde(default)]
+    pub start: StartAt,
+    /// The time for `start = "at_timestamp"`.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// The archive whose checkpoints `start = "checkpoint"` resumes from (`s3://…`, `file://…`).
+    #[serde(default)]
+    pub checkpoints: Option<String>,
+    /// `caught_up` (default) or `never`.
+    #[serde(default)]
+    pub stop: StopAt,
+    /// Records per GetRecords call, at most 10000 (the default).
+    #[serde(default = "default_limit")]
+    pub limit: i32,
+    /// Least time between two GetRecords calls on one shard. Default "200ms".
+    #[serde(default = "default_poll")]
+    pub poll_interval: Dur,
+    /// Time between calls on a shard that returned nothing. Default "1s".
+    #[serde(default = "default_idle")]
+    pub idle_interval: Dur,
+    /// With `stop = "never"`: how often downstream stages checkpoint. Default "1m".
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: Dur,
+    /// Region, profile, endpoint.
+    #[serde(default)]
+    pub aws: AwsSettings,
+}
+
+fn default_limit() -> i32 {
+    10_000
+}
+fn default_poll() -> Dur {
+    Dur(Duration::from_millis(200))
+}
+fn default_idle() -> Dur {
+    Dur(Duration::from_secs(1))
+}
+fn default_checkpoint_interval() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+
+impl KinesisSourceConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.stream.is_empty() {
+            return Err("`stream` must not be empty".into());
+        }
+        if !(1..=10_000).contains(&self.limit) {
+            return Err("`limit` must be between 1 and 10000".into());
+        }
+        match self.start {
+            StartAt::AtTimestamp if self.timestamp.is_none() => {
+                return Err("`timestamp` is required with start = \"at_timestamp\"".into());
+            }
+            StartAt::Checkpoint if self.checkpoints.is_none() => {
+                return Err(
+                    "`checkpoints` (the archive URL) is required with start = \"checkpoint\""
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(url) = &self.checkpoints {
+            store::check_url(url).map_err(|e| format!("`checkpoints`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The stream's name (the last part of an ARN).
+    pub fn stream_name(&self) -> &str {
+        match self.stream.rsplit_once(":stream/") {
+            Some((_, name)) => name,
+            None => &self.stream,
+        }
+    }
+
+    /// Builds the source.
+    pub fn build(&self) -> Result<Box<dyn Source>, String> {
+        self.validate()?;
+        Ok(Box::new(KinesisSource {
+            config: self.clone(),
+        }))
+    }
+}
+
+/// The running `kinesis` source.
+pub struct KinesisSource {
+    config: KinesisSourceConfig,
+}
+
+/// A shard as the scheduler knows it.
+#[derive(Debug, Clone)]
+struct ShardInfo {
+    id: String,
+    parents: Vec<String>,
+    closed: bool,
+}
+
+enum Event {
+    Records(Vec<Record>),
+    Done {
+        shard: String,
+        children: Vec<ShardInfo>,
+    },
+    Failed(String),
+}
+
+struct Reader {
+    client: Client,
+    config: Arc<KinesisSourceConfig>,
+    stream: Arc<str>,
+    shard: ShardInfo,
+    start: (ShardIteratorType, Option<String>),
+    tx: mpsc::Sender<Event>,
+    metrics: Arc<StageMetrics>,
+}
+
+impl KinesisSource {
+    fn stream_param<T>(
+        &self,
+        builder: T,
+        by_name: fn(T, String) -> T,
+        by_arn: fn(T, String) -> T,
+    ) -> T {
+        if self.config.stream.starts_with("arn:") {
+            by_arn(builder, self.config.stream.clone())
+        } else {
+            by_name(builder, self.config.stream.clone())
+        }
+    }
+
+    async fn list_shards(&self, client: &Client) -> anyhow::Result<Vec<ShardInfo>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let req = match &token {
+                // With a token, the stream must not be named again.
+                Some(t) => client.list_shards().next_token(t),
+                None => self.stream_param(
+                    client.list_shards(),
+                    |b, s| b.stream_name(s),
+                    |b, s| b.stream_arn(s),
+                ),
+            };
+            let page = req.send().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "ListShards on stream {}: {}",
+                    self.config.stream,
+                    describe(&e)
+                )
+            })?;
+            for s in page.shards() {
+                let mut parents: Vec<String> = Vec::new();
+                parents.extend(s.parent_shard_id().map(str::to_owned));
+                parents.extend(s.adjacent_parent_shard_id().map(str::to_owned));
+                out.push(ShardInfo {
+                    id: s.shard_id().to_owned(),
+                    parents,
+                    closed: s
+                        .sequence_number_range()
+                        .and_then(|r| r.ending_sequence_number())
+                        .is_some(),
+                });
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Source for KinesisSource {
+    async fn run(&mut self, ctx: &mut SourceContext) -> anyhow::Result<()> {
+        let shared = sdk_config(&self.config.aws).await;
+        let client = Client::new(&shared);
+        let stream: Arc<str> = Arc::from(self.config.stream_name());
+        let mut shards = self.list_shards(&client).await?;
+        if let Some(wanted) = &self.config.shards {
+            let unknown: Vec<&String> = wanted
+                .iter()
+                .filter(|w| !shards.iter().any(|s| s.id == **w))
+                .collect();
+            if !unknown.is_empty() {
+                anyhow::bail!("stream {} has no shard {:?}", self.config.stream, unknown);
+            }
+            shards.retain(|s| wanted.contains(&s.id));
+        }
+        let checkpoints = match (self.config.start, &self.config.checkpoints) {
+            (StartAt::Checkpoint, Some(url)) => {
+                let archive = store::open_with(
+                    url,
+                    &store::StoreOptions {
+                        aws: self.config.aws.clone(),
+                        ..Default::default()
+                    },
+                )
+                .map_err(anyhow::Error::msg)?;
+                read_checkpoints(&archive, &stream)
+                    .await?
+                    .into_iter()
+                    .map(|(shard, s)| (shard, s.checkpoint.sequence_number))
+                    .collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        tracing::info!(stage = ctx.output.stage(), stream = %stream, shards = shards.len(), start = ?self.config.start, "reading Kinesis");
+
+        let config = Arc::new(self.config.clone());
+        let known: BTreeSet<String> = shards.iter().map(|s| s.id.clone()).collect();
+        let mut pending: BTreeMap<String, ShardInfo> =
+            shards.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut started_here: BTreeSet<String> = BTreeSet::new();
+        let mut known = known;
+        let (tx, mut rx) = mpsc::channel::<Event>(4 * pending.len().max(1));
+        let mut readers = tokio::task::JoinSet::new();
+        let mut running = 0usize;
+        let mut barrier = tokio::time::interval(self.config.checkpoint_interval.0);
+        barrier.tick().await;
+        let mut barrier_id = 0u64;
+
+        loop {
+            // Start every shard whose parents (those we know of) are finished.
+            let ready: Vec<String> = pending
+                .values()
+                .filter(|s| {
+                    s.parents
+                        .iter()
+                        .all(|p| done.contains(p) || !known.contains(p))
+                })
+                .map(|s| s.id.clone())
+                .collect();
+            for id in ready {
+                let shard = pending.remove(&id).expect("listed as ready");
+                // A shard whose parent was read in this run starts at its beginning.
+                let child_of_this_run = shard.parents.iter().any(|p| started_here.contains(p));
+                let start = match (self.config.start, child_of_this_run) {
+                    (_, true) => (ShardIteratorType::TrimHorizon, None),
+                    (StartAt::TrimHorizon, _) => (ShardIteratorType::TrimHorizon, None),
+                    (StartAt::Latest, _) if shard.closed => {
+                        done.insert(shard.id.clone());
+                        continue;
+                    }
+                    (StartAt::Latest, _) => (ShardIteratorType::Latest, None),
+                    (StartAt::AtTimestamp, _) => (ShardIteratorType::AtTimestamp, None),
+                    (StartAt::Checkpoint, _) => match checkpoints.get(&shard.id) {
+                        Some(seq) => (ShardIteratorType::AfterSequenceNumber, Some(seq.clone())),
+                        None => (ShardIteratorType::TrimHorizon, None),
+                    },
+                };
+                started_here.insert(shard.id.clone());
+                running += 1;
+                let reader = Reader {
+                    client: client.clone(),
+                    config: config.clone(),
+                    stream: stream.clone(),
+                    shard,
+                    start,
+                    tx: tx.clone(),
+                    metrics: ctx.output.metrics().clone(),
+                };
+                readers.spawn(reader.run());
+            }
+            if running == 0 && pending.is_empty() {
+                break;
+            }
+            if running == 0 {
+                anyhow::bail!(
+                    "shards {:?} wait for parents that were never read",
+                    pending.keys().collect::<Vec<_>>()
+                );
+            }
+            let event = tokio::select! {
+                biased;
+                _ = ctx.stop.cancelled() => break,
+                _ = barrier.tick(), if self.config.stop == StopAt::Never => {
+                    barrier_id += 1;
+                    ctx.output.barrier(barrier_id).await?;
+                    continue;
+                }
+                e = rx.recv() => e,
+            };
+            match event {
+                Some(Event::Records(records)) => {
+                    StageMetrics::add(&ctx.output.metrics().records_in, records.len());
+                    StageMetrics::add(
+                        &ctx.output.metrics().bytes_in,
+                        crate::record::batch_weight(&records),
+                    );
+                    ctx.output.send(records).await?;
+                }
+                Some(Event::Done { shard, children }) => {
+                    running -= 1;
+                    done.insert(shard);
+                    for child in children {
+                        if known.insert(child.id.clone()) {
+                            pending.insert(child.id.clone(), child);
+                        }
+                    }
+                }
+                Some(Event::Failed(e)) => anyhow::bail!(e),
+                None => break,
+            }
+        }
+        readers.abort_all();
+        Ok(())
+    }
+}
+
+impl Reader {
+    async fn run(self) {
+        let tx = self.tx.clone();
+        if let Err(e) = self.read().await {
+            let _ = tx.send(Event::Failed(e)).await;
+        }
+    }
+
+    async fn iterator(
+        &self,
+        ty: ShardIteratorType,
+        seq: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        let mut req = self
+            .client
+            .get_shard_iterator()
+            .shard_id(&self.shard.id)
+            .shard_iterator_type(ty.clone());
+        req = if self.config.stream.starts_with("arn:") {
+            req.stream_arn(&self.config.stream)
+        } else {
+            req.stream_name(&self.config.stream)
+        };
+        if let Some(seq) = seq {
+            req = req.starting_sequence_number(seq);
+        }
+        if ty == ShardIteratorType::AtTimestamp
+            && let Some(ts) = self.config.timestamp
+        {
+            req = req.timestamp(aws_smithy_types::DateTime::from_millis(
+                ts.0.timestamp_millis(),
+            ));
+        }
+        let out = req.send().await.map_err(|e| {
+            format!(
+                "GetShardIterator on {} {}: {}",
+                self.stream,
+                self.shard.id,
+                describe(&e)
+            )
+        })?;
+        Ok(out.shard_iterator().map(str::to_owned))
+    }
+
+    async fn read(self) -> Result<(), String> {
+        let (start_ty, start_seq) = self.start.clone();
+        let mut iterator = self
+            .iterator(start_ty.clone(), start_seq.as_deref())
+            .await?;
+        let mut last_seq: Option<String> = None;
+        let mut throttled = 0u32;
+        let mut next_call = Instant::now();
+        while let Some(it) = iterator.take() {
+            tokio::time::sleep_until(next_call.into()).await;
+            let called = Instant::now();
+            let out = match self
+                .client
+                .get_records()
+                .shard_iterator(&it)
+                .limit(self.config.limit)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    throttled = 0;
+                    out
+                }
+                Err(e) => {
+                    let service = e.as_service_error();
+                    if service.is_some_and(|s| s.is_expired_iterator_exception()) {
+                        tracing::debug!(shard = %self.shard.id, "iterator expired; renewing");
+                        iterator = match &last_seq {
+                            Some(seq) => {
+                                self.iterator(ShardIteratorType::AfterSequenceNumber, Some(seq))
+                                    .await?
+                            }
+                            None => {
+                                self.iterator(start_ty.clone(), start_seq.as_deref())
+                                    .await?
+                            }
+                        };
+                        continue;
+                    }
+                    if service.is_some_and(|s| {
+                        s.is_provisioned_throughput_exceeded_exception()
+                            || s.is_kms_throttling_exception()
+                    }) {
+                        throttled += 1;
+                        if throttled > 30 {
+                            return Err(format!(
+                                "GetRecords on {} {}: throttled {throttled} times in a row",
+                                self.stream, self.shard.id
+                            ));
+                        }
+                        // The SDK retried already; back off further, with jitter.
+                        let base = Duration::from_millis(500) * throttled.min(10);
+                        let jitter =
+                            Duration::from_millis(u64::from(called.elapsed().subsec_nanos() % 250));
+                        tracing::warn!(shard = %self.shard.id, "throttled; backing off {:?}", base + jitter);
+                        next_call = Instant::now() + base + jitter;
+                        iterator = Some(it);
+                        continue;
+                    }
+                    return Err(format!(
+                        "GetRecords on {} {}: {}",
+                        self.stream,
+                        self.shard.id,
+                        describe(&e)
+                    ));
+                }
+            };
+            let mut bytes = 0usize;
+            let records: Vec<Record> = out
+                .records()
+                .iter()
+                .map(|r| {
+                    let data = Bytes::copy_from_slice(r.data().as_ref());
+                    bytes += data.len();
+                    Record {
+                        stream: self.stream.clone(),
+                        shard_id: Arc::from(self.shard.id.as_str()),
+                        sequence_number: SequenceNumber::parse(r.sequence_number())
+                            .unwrap_or_else(|_| SequenceNumber::from_u64(0)),
+                        sub_sequence_number: None,
+                        partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                        arrival_ts: ts_from_millis(
+                            r.approximate_arrival_timestamp()
+                                .and_then(|t| t.to_millis().ok())
+                                .unwrap_or_default(),
+                        ),
+                        data,
+                        annotations: None,
+                    }
+                })
+                .collect();
+            let empty = records.is_empty();
+            if let Some(r) = records.last() {
+                last_seq = Some(r.sequence_number.to_string());
+            }
+            if !empty && self.tx.send(Event::Records(records)).await.is_err() {
+                return Ok(());
+            }
+            let _ = &self.metrics;
+            iterator = out.next_shard_iterator().map(str::to_owned);
+            if iterator.is_none() {
+                // The shard is closed and read to its end; its children may start.
+                let children = out
+                    .child_shards()
+                    .iter()
+                    .map(|c| ShardInfo {
+                        id: c.shard_id().to_owned(),
+                        parents: c.parent_shards().to_vec(),
+                        closed: false,
+                    })
+                    .collect();
+                let _ = self
+                    .tx
+                    .send(Event::Done {
+                        shard: self.shard.id.clone(),
+                        children,
+                    })
+                    .await;
+                return Ok(());
+            }
+            let caught_up = out.millis_behind_latest() == Some(0);
+            if empty && caught_up && self.config.stop == StopAt::CaughtUp && !self.shard.closed {
+                let _ = self
+                    .tx
+                    .send(Event::Done {
+                        shard: self.shard.id.clone(),
+                        children: Vec::new(),
+                    })
+                    .await;
+                return Ok(());
+            }
+            // 5 calls/s and 2 MB/s per shard.
+            let pace = self
+                .config
+                .poll_interval
+                .0
+                .max(Duration::from_secs_f64(bytes as f64 / 2_000_000.0));
+            let wait = if empty {
+                self.config.idle_interval.0.max(pace)
+            } else {
+                pace
+            };
+            next_call = called + wait;
+        }
+        let _ = self
+            .tx
+            .send(Event::Done {
+                shard: self.shard.id.clone(),
+                children: Vec::new(),
+            })
+            .await;
+        Ok(())
+    }
+}
