@@ -7,6 +7,7 @@ pub mod archive;
 pub mod aws;
 pub mod channel;
 pub mod expr;
+pub mod fault;
 pub mod record;
 pub mod registry;
 pub mod sink;

@@ -220,7 +220,9 @@ impl ArchiveSink {
         let body = w.gz.finish().map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
         let key = layout::data_key(&w.stream, w.hour, &w.shard_id, &w.first, &w.last);
         let size = body.len() as u64;
+        crate::fault::hit("before_object");
         self.store.put(&key, Bytes::from(body)).await?;
+        crate::fault::hit("after_object");
         let cp = Checkpoint {
             stream: w.stream.to_string(),
             shard_id: w.shard_id.to_string(),
@@ -252,6 +254,7 @@ impl ArchiveSink {
                 etag,
             },
         );
+        crate::fault::hit("after_checkpoint");
         state.manifest.records += w.records;
         state.manifest.objects.push(WrittenObject {
             key,
@@ -356,6 +359,7 @@ impl Sink for ArchiveSink {
         streams.sort();
         for stream in streams {
             let state = self.streams.get_mut(&stream).expect("listed");
+            crate::fault::hit("before_manifest");
             state.manifest.status = "completed".into();
             state.manifest.finished_at = format_ts(&Utc::now());
             write_manifest(&self.store, &state.manifest).await?;

@@ -132,6 +132,7 @@ impl S3Store {
                     .send()
                     .await
                     .map_err(|e| self.err(key, &e))?;
+                crate::fault::hit("mid_multipart");
                 parts.push(
                     CompletedPart::builder()
                         .part_number(n)
