@@ -455,6 +455,7 @@ url = "s3://{bucket}/{prefix}"
 max_records = 25
 max_bytes = "64MiB"
 gzip_level = 0
+lease_ttl = "1s"
 "#,
                 stream = self.stream,
                 bucket = self.bucket
@@ -559,12 +560,61 @@ async fn a_crash_at_any_point_then_a_rerun_archives_everything_exactly_once() {
         let (code, err) = s.run_with(&prefix, Some(point));
         assert_ne!(code, Some(0), "{point}: the run must have crashed: {err}");
         assert!(err.contains("FLUX_FAULT: crashing at"), "{point}: {err}");
+        // The crashed run's lease lapses (lease_ttl = 1s) before the rerun takes the stream.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let (code, err) = s.run_with(&prefix, None);
         assert_eq!(code, Some(0), "{point}: rerun: {err}");
         assert_eq!(
             normalise(&s.archived_under(&prefix).await),
             expected,
             "{point}: exactly once after the rerun"
+        );
+    }
+}
+
+/// Two archivers started on one stream at the same moment: one holds the lease, the other
+/// stops before writing; the archive holds every record once either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_archivers_at_once_still_archive_each_record_once() {
+    let s = setup(2).await;
+    let mut put = Put::new();
+    for i in 0..150 {
+        s.put(
+            &format!("c-{}", i % 11),
+            format!(r#"{{"n":{i}}}"#).into_bytes(),
+            &mut put,
+        )
+        .await;
+    }
+    let expected = normalise(&put);
+    for round in 0..3 {
+        let prefix = format!("race{round}");
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| s.run_with(&prefix, None));
+            let b = scope.spawn(|| s.run_with(&prefix, None));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let outcomes = [a, b];
+        for (code, err) in &outcomes {
+            assert!(
+                *code == Some(0)
+                    || err.contains("is being archived by run")
+                    || err.contains("moved by another archiver"),
+                "round {round}: unexpected failure: {err}"
+            );
+        }
+        assert!(
+            outcomes.iter().any(|(c, _)| *c == Some(0)),
+            "round {round}: one archiver succeeds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // Whatever happened, a rerun completes the archive, and nothing is doubled.
+        let (code, err) = s.run_with(&prefix, None);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(
+            normalise(&s.archived_under(&prefix).await),
+            expected,
+            "round {round}"
         );
     }
 }

@@ -43,6 +43,26 @@ fn new_run_id() -> String {
     )
 }
 
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what schedulers such as Kubernetes, ECS and systemd
+/// send to stop a job); false when no signal handler could be installed.
+async fn stop_requested() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            r = term.recv() => r.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
 pub(crate) fn run(args: RunArgs) -> i32 {
     let pipeline = match load_and_compile(&args.file, &args.vars) {
         Ok(p) => p,
@@ -71,10 +91,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         let stop = CancellationToken::new();
         let on_signal = stop.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if stop_requested().await {
                 eprintln!("interrupted: draining what was read; press Ctrl-C again to abort");
                 on_signal.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if stop_requested().await {
                     eprintln!("aborted");
                     std::process::exit(EXIT_INTERRUPTED);
                 }

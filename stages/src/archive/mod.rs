@@ -2,4 +2,5 @@
 //! checkpoints and run manifests under `_flux/`, all in the object store beside the data.
 
 pub mod layout;
+pub mod lease;
 pub mod state;

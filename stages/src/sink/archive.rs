@@ -28,6 +28,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::archive::layout::{self, hour_of};
+use crate::archive::lease::Lease;
 use crate::archive::state::{
     Checkpoint, RunManifest, Stored, WrittenObject, read_checkpoints, write_checkpoint,
     write_manifest,
@@ -55,6 +56,10 @@ pub struct ArchiveSinkConfig {
     /// How to reach S3 (region, profile, endpoint) for `s3://` URLs.
     #[serde(default)]
     pub aws: crate::aws::AwsSettings,
+    /// How long the archive lease (one archiver per stream) lasts without renewal; a run that
+    /// died holds the stream this long. Default "5m".
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: crate::units::Duration,
     /// Server-side encryption of written objects: `aws:kms`, `aws:kms:dsse` or `AES256`
     /// (default: the bucket's default encryption).
     #[serde(default)]
@@ -72,6 +77,9 @@ fn default_max_bytes() -> Size {
 }
 fn default_level() -> u32 {
     6
+}
+fn default_lease_ttl() -> crate::units::Duration {
+    crate::units::Duration(std::time::Duration::from_secs(300))
 }
 
 /// Who is writing: recorded in checkpoints and the run manifest.
@@ -140,6 +148,7 @@ impl ArchiveSinkConfig {
 }
 
 struct StreamState {
+    lease: Option<Lease>,
     checkpoints: BTreeMap<String, Stored>,
     manifest: RunManifest,
 }
@@ -172,6 +181,15 @@ impl ArchiveSink {
         if self.streams.contains_key(stream) {
             return Ok(());
         }
+        // Take the stream before reading anything, so what is read cannot change under us.
+        let lease = Lease::acquire(
+            &self.store,
+            stream,
+            &self.run.run_id,
+            &self.run.pipeline,
+            self.config.lease_ttl.0,
+        )
+        .await?;
         let checkpoints = read_checkpoints(&self.store, stream).await?;
         let mut removed = Vec::new();
         for meta in self.store.list(&layout::stream_prefix(stream)).await? {
@@ -208,6 +226,7 @@ impl ArchiveSink {
         self.streams.insert(
             stream.clone(),
             StreamState {
+                lease: Some(lease),
                 checkpoints,
                 manifest,
             },
@@ -220,6 +239,9 @@ impl ArchiveSink {
         let body = w.gz.finish().map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
         let key = layout::data_key(&w.stream, w.hour, &w.shard_id, &w.first, &w.last);
         let size = body.len() as u64;
+        if let Some(lease) = self.streams.get(&w.stream).and_then(|s| s.lease.as_ref()) {
+            lease.check()?;
+        }
         crate::fault::hit("before_object");
         self.store.put(&key, Bytes::from(body)).await?;
         crate::fault::hit("after_object");
@@ -236,6 +258,9 @@ impl ArchiveSink {
             .streams
             .get_mut(&w.stream)
             .expect("stream opened before writing");
+        if let Some(lease) = state.lease.as_ref() {
+            lease.check()?;
+        }
         let previous = state.checkpoints.get(&cp.shard_id).map(|s| s.etag.clone());
         let etag = match write_checkpoint(&self.store, &cp, previous.as_deref()).await {
             Ok(etag) => etag,
@@ -363,6 +388,9 @@ impl Sink for ArchiveSink {
             state.manifest.status = "completed".into();
             state.manifest.finished_at = format_ts(&Utc::now());
             write_manifest(&self.store, &state.manifest).await?;
+            if let Some(lease) = state.lease.take() {
+                lease.release().await?;
+            }
             let m = &state.manifest;
             report.push(format!(
                 "stream {stream}: archived {} records in {} objects, skipped {} already archived, removed {} orphaned objects; manifest {}/{}",

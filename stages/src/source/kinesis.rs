@@ -137,6 +137,9 @@ impl KinesisSourceConfig {
             }
             _ => {}
         }
+        if self.checkpoint_interval.0.is_zero() {
+            return Err("`checkpoint_interval` must be longer than 0s".into());
+        }
         if let Some(url) = &self.checkpoints {
             store::check_url(url).map_err(|e| format!("`checkpoints`: {e}"))?;
         }
@@ -314,6 +317,10 @@ impl Source for KinesisSource {
                 // A shard whose parent was read in this run starts at its beginning.
                 let child_of_this_run = shard.parents.iter().any(|p| started_here.contains(p));
                 let start = match (self.config.start, child_of_this_run) {
+                    (StartAt::Checkpoint, true) => match checkpoints.get(&shard.id) {
+                        Some(seq) => (ShardIteratorType::AfterSequenceNumber, Some(seq.clone())),
+                        None => (ShardIteratorType::TrimHorizon, None),
+                    },
                     (_, true) => (ShardIteratorType::TrimHorizon, None),
                     (StartAt::TrimHorizon, _) => (ShardIteratorType::TrimHorizon, None),
                     (StartAt::Latest, _) if shard.closed => {
@@ -501,14 +508,15 @@ impl Reader {
             let records: Vec<Record> = out
                 .records()
                 .iter()
-                .map(|r| {
+                .map(|r| -> Result<Record, String> {
                     let data = Bytes::copy_from_slice(r.data().as_ref());
                     bytes += data.len();
-                    Record {
+                    Ok(Record {
                         stream: self.stream.clone(),
                         shard_id: Arc::from(self.shard.id.as_str()),
-                        sequence_number: SequenceNumber::parse(r.sequence_number())
-                            .unwrap_or_else(|_| SequenceNumber::from_u64(0)),
+                        sequence_number: SequenceNumber::parse(r.sequence_number()).map_err(
+                            |e| format!("GetRecords on {} {}: {e}", self.stream, self.shard.id),
+                        )?,
                         sub_sequence_number: None,
                         partition_key: r.partition_key().unwrap_or_default().to_owned(),
                         arrival_ts: ts_from_millis(
@@ -518,9 +526,9 @@ impl Reader {
                         ),
                         data,
                         annotations: None,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             let empty = records.is_empty();
             if let Some(r) = records.last() {
                 last_seq = Some(r.sequence_number.to_string());
@@ -550,8 +558,10 @@ impl Reader {
                     .await;
                 return Ok(());
             }
+            // Caught up: at the tip of an open shard. Records that keep arriving are for the next
+            // run; a busy shard must not keep a caught_up run going forever.
             let caught_up = out.millis_behind_latest() == Some(0);
-            if empty && caught_up && self.config.stop == StopAt::CaughtUp && !self.shard.closed {
+            if caught_up && self.config.stop == StopAt::CaughtUp && !self.shard.closed {
                 let _ = self
                     .tx
                     .send(Event::Done {

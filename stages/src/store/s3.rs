@@ -89,7 +89,11 @@ impl S3Store {
         let status = e.raw_response().map(|r| r.status().as_u16());
         if status == Some(404) || message.starts_with("NoSuchKey") {
             StoreError::NotFound(self.key_url(key))
-        } else if status == Some(412) || message.starts_with("PreconditionFailed") {
+        } else if status == Some(412)
+            || status == Some(409)
+            || message.starts_with("PreconditionFailed")
+            || message.starts_with("ConditionalRequestConflict")
+        {
             StoreError::Conflict(self.key_url(key))
         } else {
             StoreError::Other {
