@@ -618,3 +618,62 @@ async fn two_archivers_at_once_still_archive_each_record_once() {
         );
     }
 }
+
+/// A checkpoint whose record is gone from the stream (expired) means records may have expired
+/// unarchived: the run refuses loudly, or with `allow_gaps = true` records the gap and archives
+/// what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
+    let s = setup(1).await;
+    let mut put = Put::new();
+    for i in 0..10 {
+        s.put("k", format!(r#"{{"n":{i}}}"#).into_bytes(), &mut put)
+            .await;
+    }
+    let shard = put.keys().next().unwrap().0.clone();
+    // An archive whose checkpoint points before the oldest record still in the stream, as after
+    // a run that came later than the retention period.
+    let archive = s.dir.path().join("gapped");
+    let cp_dir = archive.join(format!("_flux/checkpoints/stream={}", s.stream));
+    std::fs::create_dir_all(&cp_dir).unwrap();
+    std::fs::write(
+        cp_dir.join(format!("{shard}.json")),
+        serde_json::to_vec(&serde_json::json!({
+            "stream": s.stream, "shard_id": shard, "sequence_number": "1",
+            "arrival_ts": "2026-01-01T00:00:00.000Z", "object": "gone", "run_id": "old",
+            "updated_at": "2026-01-01T00:00:00.000Z"
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let run = |allow: bool| {
+        let p = s.dir.path().join("gap.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[sources.stream]\ntype = \"kinesis\"\nstream = \"{}\"\nstart = \"checkpoint\"\ncheckpoints = \"file://{dir}\"\nallow_gaps = {allow}\npoll_interval = \"20ms\"\nidle_interval = \"50ms\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"stream\"]\nurl = \"file://{dir}\"\n",
+                s.stream,
+                dir = archive.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
+        s.emu.apply(&mut cmd);
+        let out = cmd.current_dir(s.dir.path()).output().unwrap();
+        (out.status.code(), text(&out).1)
+    };
+    let (code, err) = run(false);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("GAP: records of stream"), "{err}");
+    assert!(err.contains(&shard), "{err}");
+    let (code, err) = run(true);
+    assert_eq!(code, Some(0), "{err}");
+    let gaps: Vec<_> = std::fs::read_dir(archive.join(format!("_flux/gaps/stream={}", s.stream)))
+        .unwrap()
+        .collect();
+    assert_eq!(gaps.len(), 1, "the gap is recorded");
+    assert!(
+        err.contains("archived 10 records"),
+        "what is left is archived: {err}"
+    );
+}

@@ -98,6 +98,11 @@ pub struct KinesisSourceConfig {
     /// With `stop = "never"`: how often downstream stages checkpoint. Default "1m".
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: Dur,
+    /// With `start = "checkpoint"`: archive what is left even when records expired between a
+    /// shard's checkpoint and the oldest record still in the stream (a gap). The gap is recorded
+    /// in the archive under `_flux/gaps/`. Default false: the run refuses to start.
+    #[serde(default)]
+    pub allow_gaps: bool,
     /// Region, profile, endpoint.
     #[serde(default)]
     pub aws: AwsSettings,
@@ -209,6 +214,128 @@ impl KinesisSource {
         }
     }
 
+    /// A gap: a shard's checkpointed record is no longer in the stream and the oldest record
+    /// that is comes after it, so records in between may have expired unarchived. Refuses to go
+    /// on unless `allow_gaps`; then records each gap in the archive.
+    async fn check_gaps(
+        &self,
+        client: &Client,
+        archive: &Arc<dyn store::ObjectStore>,
+        stream: &str,
+        shards: &[ShardInfo],
+        checkpoints: &BTreeMap<String, String>,
+    ) -> anyhow::Result<BTreeSet<String>> {
+        let mut gaps = Vec::new();
+        for shard in shards {
+            let Some(cp) = checkpoints.get(&shard.id) else {
+                continue;
+            };
+            let cp = SequenceNumber::parse(cp).map_err(anyhow::Error::msg)?;
+            let Some((oldest, arrived)) = self.oldest_record(client, &shard.id).await? else {
+                continue;
+            };
+            if oldest > cp {
+                gaps.push(serde_json::json!({
+                    "stream": stream,
+                    "shard_id": shard.id,
+                    "checkpoint": cp.as_str(),
+                    "oldest_available": oldest.as_str(),
+                    "oldest_arrival_ts": crate::record::format_ts(&arrived),
+                    "found_at": crate::record::format_ts(&chrono::Utc::now()),
+                }));
+            }
+        }
+        if gaps.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let list: Vec<String> = gaps
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} (checkpoint {}, oldest available {} from {})",
+                    g["shard_id"].as_str().unwrap_or_default(),
+                    g["checkpoint"].as_str().unwrap_or_default(),
+                    g["oldest_available"].as_str().unwrap_or_default(),
+                    g["oldest_arrival_ts"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        if !self.config.allow_gaps {
+            anyhow::bail!(
+                "GAP: records of stream {stream} expired before they were archived: the checkpointed record is gone from {}; \
+                 the archive cannot be completed for that time. Set allow_gaps = true on this source to archive what is left (the gap is recorded under _flux/gaps/)",
+                list.join(", ")
+            );
+        }
+        for g in &gaps {
+            let key = format!(
+                "_flux/gaps/stream={stream}/{}-{}.json",
+                g["shard_id"].as_str().unwrap_or_default(),
+                g["checkpoint"].as_str().unwrap_or_default()
+            );
+            archive
+                .put(&key, Bytes::from(serde_json::to_vec_pretty(g)?))
+                .await?;
+        }
+        tracing::error!(
+            stream,
+            "GAP: records expired before they were archived: {}; archiving what is left (allow_gaps = true), recorded under _flux/gaps/",
+            list.join(", ")
+        );
+        Ok(gaps
+            .iter()
+            .filter_map(|g| g["shard_id"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The oldest record still in a shard: its sequence number and arrival time.
+    async fn oldest_record(
+        &self,
+        client: &Client,
+        shard: &str,
+    ) -> anyhow::Result<Option<(SequenceNumber, chrono::DateTime<chrono::Utc>)>> {
+        let req = self.stream_param(
+            client
+                .get_shard_iterator()
+                .shard_id(shard)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon),
+            |b, s| b.stream_name(s),
+            |b, s| b.stream_arn(s),
+        );
+        let mut it = req
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("GetShardIterator on {shard}: {}", describe(&e)))?
+            .shard_iterator()
+            .map(str::to_owned);
+        // GetRecords may answer empty before reaching data; stop at the tip.
+        for _ in 0..50 {
+            let Some(i) = it.take() else { return Ok(None) };
+            let out = client
+                .get_records()
+                .shard_iterator(i)
+                .limit(1)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("GetRecords on {shard}: {}", describe(&e)))?;
+            if let Some(r) = out.records().first() {
+                let seq = SequenceNumber::parse(r.sequence_number()).map_err(anyhow::Error::msg)?;
+                let ts = ts_from_millis(
+                    r.approximate_arrival_timestamp()
+                        .and_then(|t| t.to_millis().ok())
+                        .unwrap_or_default(),
+                );
+                return Ok(Some((seq, ts)));
+            }
+            if out.millis_behind_latest() == Some(0) {
+                return Ok(None);
+            }
+            it = out.next_shard_iterator().map(str::to_owned);
+            tokio::time::sleep(self.config.poll_interval.0).await;
+        }
+        Ok(None)
+    }
+
     async fn list_shards(&self, client: &Client) -> anyhow::Result<Vec<ShardInfo>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -267,24 +394,32 @@ impl Source for KinesisSource {
             }
             shards.retain(|s| wanted.contains(&s.id));
         }
-        let checkpoints = match (self.config.start, &self.config.checkpoints) {
-            (StartAt::Checkpoint, Some(url)) => {
-                let archive = store::open_with(
-                    url,
-                    &store::StoreOptions {
-                        aws: self.config.aws.clone(),
-                        ..Default::default()
-                    },
-                )
-                .map_err(anyhow::Error::msg)?;
-                read_checkpoints(&archive, &stream)
-                    .await?
-                    .into_iter()
-                    .map(|(shard, s)| (shard, s.checkpoint.sequence_number))
-                    .collect()
-            }
-            _ => BTreeMap::new(),
-        };
+        let checkpoints: BTreeMap<String, String> =
+            match (self.config.start, &self.config.checkpoints) {
+                (StartAt::Checkpoint, Some(url)) => {
+                    let archive = store::open_with(
+                        url,
+                        &store::StoreOptions {
+                            aws: self.config.aws.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .map_err(anyhow::Error::msg)?;
+                    let cps: BTreeMap<String, String> = read_checkpoints(&archive, &stream)
+                        .await?
+                        .into_iter()
+                        .map(|(shard, s)| (shard, s.checkpoint.sequence_number))
+                        .collect();
+                    let gaps = self
+                        .check_gaps(&client, &archive, &stream, &shards, &cps)
+                        .await?;
+                    // A shard past a gap restarts at its oldest record: its checkpoint is gone.
+                    cps.into_iter()
+                        .filter(|(shard, _)| !gaps.contains(shard))
+                        .collect()
+                }
+                _ => BTreeMap::new(),
+            };
         tracing::info!(stage = ctx.output.stage(), stream = %stream, shards = shards.len(), start = ?self.config.start, "reading Kinesis");
 
         let config = Arc::new(self.config.clone());
