@@ -135,6 +135,18 @@ pid_matches() { # pid_matches PID MARKER
   return 0
 }
 
+# True while PID runs and is not a zombie.
+pid_alive() { # pid_alive PID
+  local pid="$1" state
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [[ -r "/proc/$pid/stat" ]]; then
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+    [[ "$state" != "Z" ]] || return 1
+  fi
+  return 0
+}
+
 # Serialise installs between concurrent runs sharing one cache (flock is part
 # of util-linux, present on Debian; without it we just go ahead).
 with_install_lock() {
@@ -360,7 +372,9 @@ wait_ready() { # wait_ready NAME PID MARKER LOG PROBE PORT
   local name="$1" pid="$2" marker="$3" logfile="$4" probe="$5" port="$6"
   local deadline=$((SECONDS + START_TIMEOUT))
   while :; do
-    if ! pid_matches "$pid" "$marker"; then
+    # Only "alive" here: right after the spawn, /proc/PID/cmdline may still show the shell
+    # that is about to exec the emulator, so the marker check would race.
+    if ! pid_alive "$pid"; then
       log_tail "$name" "$logfile"
       die "$name (pid $pid) exited before answering on $LOOPBACK:$port"
     fi

@@ -86,6 +86,8 @@ pub fn assert_golden(path: &Path, actual: &str) {
     }
 }
 
+pub mod fault_proxy;
+
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
 pub mod emulators {
     use std::process::Command;

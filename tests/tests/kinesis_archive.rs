@@ -677,3 +677,106 @@ async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
         "what is left is archived: {err}"
     );
 }
+
+/// Faults the emulator does not produce, injected by a proxy between the engine and
+/// kinesis-local: throttling, 500s, expired iterators and slow answers. The archive still equals
+/// what was put.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_server_errors_and_expired_iterators_are_survived() {
+    use flux_tests::fault_proxy::{Fault, FaultProxy};
+    let s = setup(2).await;
+    let mut put = Put::new();
+    for i in 0..60 {
+        s.put(
+            &format!("c-{}", i % 5),
+            format!(r#"{{"n":{i}}}"#).into_bytes(),
+            &mut put,
+        )
+        .await;
+    }
+    let proxy = FaultProxy::start(&s.emu.kinesis).await;
+    use Fault::*;
+    proxy.plan(
+        "GetRecords",
+        vec![
+            Some(Throttle),
+            None,
+            Some(ExpiredIterator),
+            Some(Throttle),
+            Some(Throttle),
+            Some(ServerError),
+            None,
+            Some(ExpiredIterator),
+            Some(Slow(std::time::Duration::from_millis(300))),
+            Some(Throttle),
+        ],
+    );
+    proxy.plan(
+        "GetShardIterator",
+        vec![Some(Throttle), None, Some(ServerError)],
+    );
+    proxy.plan("ListShards", vec![Some(ServerError)]);
+    let archive = s.dir.path().join("faulty");
+    let p = s.dir.path().join("faulty.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[sources.stream]\ntype = \"kinesis\"\nstream = \"{}\"\nstart = \"checkpoint\"\ncheckpoints = \"file://{dir}\"\npoll_interval = \"20ms\"\nidle_interval = \"50ms\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"stream\"]\nurl = \"file://{dir}\"\nmax_records = 7\n",
+            s.stream,
+            dir = archive.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
+    s.emu.apply(&mut cmd);
+    cmd.env("AWS_ENDPOINT_URL_KINESIS", &proxy.url)
+        .current_dir(s.dir.path());
+    // The proxy runs on this runtime's workers while the engine runs.
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let err = text(&out).1;
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        proxy.injected("GetRecords") >= 5,
+        "faults were injected: {}",
+        proxy.injected("GetRecords")
+    );
+    assert!(proxy.injected("ListShards") == 1 && proxy.injected("GetShardIterator") >= 2);
+    // Read the local archive back.
+    let mut got = Put::new();
+    let mut files = Vec::new();
+    fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out)
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                out.push(p)
+            }
+        }
+    }
+    walk(&archive.join(format!("stream={}", s.stream)), &mut files);
+    for f in files {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&f).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        for l in text.lines() {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = (
+                e["shard_id"].as_str().unwrap().to_owned(),
+                seq(e["sequence_number"].as_str().unwrap()),
+            );
+            let prev = got.insert(
+                id.clone(),
+                (
+                    e["partition_key"].as_str().unwrap().to_owned(),
+                    serde_json::to_vec(&e["data"]).unwrap(),
+                ),
+            );
+            assert!(prev.is_none(), "{id:?} twice");
+        }
+    }
+    assert_eq!(normalise(&got), normalise(&put));
+}

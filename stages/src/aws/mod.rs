@@ -1,8 +1,9 @@
 //! One way to reach AWS for every stage: the standard credential and region chain (environment,
 //! shared profiles including SSO, ECS/IMDS), with `region`, `profile` and `endpoint` settable
 //! per stage (`aws = { region = "eu-west-1" }`), the standard `AWS_ENDPOINT_URL*` variables
-//! honoured, and the SDK's retries configured once (adaptive, with jittered backoff) so no stage
-//! writes its own retry loop for what the SDK already retries.
+//! honoured, and the SDK's retries configured once so no stage
+//! writes its own retry loop for what the SDK already retries (standard mode: exponential
+//! backoff with full jitter on throttling, 5xx and timeouts).
 
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ impl AwsSettings {
 pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
-            RetryConfig::adaptive()
+            RetryConfig::standard()
                 .with_max_attempts(settings.max_attempts.unwrap_or(8).max(1))
                 .with_initial_backoff(Duration::from_millis(100))
                 .with_max_backoff(Duration::from_secs(20)),

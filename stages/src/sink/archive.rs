@@ -106,6 +106,9 @@ impl ArchiveSinkConfig {
         if self.gzip_level > 9 {
             return Err("`gzip_level` must be between 0 and 9".into());
         }
+        if self.lease_ttl.0 < std::time::Duration::from_secs(1) {
+            return Err("`lease_ttl` must be at least 1s".into());
+        }
         if let Some(sse) = &self.sse
             && !["aws:kms", "aws:kms:dsse", "AES256"].contains(&sse.as_str())
         {
