@@ -129,12 +129,17 @@ max_records = 40
 
     /// Every envelope in the archive, by object.
     async fn archived(&self) -> BTreeMap<String, Vec<serde_json::Value>> {
+        self.objects_under("archive").await
+    }
+
+    /// Every envelope of this stream's archive under `prefix`, by object.
+    async fn objects_under(&self, prefix: &str) -> BTreeMap<String, Vec<serde_json::Value>> {
         let mut out = BTreeMap::new();
         let listed = self
             .s3
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(format!("archive/stream={}/", self.stream))
+            .prefix(format!("{prefix}/stream={}/", self.stream))
             .send()
             .await
             .unwrap();
@@ -165,32 +170,8 @@ max_records = 40
 
     /// The archive as (shard, sequence) → (key, bytes), asserting no record appears twice.
     async fn archived_records(&self) -> Put {
-        let mut got = Put::new();
-        for (key, envs) in self.archived().await {
-            for e in envs {
-                let data = match (&e["data"], &e["data_b64"]) {
-                    (serde_json::Value::Null, serde_json::Value::String(b)) => base64_decode(b),
-                    (d, serde_json::Value::Null) => raw_data(&e, d),
-                    _ => panic!("envelope with both data and data_b64 in {key}"),
-                };
-                let id = (
-                    e["shard_id"].as_str().unwrap().to_owned(),
-                    seq(e["sequence_number"].as_str().unwrap()),
-                );
-                let prev = got.insert(
-                    id.clone(),
-                    (e["partition_key"].as_str().unwrap().to_owned(), data),
-                );
-                assert!(prev.is_none(), "{id:?} archived twice");
-            }
-        }
-        got
+        self.archived_under("archive").await
     }
-}
-
-/// `data` as the exact text the envelope holds (re-serializing would change number formats).
-fn raw_data(_env: &serde_json::Value, data: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(data).unwrap()
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -471,36 +452,16 @@ lease_ttl = "1s"
         (out.status.code(), text(&out).1)
     }
 
+    /// This stream's archive under `prefix` as (shard, sequence) → (key, bytes), asserting no
+    /// record appears twice.
     async fn archived_under(&self, prefix: &str) -> Put {
         let mut got = Put::new();
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(format!("{prefix}/stream={}/", self.stream))
-            .send()
-            .await
-            .unwrap();
-        for obj in listed.contents() {
-            let key = obj.key().unwrap().to_owned();
-            let body = self
-                .s3
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .unwrap();
-            let bytes = body.body.collect().await.unwrap().into_bytes();
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_string(&mut text)
-                .unwrap();
-            for l in text.lines() {
-                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        for (key, envs) in self.objects_under(prefix).await {
+            for e in envs {
                 let data = match (&e["data"], &e["data_b64"]) {
                     (serde_json::Value::Null, serde_json::Value::String(b)) => base64_decode(b),
-                    (d, _) => serde_json::to_vec(d).unwrap(),
+                    (d, serde_json::Value::Null) => serde_json::to_vec(d).unwrap(),
+                    _ => panic!("envelope with both data and data_b64 in {key}"),
                 };
                 let id = (
                     e["shard_id"].as_str().unwrap().to_owned(),

@@ -107,6 +107,20 @@ impl S3Store {
         format!("s3://{}/{}", self.bucket, self.full(key))
     }
 
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+            .map_err(|e| self.err(key, &e))
+    }
+
     async fn put_multipart(&self, key: &str, body: Bytes) -> Result<String, StoreError> {
         let client = self.client().await;
         let full = self.full(key);
@@ -185,15 +199,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_with_etag(&self, key: &str) -> Result<(Bytes, String), StoreError> {
-        let out = self
-            .client()
-            .await
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await
-            .map_err(|e| self.err(key, &e))?;
+        let out = self.get_object(key).await?;
         let etag = out.e_tag().unwrap_or_default().to_owned();
         let body = out.body.collect().await.map_err(|e| StoreError::Other {
             key: self.key_url(key),
@@ -203,15 +209,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError> {
-        let out = self
-            .client()
-            .await
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await
-            .map_err(|e| self.err(key, &e))?;
+        let out = self.get_object(key).await?;
         Ok(Box::new(out.body.into_async_read()))
     }
 
