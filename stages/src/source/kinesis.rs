@@ -197,7 +197,6 @@ struct Reader {
     shard: ShardInfo,
     start: (ShardIteratorType, Option<String>),
     tx: mpsc::Sender<Event>,
-    metrics: Arc<StageMetrics>,
 }
 
 impl KinesisSource {
@@ -478,7 +477,6 @@ impl Source for KinesisSource {
                     shard,
                     start,
                     tx: tx.clone(),
-                    metrics: ctx.output.metrics().clone(),
                 };
                 readers.spawn(reader.run());
             }
@@ -529,6 +527,17 @@ impl Source for KinesisSource {
 }
 
 impl Reader {
+    /// Tells the scheduler this shard is finished (and which children it found).
+    async fn done(&self, children: Vec<ShardInfo>) {
+        let _ = self
+            .tx
+            .send(Event::Done {
+                shard: self.shard.id.clone(),
+                children,
+            })
+            .await;
+    }
+
     async fn run(self) {
         let tx = self.tx.clone();
         if let Err(e) = self.read().await {
@@ -671,7 +680,6 @@ impl Reader {
             if !empty && self.tx.send(Event::Records(records)).await.is_err() {
                 return Ok(());
             }
-            let _ = &self.metrics;
             iterator = out.next_shard_iterator().map(str::to_owned);
             if iterator.is_none() {
                 // The shard is closed and read to its end; its children may start.
@@ -684,26 +692,14 @@ impl Reader {
                         closed: false,
                     })
                     .collect();
-                let _ = self
-                    .tx
-                    .send(Event::Done {
-                        shard: self.shard.id.clone(),
-                        children,
-                    })
-                    .await;
+                self.done(children).await;
                 return Ok(());
             }
             // Caught up: at the tip of an open shard. Records that keep arriving are for the next
             // run; a busy shard must not keep a caught_up run going forever.
             let caught_up = out.millis_behind_latest() == Some(0);
             if caught_up && self.config.stop == StopAt::CaughtUp && !self.shard.closed {
-                let _ = self
-                    .tx
-                    .send(Event::Done {
-                        shard: self.shard.id.clone(),
-                        children: Vec::new(),
-                    })
-                    .await;
+                self.done(Vec::new()).await;
                 return Ok(());
             }
             // 5 calls/s and 2 MB/s per shard.
@@ -719,13 +715,7 @@ impl Reader {
             };
             next_call = called + wait;
         }
-        let _ = self
-            .tx
-            .send(Event::Done {
-                shard: self.shard.id.clone(),
-                children: Vec::new(),
-            })
-            .await;
+        self.done(Vec::new()).await;
         Ok(())
     }
 }
