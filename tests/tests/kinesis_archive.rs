@@ -9,6 +9,9 @@ use aws_sdk_kinesis::primitives::Blob;
 use flux_tests::emulators::{self, Emulators, unique};
 use flux_tests::{flux_engine, text};
 
+/// What was put: (shard, sequence number, sub-sequence number) → (partition key, bytes).
+type SubPut = BTreeMap<(String, String, Option<u64>), (String, Vec<u8>)>;
+
 /// What was put: (shard, sequence number) → (partition key, bytes).
 type Put = BTreeMap<(String, String), (String, Vec<u8>)>;
 
@@ -626,6 +629,11 @@ async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
     let (code, err) = run(false);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("GAP: records of stream"), "{err}");
+    // The checkpoint was last moved long ago: the retention warning says so before the gap.
+    assert!(
+        err.contains("was last advanced") && err.contains("keeps records for 24h"),
+        "{err}"
+    );
     assert!(err.contains(&shard), "{err}");
     let (code, err) = run(true);
     assert_eq!(code, Some(0), "{err}");
@@ -633,6 +641,30 @@ async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
         .unwrap()
         .collect();
     assert_eq!(gaps.len(), 1, "the gap is recorded");
+    // ... and named in the run manifest, with per-shard figures.
+    let runs: Vec<_> = std::fs::read_dir(archive.join(format!("_flux/runs/stream={}", s.stream)))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&runs[0]).unwrap()).unwrap();
+    assert_eq!(manifest["gaps"].as_array().unwrap().len(), 1, "{manifest}");
+    assert_eq!(manifest["gaps"][0]["shard_id"], shard.as_str());
+    assert_eq!(manifest["shards"][&shard]["records"], 10);
+    let seqs: Vec<&String> = put.keys().map(|(_, q)| q).collect();
+    assert_eq!(
+        seq(manifest["shards"][&shard]["first_sequence_number"]
+            .as_str()
+            .unwrap()),
+        *seqs[0]
+    );
+    assert_eq!(
+        seq(manifest["shards"][&shard]["last_sequence_number"]
+            .as_str()
+            .unwrap()),
+        *seqs[9]
+    );
     assert!(
         err.contains("archived 10 records"),
         "what is left is archived: {err}"
@@ -740,4 +772,188 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
         }
     }
     assert_eq!(normalise(&got), normalise(&put));
+}
+
+/// KPL-aggregated records (built here as the KPL builds them) are archived as their user
+/// records, each with its own partition key and sub-sequence number; objects never split an
+/// aggregate even when `max_records` is reached inside one; reruns skip them; a corrupt aggregate
+/// goes to the dead-letter route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregates_are_archived_as_their_user_records() {
+    use flux_stages::source::kpl;
+    let s = setup(2).await;
+    // (shard, padded sequence, sub) -> (partition key, bytes)
+    let mut expected: SubPut = BTreeMap::new();
+    let round = |from: usize| {
+        let mut records = Vec::new();
+        for a in from..from + 6 {
+            let users: Vec<(String, Vec<u8>)> = (0..7)
+                .map(|u| {
+                    let key = format!("user-{}", (a * 7 + u) % 9);
+                    let data = if u == 3 {
+                        vec![0xff, 0x00, u as u8, b'\n']
+                    } else {
+                        format!(r#"{{"agg":{a},"u":{u}}}"#).into_bytes()
+                    };
+                    (key, data)
+                })
+                .collect();
+            records.push((format!("agg-{a}"), users));
+        }
+        records
+    };
+    let put_round = async |from: usize, expected: &mut SubPut| {
+        for (agg_key, users) in round(from) {
+            let pairs: Vec<(&str, &[u8])> = users
+                .iter()
+                .map(|(k, d)| (k.as_str(), d.as_slice()))
+                .collect();
+            let out = s
+                .kinesis
+                .put_record()
+                .stream_name(&s.stream)
+                .partition_key(&agg_key)
+                .data(Blob::new(kpl::aggregate(&pairs)))
+                .send()
+                .await
+                .unwrap();
+            for (i, (k, d)) in users.into_iter().enumerate() {
+                expected.insert(
+                    (
+                        out.shard_id().to_owned(),
+                        seq(out.sequence_number()),
+                        Some(i as u64),
+                    ),
+                    (k, d),
+                );
+            }
+            // A plain record between aggregates.
+            let plain = format!(r#"{{"plain":"{agg_key}"}}"#).into_bytes();
+            let out = s
+                .kinesis
+                .put_record()
+                .stream_name(&s.stream)
+                .partition_key(&agg_key)
+                .data(Blob::new(plain.clone()))
+                .send()
+                .await
+                .unwrap();
+            expected.insert(
+                (out.shard_id().to_owned(), seq(out.sequence_number()), None),
+                (agg_key, plain),
+            );
+        }
+    };
+    put_round(0, &mut expected).await;
+    // A corrupt aggregate: right magic, wrong checksum.
+    let mut corrupt = kpl::aggregate(&[("x", b"lost?")]);
+    let n = corrupt.len();
+    corrupt[n - 1] ^= 0x55;
+    s.kinesis
+        .put_record()
+        .stream_name(&s.stream)
+        .partition_key("corrupt")
+        .data(Blob::new(corrupt.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    let p = s.dir.path().join("kpl.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[sources.stream]
+type = "kinesis"
+stream = "{stream}"
+start = "checkpoint"
+checkpoints = "s3://{bucket}/kpl"
+poll_interval = "20ms"
+idle_interval = "50ms"
+
+[sinks.archive]
+type = "archive"
+inputs = ["stream"]
+url = "s3://{bucket}/kpl"
+max_records = 5
+
+[sinks.corrupt]
+type = "file"
+inputs = ["stream.dead_letter"]
+path = "corrupt.jsonl"
+format = "envelope"
+"#,
+            stream = s.stream,
+            bucket = s.bucket
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
+        s.emu.apply(&mut cmd);
+        let out = cmd.current_dir(s.dir.path()).output().unwrap();
+        (out.status.code(), text(&out).1)
+    };
+    let archived = async || {
+        let mut got: SubPut = BTreeMap::new();
+        for (key, envs) in s.objects_under("kpl").await {
+            // An object never splits an aggregate: its name is its first-last sequence numbers.
+            let name = key.rsplit('/').next().unwrap();
+            let first = envs[0]["sequence_number"].as_str().unwrap();
+            let last = envs[envs.len() - 1]["sequence_number"].as_str().unwrap();
+            assert_eq!(name, format!("{first}-{last}.json.gz"));
+            for e in envs {
+                let data = match (&e["data"], &e["data_b64"]) {
+                    (serde_json::Value::Null, serde_json::Value::String(b)) => base64_decode(b),
+                    (d, serde_json::Value::Null) => serde_json::to_vec(d).unwrap(),
+                    _ => panic!("both data and data_b64 in {key}"),
+                };
+                let id = (
+                    e["shard_id"].as_str().unwrap().to_owned(),
+                    seq(e["sequence_number"].as_str().unwrap()),
+                    e["sub_sequence_number"].as_u64(),
+                );
+                let prev = got.insert(
+                    id.clone(),
+                    (e["partition_key"].as_str().unwrap().to_owned(), data),
+                );
+                assert!(prev.is_none(), "{id:?} archived twice ({key})");
+            }
+        }
+        // Objects of one shard hold disjoint sequence ranges.
+        got
+    };
+    let norm = |m: &SubPut| {
+        m.iter()
+            .map(|(k, (key, d))| (k.clone(), (key.clone(), canonical(d))))
+            .collect::<BTreeMap<_, _>>()
+    };
+
+    let (code, err) = run();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(norm(&archived().await), norm(&expected));
+    assert_eq!(expected.len(), 6 * 8);
+    let dead = std::fs::read_to_string(s.dir.path().join("corrupt.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(dead["partition_key"], "corrupt");
+    assert_eq!(base64_decode(dead["data_b64"].as_str().unwrap()), corrupt);
+    assert!(
+        dead["annotations"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("checksum"),
+        "{dead}"
+    );
+
+    // A rerun adds nothing; after more aggregates, it adds exactly those.
+    let (code, err) = run();
+    assert_eq!(code, Some(0), "{err}");
+    let sink = err.lines().find(|l| l.starts_with("sink ")).unwrap();
+    assert_eq!(sink.split_whitespace().nth(4), Some("0"), "{err}");
+    put_round(6, &mut expected).await;
+    let (code, err) = run();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("archived 48 records"), "{err}");
+    assert_eq!(norm(&archived().await), norm(&expected));
 }

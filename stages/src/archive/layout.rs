@@ -50,6 +50,16 @@ pub fn run_key(stream: &str, run_id: &str) -> String {
     format!("_flux/runs/stream={stream}/{run_id}.json")
 }
 
+/// The key of a gap record: records of a shard that expired after `checkpoint` unarchived.
+pub fn gap_key(stream: &str, shard_id: &str, checkpoint: &str) -> String {
+    format!("{}{shard_id}-{checkpoint}.json", gap_prefix(stream))
+}
+
+/// The prefix of a stream's gap records.
+pub fn gap_prefix(stream: &str) -> String {
+    format!("_flux/gaps/stream={stream}/")
+}
+
 /// The start of the UTC hour a time falls in.
 pub fn hour_of(ts: DateTime<Utc>) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(ts.year(), ts.month(), ts.day(), ts.hour(), 0, 0)

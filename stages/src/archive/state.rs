@@ -130,8 +130,34 @@ pub struct RunManifest {
     pub removed_orphans: Vec<String>,
     /// Objects written.
     pub objects: Vec<WrittenObject>,
-    /// Gaps found (records that expired before they were archived), one message each.
-    pub gaps: Vec<String>,
+    /// What was archived per shard, by shard id.
+    #[serde(default)]
+    pub shards: BTreeMap<String, ShardSummary>,
+    /// Gaps found at the start of this run (records that expired before they were archived),
+    /// as recorded under `_flux/gaps/`.
+    #[serde(default)]
+    pub gaps: Vec<serde_json::Value>,
+}
+
+/// What one run archived from one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ShardSummary {
+    /// The first sequence number archived.
+    pub first_sequence_number: String,
+    /// The last sequence number archived (the shard's checkpoint after the run).
+    pub last_sequence_number: String,
+    /// Arrival time of the first record archived.
+    pub first_arrival_ts: String,
+    /// Arrival time of the last record archived.
+    pub last_arrival_ts: String,
+    /// Records archived.
+    pub records: u64,
+    /// Uncompressed envelope bytes archived.
+    pub raw_bytes: u64,
+    /// Compressed bytes stored.
+    pub bytes: u64,
+    /// Objects written.
+    pub objects: u64,
 }
 
 /// Writes a run manifest.

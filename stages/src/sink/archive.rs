@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Each shard has one open object at a time, holding records of one arrival hour in sequence
-//! order; it is rolled at `max_records`, `max_bytes` (uncompressed), a new hour, a checkpoint
+//! order; it is rolled at `max_records`, `max_bytes` (uncompressed), `max_age`, a new hour, a checkpoint
 //! barrier, or the end. A data object is stored before the shard's checkpoint moves past it, so:
 //! - records at or below a shard's checkpoint are skipped (a rerun duplicates nothing);
 //! - objects found past a checkpoint at start were left by a crashed run and are removed before
@@ -30,8 +30,8 @@ use serde::Deserialize;
 use crate::archive::layout::{self, hour_of};
 use crate::archive::lease::Lease;
 use crate::archive::state::{
-    Checkpoint, RunManifest, Stored, WrittenObject, read_checkpoints, write_checkpoint,
-    write_manifest,
+    Checkpoint, RunManifest, ShardSummary, Stored, WrittenObject, read_checkpoints,
+    write_checkpoint, write_manifest,
 };
 use crate::record::{Batch, Record, SequenceNumber, format_ts};
 use crate::stage::{Rejected, Sink, SinkReport};
@@ -50,6 +50,11 @@ pub struct ArchiveSinkConfig {
     /// Roll an object after this many uncompressed bytes. Default "128MiB".
     #[serde(default = "default_max_bytes")]
     pub max_bytes: Size,
+    /// Roll an object once it has been open this long (wall-clock time since its first record),
+    /// so a quiet shard's records reach the archive within this delay. No limit by default;
+    /// with `stop = "never"` objects are rolled at every checkpoint barrier anyway.
+    #[serde(default)]
+    pub max_age: Option<crate::units::Duration>,
     /// gzip level, 0 (none) to 9 (smallest). Default 6.
     #[serde(default = "default_level")]
     pub gzip_level: u32,
@@ -99,6 +104,9 @@ impl ArchiveSinkConfig {
         store::check_url(&self.url).map_err(|e| format!("`url`: {e}"))?;
         if self.max_records == 0 {
             return Err("`max_records` must be at least 1".into());
+        }
+        if self.max_age.is_some_and(|a| a.0.is_zero()) {
+            return Err("`max_age` must be longer than 0s".into());
         }
         if self.max_bytes.bytes() < 1024 {
             return Err("`max_bytes` must be at least 1KiB".into());
@@ -161,11 +169,21 @@ struct ObjectWriter {
     shard_id: Arc<str>,
     hour: DateTime<Utc>,
     first: SequenceNumber,
+    first_arrival: DateTime<Utc>,
     last: SequenceNumber,
+    last_sub: Option<u64>,
     last_arrival: DateTime<Utc>,
+    opened: std::time::Instant,
     records: u64,
     raw_bytes: u64,
     gz: GzEncoder<Vec<u8>>,
+}
+
+impl ObjectWriter {
+    /// Whether the object reached `max_records` or `max_bytes`.
+    fn is_full(&self, config: &ArchiveSinkConfig) -> bool {
+        self.records >= config.max_records || self.raw_bytes >= config.max_bytes.bytes()
+    }
 }
 
 /// The running `archive` sink.
@@ -284,6 +302,21 @@ impl ArchiveSink {
         );
         crate::fault::hit("after_checkpoint");
         state.manifest.records += w.records;
+        let shard = state
+            .manifest
+            .shards
+            .entry(w.shard_id.to_string())
+            .or_insert_with(|| ShardSummary {
+                first_sequence_number: w.first.to_string(),
+                first_arrival_ts: format_ts(&w.first_arrival),
+                ..Default::default()
+            });
+        shard.last_sequence_number = w.last.to_string();
+        shard.last_arrival_ts = format_ts(&w.last_arrival);
+        shard.records += w.records;
+        shard.raw_bytes += w.raw_bytes;
+        shard.bytes += size;
+        shard.objects += 1;
         state.manifest.objects.push(WrittenObject {
             key,
             records: w.records,
@@ -306,8 +339,10 @@ impl ArchiveSink {
     async fn append(&mut self, r: &Record) -> anyhow::Result<()> {
         let hour = hour_of(r.arrival_ts);
         let key = (r.stream.clone(), r.shard_id.clone());
+        // Roll on a new hour, or when full, but never inside a KPL aggregate (its user records
+        // share a sequence number): object names and checkpoints stay Kinesis positions.
         if let Some(w) = self.writers.get(&key)
-            && w.hour != hour
+            && (w.hour != hour || (w.is_full(&self.config) && w.last != r.sequence_number))
         {
             let w = self.writers.remove(&key).expect("just seen");
             self.flush(w).await?;
@@ -318,8 +353,11 @@ impl ArchiveSink {
             shard_id: r.shard_id.clone(),
             hour,
             first: r.sequence_number.clone(),
+            first_arrival: r.arrival_ts,
             last: r.sequence_number.clone(),
+            last_sub: r.sub_sequence_number,
             last_arrival: r.arrival_ts,
+            opened: std::time::Instant::now(),
             records: 0,
             raw_bytes: 0,
             gz: GzEncoder::new(Vec::new(), flate2::Compression::new(level)),
@@ -329,30 +367,53 @@ impl ArchiveSink {
         w.gz.write_all(&line)
             .map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
         w.last = r.sequence_number.clone();
+        w.last_sub = r.sub_sequence_number;
         w.last_arrival = r.arrival_ts;
         w.records += 1;
         w.raw_bytes += line.len() as u64;
-        if w.records >= self.config.max_records || w.raw_bytes >= self.config.max_bytes.bytes() {
-            let k = (r.stream.clone(), r.shard_id.clone());
-            let w = self.writers.remove(&k).expect("just written");
-            self.flush(w).await?;
-        }
         Ok(())
     }
 
-    /// The last position archived or being archived for a shard.
-    fn high_water(&self, r: &Record) -> Option<SequenceNumber> {
-        let open = self
-            .writers
-            .get(&(r.stream.clone(), r.shard_id.clone()))
-            .map(|w| w.last.clone());
+    /// Whether a record was archived already: at or below its shard's checkpoint (which never
+    /// falls inside a KPL aggregate), or at or below the last record of the shard's open object.
+    fn already_archived(&self, r: &Record) -> bool {
         let committed = self
             .streams
             .get(&r.stream)
             .and_then(|s| s.checkpoints.get(&*r.shard_id))
-            .and_then(|cp| cp.checkpoint.sequence().ok());
-        open.max(committed)
+            .and_then(|cp| cp.checkpoint.sequence().ok())
+            .is_some_and(|cp| r.sequence_number <= cp);
+        committed
+            || self
+                .writers
+                .get(&(r.stream.clone(), r.shard_id.clone()))
+                .is_some_and(|w| {
+                    (&r.sequence_number, r.sub_sequence_number) <= (&w.last, w.last_sub)
+                })
     }
+}
+
+/// The gaps recorded under `_flux/gaps/` for a stream since `since` (by this run's source).
+async fn gaps_found_since(
+    store: &Arc<dyn ObjectStore>,
+    stream: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for meta in store.list(&layout::gap_prefix(stream)).await? {
+        let body = store.get(&meta.key).await?;
+        let Ok(gap) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            tracing::warn!(object = %meta.key, "unreadable gap record");
+            continue;
+        };
+        let found = gap["found_at"]
+            .as_str()
+            .and_then(|t| crate::record::parse_ts(t).ok());
+        if found.is_some_and(|t| t.timestamp_millis() >= since.timestamp_millis()) {
+            out.push(gap);
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -364,7 +425,7 @@ impl Sink for ArchiveSink {
     ) -> anyhow::Result<()> {
         for r in batch.iter() {
             self.open_stream(&r.stream).await?;
-            if self.high_water(r).is_some_and(|hw| r.sequence_number <= hw) {
+            if self.already_archived(r) {
                 // Archived already (by an earlier run, or a duplicate delivery in this one).
                 if let Some(s) = self.streams.get_mut(&r.stream) {
                     s.manifest.skipped_already_archived += 1;
@@ -372,6 +433,20 @@ impl Sink for ArchiveSink {
                 continue;
             }
             self.append(r).await?;
+        }
+        // A batch never ends inside a KPL aggregate, so objects may roll here.
+        if let Some(max_age) = self.config.max_age {
+            let mut old: Vec<_> = self
+                .writers
+                .iter()
+                .filter(|(_, w)| w.opened.elapsed() >= max_age.0)
+                .map(|(k, _)| k.clone())
+                .collect();
+            old.sort();
+            for k in old {
+                let w = self.writers.remove(&k).expect("listed");
+                self.flush(w).await?;
+            }
         }
         Ok(())
     }
@@ -387,6 +462,7 @@ impl Sink for ArchiveSink {
         streams.sort();
         for stream in streams {
             let state = self.streams.get_mut(&stream).expect("listed");
+            state.manifest.gaps = gaps_found_since(&self.store, &stream, self.started_at).await?;
             crate::fault::hit("before_manifest");
             state.manifest.status = "completed".into();
             state.manifest.finished_at = format_ts(&Utc::now());

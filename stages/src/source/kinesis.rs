@@ -34,7 +34,8 @@ use tokio::sync::mpsc;
 use crate::archive::state::read_checkpoints;
 use crate::aws::{AwsSettings, describe, sdk_config};
 use crate::record::{Record, SequenceNumber, ts_from_millis};
-use crate::stage::{Source, SourceContext, StageMetrics};
+use crate::source::kpl;
+use crate::stage::{Rejected, Source, SourceContext, StageMetrics};
 use crate::store;
 use crate::units::{Duration as Dur, Timestamp};
 
@@ -103,11 +104,19 @@ pub struct KinesisSourceConfig {
     /// in the archive under `_flux/gaps/`. Default false: the run refuses to start.
     #[serde(default)]
     pub allow_gaps: bool,
+    /// Split KPL-aggregated records into their user records (each with its own partition key
+    /// and a `sub_sequence_number`), as the KCL does. A corrupt aggregate goes to the
+    /// dead-letter route. Default true; false passes aggregates on as single records.
+    #[serde(default = "default_true")]
+    pub deaggregate: bool,
     /// Region, profile, endpoint.
     #[serde(default)]
     pub aws: AwsSettings,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_limit() -> i32 {
     10_000
 }
@@ -182,7 +191,8 @@ struct ShardInfo {
 }
 
 enum Event {
-    Records(Vec<Record>),
+    /// Records read, and aggregates that could not be split.
+    Records(Vec<Record>, Vec<Rejected>),
     Done {
         shard: String,
         children: Vec<ShardInfo>,
@@ -267,10 +277,10 @@ impl KinesisSource {
             );
         }
         for g in &gaps {
-            let key = format!(
-                "_flux/gaps/stream={stream}/{}-{}.json",
+            let key = crate::archive::layout::gap_key(
+                stream,
                 g["shard_id"].as_str().unwrap_or_default(),
-                g["checkpoint"].as_str().unwrap_or_default()
+                g["checkpoint"].as_str().unwrap_or_default(),
             );
             archive
                 .put(&key, Bytes::from(serde_json::to_vec_pretty(g)?))
@@ -285,6 +295,39 @@ impl KinesisSource {
             .iter()
             .filter_map(|g| g["shard_id"].as_str().map(str::to_owned))
             .collect())
+    }
+
+    /// Warns when the archive was last advanced so long ago that, at this pace, records would
+    /// expire before a run reads them: later than the stream's retention minus a quarter of it.
+    /// A lookup failure only skips the warning (the gap check still catches real loss).
+    async fn warn_if_retention_near(
+        &self,
+        client: &Client,
+        stream: &str,
+        last_run: chrono::DateTime<chrono::Utc>,
+    ) {
+        let req = self.stream_param(
+            client.describe_stream_summary(),
+            |b, s| b.stream_name(s),
+            |b, s| b.stream_arn(s),
+        );
+        let hours = match req.send().await {
+            Ok(out) => out
+                .stream_description_summary()
+                .map(|d| d.retention_period_hours()),
+            Err(e) => {
+                tracing::debug!(stream, "DescribeStreamSummary: {}", describe(&e));
+                None
+            }
+        };
+        let Some(hours) = hours.filter(|h| *h > 0) else {
+            return;
+        };
+        let retention = chrono::Duration::hours(i64::from(hours));
+        let age = chrono::Utc::now() - last_run;
+        if let Some(message) = retention_warning(stream, age, retention) {
+            tracing::warn!(stream, "{message}");
+        }
     }
 
     /// The oldest record still in a shard: its sequence number and arrival time.
@@ -404,8 +447,16 @@ impl Source for KinesisSource {
                         },
                     )
                     .map_err(anyhow::Error::msg)?;
-                    let cps: BTreeMap<String, String> = read_checkpoints(&archive, &stream)
-                        .await?
+                    let stored = read_checkpoints(&archive, &stream).await?;
+                    let last_run = stored
+                        .values()
+                        .filter_map(|s| crate::record::parse_ts(&s.checkpoint.updated_at).ok())
+                        .max();
+                    if let Some(last_run) = last_run {
+                        self.warn_if_retention_near(&client, &stream, last_run)
+                            .await;
+                    }
+                    let cps: BTreeMap<String, String> = stored
                         .into_iter()
                         .map(|(shard, s)| (shard, s.checkpoint.sequence_number))
                         .collect();
@@ -500,13 +551,21 @@ impl Source for KinesisSource {
                 e = rx.recv() => e,
             };
             match event {
-                Some(Event::Records(records)) => {
+                Some(Event::Records(records, rejected)) => {
                     StageMetrics::add(&ctx.output.metrics().records_in, records.len());
                     StageMetrics::add(
                         &ctx.output.metrics().bytes_in,
                         crate::record::batch_weight(&records),
                     );
                     ctx.output.send(records).await?;
+                    if !rejected.is_empty() {
+                        ctx.output.reject(rejected).await.map_err(|e| {
+                            anyhow::anyhow!(
+                                "{e}; route `{}.dead_letter` to a sink to keep them, or set deaggregate = false to archive aggregates whole",
+                                ctx.output.stage()
+                            )
+                        })?;
+                    }
                 }
                 Some(Event::Done { shard, children }) => {
                     running -= 1;
@@ -677,7 +736,18 @@ impl Reader {
             if let Some(r) = records.last() {
                 last_seq = Some(r.sequence_number.to_string());
             }
-            if !empty && self.tx.send(Event::Records(records)).await.is_err() {
+            let (records, rejected) = if self.config.deaggregate {
+                split_aggregates(records)
+            } else {
+                (records, Vec::new())
+            };
+            if !empty
+                && self
+                    .tx
+                    .send(Event::Records(records, rejected))
+                    .await
+                    .is_err()
+            {
                 return Ok(());
             }
             iterator = out.next_shard_iterator().map(str::to_owned);
@@ -717,5 +787,63 @@ impl Reader {
         }
         self.done(Vec::new()).await;
         Ok(())
+    }
+}
+
+/// De-aggregates KPL records; the sub-records of one aggregate stay together and in order.
+fn split_aggregates(records: Vec<Record>) -> (Vec<Record>, Vec<Rejected>) {
+    if !records.iter().any(|r| kpl::is_aggregated(&r.data)) {
+        return (records, Vec::new());
+    }
+    let mut out = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for r in records {
+        match kpl::deaggregate(r) {
+            Ok(users) => out.extend(users),
+            Err(r) => rejected.push(*r),
+        }
+    }
+    (out, rejected)
+}
+
+/// The warning for an archive last advanced `age` ago on a stream keeping records for
+/// `retention`, when that is later than retention minus a quarter of it (the margin that leaves
+/// room for one failed night and a retry).
+fn retention_warning(
+    stream: &str,
+    age: chrono::Duration,
+    retention: chrono::Duration,
+) -> Option<String> {
+    let margin = retention / 4;
+    (age > retention - margin).then(|| {
+        format!(
+            "the archive of stream {stream} was last advanced {}h ago and the stream keeps records for {}h: \
+             records are close to expiring unarchived; run the archive at least every {}h (or raise the stream's retention)",
+            age.num_hours(),
+            retention.num_hours(),
+            (retention - margin).num_hours()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_only_past_retention_minus_a_quarter() {
+        let day = chrono::Duration::hours(24);
+        assert_eq!(
+            retention_warning("s", chrono::Duration::hours(17), day),
+            None
+        );
+        assert_eq!(
+            retention_warning("s", chrono::Duration::hours(18), day),
+            None
+        );
+        let w = retention_warning("orders", chrono::Duration::hours(19), day).expect("warning");
+        assert!(w.contains("stream orders was last advanced 19h ago"), "{w}");
+        assert!(w.contains("keeps records for 24h"), "{w}");
+        assert!(w.contains("at least every 18h"), "{w}");
     }
 }

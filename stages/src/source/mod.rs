@@ -3,4 +3,5 @@
 pub mod archive;
 pub mod file;
 pub mod kinesis;
+pub mod kpl;
 pub mod lines;
