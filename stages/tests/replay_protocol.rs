@@ -21,7 +21,9 @@
 //! records share a millisecond, and shard ids and sequence number bases are random, so neither
 //! follows creation order.
 //!
-//! The same runs with two naive consumers must find a counterexample, so the checks have teeth.
+//! The same runs with naive consumers (last delivered wins; DESIGN §5's rules read literally) must
+//! find counterexamples, so the checks have teeth; the worked example of docs/replay-protocol.md
+//! is checked record by record at the end.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -573,6 +575,8 @@ fn expected(w: &World, mode: ReplayMode) -> BTreeMap<String, u64> {
 enum Rule {
     /// The protocol: `Reconciler::should_apply`.
     Protocol,
+    /// The protocol, but a restart keeps only the per-key state, not the reconciler (fences).
+    ProtocolForgettingFences,
     /// Naive: the record delivered last wins.
     LastDelivered,
     /// DESIGN §5's bullets taken literally: a live record applies when its position is newer
@@ -585,7 +589,9 @@ impl Rule {
     fn applies(self, rec: &Reconciler, incoming: &Stamp, stored: Option<&Stamp>) -> bool {
         let Some(stored) = stored else { return true };
         match self {
-            Rule::Protocol => rec.should_apply(incoming, Some(stored)),
+            Rule::Protocol | Rule::ProtocolForgettingFences => {
+                rec.should_apply(incoming, Some(stored))
+            }
             Rule::LastDelivered => true,
             Rule::DesignLiteral => match &incoming.replay {
                 Some(tag) if tag.mode == ReplayMode::Overwrite => {
@@ -748,8 +754,10 @@ impl<'w> Consumer<'w> {
                             .zip(&earlier.cursors)
                             .map(|(a, b)| *a.min(b))
                             .collect();
-                        self.reconciler =
-                            serde_json::from_str(&last.reconciler).expect("deserializable");
+                        self.reconciler = match self.rule {
+                            Rule::ProtocolForgettingFences => Reconciler::new(STREAM),
+                            _ => serde_json::from_str(&last.reconciler).expect("deserializable"),
+                        };
                         self.state = last.state.clone();
                     }
                 }
@@ -827,6 +835,16 @@ fn must_fail(rule: Rule, mode: impl Strategy<Value = ReplayMode>, origin_span: u
 #[test]
 fn the_last_delivered_record_winning_breaks_the_claim() {
     eprintln!("{}", must_fail(Rule::LastDelivered, any_mode(), PAST));
+}
+
+/// A consumer that persists its per-key stamps but not the fences it saw stamps records after a
+/// fence it re-reads no more as if they came before it.
+#[test]
+fn forgetting_the_fences_on_restart_breaks_the_claim() {
+    eprintln!(
+        "{}",
+        must_fail(Rule::ProtocolForgettingFences, any_mode(), PAST)
+    );
 }
 
 /// The rules of DESIGN §5 read literally apply a live record that arrived before the fence, in a

@@ -125,28 +125,34 @@ impl Lineage {
         if a.same_shard(b) {
             return a.position().cmp(&b.position());
         }
-        if a.stream == self.stream && b.stream == self.stream {
-            if self.is_ancestor(&a.shard_id, &b.shard_id) {
-                return Ordering::Less;
-            }
-            if self.is_ancestor(&b.shard_id, &a.shard_id) {
-                return Ordering::Greater;
-            }
-        }
-        let depth = |v: &Version| {
+        let ancestors = |v: &Version| {
             if v.stream == self.stream {
-                self.ancestors(&v.shard_id).len()
+                self.ancestors(&v.shard_id)
             } else {
-                0
+                BTreeSet::new()
             }
         };
-        (a.arrival_ts, depth(a), &a.stream, &a.shard_id, a.position()).cmp(&(
-            b.arrival_ts,
-            depth(b),
-            &b.stream,
-            &b.shard_id,
-            b.position(),
-        ))
+        let (of_a, of_b) = (ancestors(a), ancestors(b));
+        if a.stream == self.stream && of_b.contains(a.shard_id.as_str()) {
+            return Ordering::Less;
+        }
+        if b.stream == self.stream && of_a.contains(b.shard_id.as_str()) {
+            return Ordering::Greater;
+        }
+        (
+            a.arrival_ts,
+            of_a.len(),
+            &a.stream,
+            &a.shard_id,
+            a.position(),
+        )
+            .cmp(&(
+                b.arrival_ts,
+                of_b.len(),
+                &b.stream,
+                &b.shard_id,
+                b.position(),
+            ))
     }
 }
 
@@ -242,6 +248,10 @@ mod tests {
         assert_eq!(
             l.compare(&v("other", "s0", 1, 6), &v("orders", "s3", 1, 5)),
             Ordering::Greater
+        );
+        assert_eq!(
+            l.compare(&v("orders", "s3", 1, 5), &v("other", "s0", 1, 6)),
+            Ordering::Less
         );
         // Equal times: ordered by stream, shard, sequence number; never equal.
         assert_eq!(
