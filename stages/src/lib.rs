@@ -10,6 +10,7 @@ pub mod expr;
 pub mod fault;
 pub mod record;
 pub mod registry;
+pub mod replay;
 pub mod sink;
 pub mod source;
 pub mod stage;

@@ -72,6 +72,21 @@ impl fmt::Display for SequenceNumber {
     }
 }
 
+/// Serialized as its decimal string, as Kinesis and the archive envelope write it.
+impl serde::Serialize for SequenceNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Accepts only a decimal string (see [`SequenceNumber::parse`]).
+impl<'de> serde::Deserialize<'de> for SequenceNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        SequenceNumber::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// One record of a stream: its position, its key, its arrival time and its payload bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {

@@ -23,18 +23,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::record::{Batch, Record, format_ts};
+use crate::record::{Batch, Record};
+use crate::replay::{ReplayTag, Replayed, Version};
 use crate::stage::{Emit, Pass, Rejected, Transform};
 
-/// How consumers treat a replayed record (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReplayMode {
-    /// Apply only where the replayed record is newer than the consumer's state.
-    Fill,
-    /// Apply unless the consumer's state came from a live record that arrived after the fence.
-    Overwrite,
-}
+pub use crate::replay::ReplayMode;
 
 /// The replay annotation: marks records as replayed, with their origin.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -143,19 +136,14 @@ impl Annotate {
             out.insert(name.clone(), v);
         }
         if let Some(replay) = &self.replay {
-            out.insert(
-                "replay".into(),
-                serde_json::json!({"id": replay.id, "mode": replay.mode}),
-            );
-            out.insert(
-                "origin".into(),
-                serde_json::json!({
-                    "stream": &*record.stream,
-                    "shard_id": &*record.shard_id,
-                    "sequence_number": record.sequence_number.as_str(),
-                    "arrival_ts": format_ts(&record.arrival_ts),
-                }),
-            );
+            let replayed = Replayed {
+                replay: ReplayTag {
+                    id: replay.id.clone(),
+                    mode: replay.mode,
+                },
+                origin: Version::of(record),
+            };
+            out.extend(replayed.members());
         }
         Ok(out)
     }

@@ -1,0 +1,348 @@
+//! The replay protocol on the wire: the replay annotation of replayed records, the fence records,
+//! and recognising either in a payload.
+//!
+//! Both live in a JSON object payload under one key, `_flux` by default ([`DEFAULT_KEY`]):
+//!
+//! ```json
+//! {"order_id":"o-1", "_flux":{"replay":{"id":"INC-7","mode":"overwrite"},
+//!   "origin":{"stream":"orders","shard_id":"shardId-000000000001",
+//!             "sequence_number":"4959…","arrival_ts":"2026-11-25T10:00:00.123Z"}}}
+//! {"_flux":{"fence":{"replay_id":"INC-7","phase":"open","mode":"overwrite",
+//!   "opened_at":"2026-11-25T12:00:00.000Z"}}}
+//! {"_flux":{"fence":{"replay_id":"INC-7","phase":"close","mode":"overwrite",
+//!   "opened_at":"2026-11-25T12:00:00.000Z","counts":{"records":1200,"shard_records":301}}}}
+//! ```
+//!
+//! A payload that is not a JSON object, or has no such key, or whose key holds neither `fence`
+//! nor `replay`, is an ordinary live record ([`Marker::Live`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::version::Version;
+
+/// The payload key the protocol's members live under unless configured otherwise.
+pub const DEFAULT_KEY: &str = "_flux";
+
+/// How consumers treat a replayed record (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayMode {
+    /// Apply only where the replayed record is newer than the consumer's state.
+    Fill,
+    /// Apply unless the consumer's state came from a live record that arrived after the fence.
+    Overwrite,
+}
+
+/// The `replay` member of a replayed record's annotation: which replay sent it, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplayTag {
+    /// The replay's id, e.g. an incident ticket. It names the replay's fences too.
+    pub id: String,
+    /// `fill` or `overwrite`.
+    pub mode: ReplayMode,
+}
+
+/// A replayed record's annotation: the replay it belongs to and the position it was archived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// The `replay` member.
+    pub replay: ReplayTag,
+    /// The `origin` member: where and when the record first arrived.
+    pub origin: Version,
+}
+
+/// Whether a fence opens or closes a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FencePhase {
+    /// Written to every open shard before the first replayed record; its position is `H`.
+    Open,
+    /// Written to every open shard after the last replayed record was acknowledged.
+    Close,
+}
+
+/// What a closing fence reports about the replay it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceCounts {
+    /// Replayed records the sink wrote (acknowledged by Kinesis) in the whole replay.
+    pub records: u64,
+    /// Of those, the records that landed on the shard carrying this fence.
+    pub shard_records: u64,
+}
+
+/// A fence record's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// The replay this fence opens or closes.
+    pub replay_id: String,
+    /// `open` or `close`.
+    pub phase: FencePhase,
+    /// The replay's mode, for consumers that report on replays.
+    pub mode: ReplayMode,
+    /// When the replay started (the sink's clock), the same in every fence of the replay. It
+    /// places the replay in time when a later `fill` replay is compared with it.
+    #[serde(with = "super::version::ts_millis")]
+    pub opened_at: DateTime<Utc>,
+    /// Closing fences only: what the replay sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<FenceCounts>,
+}
+
+impl Fence {
+    /// The opening fence of replay `replay_id`.
+    pub fn open(replay_id: impl Into<String>, mode: ReplayMode, opened_at: DateTime<Utc>) -> Self {
+        Fence {
+            replay_id: replay_id.into(),
+            phase: FencePhase::Open,
+            mode,
+            opened_at,
+            counts: None,
+        }
+    }
+
+    /// The closing fence matching this opening fence, with the counts for one shard.
+    pub fn close(&self, counts: FenceCounts) -> Self {
+        Fence {
+            phase: FencePhase::Close,
+            counts: Some(counts),
+            ..self.clone()
+        }
+    }
+
+    /// The fence record's payload: `{"<key>":{"fence":{…}}}`, with `key` usually [`DEFAULT_KEY`].
+    pub fn payload(&self, key: &str) -> Vec<u8> {
+        let mut member = serde_json::Map::new();
+        member.insert("fence".into(), serde_json::json!(self));
+        let mut object = serde_json::Map::new();
+        object.insert(key.into(), serde_json::Value::Object(member));
+        serde_json::Value::Object(object).to_string().into_bytes()
+    }
+}
+
+impl Replayed {
+    /// The annotation members (`replay`, `origin`) to merge under the key of a replayed payload.
+    pub fn members(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        out.insert("replay".into(), serde_json::json!(self.replay));
+        out.insert("origin".into(), serde_json::json!(self.origin));
+        out
+    }
+}
+
+/// What a payload says about the replay protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marker {
+    /// An ordinary record (also every payload that is not a JSON object).
+    Live,
+    /// A replayed record.
+    Replayed(Replayed),
+    /// A fence.
+    Fence(Fence),
+}
+
+/// A payload that claims to take part in the protocol but does not follow its format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerError(String);
+
+impl fmt::Display for MarkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MarkerError {}
+
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(borrow, default)]
+    fence: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    replay: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    origin: Option<&'a RawValue>,
+}
+
+/// Reads the protocol's member `key` (usually [`DEFAULT_KEY`]) of a payload.
+///
+/// Payloads without the key written literally (`"_flux"`) are [`Marker::Live`] without being
+/// parsed. So are payloads that are not JSON objects and keys that do not hold an object with
+/// `fence` or `replay` (user annotations only). A `fence` or `replay` that does not parse, a
+/// `replay` without `origin`, or both at once are errors: the record meant to take part and cannot.
+pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
+    let quoted = format!("\"{key}\"");
+    if memchr::memmem::find(payload, quoted.as_bytes()).is_none() {
+        return Ok(Marker::Live);
+    }
+    let Ok(Some(raw)) = serde_json::from_slice::<TopMember<'_>>(payload).map(|m| m.find(key))
+    else {
+        return Ok(Marker::Live);
+    };
+    let Ok(members) = serde_json::from_str::<Members<'_>>(raw.get()) else {
+        return Ok(Marker::Live);
+    };
+    let err = |what: &str, e: serde_json::Error| MarkerError(format!("`{key}.{what}`: {e}"));
+    match (members.fence, members.replay) {
+        (None, None) => Ok(Marker::Live),
+        (Some(_), Some(_)) => Err(MarkerError(format!(
+            "`{key}` holds both `fence` and `replay`"
+        ))),
+        (Some(fence), None) => serde_json::from_str(fence.get())
+            .map(Marker::Fence)
+            .map_err(|e| err("fence", e)),
+        (None, Some(replay)) => {
+            let replay: ReplayTag =
+                serde_json::from_str(replay.get()).map_err(|e| err("replay", e))?;
+            let origin = members
+                .origin
+                .ok_or_else(|| MarkerError(format!("`{key}.replay` without `{key}.origin`")))?;
+            let origin: Version =
+                serde_json::from_str(origin.get()).map_err(|e| err("origin", e))?;
+            Ok(Marker::Replayed(Replayed { replay, origin }))
+        }
+    }
+}
+
+/// A JSON object's members as raw text, looked up by name after parsing.
+struct TopMember<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> TopMember<'a> {
+    fn find(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopMember<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = TopMember<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    out.push((k, m.next_value::<&'de RawValue>()?));
+                }
+                Ok(TopMember(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{SequenceNumber, parse_ts};
+
+    fn opened() -> DateTime<Utc> {
+        parse_ts("2026-11-25T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn fences_round_trip_through_their_payload() {
+        let open = Fence::open("INC-7", ReplayMode::Overwrite, opened());
+        let payload = open.payload(DEFAULT_KEY);
+        assert_eq!(
+            std::str::from_utf8(&payload).unwrap(),
+            r#"{"_flux":{"fence":{"mode":"overwrite","opened_at":"2026-11-25T12:00:00.000Z","phase":"open","replay_id":"INC-7"}}}"#
+        );
+        assert_eq!(
+            parse_marker(&payload, DEFAULT_KEY).unwrap(),
+            Marker::Fence(open.clone())
+        );
+        let close = open.close(FenceCounts {
+            records: 12,
+            shard_records: 3,
+        });
+        let payload = close.payload("meta");
+        assert_eq!(
+            parse_marker(&payload, "meta").unwrap(),
+            Marker::Fence(close)
+        );
+        assert_eq!(parse_marker(&payload, DEFAULT_KEY).unwrap(), Marker::Live);
+    }
+
+    #[test]
+    fn replayed_records_are_recognised() {
+        let payload = br#"{"order_id":"o-1","_flux":{"ticket":"INC-7","replay":{"id":"INC-7","mode":"fill"},"origin":{"stream":"orders","shard_id":"shardId-000000000001","sequence_number":"0042","arrival_ts":"2026-11-25T10:00:00.123Z"}}}"#;
+        let Marker::Replayed(r) = parse_marker(payload, DEFAULT_KEY).unwrap() else {
+            panic!("not recognised");
+        };
+        assert_eq!(r.replay.id, "INC-7");
+        assert_eq!(r.replay.mode, ReplayMode::Fill);
+        assert_eq!(r.origin.stream, "orders");
+        // Kept as written; compared numerically.
+        assert_eq!(r.origin.sequence_number.as_str(), "0042");
+        assert_eq!(
+            r.origin.sequence_number.cmp(&SequenceNumber::from_u64(42)),
+            std::cmp::Ordering::Equal
+        );
+        assert_eq!(
+            r.origin.arrival_ts,
+            parse_ts("2026-11-25T10:00:00.123Z").unwrap()
+        );
+        let again = crate::transform::annotate::add_to_object(b"{}", DEFAULT_KEY, r.members());
+        assert_eq!(
+            parse_marker(&again.unwrap(), DEFAULT_KEY).unwrap(),
+            Marker::Replayed(r)
+        );
+    }
+
+    #[test]
+    fn everything_else_is_live() {
+        for payload in [
+            &b""[..],
+            b"\x00\xff binary",
+            b"not json \"_flux\"",
+            b"[\"_flux\"]",
+            b"\"_flux\"",
+            br#"{"_flux":1}"#,
+            br#"{"_flux":{"ticket":"INC-7"}}"#,
+            br#"{"data":{"_flux":{"fence":{}}}}"#,
+            br#"{"order_id":"o-1"}"#,
+        ] {
+            assert_eq!(
+                parse_marker(payload, DEFAULT_KEY),
+                Ok(Marker::Live),
+                "{payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_protocol_members_are_errors() {
+        for (payload, says) in [
+            (
+                &br#"{"_flux":{"fence":{"replay_id":"x"}}}"#[..],
+                "`_flux.fence`",
+            ),
+            (
+                br#"{"_flux":{"replay":{"id":"x","mode":"merge"}}}"#,
+                "`_flux.replay`",
+            ),
+            (
+                br#"{"_flux":{"replay":{"id":"x","mode":"fill"}}}"#,
+                "without",
+            ),
+            (
+                br#"{"_flux":{"replay":{"id":"x","mode":"fill"},"origin":{"stream":"s"}}}"#,
+                "`_flux.origin`",
+            ),
+            (br#"{"_flux":{"fence":{},"replay":{}}}"#, "both"),
+        ] {
+            let e = parse_marker(payload, DEFAULT_KEY).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
+}
