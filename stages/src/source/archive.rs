@@ -11,9 +11,13 @@
 //!
 //! Objects are chosen by their partition folders first (`dt=`/`hour=` against `from`/`to`,
 //! `shard=` against `shards`), so a bounded read never opens an object outside its bounds; the
-//! records inside are then filtered exactly. Objects are read in (hour, shard, first sequence)
-//! order within each shard, so each shard's records come in sequence order; shards are read
-//! concurrently (`concurrency`, default the number of CPUs) and their batches interleave.
+//! records inside are then filtered exactly (also by per-shard `sequences` ranges). Each shard's
+//! objects are read in (hour, first sequence) order by a reader of its own, so each shard's
+//! records come in sequence order, `prefetch` batches ahead. The output order is
+//! `order = "arrival"` (default: all shards merged by arrival time, see [`super::ordered`]) or
+//! `order = "shard"` (one shard after another, `concurrency` shards read ahead); `limit` stops
+//! after that many records. A line that is not an envelope goes to the dead-letter route with its
+//! object key and line number; an object that cannot be read (gzip, I/O) stops the run naming it.
 
 use std::sync::Arc;
 
@@ -24,9 +28,10 @@ use serde::Deserialize;
 use tokio_util::io::SyncIoBridge;
 
 use super::file::unparsed_line;
-use super::lines::{buffered, forward, spawn_reader};
+use super::lines::{buffered, spawn_reader};
+use super::ordered::{Emitter, by_arrival, by_shard as by_shard_order};
 use crate::archive::layout::{self, DataObject};
-use crate::record::{Interner, Record};
+use crate::record::{Interner, Record, SequenceNumber};
 use crate::stage::{Rejected, Source, SourceContext};
 use crate::store::{self, ObjectStore};
 use crate::units::Timestamp;
@@ -48,6 +53,21 @@ pub struct ArchiveSourceConfig {
     /// Only these shards (e.g. `["shardId-000000000001"]`); all when absent.
     #[serde(default)]
     pub shards: Option<Vec<String>>,
+    /// Per-shard sequence bounds, inclusive at both ends, e.g.
+    /// `sequences = { "shardId-000000000001" = { from = "4959…", to = "4960…" } }`. Shards not
+    /// named are not bounded by sequence (use `shards` to read only some shards).
+    #[serde(default)]
+    pub sequences: std::collections::BTreeMap<String, SequenceRange>,
+    /// Output order: `arrival` (default; shards merged by arrival time) or `shard` (one shard
+    /// after another). Each shard's records are in sequence order either way.
+    #[serde(default)]
+    pub order: Order,
+    /// Stop after this many records (after bounds, in output order).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Batches read ahead per shard. Default 2.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
     /// Records per batch. Default 1024.
     #[serde(default = "default_batch")]
     pub batch_records: usize,
@@ -62,6 +82,52 @@ pub struct ArchiveSourceConfig {
 
 fn default_batch() -> usize {
     1024
+}
+fn default_prefetch() -> usize {
+    2
+}
+
+/// The order records leave the `archive` source in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// All shards merged by arrival time (ties: shard id order).
+    #[default]
+    Arrival,
+    /// One shard after another, in shard id order.
+    Shard,
+}
+
+/// An inclusive range of sequence numbers of one shard.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceRange {
+    /// The first sequence number to read (inclusive); from the shard's start when absent.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The last sequence number to read (inclusive); to the shard's end when absent.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+impl SequenceRange {
+    fn parse(&self, shard: &str) -> Result<SeqBounds, String> {
+        let one = |v: &Option<String>, key: &str| {
+            v.as_deref()
+                .map(SequenceNumber::parse)
+                .transpose()
+                .map_err(|e| format!("`sequences.{shard}.{key}`: {e}"))
+        };
+        let (from, to) = (one(&self.from, "from")?, one(&self.to, "to")?);
+        if let (Some(f), Some(t)) = (&from, &to)
+            && f > t
+        {
+            return Err(format!(
+                "`sequences.{shard}`: `from` ({f}) is after `to` ({t})"
+            ));
+        }
+        Ok((from, to))
+    }
 }
 
 impl ArchiveSourceConfig {
@@ -82,6 +148,15 @@ impl ArchiveSourceConfig {
         }
         if self.concurrency == Some(0) {
             return Err("`concurrency` must be at least 1".into());
+        }
+        if self.prefetch == 0 {
+            return Err("`prefetch` must be at least 1".into());
+        }
+        if self.limit == Some(0) {
+            return Err("`limit` must be at least 1 (leave it out to read everything)".into());
+        }
+        for (shard, range) in &self.sequences {
+            range.parse(shard)?;
         }
         Ok(())
     }
@@ -110,18 +185,29 @@ pub struct ArchiveSource {
     prefilter: Option<crate::expr::Prefilter>,
 }
 
+/// A shard's inclusive sequence bounds.
+type SeqBounds = (Option<SequenceNumber>, Option<SequenceNumber>);
+
 /// The bounds a record must fall in.
 #[derive(Clone)]
 struct Bounds {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     shards: Option<Vec<String>>,
+    sequences: Arc<std::collections::BTreeMap<String, SeqBounds>>,
 }
 
 impl Bounds {
     fn object_may_hold(&self, obj: &DataObject) -> bool {
         let hour_end = obj.hour + Duration::hours(1);
-        self.from.is_none_or(|f| hour_end > f)
+        let in_range = match (self.sequences.get(&obj.shard_id), &obj.range) {
+            (Some((from, to)), Some((first, last))) => {
+                from.as_ref().is_none_or(|f| last >= f) && to.as_ref().is_none_or(|t| first <= t)
+            }
+            _ => true,
+        };
+        in_range
+            && self.from.is_none_or(|f| hour_end > f)
             && self.to.is_none_or(|t| obj.hour < t)
             && self
                 .shards
@@ -130,7 +216,13 @@ impl Bounds {
     }
 
     fn holds(&self, r: &Record) -> bool {
-        self.from.is_none_or(|f| r.arrival_ts >= f)
+        let in_range = self.sequences.is_empty()
+            || self.sequences.get(&*r.shard_id).is_none_or(|(from, to)| {
+                from.as_ref().is_none_or(|f| r.sequence_number >= *f)
+                    && to.as_ref().is_none_or(|t| r.sequence_number <= *t)
+            });
+        in_range
+            && self.from.is_none_or(|f| r.arrival_ts >= f)
             && self.to.is_none_or(|t| r.arrival_ts < t)
             && self
                 .shards
@@ -166,60 +258,88 @@ async fn plan_objects(
 #[async_trait]
 impl Source for ArchiveSource {
     async fn run(&mut self, ctx: &mut SourceContext) -> anyhow::Result<()> {
+        let mut sequences = std::collections::BTreeMap::new();
+        for (shard, range) in &self.config.sequences {
+            sequences.insert(
+                shard.clone(),
+                range.parse(shard).map_err(anyhow::Error::msg)?,
+            );
+        }
         let bounds = Bounds {
             from: self.config.from.map(|t| t.0),
             to: self.config.to.map(|t| t.0),
             shards: self.config.shards.clone(),
+            sequences: Arc::new(sequences),
         };
         let (objects, total) = plan_objects(&self.store, &self.config.stream, &bounds).await?;
-        // One reader per shard (objects of a shard in sequence order), at most `concurrency`
-        // shards at a time; their batches interleave, each shard's stay in order.
-        let mut by_shard: Vec<(String, Vec<DataObject>)> = Vec::new();
+        // One reader per shard (its objects in sequence order), in shard id order.
+        let mut by_shard: std::collections::BTreeMap<String, Vec<DataObject>> =
+            std::collections::BTreeMap::new();
         for obj in objects.iter() {
-            match by_shard.iter_mut().find(|(s, _)| *s == obj.shard_id) {
-                Some((_, list)) => list.push(obj.clone()),
-                None => by_shard.push((obj.shard_id.clone(), vec![obj.clone()])),
-            }
+            by_shard
+                .entry(obj.shard_id.clone())
+                .or_default()
+                .push(obj.clone());
         }
-        let concurrency = self.config.concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
+        // Merging by arrival needs every shard's head at once; shard order reads
+        // `concurrency` shards ahead (permits are granted in shard order, so the shard being
+        // sent always holds one).
+        let concurrency = match self.config.order {
+            Order::Arrival => by_shard.len(),
+            Order::Shard => self.config.concurrency.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
+        };
         tracing::info!(
             stage = ctx.output.stage(),
             stream = %self.config.stream,
             objects = objects.len(),
             pruned = total - objects.len(),
             shards = by_shard.len(),
-            concurrency,
+            order = ?self.config.order,
             "reading archive {}",
             self.store.url()
         );
-        let (tx, rx) = tokio::sync::mpsc::channel(2 * concurrency.max(1));
-        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-        let mut readers = tokio::task::JoinSet::new();
+        let mut streams = Vec::with_capacity(by_shard.len());
+        let mut shard_readers = Vec::with_capacity(by_shard.len());
         for (_, list) in by_shard {
+            let (tx, rx) = tokio::sync::mpsc::channel(self.config.prefetch);
+            streams.push(rx);
             let reader = ShardReader {
                 store: self.store.clone(),
                 bounds: bounds.clone(),
                 batch_records: self.config.batch_records,
                 prefilter: self.prefilter.clone(),
-                tx: tx.clone(),
+                tx,
             };
-            let permits = permits.clone();
-            readers.spawn(async move {
-                // Closed only when the source stops early; then there is nothing to do.
-                let Ok(_permit) = permits.acquire_owned().await else {
+            shard_readers.push((reader, list));
+        }
+        // Readers start in shard order as permits free up, so the shard being sent (the
+        // earliest unfinished one) always runs and later ones can only read ahead.
+        let launcher = tokio::spawn(async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+            let mut readers = tokio::task::JoinSet::new();
+            for (reader, list) in shard_readers {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
                     return;
                 };
-                reader.read(list).await;
-            });
-        }
-        drop(tx);
-        forward(rx, ctx).await?;
-        readers.abort_all();
-        Ok(())
+                readers.spawn(async move {
+                    reader.read(list).await;
+                    drop(permit);
+                });
+            }
+            while readers.join_next().await.is_some() {}
+        });
+        let mut out = Emitter::new(ctx, self.config.batch_records, self.config.limit);
+        let result = match self.config.order {
+            Order::Arrival => by_arrival(streams, &mut out).await,
+            Order::Shard => by_shard_order(streams, &mut out).await,
+        };
+        // Dropping the launcher's JoinSet (on abort) aborts the readers still running.
+        launcher.abort();
+        result
     }
 
     fn push_down(&mut self, prefilter: crate::expr::Prefilter) -> bool {

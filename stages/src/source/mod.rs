@@ -5,3 +5,4 @@ pub mod file;
 pub mod kinesis;
 pub mod kpl;
 pub mod lines;
+pub mod ordered;
