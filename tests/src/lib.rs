@@ -255,3 +255,4 @@ for (row,) in con.execute("SELECT to_json(t)::VARCHAR FROM (" + sys.argv[2] + ")
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
+pub mod hive_ddl;
