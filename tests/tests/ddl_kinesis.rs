@@ -53,8 +53,11 @@ async fn the_unified_view_holds_each_record_of_the_stream_once() {
                     .stream_name(&stream)
                     .partition_key(format!("c-{}", i % 7))
                     .data(Blob::new(
-                        format!(r#"{{"event_id":"e-{i}","order_id":"o-{}","total":{i}.5}}"#, i % 9)
-                            .into_bytes(),
+                        format!(
+                            r#"{{"event_id":"e-{i}","order_id":"o-{}","total":{i}.5}}"#,
+                            i % 9
+                        )
+                        .into_bytes(),
                     ))
                     .send()
                     .await
@@ -152,7 +155,10 @@ names = {{ archive = "orders_archive", live = "orders_live", unified = "orders_u
     }
     assert_eq!(rows.len(), 50);
     assert_eq!(seen, put);
-    let ids: BTreeSet<&str> = rows.iter().map(|r| r["event_id"].as_str().unwrap()).collect();
+    let ids: BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 50);
     // The snapshot holds the whole stream; the archive the first 30.
     let count = |sql: &str| duckdb::query(dir.path(), &views, sql).unwrap()[0]["n"].clone();

@@ -272,15 +272,15 @@ impl DdlSinkConfig {
         if unique.len() != self.engines.len() {
             return Err("`engines` lists an engine twice".into());
         }
-        for engine in [Engine::Hive, Engine::Athena] {
+        for (engine, name, who) in [
+            (Engine::Hive, "hive", "Hive on EMR"),
+            (Engine::Athena, "athena", "Athena"),
+        ] {
             if self.has(engine) && !root.is_s3() {
                 return Err(format!(
-                    "`archive`: {} reads the archive from S3, but {:?} is a local directory; use an s3:// archive or leave {engine:?} out of `engines`",
-                    if engine == Engine::Hive { "Hive on EMR" } else { "Athena" },
+                    "`archive`: {who} reads the archive from S3, but {:?} is a local directory; use an s3:// archive or leave \"{name}\" out of `engines`",
                     self.archive
-                )
-                .replace("Hive)", "hive)")
-                .replace("Athena)", "athena)"));
+                ));
             }
         }
         columns::check_paths(&self.projections())?;
