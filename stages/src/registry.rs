@@ -95,7 +95,7 @@ pub enum StageConfig {
     /// `type = "archive"` sink.
     ArchiveSink(ArchiveSinkConfig),
     /// `type = "ddl"` sink.
-    DdlSink(DdlSinkConfig),
+    DdlSink(Box<DdlSinkConfig>),
 }
 
 /// A stage, built and ready to run.
@@ -128,7 +128,7 @@ impl StageConfig {
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
-            (Role::Sink, "ddl") => StageConfig::DdlSink(DdlSinkConfig::deserialize(d)?),
+            (Role::Sink, "ddl") => StageConfig::DdlSink(Box::new(DdlSinkConfig::deserialize(d)?)),
             _ => return Ok(None),
         }))
     }
