@@ -199,17 +199,21 @@ max_records = 25
 /// The compaction query of docs/sql.md: the last record per order id, where "last" is the
 /// highest sequence number within a shard, and across shards the newest arrival.
 const COMPACTION: &str = "
-WITH per_shard AS (
-  SELECT *, row_number() OVER (
-    PARTITION BY order_id, shard_id
-    ORDER BY lpad(ltrim(sequence_number, '0'), 130, '0') DESC) AS rn
-  FROM orders_archive
-  WHERE order_id IS NOT NULL
-)
 SELECT order_id, shard_id, sequence_number
-FROM per_shard
-WHERE rn = 1
-QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY arrival_ts DESC, shard_id DESC) = 1";
+FROM (
+  SELECT order_id, shard_id, sequence_number,
+         row_number() OVER (PARTITION BY order_id ORDER BY arrival_ts DESC, shard_id DESC) AS pick
+  FROM (
+    SELECT order_id, shard_id, sequence_number, arrival_ts,
+           row_number() OVER (
+             PARTITION BY order_id, shard_id
+             ORDER BY lpad(regexp_replace(sequence_number, '^0+', ''), 130, '0') DESC) AS rn
+    FROM orders_archive
+    WHERE order_id IS NOT NULL
+  ) last_in_shard
+  WHERE rn = 1
+) last_overall
+WHERE pick = 1";
 
 /// Brute-force reference of the `compact` stage's semantics.
 fn compact_reference(recs: &[Rec]) -> BTreeSet<(String, String, String)> {
