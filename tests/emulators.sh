@@ -16,6 +16,9 @@
 #   tests/emulators.sh down      stop what `up` started; no error if nothing runs
 #   tests/emulators.sh status    say what runs where (exit 0 only if both answer)
 #   tests/emulators.sh env       print the `export` lines of a running set again
+#   tests/emulators.sh duckdb    install (or check) the pinned DuckDB only and print
+#                                its `export FLUX_TEST_DUCKDB_PYTHON=…` line (the SQL
+#                                tests need DuckDB but no emulator)
 #
 #   eval "$(tests/emulators.sh up)"   # note: eval hides a failing `up`; under
 #                                     # set -e prefer:
@@ -28,6 +31,8 @@
 #   FLUX_EMULATORS_KINESIS_PID, FLUX_EMULATORS_KINESIS_LOG
 #   FLUX_EMULATORS_MOTO_PID,    FLUX_EMULATORS_MOTO_LOG
 #   FLUX_EMULATORS_STATE         the state file itself
+#   FLUX_TEST_DUCKDB_PYTHON      a python with the pinned duckdb package (SQL tests;
+#                                DuckDB is not an emulator, but is installed here too)
 #   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 #
 # Settings (environment):
@@ -70,6 +75,11 @@ readonly MOTO_REQUIREMENTS=(
   "flask-cors==6.0.5"
 )
 
+# DuckDB executes the views the `ddl` sink generates, in the SQL tests. The
+# Python wheel (it bundles the engine; no network at run time) in a venv of its
+# own, so that pinning it never rebuilds the moto venv of a running set.
+readonly DUCKDB_VERSION="2.0.0"
+
 readonly LOOPBACK="127.0.0.1"
 
 # ---------------------------------------------------------------------------
@@ -82,6 +92,7 @@ FLUX_CACHE="$(cd "$FLUX_CACHE" && pwd -P)"
 readonly FLUX_CACHE
 readonly NPM_PREFIX="$FLUX_CACHE/npm"
 readonly VENV="$FLUX_CACHE/venv"
+readonly DUCKDB_VENV="$FLUX_CACHE/duckdb-venv"
 readonly LOG_DIR="$FLUX_CACHE/logs"
 readonly RUN_DIR="$FLUX_CACHE/run"
 readonly STATE_FILE="${FLUX_EMULATORS_STATE:-$FLUX_CACHE/emulators.env}"
@@ -241,10 +252,41 @@ install_moto() {
   printf '%s' "$want" >"$stamp"
 }
 
+# ---------------------------------------------------------------------------
+# Install: duckdb (PyPI wheel) into its own virtualenv, with its own stamp.
+# ---------------------------------------------------------------------------
+install_duckdb() {
+  need "$PYTHON" "install python3.11"
+  local stamp="$DUCKDB_VENV/.flux-install-stamp" want
+  want="duckdb==$DUCKDB_VERSION | python $("$PYTHON" -c 'import sys; print(sys.version.split()[0], sys.base_prefix)')"
+  if [[ -f "$stamp" && "$(<"$stamp")" == "$want" ]] \
+    && "$DUCKDB_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+    return 0
+  fi
+  log "installing duckdb==$DUCKDB_VERSION into $DUCKDB_VENV"
+  rm -rf "$DUCKDB_VENV"
+  local -a pip
+  if "$PYTHON" -m venv "$DUCKDB_VENV" >&2 2>/dev/null; then
+    pip=("$DUCKDB_VENV/bin/python" -m pip)
+  else
+    rm -rf "$DUCKDB_VENV"
+    "$PYTHON" -m venv --without-pip "$DUCKDB_VENV" >&2 \
+      || die "cannot create a virtualenv with $PYTHON (apt-get install -y python3-venv)"
+    pip=("$PYTHON" -m pip --python "$DUCKDB_VENV/bin/python")
+  fi
+  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+    "${pip[@]}" install --quiet "duckdb==$DUCKDB_VERSION" >&2 \
+    || die "pip install duckdb==$DUCKDB_VERSION failed"
+  "$DUCKDB_VENV/bin/python" -c "import duckdb; assert duckdb.__version__ == '$DUCKDB_VERSION', duckdb.__version__" >&2 \
+    || die "duckdb installed but does not import as $DUCKDB_VERSION"
+  printf '%s' "$want" >"$stamp"
+}
+
 install_all() {
   need curl "apt-get install -y curl"
   install_kinesis
   install_moto
+  install_duckdb
 }
 
 # ---------------------------------------------------------------------------
@@ -432,6 +474,7 @@ write_state() { # write_state KPORT MPORT KPID MPID KLOG MLOG
       FLUX_EMULATORS_MOTO_PID "$4" \
       FLUX_EMULATORS_MOTO_LOG "$6" \
       FLUX_EMULATORS_STATE "$STATE_FILE" \
+      FLUX_TEST_DUCKDB_PYTHON "$DUCKDB_VENV/bin/python" \
       AWS_ACCESS_KEY_ID test \
       AWS_SECRET_ACCESS_KEY test \
       AWS_REGION us-east-1
@@ -495,7 +538,12 @@ stop_pid() { # stop_pid NAME PID MARKER
 # ---------------------------------------------------------------------------
 cmd_install() {
   with_install_lock install_all
-  log "installed: kinesis-local@$KINESIS_LOCAL_VERSION ($NPM_PREFIX), ${MOTO_REQUIREMENTS[*]} ($VENV)"
+  log "installed: kinesis-local@$KINESIS_LOCAL_VERSION ($NPM_PREFIX), ${MOTO_REQUIREMENTS[*]} ($VENV), duckdb==$DUCKDB_VERSION ($DUCKDB_VENV)"
+}
+
+cmd_duckdb() {
+  with_install_lock install_duckdb
+  printf 'export FLUX_TEST_DUCKDB_PYTHON=%q\n' "$DUCKDB_VENV/bin/python"
 }
 
 # Pids started by the current `up`; killed again if `up` fails half-way.
@@ -524,7 +572,11 @@ cleanup_failed_up() {
 cmd_up() {
   if running_and_healthy; then
     log "already running (state $STATE_FILE); reusing it. Run 'down' first for a fresh set."
+    with_install_lock install_duckdb
     print_exports
+    # A set started by an older version of this script has no DuckDB line in its state.
+    grep -q '^export FLUX_TEST_DUCKDB_PYTHON=' "$STATE_FILE" \
+      || printf 'export FLUX_TEST_DUCKDB_PYTHON=%q\n' "$DUCKDB_VENV/bin/python"
     return 0
   fi
   # A stale or half-dead set from an earlier run: clear it first.
@@ -638,6 +690,7 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    duckdb) cmd_duckdb ;;
     -h | --help | help) usage ;;
     *) usage; exit 2 ;;
   esac

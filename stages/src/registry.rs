@@ -8,6 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
 use crate::sink::archive::{ArchiveSinkConfig, RunInfo};
+use crate::sink::ddl::DdlSinkConfig;
 use crate::sink::file::FileSinkConfig;
 use crate::source::archive::ArchiveSourceConfig;
 use crate::source::file::FileSourceConfig;
@@ -51,7 +52,7 @@ impl Role {
         match self {
             Role::Source => &["archive", "file", "kinesis"],
             Role::Transform => &["annotate", "filter"],
-            Role::Sink => &["archive", "file"],
+            Role::Sink => &["archive", "ddl", "file"],
         }
     }
 
@@ -60,7 +61,7 @@ impl Role {
         match self {
             Role::Source => &[],
             Role::Transform => &["compact", "window"],
-            Role::Sink => &["kinesis", "ddl"],
+            Role::Sink => &["kinesis"],
         }
     }
 }
@@ -93,6 +94,8 @@ pub enum StageConfig {
     FileSink(FileSinkConfig),
     /// `type = "archive"` sink.
     ArchiveSink(ArchiveSinkConfig),
+    /// `type = "ddl"` sink.
+    DdlSink(Box<DdlSinkConfig>),
 }
 
 /// A stage, built and ready to run.
@@ -125,6 +128,7 @@ impl StageConfig {
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
+            (Role::Sink, "ddl") => StageConfig::DdlSink(Box::new(DdlSinkConfig::deserialize(d)?)),
             _ => return Ok(None),
         }))
     }
@@ -139,6 +143,7 @@ impl StageConfig {
             StageConfig::Annotate(c) => c.validate(),
             StageConfig::FileSink(_) => Ok(()),
             StageConfig::ArchiveSink(c) => c.validate(),
+            StageConfig::DdlSink(c) => c.validate(),
         }
     }
 
@@ -156,6 +161,7 @@ impl StageConfig {
                 pipeline: ctx.pipeline.clone(),
                 stage: ctx.stage.clone(),
             })?),
+            StageConfig::DdlSink(c) => BuiltStage::Sink(c.build(&ctx.stage)?),
         })
     }
 
@@ -177,6 +183,7 @@ impl StageConfig {
             (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
             (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
+            (Role::Sink, "ddl") => DdlSinkConfig::json_schema(generator),
             _ => return None,
         })
     }

@@ -29,6 +29,23 @@ pub fn flux_engine_bin() -> PathBuf {
         build
             .args(["build", "-q", "-p", "flux-engine", "--bin", "flux-engine"])
             .current_dir(repo_root());
+        // The variables cargo sets for this test crate (CARGO_MANIFEST_DIR, CARGO_PKG_*, …)
+        // would reach build scripts that rerun when they change (ring's does), and rebuild
+        // half the dependency tree on every test run.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                ]
+                .contains(&key.as_ref())
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
         if release {
             build.arg("--release");
         }
@@ -184,3 +201,58 @@ pub mod emulators {
         )
     }
 }
+
+/// DuckDB, for the SQL tests: the pinned Python package that `tests/emulators.sh` installs.
+pub mod duckdb {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The Python that has the pinned `duckdb` package; panics with instructions without it.
+    pub fn python() -> PathBuf {
+        let p = std::env::var_os("FLUX_TEST_DUCKDB_PYTHON").unwrap_or_else(|| {
+            panic!(
+                "FLUX_TEST_DUCKDB_PYTHON is not set: install DuckDB with \
+                 `eval \"$(tests/emulators.sh duckdb)\"` (tests/run.sh does this)"
+            )
+        });
+        PathBuf::from(p)
+    }
+
+    /// Runs, in `dir`, a DuckDB session that executes `init` (a file of statements, as
+    /// `duckdb -init` does) and then `query`; returns each result row as a JSON object.
+    pub fn query(dir: &Path, init: &Path, query: &str) -> Result<Vec<serde_json::Value>, String> {
+        const SCRIPT: &str = r#"
+import duckdb, sys
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+with open(sys.argv[1], encoding="utf-8") as f:
+    con.execute(f.read())
+for (row,) in con.execute("SELECT to_json(t)::VARCHAR FROM (" + sys.argv[2] + ") AS t").fetchall():
+    print(row)
+"#;
+        let out = Command::new(python())
+            .args(["-c", SCRIPT])
+            .arg(init)
+            .arg(query)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("run {}: {e}", python().display()))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l}")))
+            .collect()
+    }
+
+    /// DuckDB's version, e.g. `v2.0.0`.
+    pub fn version() -> String {
+        let out = Command::new(python())
+            .args(["-c", "import duckdb; print(duckdb.__version__)"])
+            .output()
+            .expect("run python");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+pub mod hive_ddl;

@@ -1,4 +1,5 @@
 //! Sinks: where records leave a pipeline.
 
 pub mod archive;
+pub mod ddl;
 pub mod file;

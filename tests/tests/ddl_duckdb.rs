@@ -1,0 +1,475 @@
+//! The DuckDB views of the `ddl` sink, executed by DuckDB (the pinned package of
+//! tests/emulators.sh) over archives the real binary writes: counts by partition, typed
+//! projections, pruning, checkpoints, a compaction query equal to a brute-force reference,
+//! and the unified view (archive + local snapshot of the live stream) holding every record
+//! exactly once, also while records are being archived.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use flux_tests::duckdb;
+use flux_tests::{run_in, text};
+
+/// One generated record, as the test knows it.
+#[derive(Debug, Clone)]
+struct Rec {
+    shard: String,
+    seq: String,
+    arrival: String,
+    dt: String,
+    hour: String,
+    /// `None` for a payload that is not JSON (archived under `data_b64`).
+    order_id: Option<String>,
+    total: f64,
+    n: u64,
+}
+
+const SHARDS: [&str; 3] = [
+    "shardId-000000000000",
+    "shardId-000000000001",
+    "shardId-000000000002",
+];
+
+/// `count` records over three shards and, with 37 s between arrivals, several hours across
+/// midnight. Shard 0's sequence numbers cross digit counts (9 → 10 → 100); shards 1 and 2 have
+/// 56-digit ones, far beyond 128 bits. Order ids repeat within and across shards.
+fn records(count: usize) -> Vec<Rec> {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-25T22:30:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut next_seq = [7u128, 1, 1];
+    (0..count)
+        .map(|i| {
+            let s = (i * 7 + i / 5) % 3;
+            let seq = if s == 0 {
+                next_seq[0].to_string()
+            } else {
+                format!("4959033827149025{s}{:039}", next_seq[s])
+            };
+            next_seq[s] += if s == 0 {
+                3
+            } else {
+                1_000_000_000_000_000_000_007
+            };
+            let t = start + chrono::Duration::milliseconds(37_000 * i as i64 + 123);
+            Rec {
+                shard: SHARDS[s].to_owned(),
+                seq,
+                arrival: t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                dt: t.format("%Y-%m-%d").to_string(),
+                hour: t.format("%H").to_string(),
+                order_id: (i % 11 != 10).then(|| format!("o-{:03}", (i * 13) % 40)),
+                total: (i % 97) as f64 + 0.25,
+                n: i as u64,
+            }
+        })
+        .collect()
+}
+
+fn envelope(r: &Rec) -> String {
+    let mut v = serde_json::json!({
+        "stream": "orders",
+        "shard_id": r.shard,
+        "sequence_number": r.seq,
+        "partition_key": format!("k-{}", r.n % 5),
+        "arrival_ts": r.arrival,
+    });
+    match &r.order_id {
+        Some(id) => {
+            v["data"] =
+                serde_json::json!({"order_id": id, "status": "paid", "total": r.total, "seq": r.n})
+        }
+        // "plain text n" in base64 is not needed exactly: any non-JSON payload goes to data_b64.
+        None => v["data_b64"] = serde_json::Value::String(base64(&format!("plain text {}", r.n))),
+    }
+    v.to_string()
+}
+
+fn base64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | (c as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn write_envelopes(path: &Path, recs: &[Rec]) {
+    let text: String = recs.iter().map(|r| envelope(r) + "\n").collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Numeric order of decimal strings (leading zeros do not matter).
+fn seq_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then(a.cmp(b))
+}
+
+/// The work directory of one test: records, the archive, the views.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn run(&self, name: &str, pipeline: &str) {
+        let p = self.path().join(name);
+        std::fs::write(&p, pipeline).unwrap();
+        let out = run_in(
+            self.path(),
+            &["run", p.to_str().unwrap(), "--progress", "off"],
+        );
+        let (_, err) = text(&out);
+        assert!(out.status.success(), "{name} failed:\n{err}");
+    }
+    /// Archives `recs` (from `input`), with the ddl sink running after the archive sink has
+    /// committed (it reads the archive sink's dead-letter port).
+    fn archive(&self, input: &str, recs: &[Rec], views: bool) {
+        write_envelopes(&self.path().join(input), recs);
+        let ddl = if views {
+            r#"
+[sinks.views]
+type = "ddl"
+inputs = ["archive.dead_letter"]
+archive = "file://./archive"
+stream = "orders"
+out = "sql"
+engines = ["duckdb"]
+columns = { order_id = "data.order_id", status = "data.status", total = "data.total:double", n = "data.seq:bigint" }
+snapshot = "snapshot/*.jsonl"
+"#
+        } else {
+            ""
+        };
+        self.run(
+            "archive.toml",
+            &format!(
+                r#"
+[sources.records]
+type = "file"
+path = "{input}"
+format = "envelope"
+
+[sinks.archive]
+type = "archive"
+inputs = ["records"]
+url = "file://./archive"
+max_records = 25
+{ddl}"#
+            ),
+        );
+    }
+    fn views(&self) -> PathBuf {
+        self.path().join("sql/duckdb/views.sql")
+    }
+    fn query(&self, sql: &str) -> Vec<serde_json::Value> {
+        duckdb::query(self.path(), &self.views(), sql).unwrap_or_else(|e| panic!("{sql}\n{e}"))
+    }
+    fn scalar(&self, sql: &str) -> serde_json::Value {
+        let rows = self.query(sql);
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        rows[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// The compaction query of docs/sql.md: the last record per order id, where "last" is the
+/// highest sequence number within a shard, and across shards the newest arrival.
+const COMPACTION: &str = "
+SELECT order_id, shard_id, sequence_number
+FROM (
+  SELECT order_id, shard_id, sequence_number,
+         row_number() OVER (PARTITION BY order_id ORDER BY arrival_ts DESC, shard_id DESC) AS pick
+  FROM (
+    SELECT order_id, shard_id, sequence_number, arrival_ts,
+           row_number() OVER (
+             PARTITION BY order_id, shard_id
+             ORDER BY lpad(regexp_replace(sequence_number, '^0+', ''), 130, '0') DESC) AS rn
+    FROM orders_archive
+    WHERE order_id IS NOT NULL
+  ) last_in_shard
+  WHERE rn = 1
+) last_overall
+WHERE pick = 1";
+
+/// Brute-force reference of the `compact` stage's semantics.
+fn compact_reference(recs: &[Rec]) -> BTreeSet<(String, String, String)> {
+    let mut last: BTreeMap<String, &Rec> = BTreeMap::new();
+    for r in recs {
+        let Some(id) = &r.order_id else { continue };
+        let newer = match last.get(id) {
+            None => true,
+            Some(cur) if cur.shard == r.shard => seq_cmp(&r.seq, &cur.seq).is_gt(),
+            Some(cur) => r.arrival > cur.arrival,
+        };
+        if newer {
+            last.insert(id.clone(), r);
+        }
+    }
+    last.values()
+        .map(|r| (r.order_id.clone().unwrap(), r.shard.clone(), r.seq.clone()))
+        .collect()
+}
+
+#[test]
+fn duckdb_views_over_a_generated_archive_return_the_expected_rows() {
+    let w = Work::new();
+    let recs = records(300);
+    w.archive("records.jsonl", &recs, true);
+    // The snapshot glob must match something for the live views to bind.
+    std::fs::create_dir_all(w.path().join("snapshot")).unwrap();
+    std::fs::write(w.path().join("snapshot/empty.jsonl"), "").unwrap();
+
+    assert_eq!(w.scalar("SELECT count(*) FROM orders_archive"), 300);
+    // Counts per partition, from the folders.
+    let mut expected: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for r in &recs {
+        *expected
+            .entry((r.dt.clone(), r.hour.clone(), r.shard.clone()))
+            .or_default() += 1;
+    }
+    assert!(expected.keys().map(|k| &k.0).collect::<BTreeSet<_>>().len() == 2);
+    let got: BTreeMap<(String, String, String), u64> = w
+        .query("SELECT dt, hour, shard, count(*) AS n FROM orders_archive GROUP BY ALL")
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r["dt"].as_str().unwrap().to_owned(),
+                    r["hour"].as_str().unwrap().to_owned(),
+                    r["shard"].as_str().unwrap().to_owned(),
+                ),
+                r["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // Typed projections and non-JSON payloads.
+    let json: Vec<&Rec> = recs.iter().filter(|r| r.order_id.is_some()).collect();
+    assert_eq!(
+        w.scalar("SELECT count(*) FROM orders_archive WHERE data_b64 IS NOT NULL"),
+        (recs.len() - json.len()) as u64
+    );
+    let total: f64 = json.iter().map(|r| r.total).sum();
+    let got = w
+        .scalar("SELECT sum(total) FROM orders_archive")
+        .as_f64()
+        .unwrap();
+    assert!((got - total).abs() < 1e-6, "{got} != {total}");
+    assert_eq!(
+        w.scalar("SELECT typeof(n) FROM orders_archive WHERE n IS NOT NULL LIMIT 1"),
+        "BIGINT"
+    );
+    assert_eq!(
+        w.scalar("SELECT max(n) FROM orders_archive"),
+        json.iter().map(|r| r.n).max().unwrap()
+    );
+    // arrival_ts is a UTC timestamp.
+    assert_eq!(
+        w.scalar("SELECT strftime(min(arrival_ts), '%Y-%m-%dT%H:%M:%S.%gZ') FROM orders_archive"),
+        recs[0].arrival
+    );
+    // A partition filter reads only that hour's objects and returns exactly its rows.
+    let (dt, hour) = (&recs[150].dt, &recs[150].hour);
+    let in_hour = recs
+        .iter()
+        .filter(|r| &r.dt == dt && &r.hour == hour)
+        .count() as u64;
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT count(*) FROM orders_archive WHERE dt = '{dt}' AND hour = '{hour}'"
+        )),
+        in_hour
+    );
+    // Checkpoints: each shard's last (numerically highest) sequence number.
+    for shard in SHARDS {
+        let last = recs
+            .iter()
+            .filter(|r| r.shard == shard)
+            .map(|r| r.seq.as_str())
+            .max_by(|a, b| seq_cmp(a, b))
+            .unwrap();
+        assert_eq!(
+            w.scalar(&format!(
+                "SELECT sequence_number FROM orders_checkpoints WHERE shard_id = '{shard}'"
+            )),
+            last
+        );
+    }
+    // Compaction: the query equals the brute-force reference of the compact stage.
+    let reference = compact_reference(&recs);
+    assert!(reference.len() == 40, "{}", reference.len());
+    let got: BTreeSet<(String, String, String)> = w
+        .query(COMPACTION)
+        .iter()
+        .map(|r| {
+            (
+                r["order_id"].as_str().unwrap().to_owned(),
+                r["shard_id"].as_str().unwrap().to_owned(),
+                r["sequence_number"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, reference);
+    // TODO(compact stage, #4): once `type = "compact"` exists, also run
+    // archive → compact(key = "$.data.order_id") → file sink here and assert that its output
+    // positions equal `got` (the SQL and the stage must agree).
+}
+
+/// Every (shard, sequence) in the unified view, asserting none appears twice.
+fn unified_positions(w: &Work) -> (BTreeMap<(String, String), String>, u64) {
+    let rows = w.query("SELECT shard_id, sequence_number, origin FROM orders_unified");
+    let mut seen = BTreeMap::new();
+    for r in &rows {
+        let key = (
+            r["shard_id"].as_str().unwrap().to_owned(),
+            r["sequence_number"].as_str().unwrap().to_owned(),
+        );
+        let origin = r["origin"].as_str().unwrap().to_owned();
+        if let Some(first) = seen.insert(key.clone(), origin.clone()) {
+            panic!("{key:?} appears twice in the unified view ({first} and {origin})");
+        }
+    }
+    (seen, rows.len() as u64)
+}
+
+#[test]
+fn unified_view_holds_each_record_once_while_records_are_archived() {
+    let w = Work::new();
+    let recs = records(240);
+    // The local snapshot of the live stream: every record (as a `file` sink writes them).
+    std::fs::create_dir_all(w.path().join("snapshot")).unwrap();
+    write_envelopes(&w.path().join("snapshot/live.jsonl"), &recs);
+    // The first part is archived, then the views are written.
+    w.archive("part-0.jsonl", &recs[..40], true);
+    let (first, _) = unified_positions(&w);
+    assert_eq!(first.len(), 240);
+    assert_eq!(first.values().filter(|o| *o == "archive").count(), 40);
+
+    // More is archived in the background, run after run (each run starts as a query ends, so
+    // runs and queries overlap), while the unified view is queried.
+    let queries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dir = w.path().to_owned();
+    let more = recs.clone();
+    let done = queries.clone();
+    let archiver = std::thread::spawn(move || {
+        for (i, end) in (50..=200).step_by(10).enumerate() {
+            let seen = done.load(std::sync::atomic::Ordering::SeqCst);
+            while done.load(std::sync::atomic::Ordering::SeqCst) == seen {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let input = format!("part-{}.jsonl", i + 1);
+            write_envelopes(&dir.join(&input), &more[..end]);
+            let p = dir.join("archive.toml");
+            std::fs::write(
+                &p,
+                format!(
+                    "[sources.records]\ntype = \"file\"\npath = \"{input}\"\nformat = \"envelope\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"records\"]\nurl = \"file://./archive\"\nmax_records = 3\n"
+                ),
+            )
+            .unwrap();
+            let out = run_in(&dir, &["run", p.to_str().unwrap(), "--progress", "off"]);
+            assert!(out.status.success(), "{}", text(&out).1);
+        }
+    });
+    let mut archived_seen = BTreeSet::new();
+    while !archiver.is_finished() {
+        let (positions, rows) = unified_positions(&w);
+        // Never twice, at most every record. A query that overlaps a commit may miss the
+        // records of the object committed while it ran (docs/sql.md), never count one twice.
+        assert!(rows <= 240, "{rows} rows");
+        archived_seen.insert(positions.values().filter(|o| *o == "archive").count());
+        queries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    archiver.join().unwrap();
+    // At rest: every record exactly once, the first 200 from the archive, the rest live.
+    let (positions, rows) = unified_positions(&w);
+    assert_eq!(rows, 240);
+    let expected: BTreeSet<(String, String)> = recs
+        .iter()
+        .map(|r| (r.shard.clone(), r.seq.clone()))
+        .collect();
+    assert_eq!(positions.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let archived: BTreeSet<(String, String)> = recs[..200]
+        .iter()
+        .map(|r| (r.shard.clone(), r.seq.clone()))
+        .collect();
+    for (key, origin) in &positions {
+        assert_eq!(
+            origin,
+            if archived.contains(key) {
+                "archive"
+            } else {
+                "live"
+            },
+            "{key:?}"
+        );
+    }
+    let queries = queries.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(queries >= 16, "only {queries} queries ran while archiving");
+    assert!(archived_seen.len() >= 5, "{archived_seen:?}");
+    eprintln!(
+        "{queries} unified queries during archival; archived counts seen: {archived_seen:?}; DuckDB {}",
+        duckdb::version()
+    );
+}
+
+#[test]
+fn unified_view_drops_archived_objects_past_the_checkpoint() {
+    // An object a crashed run left past its shard's checkpoint (an orphan) is not counted:
+    // those records come from the snapshot.
+    let w = Work::new();
+    let recs = records(60);
+    std::fs::create_dir_all(w.path().join("snapshot")).unwrap();
+    write_envelopes(&w.path().join("snapshot/live.jsonl"), &recs);
+    w.archive("records.jsonl", &recs[..30], true);
+    // Forge an orphan: a copy of the shard-0 records 30..60 in an object past the checkpoint.
+    let shard0: Vec<&Rec> = recs[30..].iter().filter(|r| r.shard == SHARDS[0]).collect();
+    let first = shard0.first().unwrap();
+    let last = shard0.last().unwrap();
+    let dir = w.path().join(format!(
+        "archive/stream=orders/dt={}/hour={}/shard={}",
+        first.dt, first.hour, first.shard
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    use std::io::Write;
+    for r in &shard0 {
+        writeln!(gz, "{}", envelope(r)).unwrap();
+    }
+    std::fs::write(
+        dir.join(format!("{}-{}.json.gz", first.seq, last.seq)),
+        gz.finish().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        w.scalar("SELECT count(*) FROM orders_archive"),
+        30 + shard0.len() as u64
+    );
+    let (positions, rows) = unified_positions(&w);
+    assert_eq!(rows, 60);
+    assert_eq!(positions.values().filter(|o| *o == "archive").count(), 30);
+}
