@@ -16,6 +16,7 @@ use crate::source::kinesis::KinesisSourceConfig;
 use crate::stage::{Sink, Source, Transform};
 use crate::transform::annotate::AnnotateConfig;
 use crate::transform::filter::FilterConfig;
+use crate::transform::window::WindowConfig;
 
 /// The three sections of a pipeline file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +52,7 @@ impl Role {
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
             Role::Source => &["archive", "file", "kinesis"],
-            Role::Transform => &["annotate", "filter"],
+            Role::Transform => &["annotate", "filter", "window"],
             Role::Sink => &["archive", "ddl", "file"],
         }
     }
@@ -60,7 +61,7 @@ impl Role {
     pub fn planned_kinds(self) -> &'static [&'static str] {
         match self {
             Role::Source => &[],
-            Role::Transform => &["compact", "window"],
+            Role::Transform => &["compact"],
             Role::Sink => &["kinesis"],
         }
     }
@@ -90,6 +91,8 @@ pub enum StageConfig {
     Filter(FilterConfig),
     /// `type = "annotate"` transform.
     Annotate(AnnotateConfig),
+    /// `type = "window"` transform.
+    Window(WindowConfig),
     /// `type = "file"` sink.
     FileSink(FileSinkConfig),
     /// `type = "archive"` sink.
@@ -126,6 +129,7 @@ impl StageConfig {
             }
             (Role::Transform, "filter") => StageConfig::Filter(FilterConfig::deserialize(d)?),
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
+            (Role::Transform, "window") => StageConfig::Window(WindowConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
             (Role::Sink, "ddl") => StageConfig::DdlSink(Box::new(DdlSinkConfig::deserialize(d)?)),
@@ -141,6 +145,7 @@ impl StageConfig {
             StageConfig::KinesisSource(c) => c.validate(),
             StageConfig::Filter(_) => Ok(()),
             StageConfig::Annotate(c) => c.validate(),
+            StageConfig::Window(c) => c.validate(),
             StageConfig::FileSink(_) => Ok(()),
             StageConfig::ArchiveSink(c) => c.validate(),
             StageConfig::DdlSink(c) => c.validate(),
@@ -155,6 +160,7 @@ impl StageConfig {
             StageConfig::KinesisSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
+            StageConfig::Window(c) => BuiltStage::Transform(c.build()?),
             StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
             StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(RunInfo {
                 run_id: ctx.run_id.clone(),
@@ -181,6 +187,7 @@ impl StageConfig {
             (Role::Source, "kinesis") => KinesisSourceConfig::json_schema(generator),
             (Role::Transform, "filter") => FilterConfig::json_schema(generator),
             (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
+            (Role::Transform, "window") => WindowConfig::json_schema(generator),
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
             (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
             (Role::Sink, "ddl") => DdlSinkConfig::json_schema(generator),

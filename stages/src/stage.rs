@@ -224,6 +224,8 @@ pub struct Emit {
     pub records: Batch,
     /// Records for the dead-letter port.
     pub rejected: Vec<Rejected>,
+    /// Records dropped on purpose and counted (the `skipped` column), e.g. late records.
+    pub skipped: usize,
 }
 
 /// A stage that turns records into records. Runs synchronously on each batch; the runtime moves

@@ -296,6 +296,7 @@ async fn forward(
     emit: Emit,
     unchanged: Option<Arc<flux_stages::record::Batch>>,
 ) -> anyhow::Result<()> {
+    StageMetrics::add(&output.metrics().skipped, emit.skipped);
     output.reject(emit.rejected).await?;
     match unchanged {
         Some(b) => output.send_shared(b).await?,

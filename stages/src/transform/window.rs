@@ -1,0 +1,598 @@
+//! `window` transform: groups records into time windows and lets each window go as a unit.
+//!
+//! ```toml
+//! [transforms.hourly]
+//! type = "window"
+//! inputs = ["archive"]
+//! size = "1h"                 # tumbling; add `slide = "15m"` for sliding windows
+//! # gap = "30m"               # session windows instead (per `key`, default one session stream)
+//! time = "arrival"            # or an event-time JSONPath: "$.data.created_at"
+//! allowed_lateness = "5m"
+//! late = "dead_letter"        # or "drop" (counted as skipped)
+//! ```
+//!
+//! Each record leaves with the annotation `window = {"start", "end"}` (RFC 3339, end exclusive),
+//! once per window it belongs to (sliding windows overlap). A window is held until the
+//! watermark, the latest event time seen, passes its end plus `allowed_lateness`; then its
+//! records go downstream together, in the order they came in, windows in order of end. A record
+//! whose windows have all closed is late: it goes to `dead_letter` or is dropped and counted,
+//! never silently. At the end of the input every open window closes.
+//!
+//! Window state is not part of checkpoints: barriers pass straight through, so with an unbounded
+//! source a sink may checkpoint past records still held here. With arrival-time windows on a
+//! Kinesis source that is safe (windows close in arrival order, so a sink has not seen anything
+//! after a held record of the same shard); with event-time windows it is not, and the stage is
+//! meant for bounded inputs (archive replays).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::expr::ValuePath;
+use crate::record::{Batch, Record, format_ts, parse_ts, ts_from_millis};
+use crate::stage::{Emit, Pass, Rejected, Transform};
+use crate::units::Duration as Dur;
+
+/// What happens to a record that arrives after its windows closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Late {
+    /// To the stage's `dead_letter` port (or stop the run when nothing reads it).
+    #[default]
+    DeadLetter,
+    /// Dropped, counted in the `skipped` column of the run summary.
+    Drop,
+}
+
+/// Groups records into tumbling, sliding or session windows.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Window length (tumbling and sliding windows).
+    #[serde(default)]
+    pub size: Option<Dur>,
+    /// Distance between window starts (sliding windows); equal to `size` when absent (tumbling).
+    #[serde(default)]
+    pub slide: Option<Dur>,
+    /// Session windows: a session ends after this long without a record (per `key`).
+    #[serde(default)]
+    pub gap: Option<Dur>,
+    /// Session windows only: the JSONPath (into the envelope view) or `partition_key` whose
+    /// value separates sessions. One session stream for all records when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// `arrival` (the record's `arrival_ts`, default) or a JSONPath into the envelope view
+    /// selecting an RFC 3339 string or epoch milliseconds, e.g. `$.data.created_at`.
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// How long after a window's end records may still join it. Default "0s".
+    #[serde(default)]
+    pub allowed_lateness: Option<Dur>,
+    /// `dead_letter` (default) or `drop`.
+    #[serde(default)]
+    pub late: Late,
+}
+
+fn default_time() -> String {
+    "arrival".into()
+}
+
+/// The kind of windows, resolved from the config.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Fixed windows `size` long every `slide` (tumbling when equal), in milliseconds.
+    Fixed { size: i64, slide: i64 },
+    /// Sessions separated by `gap` milliseconds of silence.
+    Session { gap: i64 },
+}
+
+fn millis(d: Dur) -> i64 {
+    i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl WindowConfig {
+    fn kind(&self) -> Result<Kind, String> {
+        match (self.size, self.slide, self.gap) {
+            (Some(size), slide, None) => {
+                let size = millis(size);
+                let slide = slide.map(millis).unwrap_or(size);
+                if size < 1 || slide < 1 {
+                    return Err("`size` and `slide` must be at least 1ms".into());
+                }
+                if slide > size {
+                    return Err(format!(
+                        "`slide` ({slide}ms) must not be longer than `size` ({size}ms): records between windows would belong to none"
+                    ));
+                }
+                if size / slide > 1000 {
+                    return Err("`size` / `slide` must be at most 1000 (windows per record)".into());
+                }
+                if self.key.is_some() {
+                    return Err("`key` applies to session windows (`gap`) only".into());
+                }
+                Ok(Kind::Fixed { size, slide })
+            }
+            (None, None, Some(gap)) => {
+                let gap = millis(gap);
+                if gap < 1 {
+                    return Err("`gap` must be at least 1ms".into());
+                }
+                Ok(Kind::Session { gap })
+            }
+            (None, Some(_), _) => Err("`slide` needs `size`".into()),
+            (Some(_), _, Some(_)) => Err(
+                "set either `size` (tumbling/sliding windows) or `gap` (session windows), not both"
+                    .into(),
+            ),
+            (None, None, None) => {
+                Err("missing `size` (tumbling/sliding windows) or `gap` (session windows)".into())
+            }
+        }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        self.kind()?;
+        if self.time != "arrival" {
+            ValuePath::compile(&self.time).map_err(|e| format!("`time`: {e}"))?;
+        }
+        if let Some(k) = &self.key
+            && k != "partition_key"
+        {
+            ValuePath::compile(k).map_err(|e| format!("`key`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the transform.
+    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+        self.validate()?;
+        let path = |p: &str| ValuePath::compile(p).map_err(|e| e.to_string());
+        Ok(Box::new(Window {
+            kind: self.kind()?,
+            time: match self.time.as_str() {
+                "arrival" => None,
+                p => Some(path(p)?),
+            },
+            key: match self.key.as_deref() {
+                None => None,
+                Some("partition_key") => Some(KeyOf::PartitionKey),
+                Some(p) => Some(KeyOf::Path(path(p)?)),
+            },
+            lateness: self.allowed_lateness.map(millis).unwrap_or(0),
+            late: self.late,
+            watermark: i64::MIN,
+            fixed: BTreeMap::new(),
+            sessions: HashMap::new(),
+            seq: 0,
+        }))
+    }
+}
+
+enum KeyOf {
+    PartitionKey,
+    Path(ValuePath),
+}
+
+/// A window's bounds in epoch milliseconds, end exclusive.
+type Bounds = (i64, i64);
+
+/// An open session of one key.
+struct Session {
+    start: i64,
+    last: i64,
+    records: Vec<(u64, Record)>,
+}
+
+/// The running `window` transform.
+pub struct Window {
+    kind: Kind,
+    time: Option<ValuePath>,
+    key: Option<KeyOf>,
+    lateness: i64,
+    late: Late,
+    /// The latest event time seen.
+    watermark: i64,
+    /// Open fixed windows by (end, start), with their records (input order number, record).
+    fixed: BTreeMap<(i64, i64), Vec<(u64, Record)>>,
+    /// Open sessions by key.
+    sessions: HashMap<String, Vec<Session>>,
+    /// Input order number of the next record.
+    seq: u64,
+}
+
+impl Window {
+    fn event_time(&self, r: &Record) -> Result<i64, String> {
+        let Some(path) = &self.time else {
+            return Ok(r.arrival_ts.timestamp_millis());
+        };
+        let view = r.view(r.data_view());
+        match path.select(&view) {
+            Some(Value::String(s)) => parse_ts(s)
+                .map(|t| t.timestamp_millis())
+                .map_err(|e| format!("event time at {}: {e}", path.source())),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                format!(
+                    "event time at {}: {n} is not epoch milliseconds",
+                    path.source()
+                )
+            }),
+            Some(other) => Err(format!(
+                "event time at {}: expected an RFC 3339 string or epoch milliseconds, found {other}",
+                path.source()
+            )),
+            None => Err(format!("event time: {} selects nothing", path.source())),
+        }
+    }
+
+    fn session_key(&self, r: &Record) -> Result<String, String> {
+        match &self.key {
+            None => Ok(String::new()),
+            Some(KeyOf::PartitionKey) => Ok(r.partition_key.clone()),
+            Some(KeyOf::Path(p)) => p
+                .select_key(&r.view(r.data_view()))
+                .ok_or_else(|| format!("session key: {} selects nothing", p.source())),
+        }
+    }
+
+    /// Whether a window ending at `end` has closed at the current watermark.
+    fn closed(&self, end: i64) -> bool {
+        self.watermark != i64::MIN && end.saturating_add(self.lateness) <= self.watermark
+    }
+
+    fn late(&self, r: &Record, emit: &mut Emit) {
+        match self.late {
+            Late::Drop => emit.skipped += 1,
+            Late::DeadLetter => emit.rejected.push(Rejected {
+                record: r.clone(),
+                reason: format!(
+                    "late: its window closed (watermark {}, allowed lateness {}ms)",
+                    format_ts(&ts_from_millis(self.watermark)),
+                    self.lateness
+                ),
+            }),
+        }
+    }
+
+    fn add(&mut self, r: &Record, emit: &mut Emit) {
+        let t = match self.event_time(r) {
+            Ok(t) => t,
+            Err(reason) => {
+                emit.rejected.push(Rejected {
+                    record: r.clone(),
+                    reason,
+                });
+                return;
+            }
+        };
+        let n = self.seq;
+        self.seq += 1;
+        match self.kind {
+            Kind::Fixed { size, slide } => {
+                let last_start = t.div_euclid(slide) * slide;
+                let mut placed = false;
+                let mut start = last_start;
+                while start > t - size {
+                    let end = start + size;
+                    if !self.closed(end) {
+                        self.fixed
+                            .entry((end, start))
+                            .or_default()
+                            .push((n, r.clone()));
+                        placed = true;
+                    }
+                    start -= slide;
+                }
+                if !placed {
+                    self.late(r, emit);
+                }
+            }
+            Kind::Session { gap } => {
+                let key = match self.session_key(r) {
+                    Ok(k) => k,
+                    Err(reason) => {
+                        emit.rejected.push(Rejected {
+                            record: r.clone(),
+                            reason,
+                        });
+                        return;
+                    }
+                };
+                let open = self.sessions.entry(key.clone()).or_default();
+                // Sessions this record touches (within `gap` of it) merge into one.
+                let (touching, rest): (Vec<Session>, Vec<Session>) = std::mem::take(open)
+                    .into_iter()
+                    .partition(|s| t >= s.start - gap && t < s.last + gap);
+                *open = rest;
+                let watermark = self.watermark;
+                let lateness = self.lateness;
+                let closed =
+                    |end: i64| watermark != i64::MIN && end.saturating_add(lateness) <= watermark;
+                if touching.is_empty() && closed(t + gap) {
+                    self.late(r, emit);
+                    return;
+                }
+                let mut merged = Session {
+                    start: t,
+                    last: t,
+                    records: vec![(n, r.clone())],
+                };
+                for s in touching {
+                    merged.start = merged.start.min(s.start);
+                    merged.last = merged.last.max(s.last);
+                    merged.records.extend(s.records);
+                }
+                merged.records.sort_by_key(|(n, _)| *n);
+                self.sessions.entry(key).or_default().push(merged);
+            }
+        }
+        self.watermark = self.watermark.max(t);
+    }
+
+    /// Emits every window closed at the current watermark (all of them with `all`).
+    fn close(&mut self, all: bool, emit: &mut Emit) {
+        let mut ready: Vec<(Bounds, Vec<(u64, Record)>)> = Vec::new();
+        while let Some(&(end, start)) = self.fixed.keys().next() {
+            if !all && !self.closed(end) {
+                break;
+            }
+            let records = self.fixed.remove(&(end, start)).unwrap_or_default();
+            ready.push(((start, end), records));
+        }
+        if let Kind::Session { gap } = self.kind {
+            let watermark = self.watermark;
+            let lateness = self.lateness;
+            for sessions in self.sessions.values_mut() {
+                let (done, open): (Vec<Session>, Vec<Session>) =
+                    std::mem::take(sessions).into_iter().partition(|s| {
+                        all || (watermark != i64::MIN
+                            && (s.last + gap).saturating_add(lateness) <= watermark)
+                    });
+                *sessions = open;
+                ready.extend(
+                    done.into_iter()
+                        .map(|s| ((s.start, s.last + gap), s.records)),
+                );
+            }
+            self.sessions.retain(|_, s| !s.is_empty());
+            // Windows of different keys in order of end, then start, then first record.
+            ready.sort_by_key(|((start, end), records)| {
+                (*end, *start, records.first().map(|(n, _)| *n))
+            });
+        }
+        for ((start, end), records) in ready {
+            let bounds = serde_json::json!({
+                "start": format_ts(&ts_from_millis(start)),
+                "end": format_ts(&ts_from_millis(end)),
+            });
+            for (_, mut r) in records {
+                r.annotate("window", bounds.clone());
+                emit.records.push(r);
+            }
+        }
+    }
+}
+
+impl Transform for Window {
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
+        for r in batch.iter() {
+            self.add(r, emit);
+        }
+        self.close(false, emit);
+        Ok(Pass::Emitted)
+    }
+
+    fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<()> {
+        self.close(true, emit);
+        Ok(())
+    }
+}
+
+/// The window bounds a record was annotated with, if any.
+pub fn window_of(r: &Record) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let w = r.annotations.as_ref()?.get("window")?;
+    let start = parse_ts(w.get("start")?.as_str()?).ok()?;
+    let end = parse_ts(w.get("end")?.as_str()?).ok()?;
+    Some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::SequenceNumber;
+    use bytes::Bytes;
+
+    fn rec(n: u64, arrival_ms: i64, key: &str, data: &str) -> Record {
+        Record {
+            stream: Arc::from("s"),
+            shard_id: Arc::from("shardId-000000000000"),
+            sequence_number: SequenceNumber::from_u64(n),
+            sub_sequence_number: None,
+            partition_key: key.into(),
+            arrival_ts: ts_from_millis(arrival_ms),
+            data: Bytes::from(data.to_owned()),
+            annotations: None,
+        }
+    }
+
+    fn window(toml_text: &str) -> Box<dyn Transform> {
+        let cfg: WindowConfig = toml::from_str(toml_text).expect("config");
+        cfg.build().expect("build")
+    }
+
+    /// Runs batches through, then the end; returns (seq, window start ms, end ms) per output
+    /// record, late record seqs, and the skipped count.
+    fn run(
+        w: &mut Box<dyn Transform>,
+        batches: Vec<Vec<Record>>,
+    ) -> (Vec<(u64, i64, i64)>, Vec<u64>, usize) {
+        let mut out = Vec::new();
+        let mut late = Vec::new();
+        let mut skipped = 0;
+        let mut take = |emit: Emit| {
+            for r in emit.records {
+                let (s, e) = window_of(&r).expect("annotated");
+                out.push((
+                    r.sequence_number.as_str().parse().unwrap(),
+                    s.timestamp_millis(),
+                    e.timestamp_millis(),
+                ));
+            }
+            late.extend(
+                emit.rejected
+                    .iter()
+                    .map(|r| r.record.sequence_number.as_str().parse::<u64>().unwrap()),
+            );
+            skipped += emit.skipped;
+        };
+        for b in batches {
+            let mut emit = Emit::default();
+            w.process(&Arc::new(b), &mut emit).unwrap();
+            take(emit);
+        }
+        let mut emit = Emit::default();
+        w.finish(&mut emit).unwrap();
+        take(emit);
+        (out, late, skipped)
+    }
+
+    #[test]
+    fn tumbling_windows_close_when_the_watermark_passes() {
+        let mut w = window("size = \"10s\"");
+        let mut emit = Emit::default();
+        w.process(
+            &Arc::new(vec![rec(1, 1_000, "a", "{}"), rec(2, 9_999, "a", "{}")]),
+            &mut emit,
+        )
+        .unwrap();
+        assert!(emit.records.is_empty(), "window [0,10s) still open");
+        w.process(&Arc::new(vec![rec(3, 10_000, "a", "{}")]), &mut emit)
+            .unwrap();
+        let got: Vec<_> = emit.records.iter().map(|r| window_of(r).unwrap()).collect();
+        assert_eq!(got.len(), 2, "the first window closed as a unit");
+        assert_eq!(got[0].0.timestamp_millis(), 0);
+        assert_eq!(got[0].1.timestamp_millis(), 10_000);
+        let (rest, late, _) = run(&mut w, vec![]);
+        assert_eq!(rest, vec![(3, 10_000, 20_000)]);
+        assert!(late.is_empty());
+    }
+
+    #[test]
+    fn sliding_windows_hold_each_record_once_per_window() {
+        let mut w = window("size = \"10s\"\nslide = \"5s\"");
+        let (out, _, _) = run(
+            &mut w,
+            vec![vec![rec(1, 7_000, "a", "{}"), rec(2, 12_000, "a", "{}")]],
+        );
+        // 7s is in [0,10) and [5,15); 12s in [5,15) and [10,20). Windows in order of end.
+        assert_eq!(
+            out,
+            vec![
+                (1, 0, 10_000),
+                (1, 5_000, 15_000),
+                (2, 5_000, 15_000),
+                (2, 10_000, 20_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn late_records_go_to_dead_letter_or_are_counted() {
+        let batches = || {
+            vec![
+                vec![rec(1, 1_000, "a", "{}"), rec(2, 25_000, "a", "{}")],
+                vec![rec(3, 2_000, "a", "{}"), rec(4, 21_000, "a", "{}")],
+            ]
+        };
+        let (out, late, skipped) = run(&mut window("size = \"10s\""), batches());
+        assert_eq!(late, vec![3], "[0,10s) closed at watermark 25s");
+        assert_eq!(skipped, 0);
+        assert_eq!(out.len(), 3);
+        let (_, late, skipped) = run(&mut window("size = \"10s\"\nlate = \"drop\""), batches());
+        assert!(late.is_empty());
+        assert_eq!(skipped, 1);
+        // With 20s of allowed lateness, record 3 still joins its window.
+        let (out, late, _) = run(
+            &mut window("size = \"10s\"\nallowed_lateness = \"20s\""),
+            batches(),
+        );
+        assert!(late.is_empty());
+        assert_eq!(&out[..2], &[(1, 0, 10_000), (3, 0, 10_000)]);
+    }
+
+    #[test]
+    fn sessions_per_key_merge_and_close_after_the_gap() {
+        let mut w = window("gap = \"5s\"\nkey = \"partition_key\"");
+        let (out, late, _) = run(
+            &mut w,
+            vec![vec![
+                rec(1, 0, "a", "{}"),
+                rec(2, 3_000, "a", "{}"),
+                rec(3, 1_000, "b", "{}"),
+                rec(4, 20_000, "a", "{}"),
+                // 9s is more than 5s after a's first session and before 20s - 5s: its own
+                // session [9s, 14s) closed when the watermark reached 20s, so it is late.
+                rec(5, 9_000, "a", "{}"),
+                // 18s is within 5s of 20s: it joins (and extends back) that session.
+                rec(6, 18_000, "a", "{}"),
+            ]],
+        );
+        assert_eq!(
+            out,
+            vec![
+                (3, 1_000, 6_000),
+                (1, 0, 8_000),
+                (2, 0, 8_000),
+                (4, 18_000, 25_000),
+                (6, 18_000, 25_000)
+            ]
+        );
+        assert_eq!(late, vec![5]);
+    }
+
+    #[test]
+    fn event_time_comes_from_the_payload() {
+        let mut w = window("size = \"1h\"\ntime = \"$.data.at\"");
+        let (out, late, _) = run(
+            &mut w,
+            vec![vec![
+                rec(1, 0, "a", r#"{"at":"2026-11-25T10:59:59.999Z"}"#),
+                rec(2, 0, "a", r#"{"at":1795604400000}"#),
+                rec(3, 0, "a", r#"{"no":"time"}"#),
+            ]],
+        );
+        let h10 = parse_ts("2026-11-25T10:00:00Z").unwrap().timestamp_millis();
+        assert_eq!(
+            out,
+            vec![
+                (1, h10, h10 + 3_600_000),
+                (2, h10 + 3_600_000, h10 + 7_200_000)
+            ]
+        );
+        assert_eq!(
+            late,
+            vec![3],
+            "no event time: dead-lettered with the reason"
+        );
+    }
+
+    #[test]
+    fn bad_settings_say_what_is_wrong() {
+        let err = |t: &str| {
+            toml::from_str::<WindowConfig>(t)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+        };
+        assert!(err("").contains("missing `size`"));
+        assert!(err("size = \"1m\"\ngap = \"1m\"").contains("not both"));
+        assert!(err("size = \"1m\"\nslide = \"2m\"").contains("must not be longer"));
+        assert!(err("slide = \"1m\"").contains("needs `size`"));
+        assert!(err("size = \"1m\"\nkey = \"partition_key\"").contains("session windows"));
+        assert!(err("size = \"1m\"\ntime = \"data.at\"").contains("`time`"));
+    }
+}
