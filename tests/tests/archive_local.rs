@@ -858,3 +858,93 @@ fn a_corrupt_line_goes_to_the_dead_letter_route_with_its_object_and_line() {
         "{reason}"
     );
 }
+
+#[test]
+fn hourly_windows_over_the_archive_hold_each_hours_records() {
+    let a = archived_sample();
+    let p = a.write_pipeline(
+        "windows.toml",
+        &format!(
+            r#"
+[sources.archive]
+type = "archive"
+url = "{url}"
+stream = "orders"
+
+[transforms.hourly]
+type = "window"
+inputs = ["archive"]
+size = "1h"
+
+[transforms.sliding]
+type = "window"
+inputs = ["archive"]
+size = "2h"
+slide = "1h"
+
+[sinks.hours]
+type = "file"
+inputs = ["hourly"]
+path = "hours.jsonl"
+format = "envelope"
+
+[sinks.slides]
+type = "file"
+inputs = ["sliding"]
+path = "slides.jsonl"
+format = "envelope"
+"#,
+            url = a.url()
+        ),
+    );
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let windows = |file: &str| {
+        let mut per: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut order = Vec::new();
+        for l in std::fs::read_to_string(a.dir.path().join(file))
+            .unwrap()
+            .lines()
+        {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let w = &e["annotations"]["window"];
+            let key = (
+                w["start"].as_str().unwrap().to_owned(),
+                w["end"].as_str().unwrap().to_owned(),
+            );
+            let t = e["arrival_ts"].as_str().unwrap();
+            assert!(key.0.as_str() <= t && t < key.1.as_str(), "{t} in {key:?}");
+            if order.last() != Some(&key) {
+                order.push(key.clone());
+            }
+            *per.entry(key).or_default() += 1;
+        }
+        // Each window's records leave together: a window never reappears.
+        assert_eq!(order.len(), per.len(), "{order:?}");
+        per
+    };
+    let hours = windows("hours.jsonl");
+    let h = |x: &str| (format!("2026-11-25T{x}:00:00.000Z"));
+    assert_eq!(
+        hours.into_iter().collect::<Vec<_>>(),
+        vec![
+            ((h("09"), h("10")), 996),
+            ((h("10"), h("11")), 1000),
+            ((h("11"), h("12")), 999)
+        ],
+        "the sample's per-hour counts (examples/orders.summary.json)"
+    );
+    let slides = windows("slides.jsonl");
+    assert_eq!(
+        slides.into_iter().collect::<Vec<_>>(),
+        vec![
+            ((h("08"), h("10")), 996),
+            ((h("09"), h("11")), 1996),
+            ((h("10"), h("12")), 1999),
+            ((h("11"), h("13")), 999)
+        ]
+    );
+}
