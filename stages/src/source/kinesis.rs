@@ -200,7 +200,32 @@ enum Event {
     Failed(String),
 }
 
+/// Where the readers' time went, summed over shards (for the end-of-run log line and the
+/// archive benchmark's "share of time waiting on Kinesis").
+#[derive(Default)]
+struct Timing {
+    /// GetRecords calls made.
+    calls: std::sync::atomic::AtomicU64,
+    /// Nanoseconds spent inside GetRecords calls (waiting on the service).
+    in_calls: std::sync::atomic::AtomicU64,
+    /// Nanoseconds the readers existed.
+    alive: std::sync::atomic::AtomicU64,
+}
+
+impl Timing {
+    fn add(counter: &std::sync::atomic::AtomicU64, d: Duration) {
+        counter.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    fn secs(counter: &std::sync::atomic::AtomicU64) -> f64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
 struct Reader {
+    timing: Arc<Timing>,
     client: Client,
     config: Arc<KinesisSourceConfig>,
     stream: Arc<str>,
@@ -473,6 +498,7 @@ impl Source for KinesisSource {
         tracing::info!(stage = ctx.output.stage(), stream = %stream, shards = shards.len(), start = ?self.config.start, "reading Kinesis");
 
         let config = Arc::new(self.config.clone());
+        let timing = Arc::new(Timing::default());
         let known: BTreeSet<String> = shards.iter().map(|s| s.id.clone()).collect();
         let mut pending: BTreeMap<String, ShardInfo> =
             shards.into_iter().map(|s| (s.id.clone(), s)).collect();
@@ -522,6 +548,7 @@ impl Source for KinesisSource {
                 started_here.insert(shard.id.clone());
                 running += 1;
                 let reader = Reader {
+                    timing: timing.clone(),
                     client: client.clone(),
                     config: config.clone(),
                     stream: stream.clone(),
@@ -581,6 +608,17 @@ impl Source for KinesisSource {
             }
         }
         readers.abort_all();
+        let (in_calls, alive) = (Timing::secs(&timing.in_calls), Timing::secs(&timing.alive));
+        tracing::info!(
+            stage = ctx.output.stage(),
+            "GetRecords: {} calls, {in_calls:.2}s waiting on Kinesis of {alive:.2}s of shard reading ({:.0}%), the rest paced or passing records on",
+            timing.calls.load(std::sync::atomic::Ordering::Relaxed),
+            if alive > 0.0 {
+                100.0 * in_calls / alive
+            } else {
+                0.0
+            }
+        );
         Ok(())
     }
 }
@@ -599,7 +637,11 @@ impl Reader {
 
     async fn run(self) {
         let tx = self.tx.clone();
-        if let Err(e) = self.read().await {
+        let timing = self.timing.clone();
+        let started = Instant::now();
+        let result = self.read().await;
+        Timing::add(&timing.alive, started.elapsed());
+        if let Err(e) = result {
             let _ = tx.send(Event::Failed(e)).await;
         }
     }
@@ -651,14 +693,18 @@ impl Reader {
         while let Some(it) = iterator.take() {
             tokio::time::sleep_until(next_call.into()).await;
             let called = Instant::now();
-            let out = match self
+            let answer = self
                 .client
                 .get_records()
                 .shard_iterator(&it)
                 .limit(self.config.limit)
                 .send()
-                .await
-            {
+                .await;
+            Timing::add(&self.timing.in_calls, called.elapsed());
+            self.timing
+                .calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let out = match answer {
                 Ok(out) => {
                     throttled = 0;
                     out
