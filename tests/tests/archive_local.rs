@@ -927,7 +927,7 @@ format = "envelope"
         per
     };
     let hours = windows("hours.jsonl");
-    let h = |x: &str| (format!("2026-11-25T{x}:00:00.000Z"));
+    let h = |x: &str| format!("2026-11-25T{x}:00:00.000Z");
     assert_eq!(
         hours.into_iter().collect::<Vec<_>>(),
         vec![
