@@ -268,6 +268,12 @@ pub trait Sink: Send {
         rejected: &mut Vec<Rejected>,
     ) -> anyhow::Result<()>;
 
+    /// Records of the batches written so far that the sink skipped on purpose (e.g. archived
+    /// already) since the last call: counted as skipped, not as written.
+    fn take_skipped(&mut self) -> usize {
+        0
+    }
+
     /// Makes everything received so far durable (checkpoint barrier).
     async fn barrier(&mut self, _id: u64) -> anyhow::Result<()> {
         Ok(())

@@ -222,6 +222,14 @@ fn a_rerun_archives_nothing_twice() {
         err.contains("archived 0 records in 0 objects, skipped 2995 already archived"),
         "{err}"
     );
+    // The summary counts them as skipped, not as written.
+    let sink: Vec<&str> = err
+        .lines()
+        .find(|l| l.starts_with("sink") && l.contains(" archive "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!((sink[4], sink[10]), ("0", "2995"), "{err}");
     assert_eq!(a.objects(), before);
 }
 

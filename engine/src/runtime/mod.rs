@@ -354,7 +354,12 @@ async fn run_sink(
                 let weight = batch_weight(&batch);
                 let mut rejected = Vec::new();
                 s.write(batch, &mut rejected).await?;
-                StageMetrics::add(&output.metrics().records_out, n - rejected.len());
+                let skipped = s.take_skipped();
+                StageMetrics::add(&output.metrics().skipped, skipped);
+                StageMetrics::add(
+                    &output.metrics().records_out,
+                    n.saturating_sub(rejected.len() + skipped),
+                );
                 StageMetrics::add(&output.metrics().bytes_out, weight);
                 output.reject(rejected).await?;
             }

@@ -154,6 +154,7 @@ impl ArchiveSinkConfig {
             started_at: Utc::now(),
             streams: HashMap::new(),
             writers: HashMap::new(),
+            skipped: 0,
         }))
     }
 }
@@ -194,6 +195,8 @@ pub struct ArchiveSink {
     started_at: DateTime<Utc>,
     streams: HashMap<Arc<str>, StreamState>,
     writers: HashMap<(Arc<str>, Arc<str>), ObjectWriter>,
+    /// Records skipped as archived already, since the runtime last asked.
+    skipped: usize,
 }
 
 impl ArchiveSink {
@@ -430,6 +433,7 @@ impl Sink for ArchiveSink {
                 if let Some(s) = self.streams.get_mut(&r.stream) {
                     s.manifest.skipped_already_archived += 1;
                 }
+                self.skipped += 1;
                 continue;
             }
             self.append(r).await?;
@@ -449,6 +453,10 @@ impl Sink for ArchiveSink {
             }
         }
         Ok(())
+    }
+
+    fn take_skipped(&mut self) -> usize {
+        std::mem::take(&mut self.skipped)
     }
 
     async fn barrier(&mut self, _id: u64) -> anyhow::Result<()> {
