@@ -204,9 +204,7 @@ async fn launch(f: &ClusterFile, plan: &Plan, args: &UpArgs) -> Result<(), Strin
     }
     let id = plan.request.send(&client).await?;
     println!("{id}");
-    eprintln!(
-        "cluster {id} ({name}) is starting; `flux-engine cluster status` shows its progress"
-    );
+    eprintln!("cluster {id} ({name}) is starting; `flux-engine cluster status` shows its progress");
     if args.wait {
         wait(&client, &id, args.timeout.0, args.poll_interval.0).await?;
     }
@@ -273,12 +271,17 @@ async fn state_of(client: &aws_sdk_emr::Client, id: &str) -> Result<(String, Str
 }
 
 /// The cluster id and the AWS settings for status/down.
-async fn which(args: &WhichArgs) -> Result<(aws_sdk_emr::Client, String, Option<ClusterFile>), i32> {
+async fn which(
+    args: &WhichArgs,
+) -> Result<(aws_sdk_emr::Client, String, Option<ClusterFile>), i32> {
     let f = match &args.file {
         Some(path) => Some(load(path, &args.vars)?),
         None => None,
     };
-    let aws = f.as_ref().map(|f| f.aws.clone()).unwrap_or_else(AwsSettings::default);
+    let aws = f
+        .as_ref()
+        .map(|f| f.aws.clone())
+        .unwrap_or_else(AwsSettings::default);
     let client = emr::client(&aws).await;
     let id = match (&args.id, &f) {
         (Some(id), _) => id.clone(),
@@ -364,7 +367,10 @@ async fn show(
         dns.unwrap_or("(no public DNS name yet, or a private subnet)")
     );
     if let Some(t) = f.and_then(|f| f.cluster.idle_timeout) {
-        let _ = writeln!(s, "  idle timeout: {t} (terminates itself after that long idle)");
+        let _ = writeln!(
+            s,
+            "  idle timeout: {t} (terminates itself after that long idle)"
+        );
     }
     let steps = client
         .list_steps()
@@ -401,7 +407,10 @@ async fn show(
                 .iter()
                 .find_map(|i| i.ec2_instance_id().map(str::to_owned))
         });
-    let _ = writeln!(s, "  Drill web UI (port 8047 on the master), then open http://localhost:8047:");
+    let _ = writeln!(
+        s,
+        "  Drill web UI (port 8047 on the master), then open http://localhost:8047:"
+    );
     let _ = writeln!(
         s,
         "    aws ssm start-session --target {} --document-name AWS-StartPortForwardingSession --parameters '{{\"portNumber\":[\"8047\"],\"localPortNumber\":[\"8047\"]}}'",

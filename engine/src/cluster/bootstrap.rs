@@ -85,7 +85,7 @@ if [ -z "$MASTER" ]; then
 fi
 
 # Download the pinned tarball and verify it: a mismatch fails the bootstrap (and the cluster).
-TARBALL="$(mktemp /tmp/apache-drill-XXXXXX.tar.gz)"
+TARBALL="$(mktemp /tmp/apache-drill-XXXXXX)"
 curl -fsSL --retry 5 --retry-delay 5 -o "$TARBALL" "$DRILL_URL"
 if ! echo "$DRILL_DIGEST  $TARBALL" | {tool} --check --status -; then
   echo "flux-engine: checksum mismatch for $DRILL_URL ({tool}); refusing to install" >&2

@@ -251,7 +251,13 @@ pub fn load_text(
     ));
     let parsed = match decoded {
         Ok(f) => f,
-        Err(err) => return Err(vec![ctx.decode_error(&table, track.path().to_string(), err)]),
+        Err(err) => {
+            return Err(vec![ctx.decode_error(
+                &table,
+                track.path().to_string(),
+                err,
+            )]);
+        }
     };
     let problems = validate(&parsed);
     if problems.is_empty() {
@@ -307,7 +313,10 @@ fn validate(f: &ClusterFile) -> Vec<(String, String)> {
             );
         }
     }
-    for (group, g) in [("master", Some(&f.instances.master)), ("core", f.instances.core.as_ref())] {
+    for (group, g) in [
+        ("master", Some(&f.instances.master)),
+        ("core", f.instances.core.as_ref()),
+    ] {
         if let Some(g) = g
             && g.count < 1
         {
@@ -352,6 +361,19 @@ fn validate(f: &ClusterFile) -> Vec<(String, String)> {
             err(
                 "drill.version",
                 format!("`version` {:?} is not a version like \"1.21.2\"", d.version),
+            );
+        }
+        if let Some(url) = &d.download_url
+            && (!url.starts_with("https://") && !url.starts_with("http://")
+                || url
+                    .chars()
+                    .any(|ch| ch.is_whitespace() || "\"'$`\\".contains(ch)))
+        {
+            err(
+                "drill.download_url",
+                format!(
+                    "`download_url` {url:?} must be an http(s):// URL without quotes, `$` or spaces"
+                ),
             );
         }
         if f.bootstrap.is_none() {
@@ -501,8 +523,8 @@ impl Ctx<'_> {
             return d;
         }
         let span = err.span().or_else(|| find(table, &path));
-        let mut d = Diagnostic::error(self.file, plain_types(&message))
-            .at(span.map(|s| self.locate(s)));
+        let mut d =
+            Diagnostic::error(self.file, plain_types(&message)).at(span.map(|s| self.locate(s)));
         if !path.is_empty() {
             d = d.field(path);
         }
