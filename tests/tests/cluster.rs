@@ -455,7 +455,7 @@ async fn up_status_down() {
     let (code, _, stderr) = run(&emu, dir.path(), &["cluster", "up", file]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("already active"), "{stderr}");
-    assert_eq!(active_named(&emu, &name).await, [id.clone()]);
+    assert_eq!(active_named(&emu, &name).await, vec![id.clone()]);
 
     // status, found by name and tag
     let (code, stdout, stderr) = run(&emu, dir.path(), &["cluster", "status", file]);

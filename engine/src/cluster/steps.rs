@@ -125,7 +125,7 @@ curl -fsS "$DRILL/status" > /dev/null
 post() {{
   local path="$1" body="$2" answer
   answer="$(curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "$body" "$DRILL$path")"
-  if printf '%s' "$answer" | grep -q '"errorMessage"'; then
+  if printf '%s' "$answer" | grep -Eq '"errorMessage"|"queryState"[[:space:]]*:[[:space:]]*"FAILED"'; then
     echo "Drill refused $path: $answer" >&2
     exit 1
   fi
