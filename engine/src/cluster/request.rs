@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::file::{ClusterFile, InstanceGroup, Market};
+use super::file::{ClusterFile, InstanceGroup, Market, Metastore};
 use super::steps::DdlStep;
 
 /// The tag that marks a cluster as launched by flux-engine from a cluster file named so.
@@ -37,6 +37,9 @@ pub struct RunJobFlow {
     /// Steps.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// Application configurations (hive-site for Glue).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configurations: Vec<Configuration>,
     /// Tags.
     pub tags: Vec<Tag>,
     /// Idle auto-termination.
@@ -138,6 +141,36 @@ pub struct Tag {
     pub value: String,
 }
 
+/// A configuration classification and its properties.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Configuration {
+    /// E.g. `hive-site`.
+    pub classification: String,
+    /// Its properties.
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// The Glue Data Catalog client EMR's Hive uses as its metastore.
+pub const GLUE_FACTORY: &str =
+    "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory";
+
+/// Hive's metastore on Glue when Drill's is (`hive_metastore = "glue"`): both then see the
+/// same tables.
+pub fn configurations(file: &ClusterFile) -> Vec<Configuration> {
+    match &file.drill {
+        Some(d) if d.hive_metastore == Metastore::Glue => vec![Configuration {
+            classification: "hive-site".into(),
+            properties: [(
+                "hive.metastore.client.factory.class".to_owned(),
+                GLUE_FACTORY.to_owned(),
+            )]
+            .into(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
 /// Idle auto-termination.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
@@ -236,6 +269,7 @@ impl RunJobFlow {
                     },
                 })
                 .collect(),
+            configurations: configurations(file),
             tags,
             auto_termination_policy: c.idle_timeout.map(|t| AutoTermination {
                 idle_timeout: t.0.as_secs() as i64,
@@ -306,6 +340,19 @@ impl RunJobFlow {
                     .build(),
             );
         }
+        for c in &self.configurations {
+            req = req.configurations(
+                t::Configuration::builder()
+                    .classification(&c.classification)
+                    .set_properties(Some(
+                        c.properties
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ))
+                    .build(),
+            );
+        }
         for tag in &self.tags {
             req = req.tags(t::Tag::builder().key(&tag.key).value(&tag.value).build());
         }
@@ -322,5 +369,66 @@ impl RunJobFlow {
             .map_err(|e| format!("RunJobFlow failed: {}", super::describe(&e)))?;
         out.job_flow_id
             .ok_or_else(|| "RunJobFlow answered without a cluster id".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::file::load_text;
+    use crate::config::VarOverrides;
+
+    const FILE: &str = r#"
+[cluster]
+name = "a"
+release_label = "emr-7.5.0"
+service_role = "S"
+job_flow_role = "J"
+applications = ["Hive", "Spark", "hive"]
+tags = { "flux-engine:cluster" = "spoofed", team = "t" }
+
+[instances]
+master = { type = "m5.xlarge" }
+
+[drill]
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+hive_metastore = "glue"
+
+[bootstrap]
+s3_prefix = "s3://b/p"
+"#;
+
+    #[test]
+    fn applications_tags_and_glue() {
+        let f = load_text("c.toml", FILE, &VarOverrides::default()).unwrap();
+        let r = RunJobFlow::new(&f, Some("s3://b/p/install-drill-1.21.2.sh"), &[]);
+        let apps: Vec<_> = r.applications.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(apps, ["Hive", "Spark", "ZooKeeper"]);
+        let tags: Vec<_> = r
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str()))
+            .collect();
+        assert_eq!(tags, [("team", "t"), (NAME_TAG, "a")]);
+        assert_eq!(r.configurations[0].classification, "hive-site");
+        assert_eq!(
+            r.configurations[0].properties["hive.metastore.client.factory.class"],
+            GLUE_FACTORY
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["Configurations"][0]["Classification"], "hive-site");
+        assert!(json.get("AutoTerminationPolicy").is_none());
+        assert!(json.get("Steps").is_none());
+    }
+
+    #[test]
+    fn without_drill_no_zookeeper_and_no_bootstrap_action() {
+        let text = FILE.split("[drill]").next().unwrap();
+        let f = load_text("c.toml", text, &VarOverrides::default()).unwrap();
+        let r = RunJobFlow::new(&f, None, &[]);
+        let apps: Vec<_> = r.applications.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(apps, ["Hive", "Spark"]);
+        assert!(r.bootstrap_actions.is_empty());
+        assert!(r.configurations.is_empty());
     }
 }
