@@ -85,7 +85,11 @@ fn a_wrong_checksum_fails_the_bootstrap() {
             "INFO=/mnt/var/lib/info",
             &format!("INFO={}", info.display()),
         )
-        .replace("sudo ", "echo would-run ");
+        .replace("sudo ", "echo would-run ")
+        .replace(
+            "DRILL_HOME=/opt/drill",
+            &format!("DRILL_HOME={}", dir.path().join("drill").display()),
+        );
     let path = dir.path().join("install.sh");
     std::fs::write(&path, &script).unwrap();
     let out = Command::new("bash").arg(&path).output().unwrap();
