@@ -20,6 +20,13 @@ fn analytics() -> file::ClusterFile {
         .unwrap_or_else(|d| panic!("{ANALYTICS}: {d:?}"))
 }
 
+/// The model of a cluster file's `[ddl]` sink.
+fn ddl_model(path: &str, f: &file::ClusterFile) -> flux_stages::sink::ddl::model::Model {
+    let config =
+        steps::ddl_config(path, f.ddl.as_ref().unwrap(), &VarOverrides::default()).unwrap();
+    steps::model(&config).unwrap()
+}
+
 /// `bash -n`, and shellcheck when it is installed (it is not installed for this test).
 fn check_shell(name: &str, script: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -49,7 +56,8 @@ fn golden(name: &str) -> PathBuf {
 fn the_bootstrap_script_matches_its_golden_and_parses() {
     let f = analytics();
     let drill = f.drill.as_ref().expect("[drill]");
-    let script = bootstrap::script(&f, drill, "hive");
+    let model = ddl_model(repo_root().join(ANALYTICS).to_str().unwrap(), &f);
+    let script = bootstrap::script(&f, drill, Some(&model));
     assert_golden(&golden("install-drill-1.21.2.sh"), &script);
     check_shell("install-drill.sh", &script);
     // what the bootstrap must do, stated here too so a blessed regression still fails
@@ -80,7 +88,7 @@ fn a_wrong_checksum_fails_the_bootstrap() {
     let mut f = analytics();
     let drill = f.drill.as_mut().unwrap();
     drill.download_url = Some(format!("file://{}", tarball.display()));
-    let script = bootstrap::script(&f, f.drill.as_ref().unwrap(), "hive")
+    let script = bootstrap::script(&f, f.drill.as_ref().unwrap(), None)
         .replace(
             "INFO=/mnt/var/lib/info",
             &format!("INFO={}", info.display()),
@@ -108,14 +116,7 @@ fn a_wrong_checksum_fails_the_bootstrap() {
 #[test]
 fn the_drill_step_script_matches_its_golden_and_parses() {
     let f = analytics();
-    let path = repo_root().join(ANALYTICS);
-    let config = steps::ddl_config(
-        path.to_str().unwrap(),
-        f.ddl.as_ref().unwrap(),
-        &VarOverrides::default(),
-    )
-    .unwrap();
-    let model = steps::model(&config).unwrap();
+    let model = ddl_model(repo_root().join(ANALYTICS).to_str().unwrap(), &f);
     let all = steps::steps(&f, Some(&model));
     assert_eq!(all.len(), 2, "a Hive step and a Drill step");
     assert_golden(&golden("drill-views.sh"), &all[1].script);
@@ -381,7 +382,8 @@ async fn up_status_down() {
 
     // the uploaded scripts are what flux-engine generates for this file
     let f = file::load_file(file, &VarOverrides::default()).unwrap();
-    let expected = bootstrap::script(&f, f.drill.as_ref().unwrap(), "hive");
+    let model = ddl_model(file, &f);
+    let expected = bootstrap::script(&f, f.drill.as_ref().unwrap(), Some(&model));
     let s3 = emu.s3().await;
     let get = |key: String| {
         let s3 = s3.clone();

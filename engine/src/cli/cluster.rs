@@ -114,11 +114,7 @@ fn plan(path: &str, f: &ClusterFile, vars: &VarArgs) -> Result<Plan, String> {
     let mut bootstrap_url = None;
     if let (Some(d), Some(b)) = (&f.drill, &f.bootstrap) {
         let key = bootstrap::script_key(d);
-        let hive_plugin = model
-            .as_ref()
-            .map(|m| m.drill.hive_plugin.clone())
-            .unwrap_or_else(|| "hive".into());
-        uploads.push((key.clone(), bootstrap::script(f, d, &hive_plugin)));
+        uploads.push((key.clone(), bootstrap::script(f, d, model.as_ref())));
         bootstrap_url = Some(format!("{}/{key}", b.s3_prefix.trim_end_matches('/')));
     }
     for s in &ddl_steps {

@@ -11,6 +11,9 @@
 //! Drillbits run on the master (the one the web UI, the REST API and the DDL step use) and on
 //! the core nodes; all register in ZooKeeper on the master under one cluster id.
 
+use flux_stages::sink::ddl::drill as ddl_drill;
+use flux_stages::sink::ddl::model::Model;
+
 use super::file::{ClusterFile, DrillSection, Metastore};
 
 /// Where the script goes below `s3_prefix`.
@@ -28,30 +31,49 @@ pub fn drill_cluster_id(name: &str) -> String {
 }
 
 /// Drill's Hive storage plugin, as HOCON/JSON for `storage-plugins-override.conf`, with
-/// `__MASTER__` standing for the master's private DNS name (filled in on the node).
-pub fn hive_plugin_conf(drill: &DrillSection, plugin: &str) -> String {
-    let props = match drill.hive_metastore {
-        Metastore::Cluster => serde_json::json!({
-            "hive.metastore.uris": "thrift://__MASTER__:9083",
-            "hive.metastore.sasl.enabled": "false"
-        }),
-        Metastore::Glue => serde_json::json!({
-            "hive.metastore.client.factory.class":
-                "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
-            "hive.metastore.uris": "",
-            "hive.metastore.sasl.enabled": "false"
-        }),
-    };
-    let conf = serde_json::json!({
-        "storage": {
-            plugin: { "type": "hive", "configProps": props, "enabled": true }
+/// `__MASTER__` standing for the master's private DNS name (filled in on the node). With the
+/// cluster's metastore it is the `ddl` sink's `storage-hive.json` (`drill::hive_plugin`) with
+/// the metastore on the master; with Glue, the Glue client factory instead.
+pub fn hive_plugin_conf(drill: &DrillSection, model: Option<&Model>) -> String {
+    let (name, config) = match (drill.hive_metastore, model) {
+        (Metastore::Cluster, Some(m)) => {
+            let mut m = m.clone();
+            m.drill.metastore = "thrift://__MASTER__:9083".into();
+            let plugin = ddl_drill::hive_plugin(&m);
+            (m.drill.hive_plugin.clone(), plugin["config"].clone())
         }
-    });
+        (Metastore::Cluster, None) => (
+            "hive".to_owned(),
+            serde_json::json!({
+                "type": "hive",
+                "configProps": {
+                    "hive.metastore.uris": "thrift://__MASTER__:9083",
+                    "hive.metastore.sasl.enabled": "false"
+                },
+                "enabled": true
+            }),
+        ),
+        (Metastore::Glue, m) => (
+            m.map(|m| m.drill.hive_plugin.clone())
+                .unwrap_or_else(|| "hive".into()),
+            serde_json::json!({
+                "type": "hive",
+                "configProps": {
+                    "hive.metastore.client.factory.class":
+                        "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+                    "hive.metastore.uris": "",
+                    "hive.metastore.sasl.enabled": "false"
+                },
+                "enabled": true
+            }),
+        ),
+    };
+    let conf = serde_json::json!({ "storage": { name: config } });
     serde_json::to_string_pretty(&conf).expect("JSON")
 }
 
-/// The script for a cluster file with `[drill]`; `hive_plugin` names Drill's Hive plugin.
-pub fn script(file: &ClusterFile, drill: &DrillSection, hive_plugin: &str) -> String {
+/// The script for a cluster file with `[drill]`, given the model of its `[ddl]` sink if any.
+pub fn script(file: &ClusterFile, drill: &DrillSection, model: Option<&Model>) -> String {
     let (tool, digest) = drill.checksum();
     let glue_classpath = match drill.hive_metastore {
         Metastore::Glue => {
@@ -141,6 +163,6 @@ echo "flux-engine: Drill $DRILL_VERSION installed in $DRILL_HOME; the drillbit s
         version = drill.version,
         url = drill.url(),
         cluster_id = drill_cluster_id(&file.cluster.name),
-        hive_conf = hive_plugin_conf(drill, hive_plugin),
+        hive_conf = hive_plugin_conf(drill, model),
     )
 }
