@@ -4,6 +4,7 @@
 //! tokio with bounded channels ([`runtime`]); [`cli`] is the command line around them.
 
 pub mod cli;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod diagnostic;

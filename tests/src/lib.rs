@@ -116,6 +116,8 @@ pub mod emulators {
         pub kinesis: String,
         /// moto_server (S3 and EMR).
         pub s3: String,
+        /// moto_server's EMR (the same endpoint as S3).
+        pub emr: String,
     }
 
     /// The running emulators; panics with instructions when they are not running.
@@ -131,8 +133,10 @@ pub mod emulators {
         let e = Emulators {
             kinesis: var("FLUX_TEST_KINESIS_ENDPOINT"),
             s3: var("FLUX_TEST_S3_ENDPOINT"),
+            emr: std::env::var("FLUX_TEST_EMR_ENDPOINT")
+                .unwrap_or_else(|_| var("FLUX_TEST_S3_ENDPOINT")),
         };
-        for url in [&e.kinesis, &e.s3] {
+        for url in [&e.kinesis, &e.s3, &e.emr] {
             assert!(
                 url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
                 "tests talk to loopback only, not {url}"
@@ -147,6 +151,7 @@ pub mod emulators {
         pub fn apply(&self, cmd: &mut Command) {
             cmd.env("AWS_ENDPOINT_URL_KINESIS", &self.kinesis)
                 .env("AWS_ENDPOINT_URL_S3", &self.s3)
+                .env("AWS_ENDPOINT_URL_EMR", &self.emr)
                 .env("AWS_ACCESS_KEY_ID", "test")
                 .env("AWS_SECRET_ACCESS_KEY", "test")
                 .env("AWS_REGION", "us-east-1")
@@ -173,6 +178,11 @@ pub mod emulators {
         /// A Kinesis client for the emulator.
         pub async fn kinesis(&self) -> aws_sdk_kinesis::Client {
             aws_sdk_kinesis::Client::new(&self.config(&self.kinesis).await)
+        }
+
+        /// An EMR client for the emulator.
+        pub async fn emr(&self) -> aws_sdk_emr::Client {
+            aws_sdk_emr::Client::new(&self.config(&self.emr).await)
         }
 
         /// An S3 client for the emulator (path-style addressing).

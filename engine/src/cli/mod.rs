@@ -1,7 +1,8 @@
-//! The command line: `flux-engine validate|plan|render|run|schema`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted.
 
+mod cluster;
 mod plan;
 mod render;
 mod run;
@@ -80,6 +81,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the JSON Schema of the pipeline format.
     Schema,
+    /// Launch, inspect and terminate an EMR cluster (Hive, Drill) from a cluster file.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -103,6 +106,7 @@ pub fn run() -> i32 {
         Command::Render(a) => render::render(a),
         Command::Run(a) => run::run(a),
         Command::Schema => schema::schema(),
+        Command::Cluster(a) => cluster::cluster(a),
     }
 }
 

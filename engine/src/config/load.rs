@@ -117,7 +117,7 @@ pub(crate) fn quoting_help(message: &str) -> Option<String> {
     .then(|| "text values must be quoted, e.g. `url = \"file://./archive\"`".to_owned())
 }
 
-fn first_line(s: &str) -> String {
+pub(crate) fn first_line(s: &str) -> String {
     s.trim().lines().next().unwrap_or_default().to_owned()
 }
 
@@ -569,7 +569,7 @@ impl Loader {
 }
 
 /// Rewrites serde's Rust type names into what a pipeline author writes.
-fn plain_types(message: &str) -> String {
+pub(crate) fn plain_types(message: &str) -> String {
     let mut m = message.to_owned();
     for (rust, plain) in [
         (
@@ -611,7 +611,7 @@ fn backticked_key(message: &str) -> Option<String> {
     Some(message[start..start + len].to_owned())
 }
 
-fn expected_fields(message: &str) -> Vec<String> {
+pub(crate) fn expected_fields(message: &str) -> Vec<String> {
     let Some((_, rest)) = message.split_once("expected ") else {
         return Vec::new();
     };
@@ -622,7 +622,7 @@ fn expected_fields(message: &str) -> Vec<String> {
         .collect()
 }
 
-fn list(items: &[&str]) -> String {
+pub(crate) fn list(items: &[&str]) -> String {
     items
         .iter()
         .map(|s| format!("`{s}`"))
