@@ -14,6 +14,7 @@ use crate::source::file::FileSourceConfig;
 use crate::source::kinesis::KinesisSourceConfig;
 use crate::stage::{Sink, Source, Transform};
 use crate::transform::annotate::AnnotateConfig;
+use crate::transform::compact::CompactConfig;
 use crate::transform::filter::FilterConfig;
 
 /// The three sections of a pipeline file.
@@ -50,7 +51,7 @@ impl Role {
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
             Role::Source => &["archive", "file", "kinesis"],
-            Role::Transform => &["annotate", "filter"],
+            Role::Transform => &["annotate", "compact", "filter"],
             Role::Sink => &["archive", "file"],
         }
     }
@@ -59,7 +60,7 @@ impl Role {
     pub fn planned_kinds(self) -> &'static [&'static str] {
         match self {
             Role::Source => &[],
-            Role::Transform => &["compact", "window"],
+            Role::Transform => &["window"],
             Role::Sink => &["kinesis", "ddl"],
         }
     }
@@ -89,6 +90,8 @@ pub enum StageConfig {
     Filter(FilterConfig),
     /// `type = "annotate"` transform.
     Annotate(AnnotateConfig),
+    /// `type = "compact"` transform.
+    Compact(CompactConfig),
     /// `type = "file"` sink.
     FileSink(FileSinkConfig),
     /// `type = "archive"` sink.
@@ -123,6 +126,7 @@ impl StageConfig {
             }
             (Role::Transform, "filter") => StageConfig::Filter(FilterConfig::deserialize(d)?),
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
+            (Role::Transform, "compact") => StageConfig::Compact(CompactConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
             _ => return Ok(None),
@@ -137,6 +141,7 @@ impl StageConfig {
             StageConfig::KinesisSource(c) => c.validate(),
             StageConfig::Filter(_) => Ok(()),
             StageConfig::Annotate(c) => c.validate(),
+            StageConfig::Compact(c) => c.validate(),
             StageConfig::FileSink(_) => Ok(()),
             StageConfig::ArchiveSink(c) => c.validate(),
         }
@@ -150,6 +155,7 @@ impl StageConfig {
             StageConfig::KinesisSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
+            StageConfig::Compact(c) => BuiltStage::Transform(c.build()?),
             StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
             StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(RunInfo {
                 run_id: ctx.run_id.clone(),
@@ -175,6 +181,7 @@ impl StageConfig {
             (Role::Source, "kinesis") => KinesisSourceConfig::json_schema(generator),
             (Role::Transform, "filter") => FilterConfig::json_schema(generator),
             (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
+            (Role::Transform, "compact") => CompactConfig::json_schema(generator),
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
             (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
             _ => return None,

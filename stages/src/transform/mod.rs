@@ -1,4 +1,5 @@
 //! Transforms: stages between sources and sinks.
 
 pub mod annotate;
+pub mod compact;
 pub mod filter;
