@@ -98,13 +98,7 @@ impl RunWriter {
         record.write_envelope(&mut self.line);
         let key_len = u32::try_from(key.len()).context("compaction key longer than 4 GiB")?;
         let line_len = u32::try_from(self.line.len()).context("record longer than 4 GiB")?;
-        let io = (|| {
-            self.out.write_all(&key_len.to_le_bytes())?;
-            self.out.write_all(key)?;
-            self.out.write_all(&ms.to_le_bytes())?;
-            self.out.write_all(&line_len.to_le_bytes())?;
-            self.out.write_all(&self.line)
-        })();
+        let io = write_entry(&mut self.out, key, ms, &self.line, key_len, line_len);
         io.with_context(|| format!("cannot write {}", self.path.display()))?;
         self.bytes += 16 + key.len() as u64 + self.line.len() as u64;
         Ok(())
@@ -120,6 +114,21 @@ impl RunWriter {
         dir.written += self.bytes;
         Ok(path)
     }
+}
+
+fn write_entry(
+    out: &mut impl Write,
+    key: &[u8],
+    ms: i64,
+    line: &[u8],
+    key_len: u32,
+    line_len: u32,
+) -> std::io::Result<()> {
+    out.write_all(&key_len.to_le_bytes())?;
+    out.write_all(key)?;
+    out.write_all(&ms.to_le_bytes())?;
+    out.write_all(&line_len.to_le_bytes())?;
+    out.write_all(line)
 }
 
 /// Reads one run in order; deletes the file when dropped.
@@ -152,26 +161,30 @@ impl RunReader {
                 return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
             }
         }
-        let entry = (|| -> anyhow::Result<Entry> {
-            let mut key = vec![0u8; u32::from_le_bytes(len) as usize];
-            self.input.read_exact(&mut key)?;
-            let mut ms = [0u8; 8];
-            self.input.read_exact(&mut ms)?;
-            self.input.read_exact(&mut len)?;
-            self.buf.resize(u32::from_le_bytes(len) as usize, 0);
-            self.input.read_exact(&mut self.buf)?;
-            let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-            let record =
-                Record::parse_envelope(line, &mut self.interner).map_err(anyhow::Error::msg)?;
-            Ok(Entry {
-                key: key.into_boxed_slice(),
-                ms: i64::from_le_bytes(ms),
-                record,
-            })
-        })();
+        let entry = self.read_entry(u32::from_le_bytes(len) as usize);
         entry
             .map(Some)
             .with_context(|| format!("corrupt spill run {}", self.path.display()))
+    }
+}
+
+impl RunReader {
+    fn read_entry(&mut self, key_len: usize) -> anyhow::Result<Entry> {
+        let mut key = vec![0u8; key_len];
+        self.input.read_exact(&mut key)?;
+        let mut ms = [0u8; 8];
+        self.input.read_exact(&mut ms)?;
+        let mut len = [0u8; 4];
+        self.input.read_exact(&mut len)?;
+        self.buf.resize(u32::from_le_bytes(len) as usize, 0);
+        self.input.read_exact(&mut self.buf)?;
+        let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        let record = Record::parse_envelope(line, &mut self.interner).map_err(anyhow::Error::msg)?;
+        Ok(Entry {
+            key: key.into_boxed_slice(),
+            ms: i64::from_le_bytes(ms),
+            record,
+        })
     }
 }
 
