@@ -179,7 +179,8 @@ impl RunReader {
         self.buf.resize(u32::from_le_bytes(len) as usize, 0);
         self.input.read_exact(&mut self.buf)?;
         let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-        let record = Record::parse_envelope(line, &mut self.interner).map_err(anyhow::Error::msg)?;
+        let record =
+            Record::parse_envelope(line, &mut self.interner).map_err(anyhow::Error::msg)?;
         Ok(Entry {
             key: key.into_boxed_slice(),
             ms: i64::from_le_bytes(ms),
