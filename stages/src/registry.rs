@@ -15,6 +15,7 @@ use crate::source::file::FileSourceConfig;
 use crate::source::kinesis::KinesisSourceConfig;
 use crate::stage::{Sink, Source, Transform};
 use crate::transform::annotate::AnnotateConfig;
+use crate::transform::compact::CompactConfig;
 use crate::transform::filter::FilterConfig;
 use crate::transform::window::WindowConfig;
 
@@ -52,7 +53,7 @@ impl Role {
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
             Role::Source => &["archive", "file", "kinesis"],
-            Role::Transform => &["annotate", "filter", "window"],
+            Role::Transform => &["annotate", "compact", "filter", "window"],
             Role::Sink => &["archive", "ddl", "file"],
         }
     }
@@ -61,7 +62,7 @@ impl Role {
     pub fn planned_kinds(self) -> &'static [&'static str] {
         match self {
             Role::Source => &[],
-            Role::Transform => &["compact"],
+            Role::Transform => &[],
             Role::Sink => &["kinesis"],
         }
     }
@@ -93,6 +94,8 @@ pub enum StageConfig {
     Annotate(AnnotateConfig),
     /// `type = "window"` transform.
     Window(WindowConfig),
+    /// `type = "compact"` transform.
+    Compact(CompactConfig),
     /// `type = "file"` sink.
     FileSink(FileSinkConfig),
     /// `type = "archive"` sink.
@@ -130,6 +133,7 @@ impl StageConfig {
             (Role::Transform, "filter") => StageConfig::Filter(FilterConfig::deserialize(d)?),
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
             (Role::Transform, "window") => StageConfig::Window(WindowConfig::deserialize(d)?),
+            (Role::Transform, "compact") => StageConfig::Compact(CompactConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
             (Role::Sink, "ddl") => StageConfig::DdlSink(Box::new(DdlSinkConfig::deserialize(d)?)),
@@ -146,6 +150,7 @@ impl StageConfig {
             StageConfig::Filter(_) => Ok(()),
             StageConfig::Annotate(c) => c.validate(),
             StageConfig::Window(c) => c.validate(),
+            StageConfig::Compact(c) => c.validate(),
             StageConfig::FileSink(_) => Ok(()),
             StageConfig::ArchiveSink(c) => c.validate(),
             StageConfig::DdlSink(c) => c.validate(),
@@ -161,6 +166,7 @@ impl StageConfig {
             StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Window(c) => BuiltStage::Transform(c.build()?),
+            StageConfig::Compact(c) => BuiltStage::Transform(c.build()?),
             StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
             StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(RunInfo {
                 run_id: ctx.run_id.clone(),
@@ -188,6 +194,7 @@ impl StageConfig {
             (Role::Transform, "filter") => FilterConfig::json_schema(generator),
             (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
             (Role::Transform, "window") => WindowConfig::json_schema(generator),
+            (Role::Transform, "compact") => CompactConfig::json_schema(generator),
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
             (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
             (Role::Sink, "ddl") => DdlSinkConfig::json_schema(generator),

@@ -240,10 +240,21 @@ pub trait Transform: Send {
         Ok(())
     }
 
-    /// Called once when every input has ended; emits any remaining state.
-    fn finish(&mut self, _emit: &mut Emit) -> anyhow::Result<()> {
-        Ok(())
+    /// Called when every input has ended; emits remaining state. A transform with much state
+    /// emits it a batch at a time and returns [`Drain::More`]: the runtime forwards each batch
+    /// (downstream paces it) and calls again until [`Drain::Done`].
+    fn finish(&mut self, _emit: &mut Emit) -> anyhow::Result<Drain> {
+        Ok(Drain::Done)
     }
+}
+
+/// Whether a transform has more to emit at the end of its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Everything has been emitted.
+    Done,
+    /// Call `finish` again for more.
+    More,
 }
 
 /// What a transform did with a batch.

@@ -19,7 +19,7 @@ use flux_stages::channel::{Capacity, Receiver, Sender, channel};
 use flux_stages::record::batch_weight;
 use flux_stages::registry::{BuildContext, BuiltStage, Role};
 use flux_stages::stage::{
-    Emit, Output, Pass, Sink, Source, SourceContext, StageMetrics, Transform,
+    Drain, Emit, Output, Pass, Sink, Source, SourceContext, StageMetrics, Transform,
 };
 use petgraph::graph::DiGraph;
 use petgraph::visit::EdgeRef;
@@ -331,9 +331,14 @@ async fn run_transform(
                 output.barrier(id).await?;
             }
             Event::End => {
-                let mut emit = Emit::default();
-                t.finish(&mut emit)?;
-                forward(&output, emit, None).await?;
+                loop {
+                    let mut emit = Emit::default();
+                    let drain = t.finish(&mut emit)?;
+                    forward(&output, emit, None).await?;
+                    if drain == Drain::Done {
+                        break;
+                    }
+                }
                 output.end().await?;
                 return Ok(Vec::new());
             }

@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use crate::expr::ValuePath;
 use crate::record::{Batch, Record, format_ts, parse_ts, ts_from_millis};
-use crate::stage::{Emit, Pass, Rejected, Transform};
+use crate::stage::{Drain, Emit, Pass, Rejected, Transform};
 use crate::units::Duration as Dur;
 
 /// What happens to a record that arrives after its windows closed.
@@ -386,9 +386,9 @@ impl Transform for Window {
         Ok(Pass::Emitted)
     }
 
-    fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<()> {
+    fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<Drain> {
         self.close(true, emit);
-        Ok(())
+        Ok(Drain::Done)
     }
 }
 

@@ -1,0 +1,496 @@
+//! `compact` transform: keeps the last record of each key, in version order.
+//!
+//! ```toml
+//! [transforms.latest]
+//! type = "compact"
+//! inputs = ["archive"]
+//! key = "$.data.customer_id"             # or "partition_key", or any JSONPath into the record view
+//! tombstone = "@.data.deleted == true"   # optional: a last record that matches deletes its key
+//! memory_limit = "512MiB"                # past it, sorted runs are spilled to a temporary folder
+//! ```
+//!
+//! **Last.** The newest version per key: within a shard by sequence number (then sub-sequence
+//! number), across shards by arrival time, then stream, shard id and sequence number (module
+//! [`order`]). That is [`Lineage::compare`](crate::replay::Lineage::compare) without a lineage,
+//! the order of DESIGN §4/§5. Parent shards before children: the archive does not record shard
+//! lineage, and Kinesis only accepts a child's records after its parents' last one, so arrival
+//! time already orders parents first; only a child record stamped in its parent's last
+//! millisecond is ordered by shard id instead.
+//!
+//! **Tombstones.** Only a key's last record matters, so `tombstone` is evaluated on winners only:
+//! when it matches, the key is deleted (nothing is written), or with `keep_tombstones = true` the
+//! tombstone itself is written (as Kafka's compaction keeps delete markers).
+//!
+//! **Output.** Every surviving record once, ordered by version across all keys, so a replay keeps
+//! the records' original relative order. The output is known only when the input has ended:
+//! compaction emits at the end of its input (in batches of 1024, paced by downstream). Checkpoint
+//! barriers are forwarded without flushing: flushing per barrier would write a key again each
+//! time it changes, and the output would no longer hold one record per key. Compaction is meant
+//! for bounded inputs (an archive replay); a restarted replay recomputes it from the archive.
+//!
+//! **Memory.** State is one entry per key (its key bytes and the record, whose payload bytes are
+//! shared with the input). Its estimated size, including the hash table, is kept under
+//! `memory_limit`. Past it the design is an external sort in two phases, so that the result is
+//! identical with or without spilling:
+//!
+//! 1. *By key*: the table is written as a run sorted by key (records in the archive's envelope
+//!    format, with the key and the effective arrival time) to a temporary folder, and emptied.
+//!    At the end, the runs are merged by key with a binary heap ([`merge`]); per key the newest
+//!    version wins, exactly as in the table.
+//! 2. *By version*: winners are collected up to the limit, sorted by version and written as runs
+//!    (when all winners fit, they are sorted in memory instead); a second heap merge by version
+//!    produces the output.
+//!
+//! More than 64 runs are merged in groups first, so files stay few. The folder (under
+//! `spill_dir`, default the system's temporary folder) is removed at the end and when the stage
+//! fails.
+//!
+//! **Keys.** `key` selects one value from the record view; see [`key`]. Simple dotted paths into
+//! the payload and `partition_key` take a fast path that parses only the key. Strings are keys as
+//! they are; other values by their JSON text. A record with no value there (or null) is an error
+//! naming it, or with `on_missing_key = "dead_letter"` goes to `<id>.dead_letter`: never silently
+//! one bucket.
+//!
+//! **Windows.** With `per_window = true`, the key is (window, key), the window being the
+//! annotation `window = {start, end}` that a `window` transform upstream adds; a record without it
+//! is treated like a record without a key.
+
+pub mod key;
+pub mod merge;
+pub mod order;
+pub mod spill;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::expr::Predicate;
+use crate::record::{Batch, Record};
+use crate::stage::{Drain, Emit, Pass, Rejected, Transform};
+use crate::transform::filter::FilterExpr;
+use crate::units::Size;
+use key::KeyPath;
+use merge::{By, Merge};
+use spill::SpillDir;
+
+/// Records per batch emitted at the end.
+const OUT_BATCH: usize = 1024;
+
+/// A key path, compiled when the pipeline is loaded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct KeyExpr(pub KeyPath);
+
+impl TryFrom<String> for KeyExpr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        KeyPath::compile(&s).map(KeyExpr)
+    }
+}
+
+impl JsonSchema for KeyExpr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeyPath".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "`partition_key`, or a JSONPath into the record view selecting one value, e.g. \"$.data.customer_id\"."
+        })
+    }
+}
+
+/// What to do with a record whose key path selects nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissingKey {
+    /// Stop the run with an error naming the record and the path.
+    #[default]
+    Error,
+    /// Send the record to `<id>.dead_letter`.
+    DeadLetter,
+}
+
+/// Keeps the last record per key, ordered by version.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactConfig {
+    /// What identifies a key: `partition_key`, or a JSONPath into the record view such as
+    /// `$.data.customer_id` (`@.data.customer_id` works too).
+    pub key: KeyExpr,
+    /// A filter expression (like `where`): when a key's last record matches, the key is deleted.
+    #[serde(default)]
+    pub tombstone: Option<FilterExpr>,
+    /// Write a key's tombstone instead of nothing (needs `tombstone`).
+    #[serde(default)]
+    pub keep_tombstones: bool,
+    /// Memory for the state; past it, sorted runs are spilled to disk and merged. Default
+    /// `512MiB`, at least `64KiB`.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: Size,
+    /// `error` (default): a record without a key stops the run. `dead_letter`: it goes to
+    /// `<id>.dead_letter`.
+    #[serde(default)]
+    pub on_missing_key: OnMissingKey,
+    /// Compact per (window, key), the window being the `window` annotation (`{start, end}`) of a
+    /// `window` transform upstream.
+    #[serde(default)]
+    pub per_window: bool,
+    /// Where spill folders are created. Default: the system's temporary folder (`TMPDIR`).
+    #[serde(default)]
+    pub spill_dir: Option<String>,
+}
+
+fn default_memory_limit() -> Size {
+    Size::mib(512)
+}
+
+/// The smallest `memory_limit` accepted.
+pub const MIN_MEMORY_LIMIT: Size = Size(64 * 1024);
+
+impl CompactConfig {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.memory_limit < MIN_MEMORY_LIMIT {
+            return Err(format!(
+                "`memory_limit` must be at least {MIN_MEMORY_LIMIT}, found {}",
+                self.memory_limit
+            ));
+        }
+        if self.keep_tombstones && self.tombstone.is_none() {
+            return Err(
+                "`keep_tombstones = true` needs `tombstone`, the expression that marks a tombstone"
+                    .into(),
+            );
+        }
+        if self.spill_dir.as_deref() == Some("") {
+            return Err("`spill_dir` must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// Builds the transform.
+    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+        self.validate()?;
+        Ok(Box::new(Compact::new(self)))
+    }
+}
+
+/// A kept record and its effective arrival time.
+struct Kept {
+    ms: i64,
+    record: Record,
+}
+
+/// The hash table's bytes per slot (key, value and control byte).
+const SLOT: usize = std::mem::size_of::<(Box<[u8]>, Kept)>() + 1;
+
+/// Heap bytes a kept record and its key hold, estimated: payload, strings, and allocator
+/// overhead of the allocations behind them.
+fn heap_bytes(key_len: usize, r: &Record) -> usize {
+    const PER_ALLOCATION: usize = 24;
+    let annotations = r
+        .annotations
+        .as_ref()
+        .map_or(0, |a| 64 + 2 * serde_json::to_vec(a).map_or(0, |v| v.len()));
+    key_len
+        + r.data.len()
+        + r.partition_key.len()
+        + r.sequence_number.as_str().len()
+        + annotations
+        + 4 * PER_ALLOCATION
+}
+
+/// What is left to emit at the end.
+enum Out {
+    Memory(std::vec::IntoIter<Kept>),
+    Runs(Merge),
+}
+
+/// The running `compact` transform.
+pub struct Compact {
+    key: KeyPath,
+    tombstone: Option<Predicate>,
+    keep_tombstones: bool,
+    limit: usize,
+    on_missing: OnMissingKey,
+    per_window: bool,
+    spill_parent: Option<PathBuf>,
+    clocks: order::ShardClocks,
+    table: HashMap<Box<[u8]>, Kept>,
+    /// Heap bytes of the table's keys and records (see [`heap_bytes`]).
+    held: usize,
+    spill: Option<SpillDir>,
+    runs: Vec<PathBuf>,
+    out: Option<Out>,
+    /// Runs and bytes spilled, kept after the folder is removed.
+    spilled: (u64, u64),
+}
+
+impl Compact {
+    fn new(cfg: &CompactConfig) -> Compact {
+        Compact {
+            key: cfg.key.0.clone(),
+            tombstone: cfg.tombstone.as_ref().map(|t| t.0.clone()),
+            keep_tombstones: cfg.keep_tombstones,
+            limit: usize::try_from(cfg.memory_limit.bytes()).unwrap_or(usize::MAX),
+            on_missing: cfg.on_missing_key,
+            per_window: cfg.per_window,
+            spill_parent: cfg.spill_dir.as_ref().map(PathBuf::from),
+            clocks: order::ShardClocks::default(),
+            table: HashMap::new(),
+            held: 0,
+            spill: None,
+            runs: Vec::new(),
+            out: None,
+            spilled: (0, 0),
+        }
+    }
+
+    /// The runs and bytes spilled so far (for tests and the log).
+    pub fn spilled(&self) -> (u64, u64) {
+        self.spill
+            .as_ref()
+            .map_or(self.spilled, |d| (d.runs, d.written))
+    }
+
+    fn table_bytes(&self, capacity: usize) -> usize {
+        self.held + capacity * SLOT
+    }
+
+    /// Adds one record to the state; `Err(reason)` when it has no key.
+    fn add(&mut self, record: &Record) -> anyhow::Result<Result<(), String>> {
+        let Some(key) = self.key.extract(record) else {
+            return Ok(Err(format!(
+                "key path `{}` selects no value",
+                self.key.source()
+            )));
+        };
+        let windowed;
+        let key: &[u8] = if self.per_window {
+            let Some(mut prefix) = window_prefix(record) else {
+                return Ok(Err(
+                    "no `window` annotation {start, end} (per_window = true needs a `window` transform upstream)"
+                        .into(),
+                ));
+            };
+            prefix.extend_from_slice(&key);
+            windowed = prefix;
+            &windowed
+        } else {
+            &key
+        };
+        let ms = self.clocks.effective_ms(record);
+        if let Some(kept) = self.table.get_mut(key) {
+            if order::compare(ms, record, kept.ms, &kept.record) == std::cmp::Ordering::Greater {
+                let old = heap_bytes(key.len(), &kept.record);
+                let new = heap_bytes(key.len(), record);
+                *kept = Kept {
+                    ms,
+                    record: record.clone(),
+                };
+                self.held = self.held - old + new;
+            }
+        } else {
+            // A full table doubles: old and new tables live at once while it grows.
+            if self.table.len() == self.table.capacity()
+                && self.table_bytes(3 * self.table.capacity().max(3)) > self.limit
+                && !self.table.is_empty()
+            {
+                self.spill_table()?;
+            }
+            let key: Box<[u8]> = key.into();
+            self.held += heap_bytes(key.len(), record);
+            self.table.insert(
+                key,
+                Kept {
+                    ms,
+                    record: record.clone(),
+                },
+            );
+        }
+        if self.table_bytes(self.table.capacity()) > self.limit {
+            self.spill_table()?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Writes the table as a run sorted by key and empties it.
+    fn spill_table(&mut self) -> anyhow::Result<()> {
+        if self.table.is_empty() {
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            let dir = SpillDir::new(self.spill_parent.as_deref())?;
+            tracing::info!(
+                "compact: state passed memory_limit ({} bytes); spilling sorted runs to {}",
+                self.limit,
+                dir.path().display()
+            );
+            self.spill = Some(dir);
+        }
+        let dir = self.spill.as_mut().expect("created above");
+        let mut entries: Vec<(&Box<[u8]>, &Kept)> = self.table.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut run = dir.create()?;
+        for (key, kept) in entries {
+            run.write(key, kept.ms, &kept.record)?;
+        }
+        self.runs.push(run.finish(dir)?);
+        self.table = HashMap::new();
+        self.held = 0;
+        Ok(())
+    }
+
+    /// Decides how the output is produced once the input has ended.
+    fn prepare_output(&mut self) -> anyhow::Result<Out> {
+        let sort_bytes = self.table.len() * std::mem::size_of::<Kept>();
+        if self.spill.is_none()
+            && self.table_bytes(self.table.capacity()) + sort_bytes <= self.limit
+        {
+            let table = std::mem::take(&mut self.table);
+            self.held = 0;
+            let mut kept: Vec<Kept> = table.into_values().collect();
+            kept.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+            return Ok(Out::Memory(kept.into_iter()));
+        }
+        self.spill_table()?;
+        let dir = self.spill.as_mut().expect("spilled above");
+        // Phase 1: each key's winner, from runs sorted by key.
+        let runs = merge::reduce(dir, std::mem::take(&mut self.runs), By::Key)?;
+        let mut by_key = Merge::open(runs, By::Key)?;
+        // Phase 2: winners sorted by version, in memory up to the limit, else as runs.
+        let budget = self
+            .limit
+            .saturating_sub(merge::FAN_IN * 64 * 1024)
+            .max(self.limit / 2);
+        let mut buffer: Vec<Kept> = Vec::new();
+        let mut bytes = 0usize;
+        let mut version_runs = Vec::new();
+        while let Some(w) = by_key.next_winner()? {
+            bytes += heap_bytes(0, &w.record) + 2 * std::mem::size_of::<Kept>();
+            buffer.push(Kept {
+                ms: w.ms,
+                record: w.record,
+            });
+            if bytes > budget {
+                version_runs.push(write_sorted(dir, &mut buffer)?);
+                bytes = 0;
+            }
+        }
+        drop(by_key);
+        if version_runs.is_empty() {
+            buffer.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+            return Ok(Out::Memory(buffer.into_iter()));
+        }
+        if !buffer.is_empty() {
+            version_runs.push(write_sorted(dir, &mut buffer)?);
+        }
+        let runs = merge::reduce(dir, version_runs, By::Version)?;
+        Ok(Out::Runs(Merge::open(runs, By::Version)?))
+    }
+
+    fn is_tombstone(&self, record: &Record) -> bool {
+        let Some(p) = &self.tombstone else {
+            return false;
+        };
+        if !p.needs_data() {
+            p.matches(record.view(serde_json::Value::Null))
+        } else {
+            p.may_match(&record.data) && p.matches(record.view(record.data_view()))
+        }
+    }
+
+    /// Whether a winner is written.
+    fn survives(&self, record: &Record) -> bool {
+        self.keep_tombstones || !self.is_tombstone(record)
+    }
+}
+
+/// Sorts `buffer` by version, writes it as a run and empties it.
+fn write_sorted(dir: &mut SpillDir, buffer: &mut Vec<Kept>) -> anyhow::Result<PathBuf> {
+    buffer.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+    let mut run = dir.create()?;
+    for k in buffer.drain(..) {
+        run.write(&[], k.ms, &k.record)?;
+    }
+    *buffer = Vec::new();
+    run.finish(dir)
+}
+
+/// The key prefix of a record's window: both bounds as JSON text, length-prefixed.
+fn window_prefix(r: &Record) -> Option<Vec<u8>> {
+    let window = r.annotations.as_ref()?.get("window")?;
+    let mut out = Vec::with_capacity(64);
+    for bound in ["start", "end"] {
+        let text = serde_json::to_vec(window.get(bound)?).ok()?;
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(&text);
+    }
+    Some(out)
+}
+
+impl Transform for Compact {
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
+        for record in batch.iter() {
+            if let Err(reason) = self.add(record)? {
+                match self.on_missing {
+                    OnMissingKey::DeadLetter => emit.rejected.push(Rejected {
+                        record: record.clone(),
+                        reason,
+                    }),
+                    OnMissingKey::Error => anyhow::bail!(
+                        "{} {} sequence {}: {reason} (on_missing_key = \"dead_letter\" sends such records to the dead-letter port)",
+                        record.stream,
+                        record.shard_id,
+                        record.sequence_number
+                    ),
+                }
+            }
+        }
+        Ok(Pass::Emitted)
+    }
+
+    /// Barriers pass without flushing: the output is only known at the end (module doc).
+    fn barrier(&mut self, _id: u64, _emit: &mut Emit) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<Drain> {
+        if self.out.is_none() {
+            let out = self.prepare_output()?;
+            if let Some(dir) = &self.spill {
+                tracing::info!(
+                    runs = dir.runs,
+                    bytes = dir.written,
+                    "compact: merged spilled runs"
+                );
+            }
+            self.out = Some(out);
+        }
+        let mut out = self.out.take().expect("set above");
+        while emit.records.len() < OUT_BATCH {
+            let next = match &mut out {
+                Out::Memory(it) => it.next().map(|k| k.record),
+                Out::Runs(m) => m.next_entry()?.map(|e| e.record),
+            };
+            let Some(record) = next else {
+                // Done: the spill folder goes now.
+                self.spilled = self.spilled();
+                self.spill = None;
+                return Ok(Drain::Done);
+            };
+            if self.survives(&record) {
+                emit.records.push(record);
+            }
+        }
+        self.out = Some(out);
+        Ok(Drain::More)
+    }
+}
+
+#[cfg(test)]
+mod tests;

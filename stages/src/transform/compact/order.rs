@@ -1,0 +1,153 @@
+//! The version order compaction uses: which record of a key is the last one, and the order the
+//! output is written in.
+//!
+//! Each kept record carries an *effective arrival time*: its `arrival_ts` in milliseconds, raised
+//! to the latest arrival time seen earlier in its own shard (shards come in sequence order from
+//! the `archive` and `kinesis` sources, and `filter` keeps that order). Versions are then ordered
+//! by `(effective arrival, stream, shard id, sequence number, sub-sequence number)`:
+//!
+//! - a total order, so sorting, heaps and the spilled path all agree;
+//! - equal to [`Lineage::compare`](crate::replay::Lineage::compare) (DESIGN §4, §5) without a
+//!   lineage whenever arrival times do not decrease along a shard, which is how Kinesis stamps
+//!   them: within a shard by sequence number, across shards by arrival time, then ids;
+//! - within a shard always by sequence number, even when arrival times were skewed backwards
+//!   (the effective time never decreases along a shard).
+//!
+//! Parent before child across resharding: Kinesis accepts a child shard's first record after
+//! its parents' last, so arrival times already put parents first; only a child record stamped in
+//! the very millisecond of its parent's last record falls back to shard ids. The archive does not
+//! record shard lineage, so this is the best any archive reader can do; see the module doc of
+//! [`compact`](super).
+//!
+//! A record that comes out of sequence order within its shard (not from the shipped sources)
+//! keeps its own arrival time.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::record::{Record, SequenceNumber};
+
+/// Compares two records by version; `Greater` means `a` is newer.
+pub fn compare(a_ms: i64, a: &Record, b_ms: i64, b: &Record) -> Ordering {
+    a_ms.cmp(&b_ms)
+        .then_with(|| a.stream.cmp(&b.stream))
+        .then_with(|| a.shard_id.cmp(&b.shard_id))
+        .then_with(|| a.sequence_number.cmp(&b.sequence_number))
+        .then_with(|| a.sub_sequence_number.cmp(&b.sub_sequence_number))
+}
+
+struct Clock {
+    stream: Arc<str>,
+    shard: Arc<str>,
+    last: (SequenceNumber, Option<u64>),
+    max_ms: i64,
+}
+
+/// Per shard, the latest arrival time seen so far in sequence order.
+#[derive(Default)]
+pub struct ShardClocks {
+    clocks: Vec<Clock>,
+    last_hit: usize,
+}
+
+impl ShardClocks {
+    /// The record's effective arrival time in milliseconds (see the module doc).
+    pub fn effective_ms(&mut self, r: &Record) -> i64 {
+        let ms = r.arrival_ts.timestamp_millis();
+        let same = |c: &Clock| {
+            (Arc::ptr_eq(&c.shard, &r.shard_id) || c.shard == r.shard_id)
+                && (Arc::ptr_eq(&c.stream, &r.stream) || c.stream == r.stream)
+        };
+        let idx = if self.clocks.get(self.last_hit).is_some_and(same) {
+            Some(self.last_hit)
+        } else {
+            self.clocks.iter().position(same)
+        };
+        let Some(idx) = idx else {
+            self.clocks.push(Clock {
+                stream: r.stream.clone(),
+                shard: r.shard_id.clone(),
+                last: (r.sequence_number.clone(), r.sub_sequence_number),
+                max_ms: ms,
+            });
+            self.last_hit = self.clocks.len() - 1;
+            return ms;
+        };
+        self.last_hit = idx;
+        let clock = &mut self.clocks[idx];
+        let position = (&r.sequence_number, r.sub_sequence_number);
+        if position > (&clock.last.0, clock.last.1) {
+            clock.last = (r.sequence_number.clone(), r.sub_sequence_number);
+            clock.max_ms = clock.max_ms.max(ms);
+            clock.max_ms
+        } else {
+            ms
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ts_from_millis;
+    use crate::replay::{Lineage, Version};
+
+    fn rec(shard: &str, seq: u64, sub: Option<u64>, ms: i64) -> Record {
+        Record {
+            stream: "orders".into(),
+            shard_id: shard.into(),
+            sequence_number: SequenceNumber::from_u64(seq),
+            sub_sequence_number: sub,
+            partition_key: "k".into(),
+            arrival_ts: ts_from_millis(ms),
+            data: bytes::Bytes::new(),
+            annotations: None,
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_lineage_order_when_times_are_monotone() {
+        // Three shards, monotone times per shard with many equal milliseconds.
+        let mut records = Vec::new();
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for (s, shard) in ["s0", "s1", "s2"].iter().enumerate() {
+            let mut ms = 1000;
+            for i in 0..40u64 {
+                ms += (next() % 3) as i64;
+                let sub = (next() % 4 == 0).then_some(next() % 3);
+                records.push(rec(shard, 100 * s as u64 + i, sub, ms));
+            }
+        }
+        let mut clocks = ShardClocks::default();
+        let eff: Vec<i64> = records.iter().map(|r| clocks.effective_ms(r)).collect();
+        let lineage = Lineage::new("orders");
+        for (i, a) in records.iter().enumerate() {
+            for (j, b) in records.iter().enumerate() {
+                assert_eq!(
+                    compare(eff[i], a, eff[j], b),
+                    lineage.compare(&Version::of(a), &Version::of(b)),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sequence_order_wins_over_skewed_times_in_a_shard() {
+        let mut clocks = ShardClocks::default();
+        let (a, b) = (rec("s0", 1, None, 500), rec("s0", 2, None, 400));
+        let (ea, eb) = (clocks.effective_ms(&a), clocks.effective_ms(&b));
+        assert_eq!((ea, eb), (500, 500));
+        assert_eq!(compare(eb, &b, ea, &a), Ordering::Greater);
+        // Out of sequence order: its own time.
+        assert_eq!(clocks.effective_ms(&rec("s0", 1, None, 300)), 300);
+        // Another shard starts its own clock.
+        assert_eq!(clocks.effective_ms(&rec("s1", 1, None, 100)), 100);
+    }
+}

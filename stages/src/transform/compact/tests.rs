@@ -1,0 +1,235 @@
+use std::collections::HashMap;
+
+use super::*;
+use crate::record::{SequenceNumber, ts_from_millis};
+
+/// A deterministic pseudo-random source (no dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Records over 3 shards, each shard in sequence order with non-decreasing times, interleaved.
+fn generate(seed: u64, n: usize, keys: u64) -> Vec<Record> {
+    let mut rng = Lcg(seed);
+    let mut seq = [1000u64, 5000, 9000];
+    let mut ms = 1_000_000i64;
+    (0..n)
+        .map(|_| {
+            ms += rng.next(3) as i64;
+            let s = rng.next(3) as usize;
+            seq[s] += 1 + rng.next(5);
+            let key = rng.next(keys);
+            let payload = match rng.next(50) {
+                0 => "not json".to_owned(),
+                1 => format!(r#"{{"customer_id":{key},"deleted":true}}"#),
+                _ => format!(
+                    r#"{{"customer_id":"c-{key}","deleted":{},"pad":"{}"}}"#,
+                    rng.next(10) == 0,
+                    "x".repeat(rng.next(200) as usize)
+                ),
+            };
+            Record {
+                stream: "orders".into(),
+                shard_id: format!("shardId-00000000000{s}").into(),
+                sequence_number: SequenceNumber::from_u64(seq[s]),
+                sub_sequence_number: None,
+                partition_key: format!("c-{key}"),
+                arrival_ts: ts_from_millis(ms),
+                data: bytes::Bytes::from(payload),
+                annotations: None,
+            }
+        })
+        .collect()
+}
+
+fn config(extra: serde_json::Value) -> CompactConfig {
+    let mut base =
+        serde_json::json!({"key": "$.data.customer_id", "on_missing_key": "dead_letter"});
+    base.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(base).unwrap()
+}
+
+/// Runs the transform over batches of 100; returns (output, rejected count, spilled runs).
+fn run(cfg: &CompactConfig, input: &[Record]) -> (Vec<Record>, usize, u64) {
+    let mut c = Compact::new(cfg);
+    let mut rejected = 0;
+    for chunk in input.chunks(100) {
+        let mut emit = Emit::default();
+        assert_eq!(
+            c.process(&Arc::new(chunk.to_vec()), &mut emit).unwrap(),
+            Pass::Emitted
+        );
+        assert!(emit.records.is_empty());
+        rejected += emit.rejected.len();
+        let mut emit = Emit::default();
+        c.barrier(1, &mut emit).unwrap();
+        assert!(emit.records.is_empty(), "barriers do not flush");
+    }
+    let mut out = Vec::new();
+    loop {
+        let mut emit = Emit::default();
+        let drain = c.finish(&mut emit).unwrap();
+        assert!(emit.records.len() <= OUT_BATCH);
+        out.extend(emit.records);
+        if drain == Drain::Done {
+            break;
+        }
+    }
+    let spilled = c.spilled().0;
+    assert!(c.spill.is_none(), "the spill folder is gone at the end");
+    (out, rejected, spilled)
+}
+
+/// The obvious implementation: last by sequence number within a shard... all monotone here, so
+/// by (arrival, shard, sequence); then drop tombstones; then sort by the same order.
+fn reference(input: &[Record], tombstones: bool, keep: bool) -> (Vec<Record>, usize) {
+    let mut last: HashMap<String, &Record> = HashMap::new();
+    let mut missing = 0;
+    let version = |r: &Record| {
+        (
+            r.arrival_ts,
+            r.shard_id.to_string(),
+            r.sequence_number.clone(),
+        )
+    };
+    for r in input {
+        let v: Option<serde_json::Value> = serde_json::from_slice(&r.data).ok();
+        let key = match v.as_ref().and_then(|v| v.get("customer_id")) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => {
+                missing += 1;
+                continue;
+            }
+            Some(other) => other.to_string(),
+        };
+        match last.get(&key) {
+            Some(old) if version(old) >= version(r) => {}
+            _ => {
+                last.insert(key, r);
+            }
+        }
+    }
+    let mut out: Vec<Record> = last
+        .into_values()
+        .filter(|r| {
+            let deleted = serde_json::from_slice::<serde_json::Value>(&r.data)
+                .ok()
+                .is_some_and(|v| v["deleted"] == serde_json::Value::Bool(true));
+            !tombstones || keep || !deleted
+        })
+        .cloned()
+        .collect();
+    out.sort_by_key(version);
+    (out, missing)
+}
+
+#[test]
+fn equals_the_reference_with_and_without_spilling() {
+    for seed in [1, 2, 3] {
+        let input = generate(seed, 8000, 1500);
+        for (tomb, keep) in [(false, false), (true, false), (true, true)] {
+            let mut extra = serde_json::json!({});
+            if tomb {
+                extra["tombstone"] = "@.data.deleted == true".into();
+                extra["keep_tombstones"] = keep.into();
+            }
+            let (expected, missing) = reference(&input, tomb, keep);
+            let (mem, rejected, spilled) = run(&config(extra.clone()), &input);
+            assert_eq!(spilled, 0);
+            assert_eq!(rejected, missing);
+            assert_eq!(mem, expected, "seed {seed} tombstones {tomb} keep {keep}");
+            extra["memory_limit"] = "64KiB".into();
+            let (spill, rejected, spilled) = run(&config(extra), &input);
+            assert!(spilled > merge::FAN_IN as u64, "{spilled} runs");
+            assert_eq!(rejected, missing);
+            assert_eq!(spill, expected, "spilled: seed {seed} tombstones {tomb}");
+        }
+    }
+}
+
+#[test]
+fn missing_keys_are_errors_naming_the_record() {
+    let input = generate(4, 200, 10);
+    let mut c = Compact::new(&config(serde_json::json!({"on_missing_key": "error"})));
+    let err = c
+        .process(&Arc::new(input), &mut Emit::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("orders shardId-"), "{err}");
+    assert!(
+        err.contains("key path `$.data.customer_id` selects no value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn partition_key_and_general_paths() {
+    let input = generate(5, 500, 30);
+    let (by_pk, rejected, _) = run(&config(serde_json::json!({"key": "partition_key"})), &input);
+    assert_eq!(rejected, 0);
+    assert_eq!(by_pk.len(), 30);
+    // A bracketed path goes through the general JSONPath and gives the same result.
+    let fast = run(&config(serde_json::json!({})), &input).0;
+    let general = run(
+        &config(serde_json::json!({"key": "$['data']['customer_id']"})),
+        &input,
+    )
+    .0;
+    assert_eq!(fast, general);
+}
+
+#[test]
+fn per_window_compacts_each_window() {
+    let mut input = generate(6, 1000, 300);
+    let mut pairs = std::collections::HashSet::new();
+    for (i, r) in input.iter_mut().enumerate() {
+        let w = if i < 500 { "w1" } else { "w2" };
+        r.annotate("window", serde_json::json!({"start": w, "end": w}));
+        pairs.insert((w, r.partition_key.clone()));
+    }
+    let cfg = config(serde_json::json!({"key": "partition_key", "per_window": true}));
+    let (out, _, _) = run(&cfg, &input);
+    assert_eq!(out.len(), pairs.len());
+    assert!(out.len() > 300);
+    let (spilled_out, _, runs) = run(
+        &config(
+            serde_json::json!({"key": "partition_key", "per_window": true, "memory_limit": "64KiB"}),
+        ),
+        &input,
+    );
+    assert!(runs > 0);
+    assert_eq!(out, spilled_out);
+    // Without the annotation: rejected like a missing key.
+    let (_, rejected, _) = run(&cfg, &generate(6, 50, 5));
+    assert_eq!(rejected, 50);
+}
+
+#[test]
+fn config_checks() {
+    let bad = |v: serde_json::Value| {
+        serde_json::from_value::<CompactConfig>(v)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate())
+            .unwrap_err()
+    };
+    assert!(
+        bad(serde_json::json!({"key": "$.data.x", "memory_limit": "1KiB"})).contains("at least")
+    );
+    assert!(
+        bad(serde_json::json!({"key": "$.data.x", "keep_tombstones": true}))
+            .contains("needs `tombstone`")
+    );
+    assert!(bad(serde_json::json!({"key": "data.x"})).contains("invalid JSONPath"));
+    assert!(
+        bad(serde_json::json!({"key": "$.x", "tombstone": "@.a = 1"})).contains("invalid filter")
+    );
+}
