@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::sink::archive::{ArchiveSinkConfig, RunInfo};
 use crate::sink::file::FileSinkConfig;
+use crate::sink::kinesis::KinesisSinkConfig;
 use crate::source::archive::ArchiveSourceConfig;
 use crate::source::file::FileSourceConfig;
 use crate::source::kinesis::KinesisSourceConfig;
@@ -51,7 +52,7 @@ impl Role {
         match self {
             Role::Source => &["archive", "file", "kinesis"],
             Role::Transform => &["annotate", "filter"],
-            Role::Sink => &["archive", "file"],
+            Role::Sink => &["archive", "file", "kinesis"],
         }
     }
 
@@ -60,7 +61,7 @@ impl Role {
         match self {
             Role::Source => &[],
             Role::Transform => &["compact", "window"],
-            Role::Sink => &["kinesis", "ddl"],
+            Role::Sink => &["ddl"],
         }
     }
 }
@@ -74,6 +75,9 @@ pub struct BuildContext {
     pub run_id: String,
     /// The stage's id.
     pub stage: String,
+    /// `flux-engine run --dry-run`: sinks that support it check and plan but write nothing;
+    /// sinks that cannot refuse to build.
+    pub dry_run: bool,
 }
 
 /// A decoded stage configuration of any role.
@@ -93,6 +97,8 @@ pub enum StageConfig {
     FileSink(FileSinkConfig),
     /// `type = "archive"` sink.
     ArchiveSink(ArchiveSinkConfig),
+    /// `type = "kinesis"` sink.
+    KinesisSink(KinesisSinkConfig),
 }
 
 /// A stage, built and ready to run.
@@ -125,6 +131,7 @@ impl StageConfig {
             (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
+            (Role::Sink, "kinesis") => StageConfig::KinesisSink(KinesisSinkConfig::deserialize(d)?),
             _ => return Ok(None),
         }))
     }
@@ -139,11 +146,18 @@ impl StageConfig {
             StageConfig::Annotate(c) => c.validate(),
             StageConfig::FileSink(_) => Ok(()),
             StageConfig::ArchiveSink(c) => c.validate(),
+            StageConfig::KinesisSink(c) => c.validate(),
         }
     }
 
     /// Builds the runnable stage.
     pub fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
+        if ctx.dry_run && matches!(self, StageConfig::ArchiveSink(_)) {
+            return Err(
+                "the archive sink has no dry run; --dry-run works with kinesis and file sinks"
+                    .into(),
+            );
+        }
         Ok(match self {
             StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build()?),
@@ -156,6 +170,7 @@ impl StageConfig {
                 pipeline: ctx.pipeline.clone(),
                 stage: ctx.stage.clone(),
             })?),
+            StageConfig::KinesisSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
         })
     }
 
@@ -177,6 +192,7 @@ impl StageConfig {
             (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
             (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
+            (Role::Sink, "kinesis") => KinesisSinkConfig::json_schema(generator),
             _ => return None,
         })
     }
