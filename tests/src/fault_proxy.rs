@@ -248,7 +248,7 @@ async fn partial_put_records(
     let body = &request[(head_end + 4).min(request.len())..];
     let mut call: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
     let entries = call["Records"].as_array().cloned().unwrap_or_default();
-    let failed = |i: usize| i % every == 0;
+    let failed = |i: usize| i.is_multiple_of(every);
     let forwarded: Vec<serde_json::Value> = entries
         .iter()
         .enumerate()

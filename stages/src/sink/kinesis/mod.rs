@@ -306,11 +306,9 @@ impl KinesisSink {
                     );
                 }
                 tracing::debug!(failed = failed.len(), code = %code, attempt, "PutRecords: retrying failed entries");
-                // Throttled entries wait for their shard's (now halved) rate; other failures
-                // back off exponentially.
-                if throttled_shards.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-                }
+                // Back off exponentially (50 ms to 3.2 s); throttled entries also wait for their
+                // shard's now halved rate.
+                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
             }
             batch = failed;
         }
