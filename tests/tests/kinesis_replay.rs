@@ -370,10 +370,10 @@ async fn throttling_and_partial_failures_keep_every_record_and_the_key_order() {
     );
     let (code, _, err) = s.run(&p, &[], Some(&proxy.url)).await;
     assert_eq!(code, 0, "{err}");
+    check_replay(&s.read_back().await, &archived);
     assert_eq!(proxy.injected("PutRecords"), 8);
     let line = sent_line(&err);
     assert!(!line.contains(" 0 throttled"), "{line}");
-    check_replay(&s.read_back().await, &archived);
     s.cleanup().await;
 }
 
