@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 use crate::sink::archive::{ArchiveSinkConfig, RunInfo};
 use crate::sink::ddl::DdlSinkConfig;
 use crate::sink::file::FileSinkConfig;
+use crate::sink::kinesis::KinesisSinkConfig;
 use crate::source::archive::ArchiveSourceConfig;
 use crate::source::file::FileSourceConfig;
 use crate::source::kinesis::KinesisSourceConfig;
@@ -54,7 +55,7 @@ impl Role {
         match self {
             Role::Source => &["archive", "file", "kinesis"],
             Role::Transform => &["annotate", "compact", "filter", "window"],
-            Role::Sink => &["archive", "ddl", "file"],
+            Role::Sink => &["archive", "ddl", "file", "kinesis"],
         }
     }
 
@@ -63,7 +64,7 @@ impl Role {
         match self {
             Role::Source => &[],
             Role::Transform => &[],
-            Role::Sink => &["kinesis"],
+            Role::Sink => &[],
         }
     }
 }
@@ -77,6 +78,9 @@ pub struct BuildContext {
     pub run_id: String,
     /// The stage's id.
     pub stage: String,
+    /// `flux-engine run --dry-run`: sinks that support it check and plan but write nothing;
+    /// sinks that cannot refuse to build.
+    pub dry_run: bool,
 }
 
 /// A decoded stage configuration of any role.
@@ -102,6 +106,8 @@ pub enum StageConfig {
     ArchiveSink(ArchiveSinkConfig),
     /// `type = "ddl"` sink.
     DdlSink(Box<DdlSinkConfig>),
+    /// `type = "kinesis"` sink.
+    KinesisSink(KinesisSinkConfig),
 }
 
 /// A stage, built and ready to run.
@@ -137,6 +143,7 @@ impl StageConfig {
             (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
             (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
             (Role::Sink, "ddl") => StageConfig::DdlSink(Box::new(DdlSinkConfig::deserialize(d)?)),
+            (Role::Sink, "kinesis") => StageConfig::KinesisSink(KinesisSinkConfig::deserialize(d)?),
             _ => return Ok(None),
         }))
     }
@@ -154,11 +161,18 @@ impl StageConfig {
             StageConfig::FileSink(_) => Ok(()),
             StageConfig::ArchiveSink(c) => c.validate(),
             StageConfig::DdlSink(c) => c.validate(),
+            StageConfig::KinesisSink(c) => c.validate(),
         }
     }
 
     /// Builds the runnable stage.
     pub fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
+        if ctx.dry_run && matches!(self, StageConfig::ArchiveSink(_)) {
+            return Err(
+                "the archive sink has no dry run; --dry-run works with kinesis and file sinks"
+                    .into(),
+            );
+        }
         Ok(match self {
             StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build()?),
@@ -174,6 +188,7 @@ impl StageConfig {
                 stage: ctx.stage.clone(),
             })?),
             StageConfig::DdlSink(c) => BuiltStage::Sink(c.build(&ctx.stage)?),
+            StageConfig::KinesisSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
         })
     }
 
@@ -198,6 +213,7 @@ impl StageConfig {
             (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
             (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
             (Role::Sink, "ddl") => DdlSinkConfig::json_schema(generator),
+            (Role::Sink, "kinesis") => KinesisSinkConfig::json_schema(generator),
             _ => return None,
         })
     }

@@ -34,6 +34,10 @@ pub struct StageMetrics {
     pub dead_lettered: AtomicU64,
     /// Records skipped on purpose and counted (e.g. already archived before a rerun).
     pub skipped: AtomicU64,
+    /// Sinks: records the destination refused for lack of throughput (and that were retried).
+    pub throttled: AtomicU64,
+    /// Sinks: records sent again after a failure.
+    pub retried: AtomicU64,
 }
 
 impl StageMetrics {
@@ -272,6 +276,10 @@ pub type SinkReport = Vec<String>;
 /// A stage that writes records outside the pipeline.
 #[async_trait]
 pub trait Sink: Send {
+    /// Hands the sink its stage's counters before the first batch, for sinks that report more
+    /// than records and bytes (throttled, retried).
+    fn attach_metrics(&mut self, _metrics: Arc<StageMetrics>) {}
+
     /// Writes (or buffers) one batch. Records it cannot write go to `rejected`.
     async fn write(
         &mut self,

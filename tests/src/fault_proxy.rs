@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP proxy between the AWS SDK and an emulator, for the faults emulators do
 //! not produce: throttling (`ProvisionedThroughputExceededException`), expired iterators, 500s
-//! and slow answers, on a schedule the test sets per operation (the `X-Amz-Target` header).
+//! and slow answers, on a schedule the test sets per operation (the `X-Amz-Target` header); and
+//! PutRecords calls in which some entries fail ([`Fault::PartialThrottle`]).
 //!
 //! Each client connection carries one request: the proxy reads it, either answers with the
 //! scheduled fault or forwards it to the emulator, relays the answer with `Connection: close`,
@@ -24,6 +25,13 @@ pub enum Fault {
     ServerError,
     /// Forward after a delay.
     Slow(Duration),
+    /// PutRecords only: answer entries 0, `every`, 2·`every`, … with `ErrorCode`
+    /// `ProvisionedThroughputExceededException` and forward the others, as Kinesis does when
+    /// some shards of a call are over their limit (a partial failure, HTTP 200).
+    PartialThrottle {
+        /// Every how many entries one fails (1: all of them).
+        every: usize,
+    },
 }
 
 /// Per operation (e.g. `GetRecords`), the faults for its 1st, 2nd, … request; requests beyond
@@ -166,6 +174,11 @@ async fn serve(
             tokio::time::sleep(d).await;
             None
         }
+        Some(Fault::PartialThrottle { every }) => {
+            let response = partial_put_records(&request, head_end, upstream, every.max(1)).await?;
+            conn.write_all(&response).await?;
+            return conn.shutdown().await;
+        }
         None => None,
     };
     if let Some(answer) = answer {
@@ -221,4 +234,81 @@ fn rewrite_connection_close(request: &[u8], head_end: usize) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&request[(head_end + 4).min(request.len())..]);
     bytes
+}
+
+/// A PutRecords call in which entries `i % every == 0` fail with throttling: forwards the other
+/// entries to the emulator and merges its results with the failures, in the original order.
+async fn partial_put_records(
+    request: &[u8],
+    head_end: usize,
+    upstream: &str,
+    every: usize,
+) -> std::io::Result<Vec<u8>> {
+    let invalid = |e: serde_json::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let body = &request[(head_end + 4).min(request.len())..];
+    let mut call: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    let entries = call["Records"].as_array().cloned().unwrap_or_default();
+    let failed = |i: usize| i.is_multiple_of(every);
+    let forwarded: Vec<serde_json::Value> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !failed(*i))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let mut written = std::collections::VecDeque::new();
+    if !forwarded.is_empty() {
+        call["Records"] = serde_json::Value::Array(forwarded);
+        let new_body = serde_json::to_vec(&call).map_err(invalid)?;
+        let head = String::from_utf8_lossy(&request[..head_end]);
+        let mut out = String::new();
+        for line in head.split("\r\n") {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("connection:") || lower.starts_with("content-length:") {
+                continue;
+            }
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            new_body.len()
+        ));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&new_body);
+        let mut up = TcpStream::connect(upstream).await?;
+        up.write_all(&bytes).await?;
+        let response = read_response(&mut up).await?;
+        let end = find(&response, b"\r\n\r\n").unwrap_or(response.len());
+        let status_ok = response.starts_with(b"HTTP/1.1 200");
+        if !status_ok {
+            // Pass the emulator's error through as it is.
+            return Ok(response);
+        }
+        let answer: serde_json::Value =
+            serde_json::from_slice(&response[(end + 4).min(response.len())..]).map_err(invalid)?;
+        written.extend(answer["Records"].as_array().cloned().unwrap_or_default());
+    }
+    let mut results = Vec::new();
+    let mut failures = 0;
+    for i in 0..entries.len() {
+        if failed(i) {
+            failures += 1;
+            results.push(serde_json::json!({
+                "ErrorCode": "ProvisionedThroughputExceededException",
+                "ErrorMessage": "Rate exceeded for shard (injected)"
+            }));
+        } else {
+            let r = written.pop_front().unwrap_or(serde_json::Value::Null);
+            if r.get("ErrorCode").is_some() {
+                failures += 1;
+            }
+            results.push(r);
+        }
+    }
+    let body = serde_json::json!({"FailedRecordCount": failures, "Records": results}).to_string();
+    Ok(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes())
 }

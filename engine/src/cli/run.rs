@@ -21,6 +21,11 @@ pub(crate) struct RunArgs {
     /// Seconds between progress log lines when not on a terminal.
     #[arg(long, default_value_t = 10)]
     progress_interval: u64,
+    /// Read, transform and check everything, but write nothing: the kinesis sink lists the
+    /// target's shards and prints its plan (records, bytes and time per shard, a sample) on
+    /// standard output. Pipelines with an archive sink refuse.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -102,7 +107,8 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         });
         tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
         let mut reporter = None;
-        let result = runtime::run(&pipeline, &run_id, stop, |live| {
+        let dry_run = args.dry_run;
+        let result = runtime::run_with(&pipeline, &run_id, dry_run, stop, |live| {
             reporter = Some(progress::Reporter::start(live, mode));
         })
         .await;
@@ -117,6 +123,14 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             }
         };
         eprint!("{}", progress::summary(&report));
+        if dry_run {
+            // The plan goes to standard output (payload samples never go to the log).
+            for s in &report.stages {
+                for l in &s.report {
+                    println!("{}: {l}", s.id);
+                }
+            }
+        }
         if let Some(e) = &report.error {
             eprintln!("error: {e}");
             EXIT_RUNTIME

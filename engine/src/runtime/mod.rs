@@ -46,6 +46,15 @@ pub struct Prepared {
 
 /// Builds every stage of a compiled pipeline. Errors name the stage.
 pub fn prepare(p: &Pipeline, run_id: &str) -> Result<DiGraph<Prepared, Edge>, String> {
+    prepare_with(p, run_id, false)
+}
+
+/// [`prepare`], for a dry run when `dry_run` (see [`BuildContext::dry_run`]).
+pub fn prepare_with(
+    p: &Pipeline,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<DiGraph<Prepared, Edge>, String> {
     let mut err = None;
     let graph = p.graph.map(
         |_, node| {
@@ -53,6 +62,7 @@ pub fn prepare(p: &Pipeline, run_id: &str) -> Result<DiGraph<Prepared, Edge>, St
                 pipeline: p.name.clone(),
                 run_id: run_id.to_owned(),
                 stage: node.id.clone(),
+                dry_run,
             };
             let stage = node.config.build(&ctx).unwrap_or_else(|e| {
                 err.get_or_insert(format!("{} `{}`: {e}", node.role.noun(), node.id));
@@ -351,6 +361,7 @@ async fn run_sink(
     mut inputs: Inputs,
     output: Output,
 ) -> anyhow::Result<Vec<String>> {
+    s.attach_metrics(output.metrics().clone());
     loop {
         match inputs.next().await? {
             Event::Batch(batch) => {
@@ -388,6 +399,17 @@ pub async fn run(
     stop: CancellationToken,
     on_start: impl FnOnce(LiveMetrics),
 ) -> Result<RunReport, String> {
-    let graph = prepare(p, run_id)?;
+    run_with(p, run_id, false, stop, on_start).await
+}
+
+/// [`run`], as a dry run when `dry_run`.
+pub async fn run_with(
+    p: &Pipeline,
+    run_id: &str,
+    dry_run: bool,
+    stop: CancellationToken,
+    on_start: impl FnOnce(LiveMetrics),
+) -> Result<RunReport, String> {
+    let graph = prepare_with(p, run_id, dry_run)?;
     Ok(execute(graph, stop, on_start).await)
 }

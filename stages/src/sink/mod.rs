@@ -3,3 +3,4 @@
 pub mod archive;
 pub mod ddl;
 pub mod file;
+pub mod kinesis;

@@ -1,0 +1,494 @@
+//! `kinesis` sink: replays records into a Kinesis data stream with PutRecords.
+//!
+//! ```toml
+//! [sinks.out]
+//! type = "kinesis"
+//! inputs = ["mark"]                  # an `annotate` transform with `replay = {…}`
+//! stream = "orders"
+//! replay_id = "{{ incident }}"
+//! mode = "overwrite"
+//! ```
+//!
+//! - [`batch`]: PutRecords batches within the API limits, at most one record per partition key
+//!   per call, so per-key order survives partial failures (failed entries are retried before the
+//!   next batch is built).
+//! - [`shards`]: the target shard of each record (MD5 of the key, or the explicit hash key,
+//!   within the open shards' hash key ranges from ListShards).
+//! - [`rate`]: token buckets per target shard for records and bytes, halved on throttling and
+//!   recovering additively (AIMD).
+//! - [`fence`]: the replay protocol's opening and closing fences on every open shard.
+//! - [`target`]: the AWS calls.
+//!
+//! With `--dry-run` the sink lists the shards and checks every record, but sends nothing; its
+//! report gives per target shard the records, bytes and the time they would take at the
+//! configured rate, and a sample of records.
+
+pub mod batch;
+pub mod config;
+pub mod fence;
+pub mod rate;
+pub mod shards;
+pub mod target;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::aws::sdk_config;
+use crate::record::{Batch, Record};
+use crate::replay::{Fence, Marker, parse_marker};
+use crate::stage::{Rejected, Sink, SinkReport, StageMetrics};
+use batch::{Entry, Limits, next_batch};
+use config::KeyExpr;
+pub use config::KinesisSinkConfig;
+use fence::Fences;
+use rate::ShardRate;
+use shards::{ShardMap, parse_hash_key};
+use target::{Outcome, Target};
+
+/// Attempts per entry before the run fails (throttled attempts wait for the shard's rate).
+const MAX_ATTEMPTS: u32 = 30;
+/// How far ahead the batcher looks for records of other keys.
+const SCAN: usize = 20_000;
+/// Records shown in a dry run's sample, and how much of each payload.
+const SAMPLE: usize = 3;
+const SAMPLE_CHARS: usize = 120;
+
+impl KinesisSinkConfig {
+    /// Builds the sink; `dry_run` sends nothing (see the module documentation).
+    pub fn build(&self, dry_run: bool) -> Result<Box<dyn Sink>, String> {
+        self.validate()?;
+        Ok(Box::new(KinesisSink {
+            config: self.clone(),
+            dry_run,
+            partition: KeyExpr::compile("partition_key", self.partition_key.as_deref())?,
+            explicit: KeyExpr::compile("explicit_hash_key", self.explicit_hash_key.as_deref())?,
+            state: None,
+            pending: VecDeque::new(),
+            metrics: None,
+            stats: Stats::default(),
+            plan: Plan::default(),
+        }))
+    }
+}
+
+struct Running {
+    target: Target,
+    map: ShardMap,
+    rates: Vec<ShardRate>,
+    fences: Option<Fences>,
+}
+
+#[derive(Default)]
+struct Stats {
+    sent: u64,
+    bytes: u64,
+    throttled: u64,
+    retried: u64,
+    calls: u64,
+    per_shard: BTreeMap<String, u64>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Plan {
+    /// Per shard index: records, bytes.
+    per_shard: BTreeMap<usize, (u64, u64)>,
+    samples: Vec<String>,
+}
+
+/// The running `kinesis` sink.
+pub struct KinesisSink {
+    config: KinesisSinkConfig,
+    dry_run: bool,
+    partition: Option<KeyExpr>,
+    explicit: Option<KeyExpr>,
+    state: Option<Running>,
+    pending: VecDeque<Entry>,
+    metrics: Option<Arc<StageMetrics>>,
+    stats: Stats,
+    plan: Plan,
+}
+
+impl KinesisSink {
+    fn limits(&self) -> Limits {
+        Limits {
+            records: self.config.max_batch_records,
+            bytes: self.config.max_batch_bytes.bytes() as usize,
+        }
+    }
+
+    /// Connects, lists the shards and (for a real replay with fences) writes the opening fences.
+    async fn start(&mut self) -> anyhow::Result<()> {
+        if self.state.is_some() {
+            return Ok(());
+        }
+        let shared = sdk_config(&self.config.aws).await;
+        let target = Target::new(
+            aws_sdk_kinesis::Client::new(&shared),
+            self.config.stream.clone(),
+        );
+        let mut fences = None;
+        let shards = match (&self.config.replay_id, self.config.mode) {
+            (Some(id), Some(mode)) if self.config.fences && !self.dry_run => {
+                let mut f = Fences::new(
+                    Fence::open(id.clone(), mode, chrono::Utc::now()),
+                    self.config.under.clone(),
+                );
+                let shards = f.write_open(&target).await?;
+                fences = Some(f);
+                shards
+            }
+            _ => target.open_shards().await?,
+        };
+        let map = ShardMap::new(shards)
+            .map_err(|e| anyhow::anyhow!("stream {}: {e}", self.config.stream))?;
+        let now = Instant::now();
+        let rates = map
+            .shards()
+            .iter()
+            .map(|_| {
+                ShardRate::new(
+                    f64::from(self.config.records_per_second_per_shard),
+                    self.config.bytes_per_second_per_shard.bytes() as f64,
+                    now,
+                )
+            })
+            .collect();
+        self.state = Some(Running {
+            target,
+            map,
+            rates,
+            fences,
+        });
+        Ok(())
+    }
+
+    /// Checks one record and turns it into an entry; the error is the dead-letter reason.
+    fn prepare(&self, r: &Record, map: &ShardMap) -> Result<Entry, String> {
+        if self.config.fences {
+            self.check_annotation(r)?;
+        }
+        let key = match &self.partition {
+            None => r.partition_key.clone(),
+            Some(e) => e
+                .eval(r)
+                .map_err(|e| format!("partition_key: {e}"))?
+                .ok_or("partition_key: the path selects nothing in this record")?,
+        };
+        let explicit = match &self.explicit {
+            None => None,
+            Some(e) => {
+                let text = e
+                    .eval(r)
+                    .map_err(|e| format!("explicit_hash_key: {e}"))?
+                    .ok_or("explicit_hash_key: the path selects nothing in this record")?;
+                Some(parse_hash_key(&text)?)
+            }
+        };
+        batch::check(r.data.len(), &key)?;
+        let shard = map.route(&key, explicit);
+        Ok(Entry {
+            record: r.clone(),
+            key,
+            explicit,
+            shard,
+        })
+    }
+
+    /// With fences, a record must carry this replay's annotation: one without it would look like
+    /// a live write after the fence to every consumer (docs/replay-protocol.md, Limits).
+    fn check_annotation(&self, r: &Record) -> Result<(), String> {
+        let under = &self.config.under;
+        let id = self.config.replay_id.as_deref().unwrap_or_default();
+        match parse_marker(&r.data, under) {
+            Ok(Marker::Replayed(m)) if m.replay.id != id => Err(format!(
+                "the record is annotated for replay {:?}, this sink writes replay {id:?}",
+                m.replay.id
+            )),
+            Ok(Marker::Replayed(m)) if Some(m.replay.mode) != self.config.mode => Err(format!(
+                "the record's replay mode is {:?}, this sink's `mode` is {:?}",
+                m.replay.mode,
+                self.config.mode.unwrap_or(m.replay.mode)
+            )),
+            Ok(Marker::Replayed(_)) => Ok(()),
+            Ok(Marker::Fence(_)) => {
+                Err("the record is a fence of a replay; fences are not replayed".into())
+            }
+            Ok(Marker::Live) if !is_json_object(&r.data) => Err(format!(
+                "the payload is not a JSON object, so it cannot carry `{under}.replay`; with fences = true every record must; binary records can be replayed only with fences = false"
+            )),
+            Ok(Marker::Live) => Err(format!(
+                "the record has no `{under}.replay` annotation; with fences = true every record must carry it (put an `annotate` transform with `replay = {{ id = \"{id}\", mode = … }}` before this sink)"
+            )),
+            Err(e) => Err(format!("malformed replay annotation: {e}")),
+        }
+    }
+
+    /// Sends one batch, retrying its failed entries (and only those) until every entry is
+    /// written; the next batch is built only afterwards.
+    async fn send_batch(&mut self) -> anyhow::Result<()> {
+        let limits = self.limits();
+        let mut batch = next_batch(&mut self.pending, limits, SCAN);
+        let state = self.state.as_mut().expect("started");
+        let mut attempt = 0u32;
+        while !batch.is_empty() {
+            attempt += 1;
+            // Wait for every shard in the batch to have the budget, then take it.
+            let mut demand: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+            for e in &batch {
+                let d = demand.entry(e.shard).or_default();
+                d.0 += 1;
+                d.1 += e.size();
+            }
+            let now = Instant::now();
+            let wait = demand
+                .iter()
+                .map(|(s, (n, b))| state.rates[*s].wait(*n, *b, now))
+                .max()
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let now = Instant::now();
+            for (s, (n, b)) in &demand {
+                state.rates[*s].take(*n, *b, now);
+            }
+            self.stats.first.get_or_insert(now);
+            self.stats.calls += 1;
+            let outcomes = state.target.put_records(&batch).await?;
+            let now = Instant::now();
+            let mut failed = Vec::new();
+            let mut throttled_shards = BTreeSet::new();
+            let mut first_error = None;
+            let mut throttled_n = 0usize;
+            for (e, o) in batch.into_iter().zip(outcomes) {
+                match o {
+                    Outcome::Written { shard_id } => {
+                        self.stats.sent += 1;
+                        self.stats.bytes += e.size() as u64;
+                        *self.stats.per_shard.entry(shard_id).or_default() += 1;
+                    }
+                    Outcome::Failed { code, throttled } => {
+                        if throttled {
+                            throttled_n += 1;
+                            throttled_shards.insert(e.shard);
+                        }
+                        first_error.get_or_insert_with(|| (code, e.record.clone()));
+                        failed.push(e);
+                    }
+                }
+            }
+            self.stats.last = Some(now);
+            for s in &throttled_shards {
+                state.rates[*s].throttled(now);
+            }
+            if let Some(m) = &self.metrics {
+                StageMetrics::add(&m.throttled, throttled_n);
+                StageMetrics::add(&m.retried, failed.len());
+            }
+            self.stats.throttled += throttled_n as u64;
+            self.stats.retried += failed.len() as u64;
+            if let Some((code, r)) = first_error {
+                if attempt >= MAX_ATTEMPTS {
+                    anyhow::bail!(
+                        "PutRecords on stream {}: {} record(s) still failing after {attempt} attempts; first: {} {} sequence {} (key {:?}): {code}",
+                        self.config.stream,
+                        failed.len(),
+                        r.stream,
+                        r.shard_id,
+                        r.sequence_number,
+                        r.partition_key
+                    );
+                }
+                tracing::debug!(failed = failed.len(), code = %code, attempt, "PutRecords: retrying failed entries");
+                // Back off exponentially (50 ms to 3.2 s); throttled entries also wait for their
+                // shard's now halved rate.
+                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+            }
+            batch = failed;
+        }
+        Ok(())
+    }
+
+    /// Sends everything pending.
+    async fn drain(&mut self) -> anyhow::Result<()> {
+        while !self.pending.is_empty() {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    fn plan_add(&mut self, e: &Entry) {
+        let p = self.plan.per_shard.entry(e.shard).or_default();
+        p.0 += 1;
+        p.1 += e.size() as u64;
+        if self.plan.samples.len() < SAMPLE {
+            let text = String::from_utf8_lossy(&e.record.data);
+            let mut shown: String = text.chars().take(SAMPLE_CHARS).collect();
+            if text.chars().count() > SAMPLE_CHARS {
+                shown.push('…');
+            }
+            let shard = self
+                .state
+                .as_ref()
+                .map(|s| s.map.shards()[e.shard].id.clone())
+                .unwrap_or_default();
+            self.plan.samples.push(format!(
+                "sample: {shard} key {:?} ({} bytes): {}",
+                e.key,
+                e.record.data.len(),
+                shown.escape_debug()
+            ));
+        }
+    }
+
+    fn dry_run_report(&self) -> SinkReport {
+        let state = self.state.as_ref().expect("started");
+        let rps = f64::from(self.config.records_per_second_per_shard);
+        let bps = self.config.bytes_per_second_per_shard.bytes() as f64;
+        let mut out = vec![format!(
+            "dry run: nothing sent to stream {} ({} open shards, {} records/s and {}/s per shard)",
+            self.config.stream,
+            state.map.shards().len(),
+            self.config.records_per_second_per_shard,
+            self.config.bytes_per_second_per_shard
+        )];
+        let (mut records, mut bytes, mut longest) = (0u64, 0u64, 0f64);
+        for (i, s) in state.map.shards().iter().enumerate() {
+            let (n, b) = self.plan.per_shard.get(&i).copied().unwrap_or_default();
+            let secs = (n as f64 / rps).max(b as f64 / bps);
+            longest = longest.max(secs);
+            records += n;
+            bytes += b;
+            out.push(format!(
+                "shard {}: {n} records, {b} bytes, ~{secs:.1}s",
+                s.id
+            ));
+        }
+        out.push(format!(
+            "total: {records} records, {bytes} bytes, ~{longest:.1}s at the configured rate{}",
+            if self.config.fences {
+                format!(
+                    " (plus an opening and a closing fence on each of {} shards)",
+                    state.map.shards().len()
+                )
+            } else {
+                String::new()
+            }
+        ));
+        out.extend(self.plan.samples.iter().cloned());
+        out
+    }
+
+    fn report(&self, closed: Option<Vec<(String, u64)>>) -> SinkReport {
+        let s = &self.stats;
+        let secs = match (s.first, s.last) {
+            (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let shards = self
+            .state
+            .as_ref()
+            .map(|r| r.map.shards().len())
+            .unwrap_or(0);
+        let mut out = vec![format!(
+            "sent {} records ({} bytes) to stream {} in {secs:.2}s ({:.0} records/s; limit {} records/s on each of {shards} shards); {} PutRecords calls, {} throttled, {} retried",
+            s.sent,
+            s.bytes,
+            self.config.stream,
+            if secs > 0.0 {
+                s.sent as f64 / secs
+            } else {
+                0.0
+            },
+            self.config.records_per_second_per_shard,
+            s.calls,
+            s.throttled,
+            s.retried
+        )];
+        if let (Some(f), Some(closed)) =
+            (self.state.as_ref().and_then(|r| r.fences.as_ref()), closed)
+        {
+            out.push(format!(
+                "replay {} ({:?}): opening fences on {} shards, closing fences on {}",
+                f.open.replay_id,
+                f.open.mode,
+                f.high_water.len(),
+                closed.len()
+            ));
+            for (shard, n) in closed {
+                let h = f.high_water.get(&shard).map(String::as_str).unwrap_or("-");
+                out.push(format!("shard {shard}: {n} records, fence H = {h}"));
+            }
+        }
+        out
+    }
+}
+
+fn is_json_object(data: &[u8]) -> bool {
+    data.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+}
+
+#[async_trait]
+impl Sink for KinesisSink {
+    fn attach_metrics(&mut self, metrics: Arc<StageMetrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    async fn write(
+        &mut self,
+        batch: Arc<Batch>,
+        rejected: &mut Vec<Rejected>,
+    ) -> anyhow::Result<()> {
+        self.start().await?;
+        let map = self.state.as_ref().expect("started").map.clone();
+        for r in batch.iter() {
+            match self.prepare(r, &map) {
+                Ok(e) if self.dry_run => self.plan_add(&e),
+                Ok(e) => self.pending.push_back(e),
+                Err(reason) => rejected.push(Rejected {
+                    record: r.clone(),
+                    reason,
+                }),
+            }
+        }
+        // Keep a window of records so batches can fill with distinct keys.
+        let window = 4 * self.config.max_batch_records;
+        while self.pending.len() >= window {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    async fn barrier(&mut self, _id: u64) -> anyhow::Result<()> {
+        if self.state.is_some() {
+            self.drain().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> anyhow::Result<SinkReport> {
+        self.start().await?;
+        if self.dry_run {
+            return Ok(self.dry_run_report());
+        }
+        self.drain().await?;
+        let state = self.state.as_ref().expect("started");
+        let closed = match &state.fences {
+            Some(f) => Some(
+                f.write_close(&state.target, self.stats.sent, &self.stats.per_shard)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(self.report(closed))
+    }
+}

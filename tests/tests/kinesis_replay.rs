@@ -1,0 +1,489 @@
+//! Replay into Kinesis through the real binary, against kinesis-local: archive envelopes →
+//! `annotate` (replay) → `kinesis` sink into a fresh 3-shard stream, read back with GetRecords.
+//! Every record arrives exactly once with its bytes and key, in per-key order, between an
+//! opening and a closing fence on every shard; throttling and partial failures injected by the
+//! fault proxy are survived; oversize records are dead-lettered; `--dry-run` sends nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use flux_stages::replay::{DEFAULT_KEY, FencePhase, Marker, parse_marker};
+use flux_tests::emulators::{self, Emulators, unique};
+use flux_tests::fault_proxy::{Fault, FaultProxy};
+use flux_tests::{flux_engine, text};
+
+/// One archived record: (source shard, sequence number, key, payload).
+#[derive(Debug, Clone)]
+struct Archived {
+    shard: String,
+    seq: u64,
+    key: String,
+    data: String,
+}
+
+/// A record read back: (shard, sequence number as padded text, key, bytes).
+#[derive(Debug, Clone)]
+struct ReadBack {
+    seq: String,
+    key: String,
+    data: Vec<u8>,
+}
+
+struct Setup {
+    emu: Emulators,
+    kinesis: aws_sdk_kinesis::Client,
+    stream: String,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(shards: i32) -> Setup {
+    let emu = emulators::get();
+    let kinesis = emu.kinesis().await;
+    let stream = unique("replay");
+    // The emulator is shared and limits the shards of all streams: wait for room.
+    for attempt in 0.. {
+        match kinesis
+            .create_stream()
+            .stream_name(&stream)
+            .shard_count(shards)
+            .send()
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < 60 && format!("{e:?}").contains("LimitExceeded") => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("CreateStream: {e:?}"),
+        }
+    }
+    for _ in 0..200 {
+        let s = kinesis
+            .describe_stream_summary()
+            .stream_name(&stream)
+            .send()
+            .await
+            .unwrap();
+        if s.stream_description_summary()
+            .is_some_and(|d| d.stream_status().as_str() == "ACTIVE")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Setup {
+        emu,
+        kinesis,
+        stream,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// `n` records over `keys` keys from two source shards, in archive order.
+fn archive(n: usize, keys: usize) -> Vec<Archived> {
+    (0..n)
+        .map(|i| Archived {
+            shard: format!("shardId-00000000000{}", i % 2),
+            seq: 1000 + i as u64,
+            key: format!("c-{}", i % keys),
+            data: format!(r#"{{"order_id":"o-{}","n":{i}}}"#, i % keys),
+        })
+        .collect()
+}
+
+fn envelope(a: &Archived) -> String {
+    format!(
+        r#"{{"stream":"orders","shard_id":"{}","sequence_number":"{}","partition_key":"{}","arrival_ts":"2026-11-25T10:00:{:02}.{:03}Z","data":{}}}"#,
+        a.shard,
+        a.seq,
+        a.key,
+        (a.seq / 1000) % 60,
+        a.seq % 1000,
+        a.data
+    )
+}
+
+impl Setup {
+    /// Deletes the stream (the shared emulator limits the shards of all streams).
+    async fn cleanup(self) {
+        let _ = self
+            .kinesis
+            .delete_stream()
+            .stream_name(&self.stream)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await;
+    }
+
+    /// Writes the envelopes (plus `extra` lines) and the pipeline; returns the pipeline path.
+    fn pipeline(&self, records: &[Archived], extra: &[String], sink_keys: &str) -> String {
+        let input = self.dir.path().join("archive.jsonl");
+        let mut lines: Vec<String> = records.iter().map(envelope).collect();
+        lines.extend(extra.iter().cloned());
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let p = self.dir.path().join("replay.toml");
+        std::fs::write(
+            &p,
+            format!(
+                r#"
+[sources.archive]
+type = "file"
+path = "{input}"
+format = "envelope"
+batch_records = 97
+
+[transforms.mark]
+type = "annotate"
+inputs = ["archive"]
+replay = {{ id = "INC-7", mode = "overwrite" }}
+
+[sinks.out]
+type = "kinesis"
+inputs = ["mark"]
+stream = "{stream}"
+replay_id = "INC-7"
+mode = "overwrite"
+{sink_keys}
+
+[sinks.dlq]
+type = "file"
+inputs = ["out.dead_letter"]
+path = "dlq.jsonl"
+"#,
+                input = input.display(),
+                stream = self.stream,
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    /// Runs the pipeline (through `endpoint` when given); returns (exit code, stdout, stderr).
+    async fn run(
+        &self,
+        pipeline: &str,
+        args: &[&str],
+        endpoint: Option<&str>,
+    ) -> (i32, String, String) {
+        let mut all = vec!["run", pipeline, "--progress", "off"];
+        all.extend_from_slice(args);
+        let mut cmd = flux_engine(&all);
+        self.emu.apply(&mut cmd);
+        if let Some(e) = endpoint {
+            cmd.env("AWS_ENDPOINT_URL_KINESIS", e);
+        }
+        cmd.current_dir(self.dir.path());
+        // A proxy runs on this runtime's workers while the engine runs.
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let (o, e) = text(&out);
+        (out.status.code().unwrap_or(-1), o, e)
+    }
+
+    /// Every record of every shard, in shard order.
+    async fn read_back(&self) -> BTreeMap<String, Vec<ReadBack>> {
+        let shards = self
+            .kinesis
+            .list_shards()
+            .stream_name(&self.stream)
+            .send()
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for s in shards.shards() {
+            let mut it = self
+                .kinesis
+                .get_shard_iterator()
+                .stream_name(&self.stream)
+                .shard_id(s.shard_id())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator()
+                .map(str::to_owned);
+            let mut records = Vec::new();
+            let mut empty = 0;
+            while let Some(i) = it {
+                let page = self
+                    .kinesis
+                    .get_records()
+                    .shard_iterator(i)
+                    .send()
+                    .await
+                    .unwrap();
+                for r in page.records() {
+                    records.push(ReadBack {
+                        seq: format!("{:0>60}", r.sequence_number()),
+                        key: r.partition_key().unwrap_or_default().to_owned(),
+                        data: r.data().as_ref().to_vec(),
+                    });
+                }
+                if page.records().is_empty() {
+                    empty += 1;
+                    if empty >= 2 {
+                        break;
+                    }
+                }
+                it = page.next_shard_iterator().map(str::to_owned);
+            }
+            // Sequence numbers increase along a shard.
+            assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
+            out.insert(s.shard_id().to_owned(), records);
+        }
+        out
+    }
+}
+
+/// Checks a finished replay against the archive: fences first and last on every shard with
+/// correct counts, every record once with its key and bytes (plus the annotation), per-key order
+/// equal to the archive order.
+fn check_replay(shards: &BTreeMap<String, Vec<ReadBack>>, archived: &[Archived]) {
+    assert_eq!(shards.len(), 3);
+    let by_origin: BTreeMap<(String, u64), &Archived> = archived
+        .iter()
+        .map(|a| ((a.shard.clone(), a.seq), a))
+        .collect();
+    let mut seen = BTreeSet::new();
+    // Per key: the archive sequence numbers in the order they arrived in the target.
+    let mut order: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut total = 0u64;
+    for (shard, records) in shards {
+        assert!(records.len() >= 2, "{shard} has both fences");
+        let marker = |r: &ReadBack| parse_marker(&r.data, DEFAULT_KEY).unwrap();
+        let Marker::Fence(open) = marker(&records[0]) else {
+            panic!("{shard}: the first record is not the opening fence");
+        };
+        assert_eq!(
+            (open.phase, open.replay_id.as_str()),
+            (FencePhase::Open, "INC-7")
+        );
+        let Marker::Fence(close) = marker(records.last().unwrap()) else {
+            panic!("{shard}: the last record is not the closing fence");
+        };
+        assert_eq!(close.phase, FencePhase::Close);
+        let middle = &records[1..records.len() - 1];
+        let counts = close.counts.unwrap();
+        assert_eq!(counts.records, archived.len() as u64);
+        assert_eq!(counts.shard_records, middle.len() as u64, "{shard}");
+        for r in middle {
+            assert!(
+                r.data.len() + r.key.len() <= 1024 * 1024,
+                "within the API limit"
+            );
+            let Marker::Replayed(m) = marker(r) else {
+                panic!("{shard}: a record without the replay annotation");
+            };
+            assert_eq!(m.replay.id, "INC-7");
+            let origin_seq: u64 = m.origin.sequence_number.as_str().parse().unwrap();
+            let a = by_origin[&(m.origin.shard_id.to_string(), origin_seq)];
+            assert!(
+                seen.insert((a.shard.clone(), a.seq)),
+                "{a:?} replayed twice"
+            );
+            assert_eq!(r.key, a.key, "original partition key");
+            // The payload is the archived bytes with the annotation appended before the brace.
+            let text = std::str::from_utf8(&r.data).unwrap();
+            let prefix = &a.data[..a.data.len() - 1];
+            assert!(
+                text.starts_with(prefix) && text[prefix.len()..].starts_with(",\"_flux\":"),
+                "{text}"
+            );
+            order.entry(a.key.clone()).or_default().push(a.seq);
+            total += 1;
+        }
+    }
+    assert_eq!(total, archived.len() as u64, "every record exactly once");
+    for (key, seqs) in order {
+        let expected: Vec<u64> = archived
+            .iter()
+            .filter(|a| a.key == key)
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(seqs, expected, "per-key order of {key}");
+    }
+}
+
+/// The report line `sent N records (…) in S s (R records/s; …)`.
+fn sent_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("out: sent "))
+        .unwrap_or_else(|| panic!("no report line in {stderr}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_arrives_exactly_once_in_key_order_between_fences_at_the_configured_rate() {
+    let s = setup(3).await;
+    let archived = archive(600, 40);
+    let rps = 50;
+    let p = s.pipeline(
+        &archived,
+        &[],
+        &format!("records_per_second_per_shard = {rps}"),
+    );
+    // Build the binary first so the timing is the run's.
+    flux_tests::flux_engine_bin();
+    let started = Instant::now();
+    let (code, _, err) = s.run(&p, &[], None).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{err}");
+    let shards = s.read_back().await;
+    check_replay(&shards, &archived);
+    // The busiest shard bounds the time: one second of burst, then `rps` per second.
+    let busiest = shards.values().map(|r| r.len() - 2).max().unwrap() as f64;
+    let floor = (busiest - f64::from(rps)) / f64::from(rps);
+    let line = sent_line(&err);
+    eprintln!(
+        "{line} (run took {elapsed:.2}s; busiest shard {busiest} records, floor {floor:.2}s)"
+    );
+    assert!(
+        elapsed >= floor * 0.95,
+        "{line}: faster than {rps} records/s per shard"
+    );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_partial_failures_keep_every_record_and_the_key_order() {
+    let s = setup(3).await;
+    let archived = archive(400, 25);
+    let p = s.pipeline(&archived, &[], "");
+    let proxy = FaultProxy::start(&s.emu.kinesis).await;
+    use Fault::*;
+    proxy.plan(
+        "PutRecords",
+        vec![
+            Some(PartialThrottle { every: 3 }),
+            Some(PartialThrottle { every: 2 }),
+            Some(Throttle),
+            None,
+            Some(PartialThrottle { every: 1 }),
+            Some(PartialThrottle { every: 4 }),
+            Some(ServerError),
+            Some(PartialThrottle { every: 2 }),
+            None,
+            Some(PartialThrottle { every: 5 }),
+        ],
+    );
+    let (code, _, err) = s.run(&p, &[], Some(&proxy.url)).await;
+    assert_eq!(code, 0, "{err}");
+    check_replay(&s.read_back().await, &archived);
+    assert_eq!(proxy.injected("PutRecords"), 8);
+    let line = sent_line(&err);
+    assert!(!line.contains(" 0 throttled"), "{line}");
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_record_is_dead_lettered_and_not_sent() {
+    let s = setup(3).await;
+    let archived = archive(30, 5);
+    let big = Archived {
+        shard: "shardId-000000000000".into(),
+        seq: 5000,
+        key: "big".into(),
+        data: format!(
+            r#"{{"order_id":"big","pad":"{}"}}"#,
+            "x".repeat(1024 * 1024)
+        ),
+    };
+    let p = s.pipeline(&archived, &[envelope(&big)], "");
+    let (code, _, err) = s.run(&p, &[], None).await;
+    assert_eq!(code, 0, "{err}");
+    let dlq = std::fs::read_to_string(s.dir.path().join("dlq.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = dlq
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{dlq:.300}");
+    assert_eq!(lines[0]["partition_key"], "big");
+    let reason = lines[0]["annotations"]["error"]["reason"].as_str().unwrap();
+    assert!(reason.contains("record too large for Kinesis"), "{reason}");
+    check_replay(&s.read_back().await, &archived);
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unannotated_records_are_refused_when_fences_are_on() {
+    let s = setup(3).await;
+    let input = s.dir.path().join("plain.jsonl");
+    std::fs::write(
+        &input,
+        archive(5, 2)
+            .iter()
+            .map(envelope)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let p = s.dir.path().join("plain.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[sources.a]\ntype = \"file\"\npath = \"{}\"\nformat = \"envelope\"\n\n[sinks.out]\ntype = \"kinesis\"\ninputs = [\"a\"]\nstream = \"{}\"\nreplay_id = \"INC-7\"\nmode = \"fill\"\n",
+            input.display(),
+            s.stream
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = s.run(p.to_str().unwrap(), &[], None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no `_flux.replay` annotation"), "{err}");
+    // Only the opening fences were written: no replayed record.
+    for records in s.read_back().await.values() {
+        assert!(
+            records
+                .iter()
+                .all(|r| matches!(parse_marker(&r.data, DEFAULT_KEY), Ok(Marker::Fence(_))))
+        );
+    }
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_sends_nothing_and_prints_its_plan() {
+    let s = setup(3).await;
+    let archived = archive(90, 9);
+    let p = s.pipeline(&archived, &[], "");
+    let (code, out, err) = s.run(&p, &["--dry-run"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "out: dry run: nothing sent to stream {}",
+            s.stream
+        )),
+        "{out}"
+    );
+    let mut per_shard = 0;
+    for l in out.lines().filter(|l| l.starts_with("out: shard shardId-")) {
+        let n: u64 = l
+            .split(": ")
+            .nth(2)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        per_shard += n;
+    }
+    assert_eq!(per_shard, 90, "{out}");
+    assert!(out.contains("out: total: 90 records"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("out: sample: "))
+            .count(),
+        3,
+        "{out}"
+    );
+    let shards = s.read_back().await;
+    assert_eq!(shards.len(), 3);
+    assert!(
+        shards.values().all(Vec::is_empty),
+        "the dry run wrote to the stream"
+    );
+    s.cleanup().await;
+}
