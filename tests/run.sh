@@ -45,7 +45,7 @@ cargo run -q --locked -p flux-engine -- schema | diff -u schemas/pipeline.schema
 step "tests"
 log="$FLUX_CACHE/last-test-run.log"
 set +e
-cargo test --workspace --locked -- "${test_args[@]}" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast -- "${test_args[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).

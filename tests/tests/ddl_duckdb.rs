@@ -334,9 +334,52 @@ fn duckdb_views_over_a_generated_archive_return_the_expected_rows() {
         })
         .collect();
     assert_eq!(got, reference);
-    // TODO(compact stage, #4): once `type = "compact"` exists, also run
-    // archive → compact(key = "$.data.order_id") → file sink here and assert that its output
-    // positions equal `got` (the SQL and the stage must agree).
+    // The `compact` stage over the same archive keeps the same records: the SQL and the stage
+    // agree (records without an order_id go to its dead-letter port, as the query skips them).
+    w.run(
+        "compact.toml",
+        r#"
+[sources.archive]
+type = "archive"
+url = "file://./archive"
+stream = "orders"
+
+[transforms.latest]
+type = "compact"
+inputs = ["archive"]
+key = "$.data.order_id"
+on_missing_key = "dead_letter"
+
+[sinks.out]
+type = "file"
+inputs = ["latest"]
+path = "compacted.jsonl"
+format = "envelope"
+
+[sinks.keyless]
+type = "file"
+inputs = ["latest.dead_letter"]
+path = "keyless.jsonl"
+format = "envelope"
+"#,
+    );
+    let staged: BTreeSet<(String, String, String)> =
+        std::fs::read_to_string(w.path().join("compacted.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    e["data"]["order_id"].as_str().unwrap().to_owned(),
+                    e["shard_id"].as_str().unwrap().to_owned(),
+                    e["sequence_number"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        staged, got,
+        "the compact stage and the SQL compaction agree"
+    );
 }
 
 /// Every (shard, sequence) in the unified view, asserting none appears twice.

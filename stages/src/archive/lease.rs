@@ -207,11 +207,13 @@ mod tests {
             "{err}"
         );
         a.release().await.unwrap();
-        let b = Lease::acquire(&store, "orders", "run-b", "p", Duration::from_millis(30))
+        // A TTL long enough that a loaded machine's scheduling delays (CI shares 2 cores) cannot
+        // make a renewal (every third of it) late by a whole TTL.
+        let b = Lease::acquire(&store, "orders", "run-b", "p", Duration::from_millis(1500))
             .await
             .unwrap();
-        // b renews in the background: it stays the holder.
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // b renews in the background: it stays the holder past its first TTL.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
         assert!(b.check().is_ok());
         assert!(
             Lease::acquire(&store, "orders", "run-c", "p", Duration::from_secs(60))
@@ -223,7 +225,7 @@ mod tests {
             .put(&lease_key("orders"), Bytes::from_static(b"{}"))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         assert!(b.check().is_err());
     }
 }
