@@ -40,17 +40,17 @@ struct Dataset {
     lines: Vec<Line>,
 }
 
-fn shared() -> PathBuf {
-    std::env::var_os("FLUX_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"))
+/// The archive generator: a copy of ../shared/bench/gen_archive.py kept in the repository, so
+/// the tests do not depend on a folder beside the clone (CI runs on a bare clone).
+fn generator() -> PathBuf {
+    repo_root().join("tests/fixtures/gen_archive.py")
 }
 
 /// Generates an archive with gen_archive.py and reads every line back.
 fn generate(seed: u64, records: usize, keys: usize) -> Dataset {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("python3")
-        .arg(shared().join("bench/gen_archive.py"))
+        .arg(generator())
         .args(["--records", &records.to_string(), "--shards", "4"])
         .args(["--keys", &keys.to_string(), "--seed", &seed.to_string()])
         .args(["--hours", "2", "--max-per-file", "700", "--out"])
