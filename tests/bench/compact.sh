@@ -40,16 +40,20 @@ pipeline() { # $1 = memory_limit line
 type = "archive"
 url = "$data/archive"
 stream = "orders"
-# compact re-sorts by version, so its input needs no cross-shard order: read shard by shard
-# (2 at a time) instead of merging every shard by arrival time (the default), which keeps every
-# shard open at once.
+# compact re-sorts by version, so its input needs no cross-shard order: read one shard at a time
+# in small batches (the default merges every shard by arrival time, keeping each shard's reader
+# and batches in memory), so the source's buffers stay small next to the compaction state.
 order = "shard"
+concurrency = 1
+prefetch = 1
+batch_records = 256
 
 [transforms.latest]
 type = "compact"
 inputs = ["archive"]
 key = "\$.data.customer_id"
 spill_dir = "$work"
+buffer_bytes = "2MiB"        # the channel into compact (default 16MiB)
 $1
 
 [sinks.out]
