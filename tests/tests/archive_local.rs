@@ -956,3 +956,43 @@ format = "envelope"
         ]
     );
 }
+
+#[test]
+fn max_age_rolls_objects_that_stay_open_too_long() {
+    let a = Archive::new();
+    let quickstart =
+        std::fs::read_to_string(repo_root().join("pipelines/quickstart.toml")).unwrap();
+    // The quickstart pipeline with objects that may stay open for no time at all: every batch
+    // that reaches the sink closes the objects open before it.
+    let aged = quickstart.replacen(
+        "max_records = 1000\n",
+        "max_records = 1000\nmax_age = \"1ns\"\n",
+        1,
+    );
+    assert_ne!(aged, quickstart);
+    let p = a.write_pipeline("aged.toml", &aged);
+    let out = flux_engine(&[
+        "run",
+        p.to_str().unwrap(),
+        "--var",
+        &format!("archive={}", a.url()),
+        "--var",
+        &format!("input={}", sample().display()),
+        "--progress",
+        "off",
+    ])
+    .current_dir(a.dir.path())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let aged_objects = a.objects().len();
+    assert_eq!(a.envelopes().len(), 2995, "every record once");
+
+    let b = archived_sample();
+    assert!(
+        aged_objects > b.objects().len(),
+        "max_age rolled more objects: {aged_objects} vs {}",
+        b.objects().len()
+    );
+    assert_eq!(archived_payloads(&a), archived_payloads(&b));
+}

@@ -329,7 +329,17 @@ impl ArchiveSink {
     }
 
     async fn flush_all(&mut self) -> anyhow::Result<()> {
-        let mut keys: Vec<_> = self.writers.keys().cloned().collect();
+        self.flush_where(|_| true).await
+    }
+
+    /// Stores the open objects `pick` selects, in (stream, shard) order.
+    async fn flush_where(&mut self, pick: impl Fn(&ObjectWriter) -> bool) -> anyhow::Result<()> {
+        let mut keys: Vec<_> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| pick(w))
+            .map(|(k, _)| k.clone())
+            .collect();
         keys.sort();
         for k in keys {
             if let Some(w) = self.writers.remove(&k) {
@@ -440,17 +450,8 @@ impl Sink for ArchiveSink {
         }
         // A batch never ends inside a KPL aggregate, so objects may roll here.
         if let Some(max_age) = self.config.max_age {
-            let mut old: Vec<_> = self
-                .writers
-                .iter()
-                .filter(|(_, w)| w.opened.elapsed() >= max_age.0)
-                .map(|(k, _)| k.clone())
-                .collect();
-            old.sort();
-            for k in old {
-                let w = self.writers.remove(&k).expect("listed");
-                self.flush(w).await?;
-            }
+            self.flush_where(|w| w.opened.elapsed() >= max_age.0)
+                .await?;
         }
         Ok(())
     }

@@ -241,7 +241,7 @@ impl Window {
 
     /// Whether a window ending at `end` has closed at the current watermark.
     fn closed(&self, end: i64) -> bool {
-        self.watermark != i64::MIN && end.saturating_add(self.lateness) <= self.watermark
+        closed_at(self.watermark, self.lateness, end)
     }
 
     fn late(&self, r: &Record, emit: &mut Emit) {
@@ -308,11 +308,7 @@ impl Window {
                     .into_iter()
                     .partition(|s| t >= s.start - gap && t < s.last + gap);
                 *open = rest;
-                let watermark = self.watermark;
-                let lateness = self.lateness;
-                let closed =
-                    |end: i64| watermark != i64::MIN && end.saturating_add(lateness) <= watermark;
-                if touching.is_empty() && closed(t + gap) {
+                if touching.is_empty() && self.closed(t + gap) {
                     self.late(r, emit);
                     return;
                 }
@@ -347,11 +343,9 @@ impl Window {
             let watermark = self.watermark;
             let lateness = self.lateness;
             for sessions in self.sessions.values_mut() {
-                let (done, open): (Vec<Session>, Vec<Session>) =
-                    std::mem::take(sessions).into_iter().partition(|s| {
-                        all || (watermark != i64::MIN
-                            && (s.last + gap).saturating_add(lateness) <= watermark)
-                    });
+                let (done, open): (Vec<Session>, Vec<Session>) = std::mem::take(sessions)
+                    .into_iter()
+                    .partition(|s| all || closed_at(watermark, lateness, s.last + gap));
                 *sessions = open;
                 ready.extend(
                     done.into_iter()
@@ -390,6 +384,12 @@ impl Transform for Window {
         self.close(true, emit);
         Ok(Drain::Done)
     }
+}
+
+/// Whether a window ending at `end` has closed once the watermark is `watermark` (`i64::MIN`
+/// before any record), given `lateness`.
+fn closed_at(watermark: i64, lateness: i64, end: i64) -> bool {
+    watermark != i64::MIN && end.saturating_add(lateness) <= watermark
 }
 
 /// The window bounds a record was annotated with, if any.
