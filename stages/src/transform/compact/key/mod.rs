@@ -21,6 +21,8 @@ use serde_json::value::RawValue;
 use crate::expr::ValuePath;
 use crate::record::Record;
 
+mod scan;
+
 /// A compiled key path.
 #[derive(Debug, Clone)]
 pub struct KeyPath {
@@ -96,16 +98,25 @@ fn is_simple_name(n: &str) -> bool {
 }
 
 /// Walks `names` in the JSON payload without building it; the leaf becomes the key.
+///
+/// A structural scan ([`scan`]) finds the leaf first; where it meets anything it does not
+/// expect (not an object, escaped member names, a truncated or trailing text), serde decides
+/// instead. The scan skips values without validating them: the archive source has validated
+/// every payload it embeds already, so checking each one again would double the work.
 fn data_key<'r>(payload: &'r [u8], names: &[String]) -> Option<Cow<'r, [u8]>> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let leaf = PathSeed { names }.deserialize(&mut de).ok()??;
-    de.end().ok()?;
-    leaf_key(leaf)
+    match scan::select(payload, names) {
+        Ok(leaf) => leaf_key(std::str::from_utf8(leaf?).ok()?),
+        Err(scan::Unsure) => {
+            let mut de = serde_json::Deserializer::from_slice(payload);
+            let leaf = PathSeed { names }.deserialize(&mut de).ok()??;
+            de.end().ok()?;
+            leaf_key(leaf.get())
+        }
+    }
 }
 
-/// The key text of a selected value, as [`ValuePath::select_key`] makes it.
-fn leaf_key(leaf: &RawValue) -> Option<Cow<'_, [u8]>> {
-    let text = leaf.get();
+/// The key text of a selected value (its JSON text), as [`ValuePath::select_key`] makes it.
+fn leaf_key(text: &str) -> Option<Cow<'_, [u8]>> {
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
         && !inner.contains('\\')
     {
@@ -278,8 +289,56 @@ mod tests {
         );
         assert_eq!(key("partition_key", "{}").as_deref(), Some("pk-1"));
         assert_eq!(
+            key("$.data.a.b", r#"{"a":{"b":"x"},"a":{"c":1}}"#),
+            None,
+            "the last duplicate decides"
+        );
+        assert_eq!(
             key("$.shard_id", "{}").as_deref(),
             Some("shardId-000000000000")
         );
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e6f64..1e6).prop_map(serde_json::Value::from),
+            "[a-c\\\"{}\\[\\]:, é\\\\]{0,6}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[abc]", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The structural scan selects what the general JSONPath selects, in compact and
+        /// pretty-printed payloads.
+        #[test]
+        fn scan_agrees_with_the_general_path(v in json_value(), pretty: bool, depth in 1usize..3) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&v).unwrap()
+            } else {
+                serde_json::to_string(&v).unwrap()
+            };
+            let path = ["$.data", ".a", ".b"][..=depth].concat();
+            let general = KeyPath {
+                source: String::new(),
+                kind: Kind::General(ValuePath::compile(&path).unwrap()),
+            };
+            let slow = general
+                .extract(&rec(&text))
+                .map(|k| String::from_utf8(k.into_owned()).unwrap());
+            proptest::prop_assert_eq!(key(&path, &text), slow, "payload {}", text);
+            // The scan itself decided (serde's answer is only the fallback).
+            let names: Vec<String> = ["a", "b"][..depth].iter().map(|s| (*s).to_owned()).collect();
+            proptest::prop_assert!(scan::select(text.as_bytes(), &names).is_ok(), "unsure on {}", text);
+        }
     }
 }
