@@ -40,11 +40,11 @@ pipeline() { # $1 = memory_limit line
 type = "archive"
 url = "$data/archive"
 stream = "orders"
-# compact re-sorts by version, so its input needs no cross-shard order: read one shard at a time
-# in small batches (the default merges every shard by arrival time, keeping each shard's reader
-# and batches in memory), so the source's buffers stay small next to the compaction state.
-order = "shard"
-concurrency = 1
+# compact re-sorts by version, so its input needs no cross-shard order: two shards are read at
+# once (one per core) and their batches interleaved, in small batches so the source's buffers
+# stay small next to the compaction state.
+order = "interleaved"
+concurrency = 2
 prefetch = 1
 batch_records = 256
 

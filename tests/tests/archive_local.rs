@@ -808,6 +808,45 @@ fn records_come_in_arrival_order_or_shard_by_shard() {
 }
 
 #[test]
+fn interleaved_order_keeps_each_shard_in_sequence() {
+    let a = archived_sample();
+    let mut all: Vec<(String, u128)> = a
+        .envelopes()
+        .iter()
+        .map(|e| (e["shard_id"].as_str().unwrap().to_owned(), seq_of(e)))
+        .collect();
+    all.sort();
+    for concurrency in [1, 2, 4] {
+        let envs = read_envelopes(
+            &a,
+            &format!(
+                "order = \"interleaved\"\nconcurrency = {concurrency}\nprefetch = 1\nbatch_records = 5"
+            ),
+        );
+        let mut got: Vec<(String, u128)> = envs
+            .iter()
+            .map(|e| (e["shard_id"].as_str().unwrap().to_owned(), seq_of(e)))
+            .collect();
+        got.sort();
+        assert_eq!(got, all, "every record once (concurrency {concurrency})");
+        assert_shard_order(&envs);
+        if concurrency == 1 {
+            // One reader at a time: each shard whole, one after another (in no set order).
+            let switches = envs
+                .windows(2)
+                .filter(|w| w[0]["shard_id"] != w[1]["shard_id"])
+                .count();
+            assert_eq!(switches, 3, "one shard at a time");
+        }
+    }
+    // `limit` counts the records sent, in whatever order they came.
+    assert_eq!(
+        read_envelopes(&a, "order = \"interleaved\"\nlimit = 10\nbatch_records = 3").len(),
+        10
+    );
+}
+
+#[test]
 fn limit_and_sequence_bounds_are_exact() {
     let a = archived_sample();
     let everything = read_envelopes(&a, "");

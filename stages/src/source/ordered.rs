@@ -2,7 +2,8 @@
 //!
 //! Each shard's records come from its own reader, in sequence order, through a bounded channel
 //! (the prefetch). [`Emitter`] sends them on, counting and stopping at `limit`; [`by_shard`] sends
-//! one shard after another; [`by_arrival`] merges all shards by arrival time (k-way merge on
+//! one shard after another; [`interleaved`] sends every shard's batches as they are ready;
+//! [`by_arrival`] merges all shards by arrival time (k-way merge on
 //! `(arrival_ts, shard)`), which never reorders the records of one shard: the next record of a
 //! shard always comes from the head of that shard's stream.
 
@@ -115,6 +116,40 @@ pub async fn by_shard(streams: Vec<ShardStream>, out: &mut Emitter<'_>) -> anyho
             };
             out.side(&mut parsed).await?;
             out.push_batch(parsed.records).await?;
+        }
+    }
+    out.flush().await
+}
+
+/// All shards at once, each shard's batches in sequence order, shards interleaved as their
+/// batches are ready (round robin among the ready ones, so no shard starves).
+pub async fn interleaved(
+    mut streams: Vec<ShardStream>,
+    out: &mut Emitter<'_>,
+) -> anyhow::Result<()> {
+    let mut start = 0usize;
+    while !streams.is_empty() && !out.done() {
+        let (i, next) = std::future::poll_fn(|cx| {
+            for k in 0..streams.len() {
+                let i = (start + k) % streams.len();
+                if let std::task::Poll::Ready(next) = streams[i].poll_recv(cx) {
+                    return std::task::Poll::Ready((i, next));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        match next {
+            Some(parsed) => {
+                let mut parsed = parsed.map_err(anyhow::Error::msg)?;
+                out.side(&mut parsed).await?;
+                out.push_batch(parsed.records).await?;
+                start = i + 1;
+            }
+            None => {
+                streams.remove(i);
+                start = i;
+            }
         }
     }
     out.flush().await
