@@ -38,6 +38,15 @@ pub struct StageMetrics {
     pub throttled: AtomicU64,
     /// Sinks: records sent again after a failure.
     pub retried: AtomicU64,
+    /// Sinks that queue what they receive and deliver it later (the `kinesis` sink): records
+    /// delivered so far. `records_out` counts what the sink accepted. Progress shows this one
+    /// when `counts_delivered` is set.
+    pub delivered: AtomicU64,
+    /// Set by sinks that count `delivered`.
+    pub counts_delivered: std::sync::atomic::AtomicBool,
+    /// How many records the stage will have sent downstream in all, plus one, once it knows
+    /// (0: not known). See [`StageMetrics::expected_out`].
+    expected_out: AtomicU64,
 }
 
 impl StageMetrics {
@@ -49,6 +58,27 @@ impl StageMetrics {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Records the number of records the stage will send downstream in all (e.g. `compact`,
+    /// once it knows its winners), for progress estimates.
+    pub fn set_expected_out(&self, n: u64) {
+        self.expected_out
+            .store(n.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Lowers the expected number by one (a record the stage will not send after all).
+    pub fn expect_one_less(&self) {
+        let _ = self
+            .expected_out
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v > 1).then(|| v - 1)
+            });
+    }
+
+    /// The number of records the stage will send downstream in all, when it knows.
+    pub fn expected_out(&self) -> Option<u64> {
+        self.expected_out.load(Ordering::Relaxed).checked_sub(1)
     }
 }
 
@@ -235,6 +265,16 @@ pub struct Emit {
 /// A stage that turns records into records. Runs synchronously on each batch; the runtime moves
 /// the results downstream.
 pub trait Transform: Send {
+    /// Hands the transform its stage's counters before the first batch (for transforms that
+    /// know ahead how much they will emit, see [`StageMetrics::set_expected_out`]).
+    fn attach_metrics(&mut self, _metrics: Arc<StageMetrics>) {}
+
+    /// True when every input record leaves as one output record or one dead letter (as in
+    /// `annotate`), so progress can carry an expected count through the stage.
+    fn one_to_one(&self) -> bool {
+        false
+    }
+
     /// Processes one batch. Returning `Ok(None)` forwards the input batch unchanged (shared).
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass>;
 

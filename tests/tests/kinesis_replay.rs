@@ -165,9 +165,16 @@ path = "dlq.jsonl"
         args: &[&str],
         endpoint: Option<&str>,
     ) -> (i32, String, String) {
-        let mut all = vec!["run", pipeline, "--progress", "off"];
+        let mut all = vec!["run", pipeline];
+        if !args.contains(&"--progress") {
+            all.extend_from_slice(&["--progress", "off"]);
+        }
         all.extend_from_slice(args);
         let mut cmd = flux_engine(&all);
+        if args.contains(&"--progress") {
+            // Progress lines are logged at info.
+            cmd.env("RUST_LOG", "info");
+        }
         self.emu.apply(&mut cmd);
         if let Some(e) = endpoint {
             cmd.env("AWS_ENDPOINT_URL_KINESIS", e);
@@ -342,6 +349,53 @@ async fn a_replay_arrives_exactly_once_in_key_order_between_fences_at_the_config
     assert!(
         elapsed >= floor * 0.95,
         "{line}: faster than {rps} records/s per shard"
+    );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_the_share_sent_throttles_and_an_eta_once_compaction_is_done() {
+    let s = setup(3).await;
+    // 300 keys, each archived twice: compaction keeps the second of each.
+    let archived = archive(600, 300);
+    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 15");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "[transforms.mark]\ntype = \"annotate\"\ninputs = [\"archive\"]",
+        "[transforms.latest]\ntype = \"compact\"\ninputs = [\"archive\"]\nkey = \"partition_key\"\n\n\
+         [transforms.mark]\ntype = \"annotate\"\ninputs = [\"latest\"]",
+    );
+    assert!(text.contains("[transforms.latest]"), "{text}");
+    std::fs::write(&p, text).unwrap();
+    let proxy = FaultProxy::start(&s.emu.kinesis).await;
+    proxy.plan(
+        "PutRecords",
+        vec![Some(Fault::PartialThrottle { every: 2 })],
+    );
+    let (code, _, err) = s
+        .run(
+            &p,
+            &["--progress", "log", "--progress-interval", "1"],
+            Some(&proxy.url),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    check_replay(&s.read_back().await, &archived[300..]);
+    // At 15 records/s on each of 3 shards the 300 winners take ~5 s after the first second's
+    // burst: the sink's progress lines carry the total, the throttles and an ETA.
+    let progress: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("of 300 records written"))
+        .collect();
+    eprintln!("{}", progress.join("\n"));
+    assert!(
+        progress.iter().any(|l| l.contains("ETA ")),
+        "no ETA in {progress:#?}\n{err}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains(" throttled, ") && !l.contains(" 0 throttled")),
+        "no throttles in {progress:#?}"
     );
     s.cleanup().await;
 }

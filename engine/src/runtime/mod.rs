@@ -162,8 +162,51 @@ pub struct RunReport {
 /// Shared, live view of every stage's counters (for progress reporting).
 #[derive(Clone)]
 pub struct LiveMetrics {
-    /// (id, role, counters) per stage.
-    pub stages: Vec<(String, Role, Arc<StageMetrics>)>,
+    /// Every stage, in graph order.
+    pub stages: Vec<LiveStage>,
+}
+
+/// One stage in [`LiveMetrics`].
+#[derive(Clone)]
+pub struct LiveStage {
+    /// Its id.
+    pub id: String,
+    /// Its role.
+    pub role: Role,
+    /// The stages feeding its main input (indices into [`LiveMetrics::stages`]).
+    pub inputs: Vec<usize>,
+    /// A transform that sends each record on or to dead letter (see `Transform::one_to_one`).
+    pub one_to_one: bool,
+    /// Its counters.
+    pub metrics: Arc<StageMetrics>,
+}
+
+impl LiveMetrics {
+    /// How many records stage `i` will have sent in all, when that is known: what the stage
+    /// announced, or for a one-to-one transform what its inputs will send minus its dead letters.
+    pub fn expected_out(&self, i: usize) -> Option<u64> {
+        let s = &self.stages[i];
+        if let Some(n) = s.metrics.expected_out() {
+            return Some(n);
+        }
+        if !s.one_to_one || s.inputs.is_empty() {
+            return None;
+        }
+        let upstream = self.expected_in(i)?;
+        Some(upstream.saturating_sub(StageMetrics::get(&s.metrics.dead_lettered)))
+    }
+
+    /// How many records stage `i` will receive in all, when every input knows.
+    pub fn expected_in(&self, i: usize) -> Option<u64> {
+        let inputs = &self.stages[i].inputs;
+        if inputs.is_empty() {
+            return None;
+        }
+        inputs
+            .iter()
+            .map(|&j| self.expected_out(j))
+            .sum::<Option<u64>>()
+    }
 }
 
 /// Runs prepared stages to completion. `on_start` receives the live metrics once the tasks are
@@ -188,18 +231,38 @@ pub async fn execute(
         senders[e.source().index()].push((e.weight().port, tx));
         receivers[e.target().index()].push((label, rx));
     }
+    let mut main_inputs: Vec<Vec<usize>> = (0..graph.node_count()).map(|_| Vec::new()).collect();
+    for e in graph.edge_references() {
+        if e.weight().port == Port::Main {
+            main_inputs[e.target().index()].push(e.source().index());
+        }
+    }
     let (nodes, _) = graph.into_nodes_edges();
     let mut tasks = JoinSet::new();
     let mut live = LiveMetrics { stages: Vec::new() };
     let mut info = Vec::new();
-    for (i, (node, (outs, ins))) in nodes
+    for (i, ((node, (outs, ins)), inputs)) in nodes
         .into_iter()
         .zip(senders.into_iter().zip(receivers))
+        .zip(main_inputs)
         .enumerate()
     {
-        let p = node.weight;
+        let mut p = node.weight;
         let metrics = Arc::new(StageMetrics::default());
-        live.stages.push((p.id.clone(), p.role, metrics.clone()));
+        let one_to_one = match &mut p.stage {
+            BuiltStage::Transform(t) => {
+                t.attach_metrics(metrics.clone());
+                t.one_to_one()
+            }
+            _ => false,
+        };
+        live.stages.push(LiveStage {
+            id: p.id.clone(),
+            role: p.role,
+            inputs,
+            one_to_one,
+            metrics: metrics.clone(),
+        });
         info.push((p.id.clone(), p.role, p.kind.clone(), metrics.clone()));
         let (main, dl): (Vec<_>, Vec<_>) =
             outs.into_iter().partition(|(port, _)| *port == Port::Main);
@@ -412,4 +475,48 @@ pub async fn run_with(
 ) -> Result<RunReport, String> {
     let graph = prepare_with(p, run_id, dry_run)?;
     Ok(execute(graph, stop, on_start).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(inputs: Vec<usize>, one_to_one: bool) -> LiveStage {
+        LiveStage {
+            id: String::new(),
+            role: Role::Transform,
+            inputs,
+            one_to_one,
+            metrics: Arc::new(StageMetrics::default()),
+        }
+    }
+
+    #[test]
+    fn expected_counts_flow_through_one_to_one_transforms() {
+        // source(0) -> compact(1) -> annotate(2) -> sink(3); filter(4) -> sink(5)
+        let live = LiveMetrics {
+            stages: vec![
+                stage(vec![], false),
+                stage(vec![0], false),
+                stage(vec![1], true),
+                stage(vec![2], false),
+                stage(vec![0], false),
+                stage(vec![4, 2], false),
+            ],
+        };
+        assert_eq!(live.expected_in(3), None, "compact has not announced yet");
+        live.stages[1].metrics.set_expected_out(500);
+        assert_eq!(live.expected_in(3), Some(500));
+        StageMetrics::add(&live.stages[2].metrics.dead_lettered, 2);
+        live.stages[1].metrics.expect_one_less();
+        assert_eq!(live.expected_in(3), Some(497));
+        assert_eq!(
+            live.expected_in(5),
+            None,
+            "a filter's output is not known ahead"
+        );
+        live.stages[1].metrics.set_expected_out(0);
+        live.stages[1].metrics.expect_one_less();
+        assert_eq!(live.stages[1].metrics.expected_out(), Some(0));
+    }
 }

@@ -1,5 +1,8 @@
-//! Progress while a pipeline runs: a bar per source on a terminal (records, bytes, rate), plain
-//! periodic log lines otherwise, and the final per-stage summary table.
+//! Progress while a pipeline runs: a bar per source and per sink on a terminal, plain periodic
+//! log lines otherwise, and the final per-stage summary table. A source shows records, bytes and
+//! rate; a sink shows what it wrote, its recent rate, what was throttled and retried, and once
+//! the number of records it will receive is known (a `compact` upstream announces its winners)
+//! the share done and an ETA.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -29,12 +32,10 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts reporting on the sources of `live`.
+    /// Starts reporting on the sources and sinks of `live`.
     pub fn start(live: LiveMetrics, mode: Mode) -> Reporter {
-        let sources: Vec<_> = live
-            .stages
-            .into_iter()
-            .filter(|(_, role, _)| *role == Role::Source)
+        let shown: Vec<usize> = (0..live.stages.len())
+            .filter(|&i| matches!(live.stages[i].role, Role::Source | Role::Sink))
             .collect();
         match mode {
             Mode::Off => Reporter {
@@ -43,13 +44,13 @@ impl Reporter {
             },
             Mode::Log(interval) => {
                 let task = tokio::spawn(async move {
-                    let started = Instant::now();
+                    let mut lines = Lines::new(live, shown);
                     let mut tick = tokio::time::interval(interval);
                     tick.tick().await;
                     loop {
                         tick.tick().await;
-                        for (id, _, m) in &sources {
-                            tracing::info!(source = %id, "{}", line(m, started.elapsed()));
+                        for (id, text) in lines.next() {
+                            tracing::info!(stage = %id, "{text}");
                         }
                     }
                 });
@@ -62,22 +63,22 @@ impl Reporter {
                 let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
                 let style = ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                let bars: Vec<_> = sources
+                let bars: Vec<_> = shown
                     .iter()
-                    .map(|(id, _, _)| {
+                    .map(|&i| {
                         let bar = multi.add(ProgressBar::new_spinner());
                         bar.set_style(style.clone());
-                        bar.set_prefix(id.clone());
+                        bar.set_prefix(live.stages[i].id.clone());
                         bar
                     })
                     .collect();
                 let task = tokio::spawn(async move {
-                    let started = Instant::now();
+                    let mut lines = Lines::new(live, shown);
                     let mut tick = tokio::time::interval(Duration::from_millis(200));
                     loop {
                         tick.tick().await;
-                        for ((_, _, m), bar) in sources.iter().zip(&bars) {
-                            bar.set_message(line(m, started.elapsed()));
+                        for ((_, text), bar) in lines.next().into_iter().zip(&bars) {
+                            bar.set_message(text);
                             bar.tick();
                         }
                     }
@@ -101,6 +102,80 @@ impl Reporter {
     }
 }
 
+/// How far back the rate behind an ETA looks.
+const RATE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Makes the progress lines of the shown stages, keeping each sink's recent history for its
+/// rate.
+struct Lines {
+    live: LiveMetrics,
+    shown: Vec<usize>,
+    started: Instant,
+    /// Per shown stage: (when, records out) samples within [`RATE_WINDOW`].
+    history: Vec<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+impl Lines {
+    fn new(live: LiveMetrics, shown: Vec<usize>) -> Lines {
+        let history = shown.iter().map(|_| Default::default()).collect();
+        Lines {
+            live,
+            shown,
+            started: Instant::now(),
+            history,
+        }
+    }
+
+    /// (stage id, line) per shown stage, now.
+    fn next(&mut self) -> Vec<(String, String)> {
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(self.shown.len());
+        for (k, &i) in self.shown.iter().enumerate() {
+            let stage = &self.live.stages[i];
+            let m = &stage.metrics;
+            let text = if stage.role == Role::Source {
+                line(m, now - self.started)
+            } else {
+                // A sink that queues and delivers later counts deliveries; its byte counter
+                // is what it accepted, so it is not shown.
+                let (sent, bytes) = if m
+                    .counts_delivered
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    (StageMetrics::get(&m.delivered), None)
+                } else {
+                    (
+                        StageMetrics::get(&m.records_out),
+                        Some(StageMetrics::get(&m.bytes_out)),
+                    )
+                };
+                let history = &mut self.history[k];
+                history.push_back((now, sent));
+                while history
+                    .front()
+                    .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+                {
+                    history.pop_front();
+                }
+                let rate = history.front().and_then(|&(t, n)| {
+                    let secs = now.duration_since(t).as_secs_f64();
+                    (secs >= 0.5).then(|| (sent - n) as f64 / secs)
+                });
+                sink_line(&SinkProgress {
+                    sent,
+                    bytes,
+                    expected: self.live.expected_in(i),
+                    throttled: StageMetrics::get(&m.throttled),
+                    retried: StageMetrics::get(&m.retried),
+                    rate,
+                })
+            };
+            out.push((stage.id.clone(), text));
+        }
+        out
+    }
+}
+
 fn line(m: &StageMetrics, elapsed: Duration) -> String {
     let records = StageMetrics::get(&m.records_out);
     let bytes = StageMetrics::get(&m.bytes_out);
@@ -110,6 +185,58 @@ fn line(m: &StageMetrics, elapsed: Duration) -> String {
         human_bytes(bytes),
         records as f64 / secs
     )
+}
+
+/// What a sink's progress line shows.
+#[derive(Debug, Default)]
+struct SinkProgress {
+    sent: u64,
+    /// Bytes written, for sinks whose byte counter follows `sent`.
+    bytes: Option<u64>,
+    /// Records the sink will receive in all, once upstream knows (e.g. after compaction).
+    expected: Option<u64>,
+    throttled: u64,
+    retried: u64,
+    /// Records per second over the last [`RATE_WINDOW`], once measurable.
+    rate: Option<f64>,
+}
+
+/// `1200 of 5000 records written (24 %), 1.1 MiB, 410 records/s, 3 throttled, 3 retried, ETA 9s`
+fn sink_line(p: &SinkProgress) -> String {
+    let mut text = match p.expected {
+        Some(total) if total > 0 => format!(
+            "{} of {total} records written ({:.0} %)",
+            p.sent,
+            100.0 * p.sent.min(total) as f64 / total as f64
+        ),
+        _ => format!("{} records written", p.sent),
+    };
+    if let Some(bytes) = p.bytes {
+        let _ = write!(text, ", {}", human_bytes(bytes));
+    }
+    if let Some(rate) = p.rate {
+        let _ = write!(text, ", {rate:.0} records/s");
+    }
+    if p.throttled > 0 || p.retried > 0 {
+        let _ = write!(text, ", {} throttled, {} retried", p.throttled, p.retried);
+    }
+    if let (Some(total), Some(rate)) = (p.expected, p.rate)
+        && rate > 0.0
+        && total > p.sent
+    {
+        let _ = write!(text, ", ETA {}", eta((total - p.sent) as f64 / rate));
+    }
+    text
+}
+
+/// A duration in seconds as `1h02m`, `3m05s` or `12s`.
+fn eta(secs: f64) -> String {
+    let s = secs.ceil() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 /// Bytes with a binary unit, e.g. `12.3 MiB`.
@@ -169,4 +296,46 @@ pub fn summary(report: &RunReport) -> String {
     }
     let _ = writeln!(out, "total {:.2}s", report.seconds);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_line_shows_share_rate_retries_and_eta_once_known() {
+        let mut p = SinkProgress {
+            sent: 1200,
+            bytes: Some(3 * 1024 * 1024),
+            ..Default::default()
+        };
+        assert_eq!(sink_line(&p), "1200 records written, 3.0 MiB");
+        p.rate = Some(400.0);
+        p.throttled = 3;
+        p.retried = 5;
+        assert_eq!(
+            sink_line(&p),
+            "1200 records written, 3.0 MiB, 400 records/s, 3 throttled, 5 retried"
+        );
+        p.expected = Some(5000);
+        assert_eq!(
+            sink_line(&p),
+            "1200 of 5000 records written (24 %), 3.0 MiB, 400 records/s, 3 throttled, 5 retried, ETA 10s"
+        );
+        p.bytes = None;
+        assert_eq!(
+            sink_line(&p),
+            "1200 of 5000 records written (24 %), 400 records/s, 3 throttled, 5 retried, ETA 10s"
+        );
+        p.sent = 5000;
+        assert!(!sink_line(&p).contains("ETA"), "{}", sink_line(&p));
+    }
+
+    #[test]
+    fn eta_is_rounded_up_and_readable() {
+        assert_eq!(eta(0.2), "1s");
+        assert_eq!(eta(59.0), "59s");
+        assert_eq!(eta(185.0), "3m05s");
+        assert_eq!(eta(3725.0), "1h02m");
+    }
 }

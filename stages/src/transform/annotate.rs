@@ -242,6 +242,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectEntries<'a> {
 }
 
 impl Transform for Annotate {
+    fn one_to_one(&self) -> bool {
+        true
+    }
+
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
         for record in batch.iter() {
             match self.annotate(record) {

@@ -76,18 +76,47 @@ pub struct Limits {
 /// key, within `limits`. Looks at no more than `scan` entries. Entries left behind keep their
 /// order. A pending queue that is not empty always yields at least one entry.
 pub fn next_batch(pending: &mut VecDeque<Entry>, limits: Limits, scan: usize) -> Vec<Entry> {
+    next_batch_capped(pending, limits, scan, &[])
+}
+
+/// What one call may carry for one shard: a second of its current rate.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardCap {
+    /// Most entries for the shard.
+    pub records: usize,
+    /// Most bytes for the shard.
+    pub bytes: usize,
+}
+
+/// [`next_batch`], also keeping each shard's entries within `caps[shard]` (shards without a
+/// cap are not limited), so a call never carries more than a second of a shard's rate.
+pub fn next_batch_capped(
+    pending: &mut VecDeque<Entry>,
+    limits: Limits,
+    scan: usize,
+    caps: &[ShardCap],
+) -> Vec<Entry> {
     let mut batch = Vec::new();
     let mut bytes = 0usize;
+    let mut per_shard: Vec<(usize, usize)> = vec![(0, 0); caps.len()];
     let mut keys: HashSet<String> = HashSet::new();
     let mut left = VecDeque::new();
     let mut looked = 0usize;
     while let Some(e) = pending.pop_front() {
         looked += 1;
-        let fits = batch.len() < limits.records && bytes + e.size() <= limits.bytes;
+        let shard_fits = caps.get(e.shard).is_none_or(|cap| {
+            let (n, b) = per_shard[e.shard];
+            n < cap.records && (n == 0 || b + e.size() <= cap.bytes)
+        });
+        let fits = shard_fits && batch.len() < limits.records && bytes + e.size() <= limits.bytes;
         // A key seen before in this scan keeps its later entries pending, taken or not.
         let fresh = keys.insert(e.key.clone());
         if fresh && (fits || batch.is_empty()) {
             bytes += e.size();
+            if let Some(used) = per_shard.get_mut(e.shard) {
+                used.0 += 1;
+                used.1 += e.size();
+            }
             batch.push(e);
         } else {
             left.push_back(e);
@@ -232,5 +261,41 @@ pub(crate) mod tests {
         assert_eq!(seqs(&next_batch(&mut pending, API, 4)), ["0"]);
         assert_eq!(pending.len(), 10);
         assert_eq!(pending[0].record.sequence_number.as_str(), "1");
+    }
+
+    #[test]
+    fn shard_caps_keep_a_call_within_a_second_of_each_shard() {
+        // Entries 0..10 with distinct keys; even ones on shard 0, odd ones on shard 1.
+        let mut pending: VecDeque<Entry> = (0..10)
+            .map(|n| {
+                let mut e = entry(&format!("k{n}"), n, 10);
+                e.shard = n % 2;
+                e
+            })
+            .collect();
+        let caps = [
+            ShardCap {
+                records: 2,
+                bytes: usize::MAX,
+            },
+            ShardCap {
+                records: 3,
+                bytes: usize::MAX,
+            },
+        ];
+        assert_eq!(
+            seqs(&next_batch_capped(&mut pending, API, usize::MAX, &caps)),
+            ["0", "1", "2", "3", "5"]
+        );
+        // Bytes: a shard takes one entry even over its byte cap, then no more.
+        let tiny = [ShardCap {
+            records: 100,
+            bytes: 1,
+        }; 2];
+        assert_eq!(
+            seqs(&next_batch_capped(&mut pending, API, usize::MAX, &tiny)),
+            ["4", "7"]
+        );
+        assert_eq!(pending.len(), 3);
     }
 }

@@ -41,7 +41,7 @@ use crate::aws::sdk_config;
 use crate::record::{Batch, Record};
 use crate::replay::{Fence, Marker, parse_marker};
 use crate::stage::{Rejected, Sink, SinkReport, StageMetrics};
-use batch::{Entry, Limits, next_batch};
+use batch::{Entry, Limits, ShardCap, next_batch_capped};
 use config::KeyExpr;
 pub use config::KinesisSinkConfig;
 use fence::Fences;
@@ -233,8 +233,12 @@ impl KinesisSink {
     /// written; the next batch is built only afterwards.
     async fn send_batch(&mut self) -> anyhow::Result<()> {
         let limits = self.limits();
-        let mut batch = next_batch(&mut self.pending, limits, SCAN);
         let state = self.state.as_mut().expect("started");
+        // A call carries at most a second of each shard's current rate, so the rate holds
+        // within each second (not only on average) and progress moves call by call.
+        let now = Instant::now();
+        let caps: Vec<ShardCap> = state.rates.iter_mut().map(|r| r.cap(now)).collect();
+        let mut batch = next_batch_capped(&mut self.pending, limits, SCAN, &caps);
         let mut attempt = 0u32;
         while !batch.is_empty() {
             attempt += 1;
@@ -266,9 +270,11 @@ impl KinesisSink {
             let mut throttled_shards = BTreeSet::new();
             let mut first_error = None;
             let mut throttled_n = 0usize;
+            let mut written = 0usize;
             for (e, o) in batch.into_iter().zip(outcomes) {
                 match o {
                     Outcome::Written { shard_id } => {
+                        written += 1;
                         self.stats.sent += 1;
                         self.stats.bytes += e.size() as u64;
                         *self.stats.per_shard.entry(shard_id).or_default() += 1;
@@ -290,6 +296,7 @@ impl KinesisSink {
             if let Some(m) = &self.metrics {
                 StageMetrics::add(&m.throttled, throttled_n);
                 StageMetrics::add(&m.retried, failed.len());
+                StageMetrics::add(&m.delivered, written);
             }
             self.stats.throttled += throttled_n as u64;
             self.stats.retried += failed.len() as u64;
@@ -440,6 +447,9 @@ fn is_json_object(data: &[u8]) -> bool {
 #[async_trait]
 impl Sink for KinesisSink {
     fn attach_metrics(&mut self, metrics: Arc<StageMetrics>) {
+        metrics
+            .counts_delivered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.metrics = Some(metrics);
     }
 

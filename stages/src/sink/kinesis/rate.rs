@@ -99,6 +99,16 @@ impl ShardRate {
         self.records.rate()
     }
 
+    /// What one call may carry for this shard: a second of its current rate (at least one
+    /// record).
+    pub fn cap(&mut self, now: Instant) -> super::batch::ShardCap {
+        self.recover(now);
+        super::batch::ShardCap {
+            records: (self.records.rate().floor() as usize).max(1),
+            bytes: (self.bytes.rate().floor() as usize).max(1),
+        }
+    }
+
     fn apply(&mut self, now: Instant) {
         self.records.set_rate(self.base.0 * self.factor, now);
         self.bytes.set_rate(self.base.1 * self.factor, now);

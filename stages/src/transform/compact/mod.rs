@@ -228,6 +228,8 @@ pub struct Compact {
     out: Option<Out>,
     /// Runs and bytes spilled, kept after the folder is removed.
     spilled: (u64, u64),
+    /// The stage's counters: the number of winners is announced as the expected output.
+    metrics: Option<Arc<crate::stage::StageMetrics>>,
 }
 
 impl Compact {
@@ -247,6 +249,7 @@ impl Compact {
             runs: Vec::new(),
             out: None,
             spilled: (0, 0),
+            metrics: None,
         }
     }
 
@@ -355,6 +358,7 @@ impl Compact {
             self.held = 0;
             let mut kept: Vec<Kept> = table.into_values().collect();
             kept.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+            Self::announce(self.metrics.as_ref(), kept.len());
             return Ok(Out::Memory(kept.into_iter()));
         }
         self.spill_table()?;
@@ -370,7 +374,9 @@ impl Compact {
         let mut buffer: Vec<Kept> = Vec::new();
         let mut bytes = 0usize;
         let mut version_runs = Vec::new();
+        let mut winners = 0usize;
         while let Some(w) = by_key.next_winner()? {
+            winners += 1;
             bytes += heap_bytes(0, &w.record) + 2 * std::mem::size_of::<Kept>();
             buffer.push(Kept {
                 ms: w.ms,
@@ -382,6 +388,7 @@ impl Compact {
             }
         }
         drop(by_key);
+        Self::announce(self.metrics.as_ref(), winners);
         if version_runs.is_empty() {
             buffer.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
             return Ok(Out::Memory(buffer.into_iter()));
@@ -391,6 +398,13 @@ impl Compact {
         }
         let runs = merge::reduce(dir, version_runs, By::Version)?;
         Ok(Out::Runs(Merge::open(runs, By::Version)?))
+    }
+
+    /// Tells progress how many records will leave (tombstones dropped later lower it).
+    fn announce(metrics: Option<&Arc<crate::stage::StageMetrics>>, winners: usize) {
+        if let Some(m) = metrics {
+            m.set_expected_out(winners as u64);
+        }
     }
 
     fn is_tombstone(&self, record: &Record) -> bool {
@@ -434,6 +448,10 @@ fn window_prefix(r: &Record) -> Option<Vec<u8>> {
 }
 
 impl Transform for Compact {
+    fn attach_metrics(&mut self, metrics: Arc<crate::stage::StageMetrics>) {
+        self.metrics = Some(metrics);
+    }
+
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
         for record in batch.iter() {
             if let Err(reason) = self.add(record)? {
@@ -485,6 +503,8 @@ impl Transform for Compact {
             };
             if self.survives(&record) {
                 emit.records.push(record);
+            } else if let Some(m) = &self.metrics {
+                m.expect_one_less();
             }
         }
         self.out = Some(out);
