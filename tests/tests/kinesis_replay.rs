@@ -401,6 +401,110 @@ async fn progress_shows_the_share_sent_throttles_and_an_eta_once_compaction_is_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_split_during_a_replay_gets_an_opening_fence_and_loses_nothing() {
+    let s = setup(2).await;
+    // 300 records at 20 records/s on each of 2 shards: ~7 s, the split comes after ~1.5 s.
+    let archived = archive(300, 60);
+    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let mut cmd = flux_engine(&["run", &p, "--progress", "off"]);
+    s.emu.apply(&mut cmd);
+    cmd.current_dir(s.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let listed = s
+        .kinesis
+        .list_shards()
+        .stream_name(&s.stream)
+        .send()
+        .await
+        .unwrap();
+    let parent = listed.shards()[0].clone();
+    let range = parent.hash_key_range().unwrap();
+    let mid = (range.starting_hash_key().parse::<u128>().unwrap()
+        + range.ending_hash_key().parse::<u128>().unwrap())
+        / 2;
+    s.kinesis
+        .split_shard()
+        .stream_name(&s.stream)
+        .shard_to_split(parent.shard_id())
+        .new_starting_hash_key(mid.to_string())
+        .send()
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let line = sent_line(&err);
+    assert!(
+        line.contains("on each of 3 shards"),
+        "the sink noticed the split: {line}"
+    );
+
+    let shards = s.read_back().await;
+    assert_eq!(
+        shards.len(),
+        4,
+        "the parent, its two children and the other shard"
+    );
+    let marker = |r: &ReadBack| parse_marker(&r.data, DEFAULT_KEY).unwrap();
+    let mut seen = BTreeSet::new();
+    let mut order: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    // Shard ids grow with creation, so shard id order reads a parent before its children.
+    for (shard, records) in &shards {
+        let fences: Vec<(usize, FencePhase)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match marker(r) {
+                Marker::Fence(f) => Some((i, f.phase)),
+                _ => None,
+            })
+            .collect();
+        let opens = fences
+            .iter()
+            .filter(|(_, p)| *p == FencePhase::Open)
+            .count();
+        assert_eq!(opens, 1, "{shard}: one opening fence: {fences:?}");
+        if shard.as_str() == parent.shard_id() {
+            assert_eq!(
+                fences,
+                [(0, FencePhase::Open)],
+                "closed parent: no closing fence"
+            );
+        } else {
+            assert_eq!(
+                fences.last().map(|f| (f.0, f.1)),
+                Some((records.len() - 1, FencePhase::Close)),
+                "{shard}: the closing fence is last"
+            );
+        }
+        for r in records {
+            if let Marker::Replayed(m) = marker(r) {
+                let seq: u64 = m.origin.sequence_number.as_str().parse().unwrap();
+                assert!(
+                    seen.insert((m.origin.shard_id.to_string(), seq)),
+                    "twice: {seq}"
+                );
+                order.entry(r.key.clone()).or_default().push(seq);
+            }
+        }
+    }
+    assert_eq!(seen.len(), archived.len(), "every record once");
+    for (key, seqs) in order {
+        let expected: Vec<u64> = archived
+            .iter()
+            .filter(|a| a.key == key)
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(seqs, expected, "per-key order of {key} across the split");
+    }
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_partial_failures_keep_every_record_and_the_key_order() {
     let s = setup(3).await;
     let archived = archive(400, 25);

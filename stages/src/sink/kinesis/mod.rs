@@ -16,7 +16,9 @@
 //!   within the open shards' hash key ranges from ListShards).
 //! - [`rate`]: token buckets per target shard for records and bytes, halved on throttling and
 //!   recovering additively (AIMD).
-//! - [`fence`]: the replay protocol's opening and closing fences on every open shard.
+//! - [`fence`]: the replay protocol's opening and closing fences on every open shard (a shard
+//!   that appears during the replay, by a split or merge, gets its opening fence when a record
+//!   first lands on it; see `KinesisSink::reshard`).
 //! - [`target`]: the AWS calls.
 //!
 //! With `--dry-run` the sink lists the shards and checks every record, but sends nothing; its
@@ -241,6 +243,7 @@ impl KinesisSink {
         let mut batch = next_batch_capped(&mut self.pending, limits, SCAN, &caps);
         let mut attempt = 0u32;
         while !batch.is_empty() {
+            let state = self.state.as_mut().expect("started");
             attempt += 1;
             // Wait for every shard in the batch to have the budget, then take it.
             let mut demand: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
@@ -271,10 +274,12 @@ impl KinesisSink {
             let mut first_error = None;
             let mut throttled_n = 0usize;
             let mut written = 0usize;
+            let mut resharded = false;
             for (e, o) in batch.into_iter().zip(outcomes) {
                 match o {
                     Outcome::Written { shard_id } => {
                         written += 1;
+                        resharded |= state.map.shards().iter().all(|s| s.id != shard_id);
                         self.stats.sent += 1;
                         self.stats.bytes += e.size() as u64;
                         *self.stats.per_shard.entry(shard_id).or_default() += 1;
@@ -318,7 +323,63 @@ impl KinesisSink {
                 tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
             }
             batch = failed;
+            if resharded {
+                self.reshard(&mut batch).await?;
+            }
         }
+        Ok(())
+    }
+
+    /// A record landed on a shard the map does not know: the target stream was resharded. Lists
+    /// the open shards again, writes the opening fence on each new one (so every open shard has
+    /// one before further replayed records), and re-routes what is waiting (`retrying` and
+    /// the pending queue). Rates of shards that stay open are kept; new shards start at the
+    /// configured rate.
+    async fn reshard(&mut self, retrying: &mut [Entry]) -> anyhow::Result<()> {
+        let state = self.state.as_mut().expect("started");
+        let before: Vec<String> = state.map.shards().iter().map(|s| s.id.clone()).collect();
+        let shards = match &mut state.fences {
+            Some(f) => f.write_open(&state.target).await?,
+            None => state.target.open_shards().await?,
+        };
+        let map = ShardMap::new(shards)
+            .map_err(|e| anyhow::anyhow!("stream {}: {e}", self.config.stream))?;
+        let now = Instant::now();
+        let mut old: BTreeMap<String, ShardRate> = before
+            .iter()
+            .cloned()
+            .zip(std::mem::take(&mut state.rates))
+            .collect();
+        state.rates = map
+            .shards()
+            .iter()
+            .map(|s| {
+                old.remove(&s.id).unwrap_or_else(|| {
+                    ShardRate::new(
+                        f64::from(self.config.records_per_second_per_shard),
+                        self.config.bytes_per_second_per_shard.bytes() as f64,
+                        now,
+                    )
+                })
+            })
+            .collect();
+        let added: Vec<&str> = map
+            .shards()
+            .iter()
+            .map(|s| s.id.as_str())
+            .filter(|id| !before.iter().any(|b| b == id))
+            .collect();
+        tracing::info!(
+            stream = %self.config.stream,
+            shards = map.shards().len(),
+            new = ?added,
+            fenced = state.fences.is_some(),
+            "the target stream was resharded; shards listed again"
+        );
+        for e in retrying.iter_mut().chain(self.pending.iter_mut()) {
+            e.shard = map.route(&e.key, e.explicit);
+        }
+        state.map = map;
         Ok(())
     }
 
