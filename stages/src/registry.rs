@@ -192,6 +192,16 @@ impl StageConfig {
         })
     }
 
+    /// The byte capacity of the channels into this stage when `buffer_bytes` is not set, where
+    /// it differs from the default: `compact` holds its input in its own bounded state, so a
+    /// large channel in front of it only adds memory outside `memory_limit`.
+    pub fn default_buffer_bytes(&self) -> Option<usize> {
+        match self {
+            StageConfig::Compact(_) => Some(2 * 1024 * 1024),
+            _ => None,
+        }
+    }
+
     /// The raw-bytes pre-check a source may apply when this stage is its only reader.
     pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         match self {

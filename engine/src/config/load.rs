@@ -367,6 +367,7 @@ impl Loader {
                 }
             }
         }
+        let buffer_bytes_set = table.contains_key("buffer_bytes");
         if let Some(v) = table.remove("buffer_bytes") {
             match v.get_ref().as_str().map(|s| s.parse::<Size>()) {
                 Some(Ok(size)) if size.bytes() >= 1 => stage.buffer.bytes = size.bytes() as usize,
@@ -408,6 +409,9 @@ impl Loader {
                     };
                     self.error(Some(span), &field, message);
                 } else {
+                    if !buffer_bytes_set && let Some(bytes) = config.default_buffer_bytes() {
+                        stage.buffer.bytes = bytes;
+                    }
                     stage.config = Some(config);
                 }
             }

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tokio_util::io::SyncIoBridge;
 
 use super::file::unparsed_line;
-use super::lines::{buffered, spawn_reader};
+use super::lines::{buffered, read_lines_into};
 use super::ordered::{Emitter, by_arrival, by_shard as by_shard_order, interleaved};
 use crate::archive::layout::{self, DataObject};
 use crate::record::{Interner, Record, SequenceNumber};
@@ -388,29 +388,46 @@ impl ShardReader {
             let mut interner = Interner::default();
             let key = obj.key.clone();
             let prefilter = self.prefilter.clone();
-            let mut rx = spawn_reader(
-                what,
-                move || Ok(buffered(Box::new(reader), gzip)),
-                self.batch_records,
-                move |line_no, text, out| match prefilter
-                    .as_ref()
-                    .is_some_and(|p| !p.may_match(text))
-                {
-                    // The line cannot hold a payload the filter downstream keeps.
-                    true => out.skipped += 1,
-                    false => match Record::parse_envelope(text, &mut interner) {
-                        Ok(r) if bounds.holds(&r) => out.records.push(r),
-                        Ok(_) => out.skipped += 1,
-                        Err(e) => out.rejected.push(Rejected {
-                            record: unparsed_line(&key, line_no, text),
-                            reason: format!("{key}: line {line_no}: {e}"),
-                        }),
+            let tx = self.tx.clone();
+            let batch_records = self.batch_records;
+            // Batches go straight into the shard's channel (its `prefetch` is the read-ahead).
+            let more = tokio::task::spawn_blocking(move || {
+                read_lines_into(
+                    what,
+                    move || Ok(buffered(Box::new(reader), gzip)),
+                    batch_records,
+                    false,
+                    move |line_no, text, out| match prefilter
+                        .as_ref()
+                        .is_some_and(|p| !p.may_match(text))
+                    {
+                        // The line cannot hold a payload the filter downstream keeps.
+                        true => out.skipped += 1,
+                        false => match Record::parse_envelope(text, &mut interner) {
+                            Ok(r) if bounds.holds(&r) => out.records.push(r),
+                            Ok(_) => out.skipped += 1,
+                            Err(e) => out.rejected.push(Rejected {
+                                record: unparsed_line(&key, line_no, text),
+                                reason: format!("{key}: line {line_no}: {e}"),
+                            }),
+                        },
                     },
-                },
-            );
-            while let Some(parsed) = rx.recv().await {
-                let failed = parsed.is_err();
-                if self.tx.send(parsed).await.is_err() || failed {
+                    &tx,
+                )
+            })
+            .await;
+            match more {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = self
+                        .tx
+                        .send(Err(format!(
+                            "{}/{}: reader failed: {e}",
+                            self.store.url(),
+                            obj.key
+                        )))
+                        .await;
                     return;
                 }
             }

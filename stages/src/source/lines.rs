@@ -56,61 +56,97 @@ pub fn spawn_reader_with<P>(
     open: impl FnOnce() -> std::io::Result<Lines> + Send + 'static,
     batch_records: usize,
     flush_when_idle: bool,
-    mut parse: P,
+    parse: P,
 ) -> mpsc::Receiver<Result<Parsed, String>>
 where
     P: FnMut(u64, &[u8], &mut Parsed) + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
+        read_lines_into(what, open, batch_records, flush_when_idle, parse, &tx);
+    });
+    rx
+}
+
+/// The body of [`spawn_reader_with`], sending into a channel the caller owns (so a reader of
+/// several objects in a row needs no channel of its own per object). Runs on the calling
+/// (blocking) thread. Returns false when the receiver is gone or an error was sent: nothing
+/// more should be read.
+pub fn read_lines_into<P>(
+    what: String,
+    open: impl FnOnce() -> std::io::Result<Lines>,
+    batch_records: usize,
+    flush_when_idle: bool,
+    mut parse: P,
+    tx: &mpsc::Sender<Result<Parsed, String>>,
+) -> bool
+where
+    P: FnMut(u64, &[u8], &mut Parsed),
+{
+    {
         let mut reader = match open() {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(format!("{what}: {e}")));
-                return;
+                return false;
             }
         };
-        let mut line = Vec::with_capacity(4096);
+        // Lines are parsed where they lie in the reader's buffer; only a line that spans two
+        // refills is copied (into `carry`).
+        let mut carry: Vec<u8> = Vec::new();
         let mut line_no = 0u64;
         let mut parsed = Parsed::default();
         let mut in_batch = 0usize;
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let buf = match reader.fill_buf() {
+                Ok(b) => b,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(format!("{what}: line {}: {e}", line_no + 1)));
-                    return;
+                    return false;
                 }
-            }
+            };
+            let available = buf.len();
+            let (line, used) = match memchr::memchr(b'\n', buf) {
+                Some(i) if carry.is_empty() => (&buf[..i], i + 1),
+                Some(i) => {
+                    carry.extend_from_slice(&buf[..i]);
+                    (carry.as_slice(), i + 1)
+                }
+                None if available > 0 => {
+                    carry.extend_from_slice(buf);
+                    reader.consume(available);
+                    continue;
+                }
+                // The end: a last line without a line break, if any.
+                None if carry.is_empty() => break,
+                None => (carry.as_slice(), 0),
+            };
             line_no += 1;
-            let mut text = line.as_slice();
-            if let Some(t) = text.strip_suffix(b"\n") {
-                text = t;
+            let text = line.strip_suffix(b"\r").unwrap_or(line);
+            let parsed_one = !text.is_empty();
+            if parsed_one {
+                parse(line_no, text, &mut parsed);
             }
-            if let Some(t) = text.strip_suffix(b"\r") {
-                text = t;
+            carry.clear();
+            if used == 0 {
+                break;
             }
-            if text.is_empty() {
+            reader.consume(used);
+            if !parsed_one {
                 continue;
             }
-            parse(line_no, text, &mut parsed);
             in_batch += 1;
             if in_batch >= batch_records || (flush_when_idle && reader.buffer().is_empty()) {
                 in_batch = 0;
                 if tx.blocking_send(Ok(std::mem::take(&mut parsed))).is_err() {
-                    return;
+                    return false;
                 }
             }
         }
-        if (!parsed.records.is_empty() || !parsed.rejected.is_empty() || parsed.skipped > 0)
-            && tx.blocking_send(Ok(parsed)).is_err()
-        {
-            // The receiver is gone: the run is stopping.
-        }
-    });
-    rx
+        // A send fails only when the receiver is gone: the run is stopping.
+        !(!parsed.records.is_empty() || !parsed.rejected.is_empty() || parsed.skipped > 0)
+            || tx.blocking_send(Ok(parsed)).is_ok()
+    }
 }
 
 /// Forwards everything a reader produces to the source's output, stopping early when asked.
@@ -141,5 +177,71 @@ pub async fn forward(
         );
         ctx.output.reject(parsed.rejected).await?;
         ctx.output.send(parsed.records).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    /// (line number, text) of every non-empty line, read through a buffer of `capacity` bytes.
+    fn lines(input: &'static [u8], capacity: usize, batch: usize) -> Vec<(u64, String)> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let ok = read_lines_into(
+            "test".into(),
+            move || {
+                Ok(BufReader::with_capacity(
+                    capacity,
+                    Box::new(std::io::Cursor::new(input)) as Box<dyn Read + Send>,
+                ))
+            },
+            batch,
+            false,
+            |n, text, out: &mut Parsed| {
+                out.records.push(Record {
+                    stream: "s".into(),
+                    shard_id: "shardId-0".into(),
+                    sequence_number: crate::record::SequenceNumber::from_u64(n),
+                    sub_sequence_number: None,
+                    partition_key: String::from_utf8(text.to_vec()).unwrap(),
+                    arrival_ts: crate::record::ts_from_millis(0),
+                    data: bytes::Bytes::new(),
+                    annotations: None,
+                });
+            },
+            &tx,
+        );
+        assert!(ok);
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            for r in p.unwrap().records {
+                out.push((r.sequence_number.as_str().parse().unwrap(), r.partition_key));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lines_are_split_across_buffer_refills_exactly() {
+        let input = b"ab\r\n\ncdefghijklmnop\nq";
+        let expected: Vec<(u64, String)> = vec![
+            (1, "ab".into()),
+            (3, "cdefghijklmnop".into()),
+            (4, "q".into()),
+        ];
+        for capacity in [1, 2, 3, 5, 7, 64] {
+            for batch in [1, 2, 10] {
+                assert_eq!(
+                    lines(input, capacity, batch),
+                    expected,
+                    "capacity {capacity}"
+                );
+            }
+        }
+        assert_eq!(lines(b"", 4, 1), vec![]);
+        assert_eq!(lines(b"\n\n", 4, 1), vec![]);
+        assert_eq!(lines(b"x\n", 1, 1), vec![(1, "x".into())]);
     }
 }

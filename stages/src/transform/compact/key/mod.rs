@@ -101,8 +101,10 @@ fn is_simple_name(n: &str) -> bool {
 ///
 /// A structural scan ([`scan`]) finds the leaf first; where it meets anything it does not
 /// expect (not an object, escaped member names, a truncated or trailing text), serde decides
-/// instead. The scan skips values without validating them: the archive source has validated
-/// every payload it embeds already, so checking each one again would double the work.
+/// instead. The scan skips values without validating them, and stops once the leaf is found
+/// and no name of the path follows: the archive source has validated every payload it embeds
+/// already, so checking each one again would double the work. (A payload that is not JSON
+/// after its key still has that key.)
 fn data_key<'r>(payload: &'r [u8], names: &[String]) -> Option<Cow<'r, [u8]>> {
     match scan::select(payload, names) {
         Ok(leaf) => leaf_key(std::str::from_utf8(leaf?).ok()?),
@@ -272,6 +274,13 @@ mod tests {
             "not json",
             r#"{"a":{"b":"x"}} trailing"#,
         ];
+        // Text that is not JSON after the key: the scan does not validate (the archive source
+        // has), so the key found before it counts.
+        assert_eq!(
+            key("$.data.a.b", r#"{"a":{"b":"x"}} trailing"#).as_deref(),
+            Some("x")
+        );
+        let payloads = &payloads[..payloads.len() - 1];
         let general = KeyPath {
             source: String::new(),
             kind: Kind::General(ValuePath::compile("$.data.a.b").unwrap()),

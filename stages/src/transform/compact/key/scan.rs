@@ -10,10 +10,25 @@ pub struct Unsure;
 
 /// The text of the value at `names` (a member per name, the last duplicate winning, as when
 /// the text is parsed into a value), `Ok(None)` when the path is not there.
+///
+/// Once the value is found, the scan stops early when none of the path's names occurs quoted
+/// (`"name"`) in the rest of the text: then no later member can replace it.
 pub fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
-    let mut s = Scanner { text, pos: 0 };
+    let needles: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| format!("\"{n}\"").into_bytes())
+        .collect();
+    let mut s = Scanner {
+        text,
+        pos: 0,
+        needles: &needles,
+        settled: false,
+    };
     s.whitespace();
     let found = s.value_at(names)?;
+    if s.settled {
+        return Ok(found);
+    }
     s.whitespace();
     if s.pos != text.len() {
         return Err(Unsure);
@@ -21,12 +36,16 @@ pub fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, 
     Ok(found)
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 'n> {
     text: &'a [u8],
     pos: usize,
+    /// The path's names, quoted.
+    needles: &'n [Vec<u8>],
+    /// The value is found and nothing after it can replace it: stop scanning.
+    settled: bool,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
     fn peek(&self) -> Result<u8, Unsure> {
         self.text.get(self.pos).copied().ok_or(Unsure)
     }
@@ -51,6 +70,11 @@ impl<'a> Scanner<'a> {
         let Some((first, rest)) = names.split_first() else {
             let start = self.pos;
             self.skip_value()?;
+            let after = &self.text[self.pos..];
+            self.settled = self
+                .needles
+                .iter()
+                .all(|n| memchr::memmem::find(after, n).is_none());
             return Ok(Some(&self.text[start..self.pos]));
         };
         if self.peek()? != b'{' {
@@ -72,6 +96,9 @@ impl<'a> Scanner<'a> {
             self.whitespace();
             if name == first.as_bytes() {
                 found = self.value_at(rest)?;
+                if self.settled {
+                    return Ok(found);
+                }
             } else {
                 self.skip_value()?;
             }
@@ -91,7 +118,7 @@ impl<'a> Scanner<'a> {
     fn member_name(&mut self) -> Result<&'a [u8], Unsure> {
         self.expect(b'"')?;
         let rest = &self.text[self.pos..];
-        match memchr::memchr2(b'"', b'\\', rest) {
+        match rest.iter().position(|&b| b == b'"' || b == b'\\') {
             Some(i) if rest[i] == b'"' => {
                 self.pos += i + 1;
                 Ok(&rest[..i])
@@ -120,19 +147,22 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// From an opening quote to just past its closing quote.
+    /// From an opening quote to just past its closing quote. A plain loop: payload strings
+    /// are mostly short, where a SIMD search costs more to set up than it saves.
     fn skip_string(&mut self) -> Result<(), Unsure> {
-        self.pos += 1;
-        loop {
-            let rest = self.text.get(self.pos..).ok_or(Unsure)?;
-            let i = memchr::memchr2(b'"', b'\\', rest).ok_or(Unsure)?;
-            if rest[i] == b'"' {
-                self.pos += i + 1;
-                return Ok(());
+        let mut i = self.pos + 1;
+        while let Some(&b) = self.text.get(i) {
+            match b {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(());
+                }
+                // A backslash escapes the byte after it (a `\uXXXX` has no quote in it).
+                b'\\' => i += 2,
+                _ => i += 1,
             }
-            // A backslash escapes the byte after it (a `\uXXXX` has no quote in it).
-            self.pos += i + 2;
         }
+        Err(Unsure)
     }
 
     /// From an opening bracket to just past the bracket that closes it.
@@ -180,14 +210,29 @@ mod tests {
         assert_eq!(sel(text, &["x", "a"]), Ok(None));
         assert_eq!(sel(r#"{"a":1,"a":2}"#, &["a"]), Ok(Some("2".into())));
         assert_eq!(sel(r#"{"a":{"b":1},"a":3}"#, &["a", "b"]), Ok(None));
+        assert_eq!(
+            sel(r#"{"a":{"b":1,"b":2}}"#, &["a", "b"]),
+            Ok(Some("2".into()))
+        );
+        assert_eq!(
+            sel(r#"{"a":{"b":1},"c":{"b":2}}"#, &["a", "b"]),
+            Ok(Some("1".into()))
+        );
+        // Found, and no name of the path follows: the rest is not looked at.
+        assert_eq!(
+            sel(r#"{"a":1,"z":[} trailing"#, &["a"]),
+            Ok(Some("1".into()))
+        );
+        // A name of the path follows: the scan goes on, and is unsure of what it cannot read.
+        assert_eq!(sel(r#"{"a":1,"z":["a"} trailing"#, &["a"]), Err(Unsure));
         assert_eq!(sel("{}", &["a"]), Ok(None));
         assert_eq!(sel("[1]", &["a"]), Ok(None));
     }
 
     #[test]
     fn is_unsure_where_it_cannot_tell() {
-        assert_eq!(sel(r#"{"a":1} x"#, &["a"]), Err(Unsure));
-        assert_eq!(sel(r#"{"a":{"b":1}"#, &["a"]), Err(Unsure));
+        assert_eq!(sel(r#"{"a":1} x"#, &["b"]), Err(Unsure));
+        assert_eq!(sel(r#"{"a":{"b":1}"#, &["b"]), Err(Unsure));
         assert_eq!(sel(r#"{"\u0061":1}"#, &["a"]), Err(Unsure));
         assert_eq!(sel(r#"{"a":"open"#, &["a"]), Err(Unsure));
         assert_eq!(sel(r#"{"a":}"#, &["a"]), Err(Unsure));
