@@ -195,7 +195,7 @@ stream = "orders"
 out = "sql"
 columns = {{ order_id = "data.order_id", total = "data.total:double" }}
 "#,
-        sha = "0".repeat(128)
+        sha = "ab".repeat(64)
     );
     let path = dir.join("cluster.toml");
     std::fs::write(&path, text).unwrap();
@@ -281,6 +281,48 @@ async fn dry_run_prints_the_request_and_creates_nothing() {
         active_named(&emu, &name).await.is_empty(),
         "a dry run launched"
     );
+}
+
+#[tokio::test]
+async fn up_refuses_the_placeholder_digest_before_touching_aws() {
+    let emu = emulators::get();
+    let bucket = emulators::unique("cluster-zero");
+    emu.s3()
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let name = emulators::unique("zero");
+    let dir = tempfile::tempdir().unwrap();
+    let file = cluster_file(dir.path(), &name, &bucket);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&"ab".repeat(64), &"0".repeat(128));
+    std::fs::write(&file, text).unwrap();
+    let (code, _, stderr) = run(&emu, dir.path(), &["cluster", "up", file.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`drill.sha512` is the all-zero placeholder")
+            && stderr.contains("apache-drill-1.21.2.tar.gz.sha512"),
+        "{stderr}"
+    );
+    assert!(
+        keys(&emu, &bucket).await.is_empty(),
+        "uploaded bootstrap scripts"
+    );
+    assert!(
+        active_named(&emu, &name).await.is_empty(),
+        "launched a cluster"
+    );
+    // A dry run still shows the request, placeholder and all.
+    let (code, _, stderr) = run(
+        &emu,
+        dir.path(),
+        &["cluster", "up", file.to_str().unwrap(), "--dry-run"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 #[tokio::test]
@@ -398,12 +440,13 @@ async fn up_status_down() {
         get("bootstrap/install-drill-1.21.2.sh".into()).await,
         expected
     );
-    // …and, but for the cluster's name, the golden of the shipped file
+    // …and, but for the cluster's name and digest, the golden of the shipped file
     let golden_text = std::fs::read_to_string(golden("install-drill-1.21.2.sh")).unwrap();
     assert_eq!(
         expected
             .replace(&format!("\"{name}\""), "\"analytics\"")
-            .replace(&format!("flux-{name}"), "flux-analytics"),
+            .replace(&format!("flux-{name}"), "flux-analytics")
+            .replace(&"ab".repeat(64), &"0".repeat(128)),
         golden_text
     );
     let hive_sql = get("bootstrap/ddl/orders/hive.sql".into()).await;

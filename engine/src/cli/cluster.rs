@@ -152,6 +152,10 @@ fn up(args: UpArgs) -> i32 {
         }
         return EXIT_OK;
     }
+    if let Some((_, message)) = f.drill.as_ref().and_then(|d| d.placeholder_digest()) {
+        eprintln!("error: {}: {message}", args.file);
+        return EXIT_INVALID;
+    }
     let Some(rt) = runtime() else {
         return EXIT_RUNTIME;
     };

@@ -172,6 +172,33 @@ impl DrillSection {
         })
     }
 
+    /// When the digest is the shipped example's all-zero placeholder: `(key, message)` saying
+    /// where to find the real one. A cluster started with it fails in its bootstrap action,
+    /// after minutes of billing, so `cluster up` refuses it first.
+    pub fn placeholder_digest(&self) -> Option<(&'static str, String)> {
+        let (tool, digest) = self.checksum();
+        if digest.is_empty() || digest.bytes().any(|b| b != b'0') {
+            return None;
+        }
+        let key = if tool == "sha512sum" {
+            "drill.sha512"
+        } else {
+            "drill.sha256"
+        };
+        let ext = if tool == "sha512sum" {
+            "sha512"
+        } else {
+            "sha256"
+        };
+        Some((
+            key,
+            format!(
+                "`{key}` is the all-zero placeholder; copy the real digest from {}.{ext} (the bootstrap action would refuse the download and the cluster would fail after it was started)",
+                self.url()
+            ),
+        ))
+    }
+
     /// The checksum tool (`sha512sum`/`sha256sum`) and the expected digest.
     pub fn checksum(&self) -> (&'static str, &str) {
         match (&self.sha512, &self.sha256) {
