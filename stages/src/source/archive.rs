@@ -309,6 +309,12 @@ impl Source for ArchiveSource {
             "reading archive {}",
             self.store.url()
         );
+        let read_batch = reader_batch(
+            self.config.order,
+            by_shard.len(),
+            self.config.prefetch,
+            self.config.batch_records,
+        );
         let mut streams = Vec::with_capacity(by_shard.len());
         let mut shard_readers = Vec::with_capacity(by_shard.len());
         for (_, list) in by_shard {
@@ -317,7 +323,7 @@ impl Source for ArchiveSource {
             let reader = ShardReader {
                 store: self.store.clone(),
                 bounds: bounds.clone(),
-                batch_records: self.config.batch_records,
+                batch_records: read_batch,
                 prefilter: self.prefilter.clone(),
                 tx,
             };
@@ -355,6 +361,24 @@ impl Source for ArchiveSource {
             self.prefilter = Some(prefilter);
         }
         self.prefilter.is_some()
+    }
+}
+
+/// Records the read-ahead of an arrival-order merge may hold in all (about 64 MB of typical
+/// records). Every shard is open in that order, each holding `prefetch + 2` batches (queued,
+/// being filled, being merged); past this, each shard reads in smaller batches.
+const MERGE_READ_AHEAD_RECORDS: usize = 64 * 1024;
+
+/// The batch size of each shard's reader: `batch_records`, made smaller for an arrival-order
+/// merge of many shards so that its read-ahead stays within [`MERGE_READ_AHEAD_RECORDS`]
+/// (at least 16 records). The source's output batches keep `batch_records`.
+fn reader_batch(order: Order, shards: usize, prefetch: usize, batch_records: usize) -> usize {
+    match order {
+        Order::Arrival => {
+            let per_shard = MERGE_READ_AHEAD_RECORDS / (shards.max(1) * (prefetch + 2));
+            batch_records.min(per_shard.max(16))
+        }
+        Order::Shard | Order::Interleaved => batch_records,
     }
 }
 
@@ -432,5 +456,21 @@ impl ShardReader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_arrival_merge_of_many_shards_reads_in_smaller_batches() {
+        // 4 shards: 4 × 4 × 1024 records, within the read-ahead.
+        assert_eq!(reader_batch(Order::Arrival, 4, 2, 1024), 1024);
+        // 200 shards: 65536 / (200 × 4) = 81 records per batch.
+        assert_eq!(reader_batch(Order::Arrival, 200, 2, 1024), 81);
+        assert_eq!(reader_batch(Order::Arrival, 5000, 2, 1024), 16);
+        assert_eq!(reader_batch(Order::Shard, 200, 2, 1024), 1024);
+        assert_eq!(reader_batch(Order::Interleaved, 200, 2, 1024), 1024);
     }
 }
