@@ -2,7 +2,7 @@
 //! across reruns and simulated crashes, lossless payloads, bounded reads that prune by folder,
 //! dead letters, and Ctrl-C.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -994,6 +994,77 @@ format = "envelope"
             ((h("11"), h("13")), 999)
         ]
     );
+}
+
+#[test]
+fn an_archive_sink_rolls_one_object_per_window_and_shard() {
+    let a = archived_sample();
+    let original = a.envelopes().len();
+    let windowed = a.dir.path().join("windowed");
+    let p = a.write_pipeline(
+        "per-window.toml",
+        &format!(
+            r#"
+[sources.archive]
+type = "archive"
+url = "{url}"
+stream = "orders"
+
+[transforms.quarter]
+type = "window"
+inputs = ["archive"]
+size = "15m"
+
+[sinks.windowed]
+type = "archive"
+inputs = ["quarter"]
+url = "file://{out}"
+roll_per_window = true
+"#,
+            url = a.url(),
+            out = windowed.display()
+        ),
+    );
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let mut objects = 0;
+    let mut records = BTreeSet::new();
+    let mut pairs = BTreeSet::new();
+    walk(&windowed, &mut |path| {
+        let name = path.to_string_lossy();
+        if !name.contains("stream=orders") || !name.ends_with(".json.gz") {
+            return;
+        }
+        objects += 1;
+        let lines = gunzip_lines(path);
+        let envs: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let first = &envs[0];
+        for e in &envs {
+            assert_eq!(
+                e["annotations"]["window"], first["annotations"]["window"],
+                "{name}: one window per object"
+            );
+            assert_eq!(e["shard_id"], first["shard_id"], "{name}");
+            assert!(records.insert((
+                e["shard_id"].as_str().unwrap().to_owned(),
+                e["sequence_number"].as_str().unwrap().to_owned()
+            )));
+        }
+        pairs.insert((
+            first["shard_id"].to_string(),
+            first["annotations"]["window"].to_string(),
+        ));
+    });
+    assert_eq!(records.len(), original, "every record once");
+    assert_eq!(objects, pairs.len(), "one object per (shard, window)");
+    // 3 hours of records in 15-minute windows on 4 shards.
+    assert!(objects >= 40, "{objects} objects");
 }
 
 #[test]

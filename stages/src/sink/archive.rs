@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Each shard has one open object at a time, holding records of one arrival hour in sequence
-//! order; it is rolled at `max_records`, `max_bytes` (uncompressed), `max_age`, a new hour, a checkpoint
-//! barrier, or the end. A data object is stored before the shard's checkpoint moves past it, so:
+//! order; it is rolled at `max_records`, `max_bytes` (uncompressed), `max_age`, a new hour, a new
+//! window (with `roll_per_window`), a checkpoint barrier, or the end. A data object is stored before the shard's checkpoint moves past it, so:
 //! - records at or below a shard's checkpoint are skipped (a rerun duplicates nothing);
 //! - objects found past a checkpoint at start were left by a crashed run and are removed before
 //!   their records are written again (a crash loses nothing and duplicates nothing).
@@ -55,6 +55,11 @@ pub struct ArchiveSinkConfig {
     /// with `stop = "never"` objects are rolled at every checkpoint barrier anyway.
     #[serde(default)]
     pub max_age: Option<crate::units::Duration>,
+    /// Roll an object whenever the `window` annotation (`{start, end}`, from a `window`
+    /// transform upstream) changes, so each object holds the records of one window of one
+    /// shard. Default false.
+    #[serde(default)]
+    pub roll_per_window: bool,
     /// gzip level, 0 (none) to 9 (smallest). Default 6.
     #[serde(default = "default_level")]
     pub gzip_level: u32,
@@ -178,6 +183,8 @@ struct ObjectWriter {
     records: u64,
     raw_bytes: u64,
     gz: GzEncoder<Vec<u8>>,
+    /// The `window` annotation of its records, with `roll_per_window`.
+    window: Option<serde_json::Value>,
 }
 
 impl ObjectWriter {
@@ -352,10 +359,21 @@ impl ArchiveSink {
     async fn append(&mut self, r: &Record) -> anyhow::Result<()> {
         let hour = hour_of(r.arrival_ts);
         let key = (r.stream.clone(), r.shard_id.clone());
-        // Roll on a new hour, or when full, but never inside a KPL aggregate (its user records
-        // share a sequence number): object names and checkpoints stay Kinesis positions.
+        let window = if self.config.roll_per_window {
+            r.annotations
+                .as_ref()
+                .and_then(|a| a.get("window"))
+                .cloned()
+        } else {
+            None
+        };
+        // Roll on a new hour, a new window, or when full, but never inside a KPL aggregate (its
+        // user records share a sequence number): object names and checkpoints stay Kinesis
+        // positions.
         if let Some(w) = self.writers.get(&key)
-            && (w.hour != hour || (w.is_full(&self.config) && w.last != r.sequence_number))
+            && (w.hour != hour
+                || w.window != window
+                || (w.is_full(&self.config) && w.last != r.sequence_number))
         {
             let w = self.writers.remove(&key).expect("just seen");
             self.flush(w).await?;
@@ -374,6 +392,7 @@ impl ArchiveSink {
             records: 0,
             raw_bytes: 0,
             gz: GzEncoder::new(Vec::new(), flate2::Compression::new(level)),
+            window,
         });
         let mut line = Vec::with_capacity(r.data.len() + 256);
         r.write_envelope(&mut line);
