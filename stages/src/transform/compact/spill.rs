@@ -1,9 +1,10 @@
 //! Sorted runs on disk: the temporary folder, and writing and reading runs.
 //!
 //! A run is a file of entries, each `key length (u32 LE) · key · effective arrival ms (i64 LE) ·
-//! envelope length (u32 LE) · envelope line`. The envelope is the archive's own JSON line
-//! ([`Record::write_envelope`]), which round-trips a record byte for byte, annotations included.
-//! Runs of the second phase (sorted by version) have empty keys.
+//! record length (u32 LE) · record`. The record is in a binary form of its own ([`encode`]):
+//! length-prefixed fields, the payload bytes as they are and annotations as JSON, so it
+//! round-trips byte for byte and reading it back parses no JSON (runs are written and read by
+//! this process only). Runs of the second phase (sorted by version) have empty keys.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::record::{Interner, Record};
+use crate::record::{Interner, Record, SequenceNumber};
 
 const BUF: usize = 64 * 1024;
 
@@ -95,7 +96,7 @@ impl RunWriter {
     /// Appends an entry.
     pub fn write(&mut self, key: &[u8], ms: i64, record: &Record) -> anyhow::Result<()> {
         self.line.clear();
-        record.write_envelope(&mut self.line);
+        encode(record, &mut self.line)?;
         let key_len = u32::try_from(key.len()).context("compaction key longer than 4 GiB")?;
         let line_len = u32::try_from(self.line.len()).context("record longer than 4 GiB")?;
         let io = write_entry(&mut self.out, key, ms, &self.line, key_len, line_len);
@@ -178,15 +179,101 @@ impl RunReader {
         self.input.read_exact(&mut len)?;
         self.buf.resize(u32::from_le_bytes(len) as usize, 0);
         self.input.read_exact(&mut self.buf)?;
-        let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-        let record =
-            Record::parse_envelope(line, &mut self.interner).map_err(anyhow::Error::msg)?;
+        let record = decode(&self.buf, &mut self.interner)?;
         Ok(Entry {
             key: key.into_boxed_slice(),
             ms: i64::from_le_bytes(ms),
             record,
         })
     }
+}
+
+/// Appends `record` in the runs' binary form, all little-endian: stream, shard id and sequence
+/// number (each a u16 length, then the text); the sub-sequence number (a u8 flag, then a u64);
+/// the partition key (a u32 length, then the text); the arrival time (i64 seconds, u32
+/// nanoseconds); the payload (a u32 length, then the bytes); the annotations (a u32 length, then
+/// JSON; length 0 for none).
+fn encode(record: &Record, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    fn short(out: &mut Vec<u8>, text: &str) -> anyhow::Result<()> {
+        let n = u16::try_from(text.len()).context("field longer than 64 KiB")?;
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+    fn long(out: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<()> {
+        let n = u32::try_from(bytes.len()).context("field longer than 4 GiB")?;
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(bytes);
+        Ok(())
+    }
+    short(out, &record.stream)?;
+    short(out, &record.shard_id)?;
+    short(out, record.sequence_number.as_str())?;
+    match record.sub_sequence_number {
+        Some(n) => {
+            out.push(1);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    long(out, record.partition_key.as_bytes())?;
+    out.extend_from_slice(&record.arrival_ts.timestamp().to_le_bytes());
+    out.extend_from_slice(&record.arrival_ts.timestamp_subsec_nanos().to_le_bytes());
+    long(out, &record.data)?;
+    match &record.annotations {
+        Some(a) => long(out, &serde_json::to_vec(a)?)?,
+        None => long(out, &[])?,
+    }
+    Ok(())
+}
+
+/// Reads a record written by [`encode`].
+fn decode(mut bytes: &[u8], interner: &mut Interner) -> anyhow::Result<Record> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> anyhow::Result<&'a [u8]> {
+        anyhow::ensure!(bytes.len() >= n, "record cut short");
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(bytes: &mut &[u8]) -> anyhow::Result<[u8; N]> {
+        Ok(take(bytes, N)?.try_into().expect("N bytes"))
+    }
+    fn short<'a>(bytes: &mut &'a [u8]) -> anyhow::Result<&'a str> {
+        let n = u16::from_le_bytes(array(bytes)?) as usize;
+        Ok(std::str::from_utf8(take(bytes, n)?)?)
+    }
+    fn long<'a>(bytes: &mut &'a [u8]) -> anyhow::Result<&'a [u8]> {
+        let n = u32::from_le_bytes(array(bytes)?) as usize;
+        take(bytes, n)
+    }
+    let stream = interner.intern(short(&mut bytes)?);
+    let shard_id = interner.intern(short(&mut bytes)?);
+    let sequence_number = SequenceNumber::parse(short(&mut bytes)?).map_err(anyhow::Error::msg)?;
+    let sub_sequence_number = match array::<1>(&mut bytes)? {
+        [0] => None,
+        _ => Some(u64::from_le_bytes(array(&mut bytes)?)),
+    };
+    let partition_key = std::str::from_utf8(long(&mut bytes)?)?.to_owned();
+    let secs = i64::from_le_bytes(array(&mut bytes)?);
+    let nanos = u32::from_le_bytes(array(&mut bytes)?);
+    let arrival_ts =
+        chrono::DateTime::from_timestamp(secs, nanos).context("arrival time out of range")?;
+    let data = bytes::Bytes::copy_from_slice(long(&mut bytes)?);
+    let annotations = match long(&mut bytes)? {
+        [] => None,
+        json => Some(Box::new(serde_json::from_slice(json)?)),
+    };
+    anyhow::ensure!(bytes.is_empty(), "trailing bytes after a record");
+    Ok(Record {
+        stream,
+        shard_id,
+        sequence_number,
+        sub_sequence_number,
+        partition_key,
+        arrival_ts,
+        data,
+        annotations,
+    })
 }
 
 impl Drop for RunReader {
@@ -199,7 +286,7 @@ impl Drop for RunReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{SequenceNumber, ts_from_millis};
+    use crate::record::ts_from_millis;
 
     #[test]
     fn runs_round_trip_and_vanish() {
@@ -218,6 +305,20 @@ mod tests {
         let mut w = dir.create().unwrap();
         w.write(b"key", -7, &record).unwrap();
         w.write(b"", 9, &record).unwrap();
+        let other = Record {
+            stream: "orders".into(),
+            shard_id: "shardId-000000000003".into(),
+            sequence_number: SequenceNumber::parse(
+                "49590965313585712722664768729111599489403360183634635353",
+            )
+            .unwrap(),
+            sub_sequence_number: None,
+            partition_key: "Zoë ✓".into(),
+            arrival_ts: chrono::DateTime::from_timestamp(1_764_000_000, 123_456_789).unwrap(),
+            data: bytes::Bytes::from_static(br#"{"a":[1,"\u00e9"]}"#),
+            annotations: None,
+        };
+        w.write(b"k2", 1, &other).unwrap();
         let path = w.finish(&mut dir).unwrap();
         let root = dir.path().to_path_buf();
         let mut r = RunReader::open(path.clone()).unwrap();
@@ -226,6 +327,8 @@ mod tests {
         assert_eq!(a.record, record);
         let b = r.next_entry().unwrap().unwrap();
         assert_eq!((&*b.key, b.ms), (&b""[..], 9));
+        let c = r.next_entry().unwrap().unwrap();
+        assert_eq!(c.record, other);
         assert!(r.next_entry().unwrap().is_none());
         drop(r);
         assert!(!path.exists());
