@@ -37,10 +37,10 @@ cat > "$work/filter.toml" <<TOML
 type = "archive"
 url = "$data/archive"
 stream = "orders"
-# A filter job's output order does not matter (DuckDB's does not keep one either): read shard by
-# shard, 2 shards at a time. The default, order = "arrival", merges all shards by arrival time
-# for replays; it keeps every shard open at once (about 105 MB peak RSS here instead of 74 MB).
-order = "shard"
+# A filter job's output order does not matter (DuckDB's does not keep one either): read
+# `concurrency` (= CPUs) shards at once, each shard in sequence order, batches sent as they are
+# ready. The default, order = "arrival", merges all shards by arrival time for replays.
+order = "interleaved"
 
 [transforms.hits]
 type = "filter"
