@@ -47,6 +47,8 @@ pub struct StageMetrics {
     /// How many records the stage will have sent downstream in all, plus one, once it knows
     /// (0: not known). See [`StageMetrics::expected_out`].
     expected_out: AtomicU64,
+    /// Lag behind the stream's tip in milliseconds, plus one (0: not known).
+    behind_ms: AtomicU64,
 }
 
 impl StageMetrics {
@@ -74,6 +76,18 @@ impl StageMetrics {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 (v > 1).then(|| v - 1)
             });
+    }
+
+    /// Sources reading a stream: how far behind its tip they are (the largest
+    /// `MillisBehindLatest` of the open shards), or `None` when not known.
+    pub fn set_behind_ms(&self, millis: Option<u64>) {
+        let v = millis.map_or(0, |m| m.saturating_add(1));
+        self.behind_ms.store(v, Ordering::Relaxed);
+    }
+
+    /// See [`StageMetrics::set_behind_ms`].
+    pub fn behind_ms(&self) -> Option<u64> {
+        self.behind_ms.load(Ordering::Relaxed).checked_sub(1)
     }
 
     /// The number of records the stage will send downstream in all, when it knows.

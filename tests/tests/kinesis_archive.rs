@@ -957,3 +957,56 @@ format = "envelope"
     assert!(err.contains("archived 48 records"), "{err}");
     assert_eq!(norm(&archived().await), norm(&expected));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_archive_shows_its_lag_behind_the_tip_and_stops_cleanly_on_sigterm() {
+    let s = setup(2).await;
+    let mut put = Put::new();
+    for n in 0..30 {
+        s.put(
+            &format!("k-{n}"),
+            format!(r#"{{"n":{n}}}"#).into_bytes(),
+            &mut put,
+        )
+        .await;
+    }
+    let p = s.pipeline();
+    let toml = std::fs::read_to_string(&p).unwrap().replace(
+        "idle_interval = \"50ms\"",
+        "idle_interval = \"50ms\"\nstop = \"never\"\ncheckpoint_interval = \"1s\"",
+    );
+    std::fs::write(&p, toml).unwrap();
+    let mut cmd = flux_engine(&[
+        "run",
+        p.to_str().unwrap(),
+        "--progress",
+        "log",
+        "--progress-interval",
+        "1",
+    ]);
+    s.emu.apply(&mut cmd);
+    cmd.env("RUST_LOG", "info")
+        .current_dir(s.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    // The source's progress line says how far behind the tip it is (at it, once caught up).
+    assert!(
+        err.lines()
+            .any(|l| l.contains("stage=stream") && l.contains("at the tip")),
+        "{err}"
+    );
+    // Everything put was archived before the stop.
+    assert_eq!(normalise(&s.archived_records().await), normalise(&put));
+}

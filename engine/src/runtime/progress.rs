@@ -177,14 +177,33 @@ impl Lines {
 }
 
 fn line(m: &StageMetrics, elapsed: Duration) -> String {
-    let records = StageMetrics::get(&m.records_out);
-    let bytes = StageMetrics::get(&m.bytes_out);
+    source_line(
+        StageMetrics::get(&m.records_out),
+        StageMetrics::get(&m.bytes_out),
+        elapsed,
+        m.behind_ms(),
+    )
+}
+
+/// `2000 records, 1.1 MiB, 400 records/s, 3.2 s behind the tip`
+fn source_line(records: u64, bytes: u64, elapsed: Duration, behind_ms: Option<u64>) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
-    format!(
+    let mut text = format!(
         "{records} records, {}, {:.0} records/s",
         human_bytes(bytes),
         records as f64 / secs
-    )
+    );
+    match behind_ms {
+        Some(0) => text.push_str(", at the tip"),
+        Some(ms) if ms < 60_000 => {
+            let _ = write!(text, ", {:.1} s behind the tip", ms as f64 / 1000.0);
+        }
+        Some(ms) => {
+            let _ = write!(text, ", {} behind the tip", eta(ms as f64 / 1000.0));
+        }
+        None => {}
+    }
+    text
 }
 
 /// What a sink's progress line shows.
@@ -329,6 +348,27 @@ mod tests {
         );
         p.sent = 5000;
         assert!(!sink_line(&p).contains("ETA"), "{}", sink_line(&p));
+    }
+
+    #[test]
+    fn a_source_line_shows_the_lag_when_known() {
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            source_line(2000, 2048, t, None),
+            "2000 records, 2.0 KiB, 400 records/s"
+        );
+        assert_eq!(
+            source_line(2000, 2048, t, Some(0)),
+            "2000 records, 2.0 KiB, 400 records/s, at the tip"
+        );
+        assert_eq!(
+            source_line(2000, 2048, t, Some(3250)),
+            "2000 records, 2.0 KiB, 400 records/s, 3.2 s behind the tip"
+        );
+        assert_eq!(
+            source_line(2000, 2048, t, Some(3_725_000)),
+            "2000 records, 2.0 KiB, 400 records/s, 1h02m behind the tip"
+        );
     }
 
     #[test]

@@ -197,6 +197,11 @@ enum Event {
         shard: String,
         children: Vec<ShardInfo>,
     },
+    /// A shard's `MillisBehindLatest` from its last GetRecords call.
+    Behind {
+        shard: String,
+        millis: u64,
+    },
     Failed(String),
 }
 
@@ -503,6 +508,8 @@ impl Source for KinesisSource {
         let mut pending: BTreeMap<String, ShardInfo> =
             shards.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut done: BTreeSet<String> = BTreeSet::new();
+        // Each open shard's last `MillisBehindLatest`; the largest is shown as the lag.
+        let mut behind: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         let mut started_here: BTreeSet<String> = BTreeSet::new();
         let mut known = known;
         let (tx, mut rx) = mpsc::channel::<Event>(4 * pending.len().max(1));
@@ -594,8 +601,18 @@ impl Source for KinesisSource {
                         })?;
                     }
                 }
+                Some(Event::Behind { shard, millis }) => {
+                    behind.insert(shard, millis);
+                    ctx.output
+                        .metrics()
+                        .set_behind_ms(behind.values().max().copied());
+                }
                 Some(Event::Done { shard, children }) => {
                     running -= 1;
+                    behind.remove(&shard);
+                    ctx.output
+                        .metrics()
+                        .set_behind_ms(behind.values().max().copied());
                     done.insert(shard);
                     for child in children {
                         if known.insert(child.id.clone()) {
@@ -781,6 +798,20 @@ impl Reader {
             let empty = records.is_empty();
             if let Some(r) = records.last() {
                 last_seq = Some(r.sequence_number.to_string());
+            }
+            if let Some(millis) = out
+                .millis_behind_latest()
+                .and_then(|m| u64::try_from(m).ok())
+                && self
+                    .tx
+                    .send(Event::Behind {
+                        shard: self.shard.id.clone(),
+                        millis,
+                    })
+                    .await
+                    .is_err()
+            {
+                return Ok(());
             }
             let (records, rejected) = if self.config.deaggregate {
                 split_aggregates(records)
