@@ -53,7 +53,6 @@ type = "compact"
 inputs = ["archive"]
 key = "\$.data.customer_id"
 spill_dir = "$work"
-buffer_bytes = "2MiB"        # the channel into compact (default 16MiB)
 $1
 
 [sinks.out]

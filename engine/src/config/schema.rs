@@ -98,7 +98,7 @@ fn add_engine_keys(schema: &mut Value, role: Role, kind: &str) {
     );
     props.insert(
         "buffer_bytes".into(),
-        json!({ "type": "string", "description": "Capacity in bytes of each channel into this stage, e.g. \"16MiB\" (the default)." }),
+        json!({ "type": "string", "description": "Capacity in bytes of each channel into this stage, e.g. \"16MiB\" (the default; `compact`: \"2MiB\")." }),
     );
     let required = obj
         .entry("required")

@@ -33,8 +33,8 @@
 //! `memory_limit`. Past it the design is an external sort in two phases, so that the result is
 //! identical with or without spilling:
 //!
-//! 1. *By key*: the table is written as a run sorted by key (records in the archive's envelope
-//!    format, with the key and the effective arrival time) to a temporary folder, and emptied.
+//! 1. *By key*: the table is written as a run sorted by key (records in a binary form, with the
+//!    key and the effective arrival time; see [`spill`]) to a temporary folder, and emptied.
 //!    At the end, the runs are merged by key with a binary heap ([`merge`]); per key the newest
 //!    version wins, exactly as in the table.
 //! 2. *By version*: winners are collected up to the limit, sorted by version and written as runs
