@@ -1065,6 +1065,27 @@ roll_per_window = true
     assert_eq!(objects, pairs.len(), "one object per (shard, window)");
     // 3 hours of records in 15-minute windows on 4 shards.
     assert!(objects >= 40, "{objects} objects");
+
+    // Sliding windows put each record in two windows: the second copy would go back in its
+    // shard's sequence, which the sink refuses instead of skipping it as archived.
+    let sliding = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("size = \"15m\"", "size = \"30m\"\nslide = \"15m\"")
+        .replace(
+            &windowed.display().to_string(),
+            &format!("{}-sliding", windowed.display()),
+        );
+    std::fs::write(&p, sliding).unwrap();
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
+    let err = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("roll_per_window = true, each shard's records must come in sequence order"),
+        "{err}"
+    );
 }
 
 #[test]

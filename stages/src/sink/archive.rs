@@ -57,7 +57,8 @@ pub struct ArchiveSinkConfig {
     pub max_age: Option<crate::units::Duration>,
     /// Roll an object whenever the `window` annotation (`{start, end}`, from a `window`
     /// transform upstream) changes, so each object holds the records of one window of one
-    /// shard. Default false.
+    /// shard. Needs each shard's records in sequence order (tumbling windows on arrival time);
+    /// a record going back stops the run. Default false.
     #[serde(default)]
     pub roll_per_window: bool,
     /// gzip level, 0 (none) to 9 (smallest). Default 6.
@@ -160,6 +161,7 @@ impl ArchiveSinkConfig {
             streams: HashMap::new(),
             writers: HashMap::new(),
             skipped: 0,
+            written: HashMap::new(),
         }))
     }
 }
@@ -204,7 +206,14 @@ pub struct ArchiveSink {
     writers: HashMap<(Arc<str>, Arc<str>), ObjectWriter>,
     /// Records skipped as archived already, since the runtime last asked.
     skipped: usize,
+    /// With `roll_per_window`: the last position this run wrote per (stream, shard).
+    written: HashMap<ShardKey, Position>,
 }
+
+/// (stream, shard id).
+type ShardKey = (Arc<str>, Arc<str>);
+/// (sequence number, sub-sequence number).
+type Position = (SequenceNumber, Option<u64>);
 
 impl ArchiveSink {
     /// Loads a stream's checkpoints and removes objects a crashed run left past them.
@@ -372,8 +381,7 @@ impl ArchiveSink {
         // positions.
         if let Some(w) = self.writers.get(&key)
             && (w.hour != hour
-                || w.window != window
-                || (w.is_full(&self.config) && w.last != r.sequence_number))
+                || ((w.window != window || w.is_full(&self.config)) && w.last != r.sequence_number))
         {
             let w = self.writers.remove(&key).expect("just seen");
             self.flush(w).await?;
@@ -403,6 +411,28 @@ impl ArchiveSink {
         w.last_arrival = r.arrival_ts;
         w.records += 1;
         w.raw_bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// With `roll_per_window`, records must come in sequence order per shard: a record at or
+    /// below one this run already wrote would otherwise be taken for archived and skipped. That
+    /// happens with windows that overlap (sliding: a record in several windows) or that reorder
+    /// a shard (session windows, event time), so it stops the run instead.
+    fn check_sequence_order(&mut self, r: &Record) -> anyhow::Result<()> {
+        let key = (r.stream.clone(), r.shard_id.clone());
+        let at = (r.sequence_number.clone(), r.sub_sequence_number);
+        if let Some(last) = self.written.get(&key)
+            && at <= *last
+        {
+            anyhow::bail!(
+                "{} {} sequence {}: with roll_per_window = true, each shard's records must come in sequence order, but this run already wrote sequence {} of that shard; use tumbling windows on arrival time (sliding windows put a record in several windows; session and event-time windows reorder a shard)",
+                r.stream,
+                r.shard_id,
+                r.sequence_number,
+                last.0
+            );
+        }
+        self.written.insert(key, at);
         Ok(())
     }
 
@@ -457,6 +487,9 @@ impl Sink for ArchiveSink {
     ) -> anyhow::Result<()> {
         for r in batch.iter() {
             self.open_stream(&r.stream).await?;
+            if self.config.roll_per_window {
+                self.check_sequence_order(r)?;
+            }
             if self.already_archived(r) {
                 // Archived already (by an earlier run, or a duplicate delivery in this one).
                 if let Some(s) = self.streams.get_mut(&r.stream) {

@@ -303,6 +303,11 @@ mod tests {
             "the last duplicate decides"
         );
         assert_eq!(
+            key("$.data.a", r#"{"a":1,"\u0061":2}"#).as_deref(),
+            Some("2"),
+            "also when spelled with escapes"
+        );
+        assert_eq!(
             key("$.shard_id", "{}").as_deref(),
             Some("shardId-000000000000")
         );

@@ -12,7 +12,8 @@ pub struct Unsure;
 /// the text is parsed into a value), `Ok(None)` when the path is not there.
 ///
 /// Once the value is found, the scan stops early when none of the path's names occurs quoted
-/// (`"name"`) in the rest of the text: then no later member can replace it.
+/// (`"name"`) in the rest of the text and nothing there is `\u`-escaped: then no later member
+/// can replace it.
 pub fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
     let needles: Vec<Vec<u8>> = names
         .iter()
@@ -70,11 +71,13 @@ impl<'a> Scanner<'a, '_> {
         let Some((first, rest)) = names.split_first() else {
             let start = self.pos;
             self.skip_value()?;
+            // A later member could also spell a name with `\u` escapes: then scan on.
             let after = &self.text[self.pos..];
-            self.settled = self
-                .needles
-                .iter()
-                .all(|n| memchr::memmem::find(after, n).is_none());
+            self.settled = memchr::memmem::find(after, b"\\u").is_none()
+                && self
+                    .needles
+                    .iter()
+                    .all(|n| memchr::memmem::find(after, n).is_none());
             return Ok(Some(&self.text[start..self.pos]));
         };
         if self.peek()? != b'{' {
@@ -222,6 +225,12 @@ mod tests {
         assert_eq!(
             sel(r#"{"a":1,"z":[} trailing"#, &["a"]),
             Ok(Some("1".into()))
+        );
+        // An escaped duplicate of the name follows: the scan goes on, and is unsure of it.
+        assert_eq!(sel(r#"{"a":1,"\u0061":2}"#, &["a"]), Err(Unsure));
+        assert_eq!(
+            sel(r#"{"a":{"b":1},"\u0061":{}}"#, &["a", "b"]),
+            Err(Unsure)
         );
         // A name of the path follows: the scan goes on, and is unsure of what it cannot read.
         assert_eq!(sel(r#"{"a":1,"z":["a"} trailing"#, &["a"]), Err(Unsure));
