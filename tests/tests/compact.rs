@@ -285,3 +285,78 @@ fn records_without_a_key_are_dead_lettered_or_stop_the_run() {
         "{err}"
     );
 }
+
+/// An arrival-order read keeps every shard's reader open at once, each on a blocking thread: a
+/// stream of more shards than tokio's default blocking pool (512) must still be read (it used to
+/// hang, every thread parked on a full channel while the merge waited for a shard not started).
+#[test]
+fn an_arrival_order_read_of_600_shards_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(generator())
+        .args([
+            "--records",
+            "60000",
+            "--shards",
+            "600",
+            "--keys",
+            "60000",
+            "--zipf",
+            "0",
+        ])
+        .args(["--seed", "3", "--hours", "1", "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("run gen_archive.py");
+    assert!(out.status.success(), "{}", text(&out).1);
+    let p = dir.path().join("read.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[sources.archive]
+type = "archive"
+url = "{}"
+stream = "orders"
+batch_records = 10       # ~100 records on every shard: each reader fills its channel and waits
+
+[sinks.out]
+type = "file"
+inputs = ["archive"]
+path = "out.jsonl"
+format = "envelope"
+"#,
+            dir.path().join("archive").display()
+        ),
+    )
+    .unwrap();
+    let mut child = flux_tests::flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("the run did not finish in 180 s (deadlocked?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 60000);
+    let times: Vec<&str> = lines
+        .iter()
+        .map(|e| e["arrival_ts"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "arrival order");
+}

@@ -83,6 +83,10 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // An arrival-order archive read keeps one reader thread per shard open at once (see
+        // flux_stages::source::archive::MAX_ARRIVAL_SHARDS); tokio's default of 512 would
+        // leave later shards' readers queued behind parked ones, and the merge waiting forever.
+        .max_blocking_threads(flux_stages::source::archive::BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

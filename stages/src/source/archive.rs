@@ -309,6 +309,12 @@ impl Source for ArchiveSource {
             "reading archive {}",
             self.store.url()
         );
+        if self.config.order == Order::Arrival && by_shard.len() > MAX_ARRIVAL_SHARDS {
+            anyhow::bail!(
+                "order = \"arrival\" merges every shard at once, and this read has {} shards (at most {MAX_ARRIVAL_SHARDS}); use order = \"interleaved\" or \"shard\", or fewer `shards`",
+                by_shard.len()
+            );
+        }
         let read_batch = reader_batch(
             self.config.order,
             by_shard.len(),
@@ -363,6 +369,14 @@ impl Source for ArchiveSource {
         self.prefilter.is_some()
     }
 }
+
+/// Shards an arrival-order read may merge: each holds a reader thread while it waits for the
+/// merge, so they must all fit in the runtime's blocking pool ([`BLOCKING_THREADS`]) with room
+/// for the file reads and other blocking work.
+pub const MAX_ARRIVAL_SHARDS: usize = 3072;
+
+/// The blocking thread pool the engine's runtime needs (set by the `run` command).
+pub const BLOCKING_THREADS: usize = 4096;
 
 /// Records the read-ahead of an arrival-order merge may hold in all (about 64 MB of typical
 /// records). Every shard is open in that order, each holding `prefetch + 2` batches (queued,
