@@ -164,7 +164,11 @@ impl Lines {
                 sink_line(&SinkProgress {
                     sent,
                     bytes,
-                    expected: self.live.expected_in(i),
+                    // What the sink itself dead-letters will not be written.
+                    expected: self
+                        .live
+                        .expected_in(i)
+                        .map(|n| n.saturating_sub(StageMetrics::get(&m.dead_lettered))),
                     throttled: StageMetrics::get(&m.throttled),
                     retried: StageMetrics::get(&m.retried),
                     rate,

@@ -98,8 +98,16 @@ where
         let mut parsed = Parsed::default();
         let mut in_batch = 0usize;
         loop {
+            // Reading from a pipe or a terminal: send what was parsed before waiting for more.
+            if flush_when_idle && in_batch > 0 && reader.buffer().is_empty() {
+                in_batch = 0;
+                if tx.blocking_send(Ok(std::mem::take(&mut parsed))).is_err() {
+                    return false;
+                }
+            }
             let buf = match reader.fill_buf() {
                 Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(format!("{what}: line {}: {e}", line_no + 1)));
                     return false;
@@ -136,7 +144,7 @@ where
                 continue;
             }
             in_batch += 1;
-            if in_batch >= batch_records || (flush_when_idle && reader.buffer().is_empty()) {
+            if in_batch >= batch_records {
                 in_batch = 0;
                 if tx.blocking_send(Ok(std::mem::take(&mut parsed))).is_err() {
                     return false;
@@ -184,6 +192,7 @@ pub async fn forward(
 mod tests {
     use super::*;
     use crate::record::Record;
+    use crate::stage::Rejected;
 
     /// (line number, text) of every non-empty line, read through a buffer of `capacity` bytes.
     fn lines(input: &'static [u8], capacity: usize, batch: usize) -> Vec<(u64, String)> {
@@ -243,5 +252,66 @@ mod tests {
         assert_eq!(lines(b"", 4, 1), vec![]);
         assert_eq!(lines(b"\n\n", 4, 1), vec![]);
         assert_eq!(lines(b"x\n", 1, 1), vec![(1, "x".into())]);
+    }
+
+    /// Hands out one chunk per read, as a pipe does.
+    struct Chunks(Vec<&'static [u8]>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let chunk = self.0.remove(0);
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn when_idle_what_was_read_is_sent_before_waiting_for_more() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let ok = read_lines_into(
+            "stdin".into(),
+            || {
+                Ok(BufReader::new(
+                    Box::new(Chunks(vec![b"a\n\n", b"b\nc", b"d\n"])) as Box<dyn Read + Send>,
+                ))
+            },
+            100,
+            true,
+            |_, text, out: &mut Parsed| {
+                out.skipped += 1;
+                out.rejected.push(Rejected {
+                    record: Record {
+                        stream: "s".into(),
+                        shard_id: "s".into(),
+                        sequence_number: crate::record::SequenceNumber::from_u64(1),
+                        sub_sequence_number: None,
+                        partition_key: String::from_utf8(text.to_vec()).unwrap(),
+                        arrival_ts: crate::record::ts_from_millis(0),
+                        data: bytes::Bytes::new(),
+                        annotations: None,
+                    },
+                    reason: String::new(),
+                });
+            },
+            &tx,
+        );
+        assert!(ok);
+        drop(tx);
+        let mut batches = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            let keys: Vec<String> = p
+                .unwrap()
+                .rejected
+                .into_iter()
+                .map(|r| r.record.partition_key)
+                .collect();
+            batches.push(keys);
+        }
+        // "a" goes before the second read (after the empty line), "b" before the read that
+        // completes "cd".
+        assert_eq!(batches, vec![vec!["a"], vec!["b"], vec!["cd"]]);
     }
 }

@@ -508,9 +508,10 @@ fn is_json_object(data: &[u8]) -> bool {
 #[async_trait]
 impl Sink for KinesisSink {
     fn attach_metrics(&mut self, metrics: Arc<StageMetrics>) {
+        // A dry run delivers nothing: its progress counts what it checked.
         metrics
             .counts_delivered
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .store(!self.dry_run, std::sync::atomic::Ordering::Relaxed);
         self.metrics = Some(metrics);
     }
 
