@@ -202,6 +202,16 @@ impl StageConfig {
         }
     }
 
+    /// The stream a source's records carry, when its configuration names it.
+    pub fn source_stream(&self) -> Option<&str> {
+        match self {
+            StageConfig::FileSource(c) => Some(&c.stream),
+            StageConfig::KinesisSource(c) => Some(&c.stream),
+            StageConfig::ArchiveSource(c) => Some(&c.stream),
+            _ => None,
+        }
+    }
+
     /// The raw-bytes pre-check a source may apply when this stage is its only reader.
     pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         match self {

@@ -334,6 +334,11 @@ pub trait Sink: Send {
     /// than records and bytes (throttled, retried).
     fn attach_metrics(&mut self, _metrics: Arc<StageMetrics>) {}
 
+    /// Tells the sink, before the first batch, which streams its upstream sources read (as
+    /// named in their configuration), so it can account for a stream that brings no record
+    /// (the `archive` sink writes its run manifest anyway).
+    fn expect_streams(&mut self, _streams: Vec<String>) {}
+
     /// Writes (or buffers) one batch. Records it cannot write go to `rejected`.
     async fn write(
         &mut self,

@@ -274,6 +274,36 @@ async fn every_record_is_archived_once_byte_for_byte_and_reruns_add_only_new_one
         Some("0"),
         "nothing new: {err}"
     );
+    // The quiet run still leaves its manifest, saying it archived nothing.
+    let listed =
+        s.s3.list_objects_v2()
+            .bucket(&s.bucket)
+            .prefix(format!("archive/_flux/runs/stream={}/", s.stream))
+            .send()
+            .await
+            .unwrap();
+    let mut records = Vec::new();
+    for o in listed.contents() {
+        let body =
+            s.s3.get_object()
+                .bucket(&s.bucket)
+                .key(o.key().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+        let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(m["status"], "completed");
+        records.push(m["records"].as_u64().unwrap());
+    }
+    records.sort_unstable();
+    assert_eq!(records.len(), 2, "one manifest per run: {records:?}");
+    assert_eq!(records[0], 0, "the quiet run's manifest: {records:?}");
+    assert!(records[1] > 0);
     for i in 60..80 {
         s.put(
             &format!("c-{}", i % 7),

@@ -84,7 +84,34 @@ pub fn prepare_with(
     }
     let mut graph = graph;
     push_down_filters(p, &mut graph);
+    announce_streams(p, &mut graph);
     Ok(graph)
+}
+
+/// Tells each sink which streams its upstream sources read (see `Sink::expect_streams`).
+fn announce_streams(p: &Pipeline, graph: &mut DiGraph<Prepared, Edge>) {
+    for n in p.graph.node_indices() {
+        if p.graph[n].role != Role::Sink {
+            continue;
+        }
+        let mut streams = std::collections::BTreeSet::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = vec![n];
+        while let Some(m) = todo.pop() {
+            for e in p.graph.edges_directed(m, petgraph::Direction::Incoming) {
+                // Dead-letter ports carry rejects, not the stream's records.
+                if e.weight().port == Port::Main && seen.insert(e.source()) {
+                    todo.push(e.source());
+                }
+            }
+            if let Some(s) = p.graph[m].config.source_stream() {
+                streams.insert(s.to_owned());
+            }
+        }
+        if let BuiltStage::Sink(sink) = &mut graph[n].stage {
+            sink.expect_streams(streams.into_iter().collect());
+        }
+    }
 }
 
 /// Offers a filter's raw-bytes pre-check to the source it is the only reader of, so lines that

@@ -162,6 +162,7 @@ impl ArchiveSinkConfig {
             writers: HashMap::new(),
             skipped: 0,
             written: HashMap::new(),
+            expected: Vec::new(),
         }))
     }
 }
@@ -206,6 +207,8 @@ pub struct ArchiveSink {
     writers: HashMap<(Arc<str>, Arc<str>), ObjectWriter>,
     /// Records skipped as archived already, since the runtime last asked.
     skipped: usize,
+    /// The streams the upstream sources read: each gets a run manifest, records or not.
+    expected: Vec<String>,
     /// With `roll_per_window`: the last position this run wrote per (stream, shard).
     written: HashMap<ShardKey, Position>,
 }
@@ -508,6 +511,10 @@ impl Sink for ArchiveSink {
         Ok(())
     }
 
+    fn expect_streams(&mut self, streams: Vec<String>) {
+        self.expected = streams;
+    }
+
     fn take_skipped(&mut self) -> usize {
         std::mem::take(&mut self.skipped)
     }
@@ -518,6 +525,11 @@ impl Sink for ArchiveSink {
 
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
         self.flush_all().await?;
+        // A stream that brought no record this run still gets its manifest (0 records): a
+        // nightly job on a quiet stream leaves a trace that it ran.
+        for stream in std::mem::take(&mut self.expected) {
+            self.open_stream(&Arc::from(stream.as_str())).await?;
+        }
         let mut report = Vec::new();
         let mut streams: Vec<_> = self.streams.keys().cloned().collect();
         streams.sort();
