@@ -600,6 +600,9 @@ cmd_up() {
 
   trap cleanup_failed_up EXIT
 
+  # SHARD_LIMIT: the account's shard limit (kinesis-local's default is 50). The
+  # suite's tests share one emulator and run concurrently within each test binary,
+  # and splitting a shard needs room for its children.
   # kinesis-local: plain HTTP port for the tests; the TLS port cannot be
   # switched off, so it gets a free loopback port as well. The other
   # variables are set explicitly so that the caller's environment (e.g. a
@@ -611,6 +614,7 @@ cmd_up() {
     KINESIS_MOCK_TLS_PORT="$ktls_port" \
     LOG_LEVEL="${FLUX_KINESIS_LOG_LEVEL:-INFO}" \
     AWS_REGION=us-east-1 \
+    SHARD_LIMIT=2000 \
     SHOULD_PERSIST_DATA=false \
     node -r "$PRELOAD_JS" "$KINESIS_PKG/main.js"
   local kpid="$STARTED_PID"

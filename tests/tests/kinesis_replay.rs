@@ -425,14 +425,24 @@ async fn a_shard_split_during_a_replay_gets_an_opening_fence_and_loses_nothing()
     let mid = (range.starting_hash_key().parse::<u128>().unwrap()
         + range.ending_hash_key().parse::<u128>().unwrap())
         / 2;
-    s.kinesis
-        .split_shard()
-        .stream_name(&s.stream)
-        .shard_to_split(parent.shard_id())
-        .new_starting_hash_key(mid.to_string())
-        .send()
-        .await
-        .unwrap();
+    // The emulator is shared: wait briefly for room under its shard limit.
+    for attempt in 0.. {
+        match s
+            .kinesis
+            .split_shard()
+            .stream_name(&s.stream)
+            .shard_to_split(parent.shard_id())
+            .new_starting_hash_key(mid.to_string())
+            .send()
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < 10 && format!("{e:?}").contains("LimitExceeded") => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("SplitShard: {e:?}"),
+        }
+    }
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
