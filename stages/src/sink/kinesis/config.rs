@@ -78,6 +78,15 @@ fn default_batch_bytes() -> Size {
 }
 
 impl KinesisSinkConfig {
+    /// A target shard's rate limiter at the configured records and bytes per second.
+    pub fn shard_rate(&self, now: tokio::time::Instant) -> super::rate::ShardRate {
+        super::rate::ShardRate::new(
+            f64::from(self.records_per_second_per_shard),
+            self.bytes_per_second_per_shard.bytes() as f64,
+            now,
+        )
+    }
+
     /// Checks the settings; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.stream.trim().is_empty() {

@@ -153,13 +153,7 @@ impl KinesisSink {
         let rates = map
             .shards()
             .iter()
-            .map(|_| {
-                ShardRate::new(
-                    f64::from(self.config.records_per_second_per_shard),
-                    self.config.bytes_per_second_per_shard.bytes() as f64,
-                    now,
-                )
-            })
+            .map(|_| self.config.shard_rate(now))
             .collect();
         self.state = Some(Running {
             target,
@@ -354,13 +348,8 @@ impl KinesisSink {
             .shards()
             .iter()
             .map(|s| {
-                old.remove(&s.id).unwrap_or_else(|| {
-                    ShardRate::new(
-                        f64::from(self.config.records_per_second_per_shard),
-                        self.config.bytes_per_second_per_shard.bytes() as f64,
-                        now,
-                    )
-                })
+                old.remove(&s.id)
+                    .unwrap_or_else(|| self.config.shard_rate(now))
             })
             .collect();
         let added: Vec<&str> = map
