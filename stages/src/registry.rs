@@ -202,11 +202,15 @@ impl StageConfig {
         }
     }
 
-    /// The stream a source's records carry, when its configuration names it.
+    /// The stream a source's records carry, when its configuration decides it: a `kinesis`
+    /// source's stream name (also when configured by ARN), an `archive` source's stream, a
+    /// `file` source's `stream` with the `data` format (envelopes carry their own).
     pub fn source_stream(&self) -> Option<&str> {
         match self {
-            StageConfig::FileSource(c) => Some(&c.stream),
-            StageConfig::KinesisSource(c) => Some(&c.stream),
+            StageConfig::FileSource(c) if c.format == crate::source::file::LineFormat::Data => {
+                Some(&c.stream)
+            }
+            StageConfig::KinesisSource(c) => Some(c.stream_name()),
             StageConfig::ArchiveSource(c) => Some(&c.stream),
             _ => None,
         }

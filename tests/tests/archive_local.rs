@@ -1089,6 +1089,96 @@ roll_per_window = true
 }
 
 #[test]
+fn max_age_never_closes_an_object_inside_a_kpl_aggregate() {
+    // De-aggregated user records share their aggregate's sequence number; a file source cuts
+    // batches anywhere (here every 2 lines), so a batch often ends inside an aggregate.
+    let a = Archive::new();
+    let mut lines = Vec::new();
+    let mut expected = BTreeSet::new();
+    let mut add = |seq: u64, sub: Option<u64>| {
+        let sub_field = sub.map_or(String::new(), |n| format!(r#","sub_sequence_number":{n}"#));
+        lines.push(format!(
+            r#"{{"stream":"orders","shard_id":"shardId-000000000000","sequence_number":"{seq}"{sub_field},"partition_key":"k{seq}","arrival_ts":"2026-11-25T10:00:0{seq}.000Z","data":{{"n":{seq}}}}}"#
+        ));
+        expected.insert((seq.to_string(), sub));
+    };
+    for sub in 0..5 {
+        add(1, Some(sub));
+    }
+    add(2, None);
+    for sub in 0..3 {
+        add(3, Some(sub));
+    }
+    std::fs::write(a.dir.path().join("kpl.jsonl"), lines.join("\n") + "\n").unwrap();
+    let p = a.write_pipeline(
+        "kpl.toml",
+        &format!(
+            r#"
+[sources.in]
+type = "file"
+path = "kpl.jsonl"
+format = "envelope"
+batch_records = 2
+
+[sinks.archive]
+type = "archive"
+inputs = ["in"]
+url = "{url}"
+max_age = "1ns"
+"#,
+            url = a.url()
+        ),
+    );
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let got: BTreeSet<(String, Option<u64>)> = a
+        .envelopes()
+        .iter()
+        .map(|e| {
+            (
+                e["sequence_number"].as_str().unwrap().to_owned(),
+                e["sub_sequence_number"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "every user record of every aggregate");
+    assert_eq!(a.envelopes().len(), expected.len());
+    // Objects never split an aggregate: no sequence number is the last of one object and the
+    // first of the next.
+    for (name, _) in a.objects() {
+        let stem = name
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".json.gz");
+        let (first, last) = stem.split_once('-').unwrap();
+        assert!(first <= last, "{name}");
+    }
+    let bounds: Vec<(String, String)> = a
+        .objects()
+        .keys()
+        .map(|name| {
+            let stem = name
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".json.gz");
+            let (f, l) = stem.split_once('-').unwrap();
+            (f.to_owned(), l.to_owned())
+        })
+        .collect();
+    for w in bounds.windows(2) {
+        assert_ne!(
+            w[0].1, w[1].0,
+            "an aggregate split across objects: {bounds:?}"
+        );
+    }
+}
+
+#[test]
 fn max_age_rolls_objects_that_stay_open_too_long() {
     let a = Archive::new();
     let quickstart =

@@ -195,6 +195,11 @@ impl ObjectWriter {
     fn is_full(&self, config: &ArchiveSinkConfig) -> bool {
         self.records >= config.max_records || self.raw_bytes >= config.max_bytes.bytes()
     }
+
+    /// Whether the object has been open for `max_age`.
+    fn is_aged(&self, config: &ArchiveSinkConfig) -> bool {
+        config.max_age.is_some_and(|a| self.opened.elapsed() >= a.0)
+    }
 }
 
 /// The running `archive` sink.
@@ -384,7 +389,8 @@ impl ArchiveSink {
         // positions.
         if let Some(w) = self.writers.get(&key)
             && (w.hour != hour
-                || ((w.window != window || w.is_full(&self.config)) && w.last != r.sequence_number))
+                || ((w.window != window || w.is_full(&self.config) || w.is_aged(&self.config))
+                    && w.last != r.sequence_number))
         {
             let w = self.writers.remove(&key).expect("just seen");
             self.flush(w).await?;
@@ -428,7 +434,7 @@ impl ArchiveSink {
             && at <= *last
         {
             anyhow::bail!(
-                "{} {} sequence {}: with roll_per_window = true, each shard's records must come in sequence order, but this run already wrote sequence {} of that shard; use tumbling windows on arrival time (sliding windows put a record in several windows; session and event-time windows reorder a shard)",
+                "{} {} sequence {}: with roll_per_window = true, each shard's records must come in sequence order, but this run already wrote sequence {} of that shard; use tumbling windows on arrival time (sliding windows put a record in several windows; session and event-time windows reorder a shard), on input that neither repeats nor reorders a shard's records",
                 r.stream,
                 r.shard_id,
                 r.sequence_number,
@@ -488,6 +494,11 @@ impl Sink for ArchiveSink {
         batch: Arc<Batch>,
         _rejected: &mut Vec<Rejected>,
     ) -> anyhow::Result<()> {
+        // The streams the sources name are opened (lease, checkpoints) before the first record,
+        // also those no record will come from (they get a manifest all the same).
+        for stream in std::mem::take(&mut self.expected) {
+            self.open_stream(&Arc::from(stream.as_str())).await?;
+        }
         for r in batch.iter() {
             self.open_stream(&r.stream).await?;
             if self.config.roll_per_window {
@@ -503,9 +514,12 @@ impl Sink for ArchiveSink {
             }
             self.append(r).await?;
         }
-        // A batch never ends inside a KPL aggregate, so objects may roll here.
+        // Aged objects close now, unless their last record is a KPL user record: only the
+        // kinesis source ends batches at aggregate boundaries, so such an object closes with the
+        // next record of another sequence number (or a barrier, or the end) instead, never
+        // inside an aggregate.
         if let Some(max_age) = self.config.max_age {
-            self.flush_where(|w| w.opened.elapsed() >= max_age.0)
+            self.flush_where(|w| w.opened.elapsed() >= max_age.0 && w.last_sub.is_none())
                 .await?;
         }
         Ok(())
