@@ -483,6 +483,11 @@ async fn run_sink(
 }
 
 /// Builds and runs a compiled pipeline.
+///
+/// The tokio runtime it runs on needs room for one blocking reader thread per shard of an
+/// arrival-order `archive` read: build it with
+/// `max_blocking_threads(flux_stages::source::archive::BLOCKING_THREADS)`, as the `run` command
+/// does (tokio's default, 512, stalls reads of more shards).
 pub async fn run(
     p: &Pipeline,
     run_id: &str,
