@@ -162,7 +162,7 @@ post() {{
     }
 }
 
-/// Every step of a cluster file: Hive (when [ddl]), then Drill (when [ddl] and [drill]).
+/// Every step of a cluster file: Hive (when `[ddl]`), then Drill (when `[ddl]` and `[drill]`).
 pub fn steps(file: &ClusterFile, model: Option<&Model>) -> Vec<DdlStep> {
     let (Some(model), Some(b)) = (model, &file.bootstrap) else {
         return Vec::new();
