@@ -1,7 +1,7 @@
 //! The closed set of stage kinds, selected by a stage table's `type` key.
 //!
 //! The engine reads `type` from a stage table first, then decodes the rest of the table with
-//! [`SourceConfig::decode`] (and friends) on the TOML deserializer itself, so every error keeps
+//! [`StageConfig::decode`] (and friends) on the TOML deserializer itself, so every error keeps
 //! its line and key path. A new stage kind adds its file and one arm in each `match` here.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};

@@ -1,7 +1,7 @@
 //! Sorted runs on disk: the temporary folder, and writing and reading runs.
 //!
 //! A run is a file of entries, each `key length (u32 LE) · key · effective arrival ms (i64 LE) ·
-//! record length (u32 LE) · record`. The record is in a binary form of its own ([`encode`]):
+//! record length (u32 LE) · record`. The record is in a binary form of its own (`encode`):
 //! length-prefixed fields, the payload bytes as they are and annotations as JSON, so it
 //! round-trips byte for byte and reading it back parses no JSON (runs are written and read by
 //! this process only). Runs of the second phase (sorted by version) have empty keys.
