@@ -8,6 +8,7 @@ pub mod aws;
 pub mod channel;
 pub mod expr;
 pub mod fault;
+pub mod json;
 pub mod record;
 pub mod registry;
 pub mod replay;

@@ -16,7 +16,6 @@
 //! A payload that is not a JSON object, or has no such key, or whose key holds neither `fence`
 //! nor `replay`, is an ordinary live record ([`Marker::Live`]).
 
-use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::version::Version;
+use crate::json::ObjectMembers;
 
 /// The payload key the protocol's members live under unless configured otherwise.
 pub const DEFAULT_KEY: &str = "_flux";
@@ -179,7 +179,7 @@ pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
     if memchr::memmem::find(payload, quoted.as_bytes()).is_none() {
         return Ok(Marker::Live);
     }
-    let Ok(Some(raw)) = serde_json::from_slice::<TopMember<'_>>(payload).map(|m| m.find(key))
+    let Ok(Some(raw)) = serde_json::from_slice::<ObjectMembers<'_>>(payload).map(|m| m.last(key))
     else {
         return Ok(Marker::Live);
     };
@@ -205,38 +205,6 @@ pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
                 serde_json::from_str(origin.get()).map_err(|e| err("origin", e))?;
             Ok(Marker::Replayed(Replayed { replay, origin }))
         }
-    }
-}
-
-/// A JSON object's members as raw text, looked up by name after parsing.
-struct TopMember<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'a> TopMember<'a> {
-    fn find(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for TopMember<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = TopMember<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
-                    out.push((k, m.next_value::<&'de RawValue>()?));
-                }
-                Ok(TopMember(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
+use crate::json::ObjectMembers;
 use crate::record::{Batch, Record};
 use crate::replay::{ReplayTag, Replayed, Version};
 use crate::stage::{Emit, Pass, Rejected, Transform};
@@ -164,14 +164,14 @@ pub fn add_to_object(
     key: &str,
     annotation: serde_json::Map<String, Value>,
 ) -> Result<Vec<u8>, String> {
-    let entries: ObjectEntries<'_> = serde_json::from_slice(payload).map_err(|e| {
+    let entries: ObjectMembers<'_> = serde_json::from_slice(payload).map_err(|e| {
         if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
             "payload is JSON but not an object".to_owned()
         } else {
             format!("payload is not JSON: {e}")
         }
     })?;
-    let existing = entries.0.iter().find(|(k, _)| k == key);
+    let existing = entries.last(key);
     let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not UTF-8: {e}"))?;
     let body = text.trim_end();
     let Some(existing) = existing else {
@@ -188,7 +188,7 @@ pub fn add_to_object(
         out.push('}');
         return Ok(out.into_bytes());
     };
-    let mut merged = match serde_json::from_str::<Value>(existing.1.get()) {
+    let mut merged = match serde_json::from_str::<Value>(existing.get()) {
         Ok(Value::Object(m)) => m,
         _ => {
             return Err(format!(
@@ -213,32 +213,6 @@ pub fn add_to_object(
     }
     out.push('}');
     Ok(out.into_bytes())
-}
-
-/// A JSON object's entries in their original order, values kept as raw text.
-struct ObjectEntries<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for ObjectEntries<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = ObjectEntries<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(ObjectEntries(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 impl Transform for Annotate {
