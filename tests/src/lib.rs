@@ -196,6 +196,43 @@ pub mod emulators {
         }
     }
 
+    /// Splits the first shard ListShards names at the middle of its hash key range and returns
+    /// it (the parent). The emulator is shared: a split refused for its shard limit is retried
+    /// briefly.
+    pub async fn split_first_shard(
+        kinesis: &aws_sdk_kinesis::Client,
+        stream: &str,
+    ) -> aws_sdk_kinesis::types::Shard {
+        let listed = kinesis
+            .list_shards()
+            .stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        let parent = listed.shards()[0].clone();
+        let range = parent.hash_key_range().unwrap();
+        let mid = (range.starting_hash_key().parse::<u128>().unwrap()
+            + range.ending_hash_key().parse::<u128>().unwrap())
+            / 2;
+        for attempt in 0.. {
+            match kinesis
+                .split_shard()
+                .stream_name(stream)
+                .shard_to_split(parent.shard_id())
+                .new_starting_hash_key(mid.to_string())
+                .send()
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if attempt < 10 && format!("{e:?}").contains("LimitExceeded") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("SplitShard: {e:?}"),
+            }
+        }
+        parent
+    }
+
     /// A name no other test uses (streams and buckets are per test).
     pub fn unique(prefix: &str) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};

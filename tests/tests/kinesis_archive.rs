@@ -338,26 +338,7 @@ async fn per_key_order_survives_a_split_and_a_merge() {
         s.put(&k, d, &mut put).await;
     }
     // Split the first shard in two.
-    let shards = s
-        .kinesis
-        .list_shards()
-        .stream_name(&s.stream)
-        .send()
-        .await
-        .unwrap();
-    let first = shards.shards()[0].clone();
-    let range = first.hash_key_range().unwrap();
-    let mid = (range.starting_hash_key().parse::<u128>().unwrap()
-        + range.ending_hash_key().parse::<u128>().unwrap())
-        / 2;
-    s.kinesis
-        .split_shard()
-        .stream_name(&s.stream)
-        .shard_to_split(first.shard_id())
-        .new_starting_hash_key(mid.to_string())
-        .send()
-        .await
-        .unwrap();
+    let first = emulators::split_first_shard(&s.kinesis, &s.stream).await;
     wait_active(&s.kinesis, &s.stream).await;
     for (k, d) in put_some(40) {
         s.put(&k, d, &mut put).await;

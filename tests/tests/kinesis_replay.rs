@@ -413,36 +413,7 @@ async fn a_shard_split_during_a_replay_gets_an_opening_fence_and_loses_nothing()
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let listed = s
-        .kinesis
-        .list_shards()
-        .stream_name(&s.stream)
-        .send()
-        .await
-        .unwrap();
-    let parent = listed.shards()[0].clone();
-    let range = parent.hash_key_range().unwrap();
-    let mid = (range.starting_hash_key().parse::<u128>().unwrap()
-        + range.ending_hash_key().parse::<u128>().unwrap())
-        / 2;
-    // The emulator is shared: wait briefly for room under its shard limit.
-    for attempt in 0.. {
-        match s
-            .kinesis
-            .split_shard()
-            .stream_name(&s.stream)
-            .shard_to_split(parent.shard_id())
-            .new_starting_hash_key(mid.to_string())
-            .send()
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if attempt < 10 && format!("{e:?}").contains("LimitExceeded") => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("SplitShard: {e:?}"),
-        }
-    }
+    let parent = emulators::split_first_shard(&s.kinesis, &s.stream).await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
