@@ -16,16 +16,27 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// A Kinesis sequence number: a decimal string of up to 128 bits, compared numerically.
+use crate::names::{ShardId, StreamName};
+
+/// The most digits a sequence number may have (Kinesis: `0|([1-9]\d{0,128})`).
+pub const MAX_SEQUENCE_DIGITS: usize = 129;
+
+/// A Kinesis sequence number: a decimal string of up to [`MAX_SEQUENCE_DIGITS`] digits, compared
+/// numerically.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SequenceNumber(Arc<str>);
 
 impl SequenceNumber {
-    /// Wraps a decimal string; fails unless it is a non-empty run of ASCII digits.
+    /// Wraps a decimal string; fails unless it is a run of 1 to [`MAX_SEQUENCE_DIGITS`] ASCII
+    /// digits (Kinesis' own pattern is `0|([1-9]\d{0,128})`).
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("a sequence number must be a decimal string of digits".into());
+        }
+        if text.len() > MAX_SEQUENCE_DIGITS {
             return Err(format!(
-                "sequence number must be a decimal string, found {text:?}"
+                "a sequence number has at most {MAX_SEQUENCE_DIGITS} digits, this one {}",
+                text.len()
             ));
         }
         Ok(Self(Arc::from(text)))
@@ -128,7 +139,12 @@ pub fn payload_form(data: &[u8]) -> PayloadForm {
     if data.iter().any(|&b| b == b'\n' || b == b'\r') {
         return PayloadForm::Binary;
     }
-    match serde_json::from_slice::<serde::de::IgnoredAny>(data) {
+    // Only valid UTF-8 can be embedded: serde's `IgnoredAny` does not check the bytes inside
+    // strings, and an archive line that is not UTF-8 is not JSON to any reader.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return PayloadForm::Binary;
+    };
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
         Ok(_) => PayloadForm::Json,
         Err(_) => PayloadForm::Binary,
     }
@@ -139,13 +155,28 @@ pub fn format_ts(ts: &DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Parses an RFC 3339 timestamp into UTC.
+/// Parses an RFC 3339 timestamp into UTC. The time must fall within the years 0000–9999 in
+/// UTC, the range the envelope (RFC 3339) and the archive's `dt=` folders can hold. Errors do
+/// not repeat the text (it may come from a payload).
 pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
+    let ts = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
-            format!("invalid RFC 3339 time {text:?} ({e}); write it like \"2026-11-25T10:00:00Z\"")
-        })
+            format!("not an RFC 3339 time ({e}); write it like \"2026-11-25T10:00:00Z\"")
+        })?;
+    check_ts(&ts)?;
+    Ok(ts)
+}
+
+/// Fails unless `ts` falls within the years 0000–9999 UTC (what an envelope and the archive's
+/// `dt=YYYY-MM-DD` folders can hold).
+pub fn check_ts(ts: &DateTime<Utc>) -> Result<(), String> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&ts.year()) {
+        Ok(())
+    } else {
+        Err("the time is outside the years 0000–9999 UTC that the archive can hold".into())
+    }
 }
 
 /// Milliseconds since the epoch as a UTC time (clamped to the epoch when out of range).
@@ -167,12 +198,18 @@ struct EnvelopeRef<'a> {
     partition_key: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     arrival_ts: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
+    // `data: null` is a payload (the four bytes `null`), not an absent field.
+    #[serde(borrow, default, deserialize_with = "present_raw")]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     data_b64: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     annotations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Deserializes a present field as `Some`, whatever its JSON value (`null` included).
+fn present_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// Reuses the `Arc<str>` of the previous record when the value repeats (stream and shard ids do).
@@ -215,9 +252,13 @@ impl Record {
                 return Err("invalid envelope: neither `data` nor `data_b64` is present".into());
             }
         };
+        let stream = interner.intern(&env.stream);
+        let shard_id = interner.intern(&env.shard_id);
+        StreamName::from_arc(&stream).map_err(|e| format!("invalid envelope: {e}"))?;
+        ShardId::from_arc(&shard_id).map_err(|e| format!("invalid envelope: {e}"))?;
         Ok(Record {
-            stream: interner.intern(&env.stream),
-            shard_id: interner.intern(&env.shard_id),
+            stream,
+            shard_id,
             sequence_number: SequenceNumber::parse(&env.sequence_number)
                 .map_err(|e| format!("invalid envelope: {e}"))?,
             sub_sequence_number: env.sub_sequence_number,
@@ -422,5 +463,149 @@ mod tests {
         let line = br#"{"stream":"s","shard_id":"a","sequence_number":"1","partition_key":"k","arrival_ts":"2026-11-25T10:00:00Z"}"#;
         let err = Record::parse_envelope(line, &mut i).unwrap_err();
         assert!(err.contains("neither"), "{err}");
+    }
+
+    #[test]
+    fn json_scalars_and_null_round_trip_as_json() {
+        for data in [
+            &b"null"[..],
+            b"true",
+            b"false",
+            b"0",
+            b"-1.5e3",
+            b"\"text\"",
+            b"[]",
+            b"{}",
+        ] {
+            let (line, parsed) = round_trip(data);
+            assert!(
+                String::from_utf8_lossy(&line).contains("\"data\":"),
+                "{line:?}"
+            );
+            assert_eq!(parsed.data.as_ref(), data);
+        }
+    }
+
+    #[test]
+    fn json_with_invalid_utf8_inside_strings_goes_to_base64() {
+        let data = b"{\"name\":\"Zo\xe9\"}";
+        assert_eq!(payload_form(data), PayloadForm::Binary);
+        let (line, parsed) = round_trip(data);
+        assert!(std::str::from_utf8(&line).is_ok());
+        assert_eq!(parsed.data.as_ref(), data);
+    }
+
+    #[test]
+    fn envelopes_with_names_that_are_not_path_segments_are_refused() {
+        let mut i = Interner::default();
+        for (stream, shard) in [
+            ("orders/x", "s"),
+            ("orders", "a/b"),
+            ("orders", ""),
+            ("..", "s"),
+        ] {
+            let mut r = record(b"1");
+            r.stream = stream.into();
+            r.shard_id = shard.into();
+            let mut line = Vec::new();
+            r.write_envelope(&mut line);
+            let err = Record::parse_envelope(&line, &mut i).unwrap_err();
+            assert!(
+                err.contains("stream name") || err.contains("shard id"),
+                "{err}"
+            );
+        }
+        let mut r = record(b"1");
+        r.shard_id = ".hidden".into();
+        let mut line = Vec::new();
+        r.write_envelope(&mut line);
+        assert_eq!(Record::parse_envelope(&line, &mut i).unwrap(), r);
+    }
+
+    #[test]
+    fn times_outside_years_0000_to_9999_are_refused() {
+        assert!(parse_ts("9999-12-31T23:30:00-01:00").is_err());
+        assert!(parse_ts("0000-01-01T00:30:00+01:00").is_err());
+        assert!(parse_ts("9999-12-31T23:59:59.999Z").is_ok());
+        assert!(parse_ts("0000-01-01T00:00:00Z").is_ok());
+        let err = parse_ts("CARD-4111111111111111").unwrap_err();
+        assert!(!err.contains("4111"), "{err}");
+    }
+
+    #[test]
+    fn sequence_numbers_have_at_most_129_digits() {
+        assert!(SequenceNumber::parse(&"9".repeat(129)).is_ok());
+        assert!(SequenceNumber::parse(&"9".repeat(130)).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON-ish payloads: valid JSON of random shapes with random whitespace, broken JSON,
+        /// invalid UTF-8 inside strings, BOMs, CRLF, scalars.
+        fn payload() -> impl Strategy<Value = Vec<u8>> {
+            let leaf = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                "[0-9]{1,40}(\\.[0-9]{1,5})?([eE][+-]?[0-9]{1,3})?",
+                any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+                "\"(\\\\u[0-9a-fA-F]{4}|[a-z])*\"",
+            ];
+            let json = leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|v| format!("[{}]", v.join(","))),
+                    prop::collection::vec(("[a-z_]{0,4}", inner), 0..4).prop_map(|v| {
+                        let members: Vec<String> = v
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\" : {v}"))
+                            .collect();
+                        format!("{{ {} }}", members.join(" ,\t"))
+                    }),
+                ]
+            });
+            prop_oneof![
+                json.clone().prop_map(String::into_bytes),
+                (json.clone(), "[ \t\r\n]{0,3}", "[ \t\r\n]{0,3}")
+                    .prop_map(|(j, a, b)| format!("{a}{j}{b}").into_bytes()),
+                (json.clone(), 0usize..64).prop_map(|(j, cut)| {
+                    let mut b = j.into_bytes();
+                    b.truncate(cut.min(b.len()));
+                    b
+                }),
+                (json, any::<u8>(), any::<prop::sample::Index>()).prop_map(|(j, byte, at)| {
+                    let mut b = j.into_bytes();
+                    let i = at.index(b.len() + 1);
+                    b.insert(i, byte);
+                    b
+                }),
+                json_with_bom(),
+                prop::collection::vec(any::<u8>(), 0..64),
+            ]
+        }
+
+        fn json_with_bom() -> impl Strategy<Value = Vec<u8>> {
+            "[a-z]{0,8}".prop_map(|s| {
+                let mut b = vec![0xef, 0xbb, 0xbf];
+                b.extend_from_slice(format!("{{\"k\":\"{s}\"}}").as_bytes());
+                b
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_payload_round_trips_byte_for_byte(data in payload()) {
+                let (line, parsed) = round_trip(&data);
+                // The line is one line of valid UTF-8 JSON that any reader accepts.
+                prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+                let text = std::str::from_utf8(&line).expect("the envelope is UTF-8");
+                let members: std::collections::HashMap<String, Box<RawValue>> =
+                    serde_json::from_str(text).expect("the envelope is JSON");
+                prop_assert!(members.contains_key("data") != members.contains_key("data_b64"));
+                prop_assert_eq!(parsed.data.as_ref(), &data[..]);
+            }
+        }
     }
 }

@@ -11,23 +11,37 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
 
+use crate::names::{ShardId, StreamName};
 use crate::record::SequenceNumber;
 
+/// The longest object (file) name written: local file systems allow 255 bytes per name.
+pub const MAX_FILE_NAME: usize = 255;
+
 /// The prefix of a stream's data objects.
-pub fn stream_prefix(stream: &str) -> String {
+pub fn stream_prefix(stream: &StreamName) -> String {
     format!("stream={stream}/")
 }
 
-/// The key of a data object holding records of one shard and one arrival hour.
+/// The key of a data object holding records of one shard and one arrival hour (a time within
+/// the years 0000–9999, see [`crate::record::check_ts`]).
 pub fn data_key(
-    stream: &str,
+    stream: &StreamName,
     hour: DateTime<Utc>,
-    shard_id: &str,
+    shard_id: &ShardId,
     first: &SequenceNumber,
     last: &SequenceNumber,
 ) -> String {
     format!(
-        "stream={stream}/dt={:04}-{:02}-{:02}/hour={:02}/shard={shard_id}/{first}-{last}.json.gz",
+        "{}shard={shard_id}/{}",
+        hour_folder(stream, hour),
+        object_file_name(first, last)
+    )
+}
+
+/// `stream=<stream>/dt=<YYYY-MM-DD>/hour=<HH>/`.
+fn hour_folder(stream: &StreamName, hour: DateTime<Utc>) -> String {
+    format!(
+        "stream={stream}/dt={:04}-{:02}-{:02}/hour={:02}/",
         hour.year(),
         hour.month(),
         hour.day(),
@@ -35,28 +49,94 @@ pub fn data_key(
     )
 }
 
+/// The file name of a data object: `<first>-<last>.json.gz` in decimal, or, when that would
+/// not fit [`MAX_FILE_NAME`] (sequence numbers of more than ~120 digits),
+/// `x<first>-x<last>.json.gz` in hexadecimal (at most 227 bytes for Kinesis' longest numbers).
+pub fn object_file_name(first: &SequenceNumber, last: &SequenceNumber) -> String {
+    let decimal = format!("{first}-{last}.json.gz");
+    if decimal.len() <= MAX_FILE_NAME {
+        return decimal;
+    }
+    format!(
+        "x{}-x{}.json.gz",
+        decimal_to_hex(first.as_str()),
+        decimal_to_hex(last.as_str())
+    )
+}
+
 /// The key of a shard's archival checkpoint.
-pub fn checkpoint_key(stream: &str, shard_id: &str) -> String {
-    format!("_flux/checkpoints/stream={stream}/{shard_id}.json")
+pub fn checkpoint_key(stream: &StreamName, shard_id: &ShardId) -> String {
+    format!("{}{shard_id}.json", checkpoint_prefix(stream))
 }
 
 /// The prefix of a stream's checkpoints.
-pub fn checkpoint_prefix(stream: &str) -> String {
+pub fn checkpoint_prefix(stream: &StreamName) -> String {
     format!("_flux/checkpoints/stream={stream}/")
 }
 
+/// The shard whose checkpoint `key` (listed under [`checkpoint_prefix`]) is, if it is one: a
+/// direct child named `<shard_id>.json` with a legal shard id.
+pub fn parse_checkpoint_key(stream: &StreamName, key: &str) -> Option<ShardId> {
+    let name = key.strip_prefix(&checkpoint_prefix(stream))?;
+    let shard = name.strip_suffix(".json")?;
+    ShardId::parse(shard).ok()
+}
+
+/// The prefix under which data objects are staged before their checkpoint commits them.
+pub fn staging_prefix(stream: &StreamName) -> String {
+    format!("_flux/staging/stream={stream}/")
+}
+
+/// The key an object is staged under by run `run_id` before it is committed (see
+/// docs/archive-format.md, "Commit protocol"); `file` is its [`object_file_name`].
+pub fn staged_key(stream: &StreamName, shard_id: &ShardId, run_id: &str, file: &str) -> String {
+    format!(
+        "{}shard={shard_id}/run={run_id}/{file}",
+        staging_prefix(stream)
+    )
+}
+
+/// A staged object's key, parsed: its shard and its sequence range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedObject {
+    /// The full key.
+    pub key: String,
+    /// The shard its folder names.
+    pub shard_id: ShardId,
+    /// The first and last sequence numbers its name carries.
+    pub range: (SequenceNumber, SequenceNumber),
+}
+
+/// Parses a key listed under [`staging_prefix`]; `None` for anything else.
+pub fn parse_staged_key(stream: &StreamName, key: &str) -> Option<StagedObject> {
+    let rest = key.strip_prefix(&staging_prefix(stream))?;
+    let mut parts = rest.split('/');
+    let shard = ShardId::parse(parts.next()?.strip_prefix("shard=")?).ok()?;
+    parts.next()?.strip_prefix("run=")?;
+    let file = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let range = parse_range(file.strip_suffix(".json.gz")?)?;
+    Some(StagedObject {
+        key: key.to_owned(),
+        shard_id: shard,
+        range,
+    })
+}
+
 /// The key of a run's manifest for one stream (a run may archive several streams).
-pub fn run_key(stream: &str, run_id: &str) -> String {
+pub fn run_key(stream: &StreamName, run_id: &str) -> String {
     format!("_flux/runs/stream={stream}/{run_id}.json")
 }
 
 /// The key of a gap record: records of a shard that expired after `checkpoint` unarchived.
-pub fn gap_key(stream: &str, shard_id: &str, checkpoint: &str) -> String {
-    format!("{}{shard_id}-{checkpoint}.json", gap_prefix(stream))
+pub fn gap_key(stream: &StreamName, shard_id: &ShardId, checkpoint: &SequenceNumber) -> String {
+    format!("{}shard={shard_id}/{checkpoint}.json", gap_prefix(stream))
 }
 
 /// The prefix of a stream's gap records.
-pub fn gap_prefix(stream: &str) -> String {
+pub fn gap_prefix(stream: &StreamName) -> String {
     format!("_flux/gaps/stream={stream}/")
 }
 
@@ -75,7 +155,7 @@ pub struct DataObject {
     /// The start of the arrival hour its folder names.
     pub hour: DateTime<Utc>,
     /// The shard its folder names.
-    pub shard_id: String,
+    pub shard_id: ShardId,
     /// The first and last sequence numbers its name carries, when it follows the naming rule.
     pub range: Option<(SequenceNumber, SequenceNumber)>,
     /// True for gzip objects.
@@ -91,46 +171,104 @@ const DATA_SUFFIXES: [(&str, bool); 6] = [
     (".ndjson", false),
 ];
 
-/// Parses a key under `stream=<stream>/`; `None` for keys that are not data objects.
-pub fn parse_data_key(key: &str) -> Option<DataObject> {
-    let mut dt = None;
-    let mut hour = None;
-    let mut shard = None;
-    let parts: Vec<&str> = key.split('/').collect();
-    let (file, folders) = parts.split_last()?;
-    for folder in folders {
-        if let Some(v) = folder.strip_prefix("dt=") {
-            dt = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok();
-        } else if let Some(v) = folder.strip_prefix("hour=") {
-            hour = v.parse::<u32>().ok().filter(|h| *h < 24);
-        } else if let Some(v) = folder.strip_prefix("shard=") {
-            shard = Some(v.to_owned());
-        }
-    }
+/// Parses a key listed under [`stream_prefix`]`(stream)`; `None` for keys that are not data
+/// objects of exactly that stream: `stream=<stream>/dt=<date>/hour=<HH>/shard=<id>/<file>`,
+/// nothing more or less, so another stream's folders can never be taken for this one's.
+pub fn parse_data_key(stream: &StreamName, key: &str) -> Option<DataObject> {
+    let rest = key.strip_prefix(&stream_prefix(stream))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [dt, hour, shard, file] = parts.as_slice() else {
+        return None;
+    };
+    let dt = NaiveDate::parse_from_str(dt.strip_prefix("dt=")?, "%Y-%m-%d").ok()?;
+    let hour = hour
+        .strip_prefix("hour=")?
+        .parse::<u32>()
+        .ok()
+        .filter(|h| *h < 24)?;
+    let shard = ShardId::parse(shard.strip_prefix("shard=")?).ok()?;
     let (stem, gzip) = DATA_SUFFIXES
         .iter()
         .find_map(|(suffix, gz)| file.strip_suffix(suffix).map(|s| (s, *gz)))?;
-    if file.starts_with('.') || file.starts_with('_') {
+    if file.starts_with('.') || file.starts_with('_') || crate::names::is_reserved_file_name(file) {
         return None;
     }
-    let time = dt?.and_hms_opt(hour?, 0, 0)?.and_utc();
-    let range = parse_range(stem);
+    let time = dt.and_hms_opt(hour, 0, 0)?.and_utc();
     Some(DataObject {
         key: key.to_owned(),
         hour: time,
-        shard_id: shard?,
-        range,
+        shard_id: shard,
+        range: parse_range(stem),
         gzip,
     })
+}
+
+/// True when a data object was written by the archive sink (its name is
+/// [`object_file_name`]), so the sink may remove it when a crashed run left it.
+pub fn written_by_sink(obj: &DataObject) -> bool {
+    let file = obj.key.rsplit('/').next().unwrap_or_default();
+    obj.range.is_some() && file.ends_with(".json.gz") && !file.starts_with("part-")
 }
 
 fn parse_range(stem: &str) -> Option<(SequenceNumber, SequenceNumber)> {
     let stem = stem.strip_prefix("part-").unwrap_or(stem);
     let (a, b) = stem.split_once('-')?;
-    Some((
-        SequenceNumber::parse(a).ok()?,
-        SequenceNumber::parse(b).ok()?,
-    ))
+    match (a.strip_prefix('x'), b.strip_prefix('x')) {
+        (Some(a), Some(b)) => Some((
+            SequenceNumber::parse(&hex_to_decimal(a)?).ok()?,
+            SequenceNumber::parse(&hex_to_decimal(b)?).ok()?,
+        )),
+        (None, None) => Some((
+            SequenceNumber::parse(a).ok()?,
+            SequenceNumber::parse(b).ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// Converts between bases by schoolbook arithmetic on digit vectors (numbers of at most a few
+/// hundred digits; no big-integer crate needed for this).
+fn convert(digits: impl Iterator<Item = u32>, from: u32, to: u32) -> Vec<u32> {
+    // Little-endian digits in base `to`.
+    let mut out: Vec<u32> = vec![0];
+    for d in digits {
+        let mut carry = d;
+        for o in out.iter_mut() {
+            let v = *o * from + carry;
+            *o = v % to;
+            carry = v / to;
+        }
+        while carry > 0 {
+            out.push(carry % to);
+            carry /= to;
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn decimal_to_hex(decimal: &str) -> String {
+    convert(decimal.bytes().map(|b| u32::from(b - b'0')), 10, 16)
+        .into_iter()
+        .map(|d| char::from_digit(d, 16).unwrap_or('0'))
+        .collect()
+}
+
+fn hex_to_decimal(hex: &str) -> Option<String> {
+    if hex.is_empty()
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let digits = hex.chars().map(|c| c.to_digit(16).unwrap_or(0));
+    Some(
+        convert(digits, 16, 10)
+            .into_iter()
+            .map(|d| char::from_digit(d, 10).unwrap_or('0'))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -142,9 +280,9 @@ mod tests {
     fn keys_round_trip() {
         let ts = parse_ts("2026-11-25T07:59:59.999Z").unwrap();
         let key = data_key(
-            "orders",
+            &stream("orders"),
             hour_of(ts),
-            "shardId-000000000001",
+            &ShardId::parse("shardId-000000000001").unwrap(),
             &SequenceNumber::parse("10").unwrap(),
             &SequenceNumber::parse("20").unwrap(),
         );
@@ -152,22 +290,115 @@ mod tests {
             key,
             "stream=orders/dt=2026-11-25/hour=07/shard=shardId-000000000001/10-20.json.gz"
         );
-        let parsed = parse_data_key(&key).unwrap();
+        let parsed = parse_data_key(&stream("orders"), &key).unwrap();
         assert_eq!(parsed.hour, parse_ts("2026-11-25T07:00:00Z").unwrap());
-        assert_eq!(parsed.shard_id, "shardId-000000000001");
+        assert_eq!(parsed.shard_id.as_str(), "shardId-000000000001");
         assert_eq!(parsed.range.unwrap().1.as_str(), "20");
         assert!(parsed.gzip);
     }
 
+    fn stream(name: &str) -> StreamName {
+        StreamName::parse(name).unwrap()
+    }
+
     #[test]
     fn foreign_names_are_read_by_folders() {
-        let p =
-            parse_data_key("stream=o/dt=2026-01-02/hour=23/shard=s1/part-1-9.jsonl.gz").unwrap();
+        let o = stream("o");
+        let p = parse_data_key(
+            &o,
+            "stream=o/dt=2026-01-02/hour=23/shard=s1/part-1-9.jsonl.gz",
+        )
+        .unwrap();
         assert_eq!(p.range.unwrap().0.as_str(), "1");
-        let p = parse_data_key("stream=o/dt=2026-01-02/hour=23/shard=s1/anything.ndjson").unwrap();
+        let p = parse_data_key(
+            &o,
+            "stream=o/dt=2026-01-02/hour=23/shard=s1/anything.ndjson",
+        )
+        .unwrap();
         assert!(p.range.is_none() && !p.gzip);
-        assert!(parse_data_key("stream=o/dt=2026-01-02/hour=23/shard=s1/x.parquet").is_none());
-        assert!(parse_data_key("stream=o/dt=2026-01-02/hour=24/shard=s1/x.json").is_none());
-        assert!(parse_data_key("stream=o/dt=2026-01-02/shard=s1/x.json").is_none());
+        assert!(parse_data_key(&o, "stream=o/dt=2026-01-02/hour=23/shard=s1/x.parquet").is_none());
+        assert!(parse_data_key(&o, "stream=o/dt=2026-01-02/hour=24/shard=s1/x.json").is_none());
+        assert!(parse_data_key(&o, "stream=o/dt=2026-01-02/shard=s1/x.json").is_none());
+    }
+
+    #[test]
+    fn listings_are_scoped_to_exactly_one_stream() {
+        let orders = stream("orders");
+        // Another stream whose folder extends this one's name, or nested folders, never count.
+        assert!(
+            parse_data_key(
+                &orders,
+                "stream=orders/x/dt=2026-01-02/hour=23/shard=s1/1-2.json.gz"
+            )
+            .is_none()
+        );
+        assert!(
+            parse_data_key(
+                &orders,
+                "stream=orders2/dt=2026-01-02/hour=23/shard=s1/1-2.json.gz"
+            )
+            .is_none()
+        );
+        assert!(
+            parse_data_key(
+                &orders,
+                "stream=orders/dt=2026-01-02/hour=23/shard=a/b/1-2.json.gz"
+            )
+            .is_none()
+        );
+        assert!(
+            parse_data_key(
+                &orders,
+                "stream=orders/dt=2026-01-02/hour=23/shard=s1/1-2.json.gz~tmp"
+            )
+            .is_none()
+        );
+        let cp = checkpoint_prefix(&orders);
+        assert_eq!(
+            parse_checkpoint_key(&orders, &format!("{cp}.hidden.json"))
+                .unwrap()
+                .as_str(),
+            ".hidden"
+        );
+        assert!(parse_checkpoint_key(&orders, &format!("{cp}x/s.json")).is_none());
+        assert!(parse_checkpoint_key(&orders, "_flux/checkpoints/stream=orders2/s.json").is_none());
+    }
+
+    #[test]
+    fn object_names_fit_for_every_legal_sequence_number() {
+        let o = stream(&"s".repeat(128));
+        let shard = ShardId::parse(&"d".repeat(128)).unwrap();
+        for digits in [1, 56, 100, 115, 120, 128, 129] {
+            let first = SequenceNumber::parse(&"9".repeat(digits)).unwrap();
+            let last = SequenceNumber::parse(&format!("1{}", "0".repeat(digits - 1))).unwrap();
+            let key = data_key(&o, hour_of(Utc::now()), &shard, &first, &last);
+            assert!(
+                key.split('/').all(|seg| seg.len() <= MAX_FILE_NAME),
+                "{key}"
+            );
+            let parsed = parse_data_key(&o, &key).unwrap();
+            assert_eq!(
+                parsed.range,
+                Some((first.clone(), last.clone())),
+                "{digits} digits"
+            );
+            let file = object_file_name(&first, &last);
+            let staged = staged_key(&o, &shard, "20261203T101010Z-0123abcd", &file);
+            assert!(
+                staged.split('/').all(|seg| seg.len() <= MAX_FILE_NAME),
+                "{staged}"
+            );
+            assert_eq!(parse_staged_key(&o, &staged).unwrap().range, (first, last));
+        }
+    }
+
+    #[test]
+    fn hex_and_decimal_convert_exactly() {
+        assert_eq!(decimal_to_hex("255"), "ff");
+        assert_eq!(decimal_to_hex("0"), "0");
+        assert_eq!(hex_to_decimal("ff").unwrap(), "255");
+        let big = "49590338271490256608559692538361571095921575989136588898";
+        assert_eq!(hex_to_decimal(&decimal_to_hex(big)).unwrap(), big);
+        assert!(hex_to_decimal("xyz").is_none());
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::names::StreamName;
 use crate::record::{format_ts, parse_ts};
 use crate::store::{ObjectStore, PutCondition, StoreError};
 
@@ -38,7 +39,7 @@ pub struct Lease {
 }
 
 /// The key of a stream's lease.
-pub fn lease_key(stream: &str) -> String {
+pub fn lease_key(stream: &StreamName) -> String {
     format!("_flux/leases/stream={stream}.json")
 }
 
@@ -54,7 +55,7 @@ impl Lease {
     /// Takes the lease of `stream`, or fails naming the run that holds it.
     pub async fn acquire(
         store: &Arc<dyn ObjectStore>,
-        stream: &str,
+        stream: &StreamName,
         run_id: &str,
         pipeline: &str,
         ttl: Duration,
@@ -83,7 +84,7 @@ impl Lease {
                         holder.expires_at
                     );
                 }
-                tracing::warn!(stream, previous = %holder.run_id, "taking over a lapsed archive lease (its run ended without releasing it)");
+                tracing::warn!(stream = %stream, previous = %holder.run_id, "taking over a lapsed archive lease (its run ended without releasing it)");
                 match store
                     .put_if(&key, json, PutCondition::IfMatch(current_tag))
                     .await
@@ -172,7 +173,9 @@ async fn renew_forever(
                     *e = new;
                 }
             }
-            Err(StoreError::Conflict(_)) => {
+            // Any answer that means "not yours" — changed (412/409) or gone (404: another run
+            // took the lapsed lease and released it) — means the lease is lost for good.
+            Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {
                 if let Ok(mut l) = lost.lock() {
                     *l = Some(format!(
                         "the archive lease {}/{key} was taken by another run (it lapsed: was this run paused or cut off for longer than lease_ttl?); stopping",
@@ -196,10 +199,11 @@ mod tests {
     async fn one_holder_at_a_time_and_lapsed_leases_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let a = Lease::acquire(&store, "orders", "run-a", "p", Duration::from_secs(60))
+        let orders = StreamName::parse("orders").unwrap();
+        let a = Lease::acquire(&store, &orders, "run-a", "p", Duration::from_secs(60))
             .await
             .unwrap();
-        let err = Lease::acquire(&store, "orders", "run-b", "p", Duration::from_secs(60))
+        let err = Lease::acquire(&store, &orders, "run-b", "p", Duration::from_secs(60))
             .await
             .unwrap_err();
         assert!(
@@ -209,20 +213,20 @@ mod tests {
         a.release().await.unwrap();
         // A TTL long enough that a loaded machine's scheduling delays (CI shares 2 cores) cannot
         // make a renewal (every third of it) late by a whole TTL.
-        let b = Lease::acquire(&store, "orders", "run-b", "p", Duration::from_millis(1500))
+        let b = Lease::acquire(&store, &orders, "run-b", "p", Duration::from_millis(1500))
             .await
             .unwrap();
         // b renews in the background: it stays the holder past its first TTL.
         tokio::time::sleep(Duration::from_millis(2000)).await;
         assert!(b.check().is_ok());
         assert!(
-            Lease::acquire(&store, "orders", "run-c", "p", Duration::from_secs(60))
+            Lease::acquire(&store, &orders, "run-c", "p", Duration::from_secs(60))
                 .await
                 .is_err()
         );
         // Someone overwrites the lease (as a run would after it lapsed): b notices and stops.
         store
-            .put(&lease_key("orders"), Bytes::from_static(b"{}"))
+            .put(&lease_key(&orders), Bytes::from_static(b"{}"))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::layout;
+use crate::names::{ShardId, StreamName};
 use crate::record::SequenceNumber;
 use crate::store::{ObjectStore, PutCondition, StoreError};
 
@@ -23,8 +24,13 @@ pub struct Checkpoint {
     pub sequence_number: String,
     /// The arrival time of that record.
     pub arrival_ts: String,
-    /// The data object that holds it.
+    /// The data object that holds it (its key among the data).
     pub object: String,
+    /// Where that object was staged before this checkpoint committed it. Set while the object
+    /// may still wait to be promoted to `object` (a crash between commit and promotion); the
+    /// next run promotes it. See docs/archive-format.md, "Commit protocol".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
     /// The run that wrote this checkpoint.
     pub run_id: String,
     /// When it was written.
@@ -47,20 +53,30 @@ pub struct Stored {
     pub etag: String,
 }
 
-/// Reads every checkpoint of a stream, by shard id.
+/// Reads every checkpoint of exactly one stream, by shard id: the `<shard_id>.json` objects
+/// directly under the stream's checkpoint folder, each naming that stream and shard.
 pub async fn read_checkpoints(
     store: &Arc<dyn ObjectStore>,
-    stream: &str,
+    stream: &StreamName,
 ) -> anyhow::Result<BTreeMap<String, Stored>> {
     let mut out = BTreeMap::new();
     for meta in store.list(&layout::checkpoint_prefix(stream)).await? {
-        if !meta.key.ends_with(".json") {
+        let Some(shard) = layout::parse_checkpoint_key(stream, &meta.key) else {
             continue;
-        }
+        };
         let (body, etag) = store.get_with_etag(&meta.key).await?;
         let cp: Checkpoint = serde_json::from_slice(&body).map_err(|e| {
             anyhow::anyhow!("{}/{}: corrupt checkpoint: {e}", store.url(), meta.key)
         })?;
+        if cp.stream != stream.as_str() || cp.shard_id != shard.as_str() {
+            anyhow::bail!(
+                "{}/{}: corrupt checkpoint: it names stream {:?} shard {:?}, but lies where stream {stream} shard {shard} keeps its checkpoint",
+                store.url(),
+                meta.key,
+                cp.stream,
+                cp.shard_id
+            );
+        }
         out.insert(
             cp.shard_id.clone(),
             Stored {
@@ -77,6 +93,8 @@ pub async fn read_checkpoints(
 /// therefore not both advance a checkpoint: the loser gets [`StoreError::Conflict`].
 pub async fn write_checkpoint(
     store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
+    shard: &ShardId,
     cp: &Checkpoint,
     previous: Option<&str>,
 ) -> Result<String, StoreError> {
@@ -87,7 +105,7 @@ pub async fn write_checkpoint(
     };
     store
         .put_if(
-            &layout::checkpoint_key(&cp.stream, &cp.shard_id),
+            &layout::checkpoint_key(stream, shard),
             Bytes::from(body),
             condition,
         )
@@ -163,12 +181,13 @@ pub struct ShardSummary {
 /// Writes a run manifest.
 pub async fn write_manifest(
     store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
     manifest: &RunManifest,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
     store
         .put(
-            &layout::run_key(&manifest.stream, &manifest.run_id),
+            &layout::run_key(stream, &manifest.run_id),
             Bytes::from(body),
         )
         .await

@@ -11,10 +11,18 @@
 //!
 //! Each shard has one open object at a time, holding records of one arrival hour in sequence
 //! order; it is rolled at `max_records`, `max_bytes` (uncompressed), `max_age`, a new hour, a new
-//! window (with `roll_per_window`), a checkpoint barrier, or the end. A data object is stored before the shard's checkpoint moves past it, so:
-//! - records at or below a shard's checkpoint are skipped (a rerun duplicates nothing);
-//! - objects found past a checkpoint at start were left by a crashed run and are removed before
-//!   their records are written again (a crash loses nothing and duplicates nothing).
+//! window (with `roll_per_window`), a checkpoint barrier, or the end. Each object is committed
+//! in three steps (docs/archive-format.md, "Commit protocol"):
+//! 1. it is staged under `_flux/staging/` (no reader looks there);
+//! 2. the shard's checkpoint is moved past it with a conditional write naming it — the commit;
+//!    a writer that lost its lease (paused, cut off) fails here, whatever it believes;
+//! 3. it is promoted to its place among the data.
+//!
+//! So only committed objects ever become visible: records at or below a shard's checkpoint are
+//! skipped (a rerun duplicates nothing), a run that stops before step 2 leaves only staging
+//! debris, and one that stops between 2 and 3 is completed by the next run (which promotes what
+//! the checkpoint names). Records whose stream name or shard id is not a legal Kinesis name, or
+//! whose arrival time the layout cannot hold, are dead-lettered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -33,6 +41,7 @@ use crate::archive::state::{
     Checkpoint, RunManifest, ShardSummary, Stored, WrittenObject, read_checkpoints,
     write_checkpoint, write_manifest,
 };
+use crate::names::{ShardId, StreamName};
 use crate::record::{Batch, Record, SequenceNumber, format_ts};
 use crate::stage::{Rejected, Sink, SinkReport};
 use crate::store::{self, ObjectStore};
@@ -80,6 +89,10 @@ pub struct ArchiveSinkConfig {
     pub kms_key_id: Option<String>,
 }
 
+/// The largest `max_bytes`: objects are promoted with one CopyObject (5 GB at most), and gzip
+/// can add a little to incompressible input.
+const MAX_OBJECT_BYTES: u64 = 4 << 30;
+
 fn default_max_records() -> u64 {
     500_000
 }
@@ -120,6 +133,9 @@ impl ArchiveSinkConfig {
         if self.gzip_level > 9 {
             return Err("`gzip_level` must be between 0 and 9".into());
         }
+        if self.max_bytes.bytes() > MAX_OBJECT_BYTES {
+            return Err("`max_bytes` must be at most 4GiB (objects are promoted with S3's CopyObject, which stops at 5 GB)".into());
+        }
         if self.lease_ttl.0 < std::time::Duration::from_secs(1) {
             return Err("`lease_ttl` must be at least 1s".into());
         }
@@ -144,6 +160,9 @@ impl ArchiveSinkConfig {
     /// Builds the sink.
     pub fn build(&self, run: RunInfo) -> Result<Box<dyn Sink>, String> {
         self.validate()?;
+        if let Some(why) = crate::names::name_problem(&run.run_id) {
+            return Err(format!("the run id {why}"));
+        }
         Ok(Box::new(ArchiveSink {
             store: store::open_with(
                 &self.url,
@@ -168,14 +187,15 @@ impl ArchiveSinkConfig {
 }
 
 struct StreamState {
+    name: StreamName,
     lease: Option<Lease>,
     checkpoints: BTreeMap<String, Stored>,
     manifest: RunManifest,
 }
 
 struct ObjectWriter {
-    stream: Arc<str>,
-    shard_id: Arc<str>,
+    stream: StreamName,
+    shard_id: ShardId,
     hour: DateTime<Utc>,
     first: SequenceNumber,
     first_arrival: DateTime<Utc>,
@@ -224,9 +244,12 @@ type ShardKey = (Arc<str>, Arc<str>);
 type Position = (SequenceNumber, Option<u64>);
 
 impl ArchiveSink {
-    /// Loads a stream's checkpoints and removes objects a crashed run left past them.
-    async fn open_stream(&mut self, stream: &Arc<str>) -> anyhow::Result<()> {
-        if self.streams.contains_key(stream) {
+    /// Takes a stream's lease, loads its checkpoints and finishes what an interrupted run left:
+    /// promotes committed objects still staged, removes staged objects that can never be
+    /// committed, and removes objects that an older version of this sink stored past a
+    /// checkpoint.
+    async fn open_stream(&mut self, stream: &StreamName) -> anyhow::Result<()> {
+        if self.streams.contains_key(stream.as_arc()) {
             return Ok(());
         }
         // Take the stream before reading anything, so what is read cannot change under us.
@@ -239,24 +262,49 @@ impl ArchiveSink {
         )
         .await?;
         let checkpoints = read_checkpoints(&self.store, stream).await?;
+        for stored in checkpoints.values() {
+            let cp = &stored.checkpoint;
+            if let Some(staged) = &cp.staged {
+                match self.store.promote(staged, &cp.object).await {
+                    Ok(()) => {
+                        tracing::warn!(object = %cp.object, "promoted an object its checkpoint had committed (the run that wrote it stopped before promoting it)")
+                    }
+                    Err(crate::store::StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let sequence_of = |shard: &str| -> anyhow::Result<Option<SequenceNumber>> {
+            checkpoints
+                .get(shard)
+                .map(|s| s.checkpoint.sequence().map_err(anyhow::Error::msg))
+                .transpose()
+        };
+        // Staged objects that start at or below their shard's checkpoint can never be committed
+        // (a commit moves the checkpoint from just below an object's first record); others may
+        // still be, by a writer that holds the checkpoint's current version, and stay.
+        for meta in self.store.list(&layout::staging_prefix(stream)).await? {
+            let Some(obj) = layout::parse_staged_key(stream, &meta.key) else {
+                continue;
+            };
+            if sequence_of(&obj.shard_id)?.is_some_and(|cp| obj.range.0 <= cp) {
+                self.store.delete(&meta.key).await?;
+            }
+        }
         let mut removed = Vec::new();
         for meta in self.store.list(&layout::stream_prefix(stream)).await? {
-            let Some(obj) = layout::parse_data_key(&meta.key) else {
+            let Some(obj) = layout::parse_data_key(stream, &meta.key) else {
                 continue;
             };
-            let Some((first, _)) = &obj.range else {
-                continue;
-            };
-            let file = meta.key.rsplit('/').next().unwrap_or_default();
-            if !file.ends_with(".json.gz") || file.starts_with("part-") {
+            let (Some((first, _)), true) = (&obj.range, layout::written_by_sink(&obj)) else {
                 continue; // not written by this sink
-            }
-            let orphan = match checkpoints.get(&obj.shard_id) {
-                Some(cp) => *first > cp.checkpoint.sequence().map_err(anyhow::Error::msg)?,
+            };
+            let orphan = match sequence_of(&obj.shard_id)? {
+                Some(cp) => *first > cp,
                 None => true,
             };
             if orphan {
-                tracing::warn!(object = %meta.key, "removing an object past its shard's checkpoint (left by an interrupted run)");
+                tracing::warn!(object = %meta.key, "removing an object past its shard's checkpoint (left by an interrupted run of an earlier version)");
                 self.store.delete(&meta.key).await?;
                 removed.push(meta.key);
             }
@@ -272,8 +320,9 @@ impl ArchiveSink {
             ..Default::default()
         };
         self.streams.insert(
-            stream.clone(),
+            stream.as_arc().clone(),
             StreamState {
+                name: stream.clone(),
                 lease: Some(lease),
                 checkpoints,
                 manifest,
@@ -282,16 +331,27 @@ impl ArchiveSink {
         Ok(())
     }
 
-    /// Stores one object and then moves its shard's checkpoint past it.
+    /// Stages one object, commits it by moving its shard's checkpoint past it, then promotes it
+    /// (see the module docs).
     async fn flush(&mut self, w: ObjectWriter) -> anyhow::Result<()> {
         let body = w.gz.finish().map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
         let key = layout::data_key(&w.stream, w.hour, &w.shard_id, &w.first, &w.last);
+        let staged = layout::staged_key(
+            &w.stream,
+            &w.shard_id,
+            &self.run.run_id,
+            &layout::object_file_name(&w.first, &w.last),
+        );
         let size = body.len() as u64;
-        if let Some(lease) = self.streams.get(&w.stream).and_then(|s| s.lease.as_ref()) {
+        if let Some(lease) = self
+            .streams
+            .get(w.stream.as_arc())
+            .and_then(|s| s.lease.as_ref())
+        {
             lease.check()?;
         }
         crate::fault::hit("before_object");
-        self.store.put(&key, Bytes::from(body)).await?;
+        self.store.put(&staged, Bytes::from(body)).await?;
         crate::fault::hit("after_object");
         let cp = Checkpoint {
             stream: w.stream.to_string(),
@@ -299,25 +359,36 @@ impl ArchiveSink {
             sequence_number: w.last.to_string(),
             arrival_ts: format_ts(&w.last_arrival),
             object: key.clone(),
+            staged: Some(staged.clone()),
             run_id: self.run.run_id.clone(),
             updated_at: format_ts(&Utc::now()),
         };
         let state = self
             .streams
-            .get_mut(&w.stream)
+            .get_mut(w.stream.as_arc())
             .expect("stream opened before writing");
         if let Some(lease) = state.lease.as_ref() {
             lease.check()?;
         }
         let previous = state.checkpoints.get(&cp.shard_id).map(|s| s.etag.clone());
-        let etag = match write_checkpoint(&self.store, &cp, previous.as_deref()).await {
+        let written = write_checkpoint(
+            &self.store,
+            &w.stream,
+            &w.shard_id,
+            &cp,
+            previous.as_deref(),
+        )
+        .await;
+        let etag = match written {
             Ok(etag) => etag,
-            Err(crate::store::StoreError::Conflict(_)) => anyhow::bail!(
-                "the checkpoint of stream {} shard {} was moved by another archiver while this run was writing; \
-                 stopping without moving it (run one archiver per stream; the next run resumes cleanly)",
-                cp.stream,
-                cp.shard_id
-            ),
+            Err(crate::store::StoreError::Conflict(_) | crate::store::StoreError::NotFound(_)) => {
+                anyhow::bail!(
+                    "the checkpoint of stream {} shard {} was moved by another archiver while this run was writing; \
+                     stopping without moving it (run one archiver per stream; the next run resumes cleanly)",
+                    cp.stream,
+                    cp.shard_id
+                )
+            }
             Err(e) => return Err(e.into()),
         };
         state.checkpoints.insert(
@@ -328,6 +399,17 @@ impl ArchiveSink {
             },
         );
         crate::fault::hit("after_checkpoint");
+        match self.store.promote(&staged, &key).await {
+            Ok(()) => {}
+            // Committed, and promoted already by a run that took the stream over meanwhile.
+            Err(crate::store::StoreError::NotFound(_)) => anyhow::bail!(
+                "stream {} shard {}: another archiver took the stream over while this run was writing (this run's lease lapsed); stopping",
+                w.stream,
+                w.shard_id
+            ),
+            Err(e) => return Err(e.into()),
+        }
+        crate::fault::hit("after_promote");
         state.manifest.records += w.records;
         let shard = state
             .manifest
@@ -373,7 +455,12 @@ impl ArchiveSink {
         Ok(())
     }
 
-    async fn append(&mut self, r: &Record) -> anyhow::Result<()> {
+    async fn append(
+        &mut self,
+        r: &Record,
+        stream: &StreamName,
+        shard_id: &ShardId,
+    ) -> anyhow::Result<()> {
         let hour = hour_of(r.arrival_ts);
         let key = (r.stream.clone(), r.shard_id.clone());
         let window = if self.config.roll_per_window {
@@ -397,8 +484,8 @@ impl ArchiveSink {
         }
         let level = self.config.gzip_level;
         let w = self.writers.entry(key).or_insert_with(|| ObjectWriter {
-            stream: r.stream.clone(),
-            shard_id: r.shard_id.clone(),
+            stream: stream.clone(),
+            shard_id: shard_id.clone(),
             hour,
             first: r.sequence_number.clone(),
             first_arrival: r.arrival_ts,
@@ -420,6 +507,15 @@ impl ArchiveSink {
         w.last_arrival = r.arrival_ts;
         w.records += 1;
         w.raw_bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Opens the streams the upstream sources named, once.
+    async fn open_expected(&mut self) -> anyhow::Result<()> {
+        for stream in std::mem::take(&mut self.expected) {
+            let name = StreamName::parse(&stream).map_err(anyhow::Error::msg)?;
+            self.open_stream(&name).await?;
+        }
         Ok(())
     }
 
@@ -464,10 +560,20 @@ impl ArchiveSink {
     }
 }
 
+/// A record's stream name and shard id as the layout's types, or why the archive cannot hold
+/// the record (names that are not legal Kinesis names, a time outside the years 0000–9999).
+fn storable(r: &Record) -> Result<(StreamName, ShardId), String> {
+    let why = |e: String| format!("{e}; the archive cannot store the record under it");
+    let stream = StreamName::from_arc(&r.stream).map_err(why)?;
+    let shard_id = ShardId::from_arc(&r.shard_id).map_err(why)?;
+    crate::record::check_ts(&r.arrival_ts).map_err(|e| format!("arrival time: {e}"))?;
+    Ok((stream, shard_id))
+}
+
 /// The gaps recorded under `_flux/gaps/` for a stream since `since` (by this run's source).
 async fn gaps_found_since(
     store: &Arc<dyn ObjectStore>,
-    stream: &str,
+    stream: &StreamName,
     since: DateTime<Utc>,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
@@ -492,15 +598,23 @@ impl Sink for ArchiveSink {
     async fn write(
         &mut self,
         batch: Arc<Batch>,
-        _rejected: &mut Vec<Rejected>,
+        rejected: &mut Vec<Rejected>,
     ) -> anyhow::Result<()> {
         // The streams the sources name are opened (lease, checkpoints) before the first record,
         // also those no record will come from (they get a manifest all the same).
-        for stream in std::mem::take(&mut self.expected) {
-            self.open_stream(&Arc::from(stream.as_str())).await?;
-        }
+        self.open_expected().await?;
         for r in batch.iter() {
-            self.open_stream(&r.stream).await?;
+            let (stream, shard_id) = match storable(r) {
+                Ok(names) => names,
+                Err(reason) => {
+                    rejected.push(Rejected {
+                        record: r.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            self.open_stream(&stream).await?;
             if self.config.roll_per_window {
                 self.check_sequence_order(r)?;
             }
@@ -512,7 +626,7 @@ impl Sink for ArchiveSink {
                 self.skipped += 1;
                 continue;
             }
-            self.append(r).await?;
+            self.append(r, &stream, &shard_id).await?;
         }
         // Aged objects close now, unless their last record is a KPL user record: only the
         // kinesis source ends batches at aggregate boundaries, so such an object closes with the
@@ -541,19 +655,18 @@ impl Sink for ArchiveSink {
         self.flush_all().await?;
         // A stream that brought no record this run still gets its manifest (0 records): a
         // nightly job on a quiet stream leaves a trace that it ran.
-        for stream in std::mem::take(&mut self.expected) {
-            self.open_stream(&Arc::from(stream.as_str())).await?;
-        }
+        self.open_expected().await?;
         let mut report = Vec::new();
         let mut streams: Vec<_> = self.streams.keys().cloned().collect();
         streams.sort();
         for stream in streams {
             let state = self.streams.get_mut(&stream).expect("listed");
-            state.manifest.gaps = gaps_found_since(&self.store, &stream, self.started_at).await?;
+            state.manifest.gaps =
+                gaps_found_since(&self.store, &state.name, self.started_at).await?;
             crate::fault::hit("before_manifest");
             state.manifest.status = "completed".into();
             state.manifest.finished_at = format_ts(&Utc::now());
-            write_manifest(&self.store, &state.manifest).await?;
+            write_manifest(&self.store, &state.name, &state.manifest).await?;
             if let Some(lease) = state.lease.take() {
                 lease.release().await?;
             }
@@ -565,7 +678,7 @@ impl Sink for ArchiveSink {
                 m.skipped_already_archived,
                 m.removed_orphans.len(),
                 self.store.url(),
-                layout::run_key(&m.stream, &m.run_id)
+                layout::run_key(&state.name, &m.run_id)
             ));
         }
         Ok(report)

@@ -32,6 +32,7 @@ use super::file::unparsed_line;
 use super::lines::{buffered, read_lines_into};
 use super::ordered::{Emitter, by_arrival, by_shard as by_shard_order, interleaved};
 use crate::archive::layout::{self, DataObject};
+use crate::names::StreamName;
 use crate::record::{Interner, Record, SequenceNumber};
 use crate::stage::{Rejected, Source, SourceContext};
 use crate::store::{self, ObjectStore};
@@ -207,7 +208,7 @@ struct Bounds {
 impl Bounds {
     fn object_may_hold(&self, obj: &DataObject) -> bool {
         let hour_end = obj.hour + Duration::hours(1);
-        let in_range = match (self.sequences.get(&obj.shard_id), &obj.range) {
+        let in_range = match (self.sequences.get(obj.shard_id.as_str()), &obj.range) {
             (Some((from, to)), Some((first, last))) => {
                 from.as_ref().is_none_or(|f| last >= f) && to.as_ref().is_none_or(|t| first <= t)
             }
@@ -219,7 +220,7 @@ impl Bounds {
             && self
                 .shards
                 .as_ref()
-                .is_none_or(|s| s.contains(&obj.shard_id))
+                .is_none_or(|s| s.iter().any(|x| x == obj.shard_id.as_str()))
     }
 
     fn holds(&self, r: &Record) -> bool {
@@ -241,13 +242,13 @@ impl Bounds {
 /// Lists the data objects of `stream` that may hold records within the bounds, in read order.
 async fn plan_objects(
     store: &Arc<dyn ObjectStore>,
-    stream: &str,
+    stream: &StreamName,
     bounds: &Bounds,
 ) -> anyhow::Result<(Vec<DataObject>, usize)> {
     let listed = store.list(&layout::stream_prefix(stream)).await?;
     let all: Vec<DataObject> = listed
         .iter()
-        .filter_map(|m| layout::parse_data_key(&m.key))
+        .filter_map(|m| layout::parse_data_key(stream, &m.key))
         .collect();
     let total = all.len();
     let mut chosen: Vec<DataObject> = all
@@ -278,13 +279,14 @@ impl Source for ArchiveSource {
             shards: self.config.shards.clone(),
             sequences: Arc::new(sequences),
         };
-        let (objects, total) = plan_objects(&self.store, &self.config.stream, &bounds).await?;
+        let stream = StreamName::parse(&self.config.stream).map_err(anyhow::Error::msg)?;
+        let (objects, total) = plan_objects(&self.store, &stream, &bounds).await?;
         // One reader per shard (its objects in sequence order), in shard id order.
         let mut by_shard: std::collections::BTreeMap<String, Vec<DataObject>> =
             std::collections::BTreeMap::new();
         for obj in objects.iter() {
             by_shard
-                .entry(obj.shard_id.clone())
+                .entry(obj.shard_id.to_string())
                 .or_default()
                 .push(obj.clone());
         }
@@ -328,6 +330,7 @@ impl Source for ArchiveSource {
             streams.push(rx);
             let reader = ShardReader {
                 store: self.store.clone(),
+                stream: stream.clone(),
                 bounds: bounds.clone(),
                 batch_records: read_batch,
                 prefilter: self.prefilter.clone(),
@@ -399,6 +402,7 @@ fn reader_batch(order: Order, shards: usize, prefetch: usize, batch_records: usi
 /// Reads the objects of one shard in order into the source's shared channel.
 struct ShardReader {
     store: Arc<dyn ObjectStore>,
+    stream: StreamName,
     bounds: Bounds,
     batch_records: usize,
     prefilter: Option<crate::expr::Prefilter>,
@@ -425,6 +429,8 @@ impl ShardReader {
             let bounds = self.bounds.clone();
             let mut interner = Interner::default();
             let key = obj.key.clone();
+            let stream_name = self.stream.clone();
+            let shard = obj.shard_id.clone();
             let prefilter = self.prefilter.clone();
             let tx = self.tx.clone();
             let batch_records = self.batch_records;
@@ -437,11 +443,21 @@ impl ShardReader {
                     false,
                     move |line_no, text, out| match prefilter
                         .as_ref()
-                        .is_some_and(|p| !p.may_match(text))
+                        .is_some_and(|p| !p.may_match_envelope(text))
                     {
                         // The line cannot hold a payload the filter downstream keeps.
                         true => out.skipped += 1,
                         false => match Record::parse_envelope(text, &mut interner) {
+                            // Every record of an object belongs to the stream and shard its
+                            // folders name; anything else is not this stream's record.
+                            Ok(r) if *r.stream != *stream_name || *r.shard_id != *shard => {
+                                out.rejected.push(Rejected {
+                                    reason: format!(
+                                        "{key}: line {line_no}: the record names another stream or shard than the folders it lies in (stream={stream_name}/…/shard={shard}/)"
+                                    ),
+                                    record: r,
+                                })
+                            }
                             Ok(r) if bounds.holds(&r) => out.records.push(r),
                             Ok(_) => out.skipped += 1,
                             Err(e) => out.rejected.push(Rejected {

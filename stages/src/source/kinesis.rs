@@ -306,11 +306,14 @@ impl KinesisSource {
                 list.join(", ")
             );
         }
+        let stream_name = crate::names::StreamName::parse(stream).map_err(anyhow::Error::msg)?;
         for g in &gaps {
             let key = crate::archive::layout::gap_key(
-                stream,
-                g["shard_id"].as_str().unwrap_or_default(),
-                g["checkpoint"].as_str().unwrap_or_default(),
+                &stream_name,
+                &crate::names::ShardId::parse(g["shard_id"].as_str().unwrap_or_default())
+                    .map_err(anyhow::Error::msg)?,
+                &crate::record::SequenceNumber::parse(g["checkpoint"].as_str().unwrap_or_default())
+                    .map_err(anyhow::Error::msg)?,
             );
             archive
                 .put(&key, Bytes::from(serde_json::to_vec_pretty(g)?))
@@ -477,7 +480,9 @@ impl Source for KinesisSource {
                         },
                     )
                     .map_err(anyhow::Error::msg)?;
-                    let stored = read_checkpoints(&archive, &stream).await?;
+                    let name =
+                        crate::names::StreamName::parse(&stream).map_err(anyhow::Error::msg)?;
+                    let stored = read_checkpoints(&archive, &name).await?;
                     let last_run = stored
                         .values()
                         .filter_map(|s| crate::record::parse_ts(&s.checkpoint.updated_at).ok())

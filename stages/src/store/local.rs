@@ -1,5 +1,7 @@
-//! A local directory as an object store. Writes go to a hidden temporary file first and are
-//! renamed into place, so a reader never sees half an object and a crash leaves no partial object.
+//! A local directory as an object store. Writes go to a temporary file first and are renamed
+//! into place, so a reader never sees half an object and a crash leaves no partial object.
+//! Temporary and lock files carry a `~` in their names, which no key the archive writes
+//! contains (see [`crate::names`]); listings leave them out.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +26,11 @@ impl LocalStore {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        if key.split('/').any(|part| part == ".." || part.is_empty()) && !key.is_empty() {
+        if key.is_empty()
+            || key
+                .split('/')
+                .any(|part| part == ".." || part == "." || part.is_empty() || part.contains('\0'))
+        {
             return Err(StoreError::Other {
                 key: key.to_owned(),
                 message: "invalid object key".into(),
@@ -76,16 +82,15 @@ impl ObjectStore for LocalStore {
         blocking(move || {
             // Compare-and-swap under an exclusive lock file beside the object, so two processes
             // cannot both win (the lock is removed even when the condition fails).
-            let lock = path.with_file_name(format!(
-                ".{}.lock",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ));
+            let lock = lock_path(&path);
             if let Some(dir) = lock.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::io(&k, e))?;
             }
-            let _guard = LockFile::acquire(&lock).map_err(|e| StoreError::io(&k, e))?;
+            let _guard =
+                LockFile::acquire(&lock, LOCK_WAIT).map_err(|message| StoreError::Other {
+                    key: k.clone(),
+                    message,
+                })?;
             let current = match std::fs::read(&path) {
                 Ok(b) => Some(etag_of(&b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -129,6 +134,19 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn promote(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (from_path, to_path) = (self.path(from)?, self.path(to)?);
+        let k = from.to_owned();
+        blocking(move || {
+            if let Some(dir) = to_path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::io(&k, e))?;
+            }
+            // rename(2) is atomic: readers see the old name or the new one.
+            std::fs::rename(&from_path, &to_path).map_err(|e| StoreError::io(&k, e))
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let k = key.to_owned();
@@ -160,56 +178,97 @@ fn etag_of(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// An exclusive lock held by creating a file with `O_EXCL`; waits (briefly) while another holds
-/// it, and takes over a lock older than a minute (its holder died).
-struct LockFile(PathBuf);
+/// How long a conditional write waits for another writer's lock on the same object.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The lock file of an object: `<name>~lock` beside it (a hash of the name when that would be
+/// too long for the file system).
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.len() + 5 <= 255 {
+        path.with_file_name(format!("{name}~lock"))
+    } else {
+        use md5::{Digest, Md5};
+        let digest: String = Md5::digest(name.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        path.with_file_name(format!("~lock-{digest}"))
+    }
+}
+
+/// An exclusive lock on an object: an advisory lock (`flock`) on its lock file, which the
+/// kernel releases when the holder exits in any way (SIGKILL included), so a lock can never be
+/// left behind. A holder that is alive but stopped (SIGSTOP, a frozen VM) keeps it; waiters
+/// then give up after `wait` with a message naming the holder. The lock file stays (removing
+/// it would let two processes lock two different files of one name); it records its last
+/// holder (pid, host, time) for that message.
+struct LockFile(std::fs::File);
 
 impl LockFile {
-    fn acquire(path: &Path) -> std::io::Result<LockFile> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    fn acquire(path: &Path, wait: std::time::Duration) -> Result<LockFile, String> {
+        let describe = |e: std::io::Error| format!("lock file {}: {e}", path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(describe)?;
+        let deadline = std::time::Instant::now() + wait;
         loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(_) => return Ok(LockFile(path.to_path_buf())),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > std::time::Duration::from_secs(60));
-                    if stale {
-                        let _ = std::fs::remove_file(path);
-                        continue;
-                    }
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
                     if std::time::Instant::now() > deadline {
-                        return Err(e);
+                        let holder = std::fs::read_to_string(path).unwrap_or_default();
+                        let holder = holder.trim();
+                        return Err(format!(
+                            "the lock {} is still held after {}s by {} (a process that is stopped or hung; it is released the moment that process exits)",
+                            path.display(),
+                            wait.as_secs(),
+                            if holder.is_empty() {
+                                "another process"
+                            } else {
+                                holder
+                            }
+                        ));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
-                Err(e) => return Err(e),
+                Err(std::fs::TryLockError::Error(e)) => return Err(describe(e)),
             }
         }
+        // Record the holder, for the message a waiter gives.
+        use std::io::{Seek, Write};
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(
+            file,
+            "pid {} on host {} since {}",
+            std::process::id(),
+            host.trim(),
+            crate::record::format_ts(&chrono::Utc::now())
+        );
+        Ok(LockFile(file))
     }
 }
 
 impl Drop for LockFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = self.0.unlock();
     }
 }
 
 fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
+        "~tmp-{}-{}",
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -235,7 +294,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<(
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        // Temporary and lock files; every other name is listed (legal names may start with
+        // a dot).
+        if crate::names::is_reserved_file_name(&name.to_string_lossy()) {
             continue;
         }
         let path = entry.path();

@@ -110,6 +110,11 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Makes the object at `from` (written earlier with [`ObjectStore::put`]) appear at `to`,
+    /// whole (readers see no object or all of it), then removes `from`. Overwrites `to`.
+    /// [`StoreError::NotFound`] when `from` does not exist (someone promoted it already).
+    async fn promote(&self, from: &str, to: &str) -> Result<(), StoreError>;
+
     /// Reads an object, `None` when it does not exist.
     async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self.get(key).await {

@@ -273,6 +273,27 @@ impl ObjectStore for S3Store {
         Ok(out)
     }
 
+    async fn promote(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        // A server-side copy (atomic for readers: the object appears whole), then the staged
+        // copy goes. Objects stay below CopyObject's 5 GB (the archive sink limits `max_bytes`).
+        let source = format!("{}/{}", self.bucket, percent_encode(&self.full(from)));
+        let mut req = self
+            .client()
+            .await
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(self.full(to))
+            .copy_source(source);
+        if let Some(sse) = &self.encryption.sse {
+            req = req.server_side_encryption(ServerSideEncryption::from(sse.as_str()));
+        }
+        if let Some(kms) = &self.encryption.kms_key_id {
+            req = req.ssekms_key_id(kms);
+        }
+        req.send().await.map_err(|e| self.err(from, &e))?;
+        self.delete(from).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client()
             .await
@@ -284,6 +305,19 @@ impl ObjectStore for S3Store {
             .map_err(|e| self.err(key, &e))?;
         Ok(())
     }
+}
+
+/// Percent-encodes a key for `x-amz-copy-source` (everything but unreserved characters and `/`).
+fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

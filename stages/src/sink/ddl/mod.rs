@@ -465,20 +465,19 @@ impl DdlSink {
             },
         )
         .map_err(anyhow::Error::msg)?;
-        for shard in read_checkpoints(&archive, &self.config.stream)
-            .await?
-            .into_keys()
-        {
+        let stream =
+            crate::names::StreamName::parse(&self.config.stream).map_err(anyhow::Error::msg)?;
+        for shard in read_checkpoints(&archive, &stream).await?.into_keys() {
             self.shards.insert(shard);
         }
         if let Some(since) = &self.config.athena.since {
             return Ok(since.clone());
         }
         let first = archive
-            .list(&layout::stream_prefix(&self.config.stream))
+            .list(&layout::stream_prefix(&stream))
             .await?
             .iter()
-            .filter_map(|o| layout::parse_data_key(&o.key))
+            .filter_map(|o| layout::parse_data_key(&stream, &o.key))
             .map(|o| o.hour)
             .min();
         Ok(first
