@@ -145,9 +145,41 @@ pub fn payload_form(data: &[u8]) -> PayloadForm {
         return PayloadForm::Binary;
     };
     match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        Ok(_) => PayloadForm::Json,
-        Err(_) => PayloadForm::Binary,
+        // `IgnoredAny` does not pair `\u` surrogate escapes; a lone one is rejected by most
+        // JSON readers (serde_json's `Value` among them).
+        Ok(_) if !has_lone_surrogate(text) => PayloadForm::Json,
+        _ => PayloadForm::Binary,
     }
+}
+
+/// True when a JSON text (already known to be well-formed otherwise) has a `\u` escape of a
+/// UTF-16 surrogate that is not part of a high-low pair.
+fn has_lone_surrogate(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let unit = |at: usize| -> Option<u32> {
+        let hex = bytes.get(at + 2..at + 6)?;
+        (bytes.get(at + 1) == Some(&b'u'))
+            .then(|| u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())
+            .flatten()
+    };
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(b'\\', &bytes[i..]) {
+        let at = i + off;
+        match unit(at) {
+            Some(0xD800..=0xDBFF) => {
+                if !matches!(unit(at + 6), Some(0xDC00..=0xDFFF))
+                    || bytes.get(at + 6) != Some(&b'\\')
+                {
+                    return true;
+                }
+                i = at + 12;
+            }
+            Some(0xDC00..=0xDFFF) => return true,
+            Some(_) => i = at + 6,
+            None => i = at + 2,
+        }
+    }
+    false
 }
 
 /// Formats a timestamp as the envelope does: RFC 3339, UTC, milliseconds, `Z`.
@@ -483,6 +515,33 @@ mod tests {
                 "{line:?}"
             );
             assert_eq!(parsed.data.as_ref(), data);
+        }
+    }
+
+    #[test]
+    fn json_with_lone_surrogate_escapes_goes_to_base64() {
+        for (data, json) in [
+            (&br#"{"s":"\ud800"}"#[..], false),
+            (br#"{"s":"\udc00x"}"#, false),
+            (br#"["\ud800\u0041"]"#, false),
+            (br#"{"s":"\ud83d\ude00"}"#, true),
+            (br#"{"s":"\\ud800"}"#, true),
+            (br#"{"s":"\u00e9\n"}"#, true),
+        ] {
+            let form = if json {
+                PayloadForm::Json
+            } else {
+                PayloadForm::Binary
+            };
+            assert_eq!(
+                payload_form(data),
+                form,
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+            if json {
+                serde_json::from_slice::<serde_json::Value>(data).unwrap();
+            }
         }
     }
 

@@ -232,4 +232,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert!(b.check().is_err());
     }
+
+    /// A lease that another run took over and then released (deleted) is lost too: the renewal's
+    /// `If-Match` on a missing object answers "not found", which means "not yours" as much as a
+    /// changed one does.
+    #[tokio::test]
+    async fn a_lease_deleted_by_another_run_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        let orders = StreamName::parse("orders").unwrap();
+        let a = Lease::acquire(&store, &orders, "run-a", "p", Duration::from_millis(1500))
+            .await
+            .unwrap();
+        store.delete(&lease_key(&orders)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let err = a.check().unwrap_err().to_string();
+        assert!(err.contains("taken by another run"), "{err}");
+    }
 }

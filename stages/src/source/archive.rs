@@ -142,6 +142,13 @@ impl ArchiveSourceConfig {
     /// Checks bounds and the URL.
     pub fn validate(&self) -> Result<(), String> {
         store::check_url(&self.url).map_err(|e| format!("`url`: {e}"))?;
+        StreamName::parse(&self.stream).map_err(|e| format!("`stream`: {e}"))?;
+        for shard in self.shards.iter().flatten() {
+            crate::names::ShardId::parse(shard).map_err(|e| format!("`shards`: {e}"))?;
+        }
+        for shard in self.sequences.keys() {
+            crate::names::ShardId::parse(shard).map_err(|e| format!("`sequences`: {e}"))?;
+        }
         if let (Some(from), Some(to)) = (self.from, self.to)
             && from >= to
         {

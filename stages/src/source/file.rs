@@ -81,6 +81,7 @@ fn default_batch() -> usize {
 impl FileSourceConfig {
     /// Checks the settings that serde cannot (paths, counts).
     pub fn validate(&self) -> Result<(), String> {
+        crate::names::StreamName::parse(&self.stream).map_err(|e| format!("`stream`: {e}"))?;
         if self.shards == 0 {
             return Err("`shards` must be at least 1".into());
         }

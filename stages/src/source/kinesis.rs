@@ -133,8 +133,10 @@ fn default_checkpoint_interval() -> Dur {
 impl KinesisSourceConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), String> {
-        if self.stream.is_empty() {
-            return Err("`stream` must not be empty".into());
+        crate::names::check_configured_stream(&self.stream)
+            .map_err(|e| format!("`stream`: {e}"))?;
+        for shard in self.shards.iter().flatten() {
+            crate::names::ShardId::parse(shard).map_err(|e| format!("`shards`: {e}"))?;
         }
         if !(1..=10_000).contains(&self.limit) {
             return Err("`limit` must be between 1 and 10000".into());

@@ -79,15 +79,16 @@ impl ObjectStore for LocalStore {
     ) -> Result<String, StoreError> {
         let path = self.path(key)?;
         let k = key.to_owned();
+        let root = self.root.clone();
         blocking(move || {
-            // Compare-and-swap under an exclusive lock file beside the object, so two processes
-            // cannot both win (the lock is removed even when the condition fails).
-            let lock = lock_path(&path);
+            // Compare-and-swap under an exclusive lock on the key, so two processes cannot both
+            // win; the kernel releases it however this process ends.
+            let lock = lock_path(&root, &k);
             if let Some(dir) = lock.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::io(&k, e))?;
             }
             let _guard =
-                LockFile::acquire(&lock, LOCK_WAIT).map_err(|message| StoreError::Other {
+                LockFile::acquire(&lock, &k, LOCK_WAIT).map_err(|message| StoreError::Other {
                     key: k.clone(),
                     message,
                 })?;
@@ -181,23 +182,19 @@ fn etag_of(body: &[u8]) -> String {
 /// How long a conditional write waits for another writer's lock on the same object.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The lock file of an object: `<name>~lock` beside it (a hash of the name when that would be
-/// too long for the file system).
-fn lock_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if name.len() + 5 <= 255 {
-        path.with_file_name(format!("{name}~lock"))
-    } else {
-        use md5::{Digest, Md5};
-        let digest: String = Md5::digest(name.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        path.with_file_name(format!("~lock-{digest}"))
-    }
+/// The folder of lock files, under the root: its name carries a `~`, so it is never listed
+/// and no key can name it.
+const LOCK_DIR: &str = "~flux-locks";
+
+/// The lock file of a key: `<root>/~flux-locks/<md5 of the key>` (one flat folder, outside
+/// every listing).
+fn lock_path(root: &Path, key: &str) -> PathBuf {
+    use md5::{Digest, Md5};
+    let digest: String = Md5::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    root.join(LOCK_DIR).join(digest)
 }
 
 /// An exclusive lock on an object: an advisory lock (`flock`) on its lock file, which the
@@ -209,7 +206,7 @@ fn lock_path(path: &Path) -> PathBuf {
 struct LockFile(std::fs::File);
 
 impl LockFile {
-    fn acquire(path: &Path, wait: std::time::Duration) -> Result<LockFile, String> {
+    fn acquire(path: &Path, key: &str, wait: std::time::Duration) -> Result<LockFile, String> {
         let describe = |e: std::io::Error| format!("lock file {}: {e}", path.display());
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -227,7 +224,7 @@ impl LockFile {
                         let holder = std::fs::read_to_string(path).unwrap_or_default();
                         let holder = holder.trim();
                         return Err(format!(
-                            "the lock {} is still held after {}s by {} (a process that is stopped or hung; it is released the moment that process exits)",
+                            "the lock on {key} ({}) is still held after {}s by {} (a process that is stopped or hung; it is released the moment that process exits)",
                             path.display(),
                             wait.as_secs(),
                             if holder.is_empty() {
@@ -399,5 +396,51 @@ mod tests {
                 .iter()
                 .all(|m| !m.key.contains(".lock"))
         );
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder_and_is_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_path(dir.path(), "_flux/checkpoints/stream=o/s.json");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let held = LockFile::acquire(&lock, "k", std::time::Duration::from_secs(1)).unwrap();
+        // A second open file description (as another process would have) must wait, and
+        // gives up naming the holder.
+        let err = LockFile::acquire(&lock, "k", std::time::Duration::from_millis(50))
+            .err()
+            .unwrap();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        assert!(LockFile::acquire(&lock, "k", std::time::Duration::from_millis(50)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_starting_with_a_dot_are_listed_and_lock_files_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        store
+            .put_if(
+                "cp/.hidden.json",
+                Bytes::from_static(b"1"),
+                PutCondition::IfAbsent,
+            )
+            .await
+            .unwrap();
+        store
+            .put("cp/...json", Bytes::from_static(b"2"))
+            .await
+            .unwrap();
+        let keys: Vec<_> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys, ["cp/...json", "cp/.hidden.json"]);
+        assert!(store.put("a/./b", Bytes::new()).await.is_err());
     }
 }

@@ -256,12 +256,7 @@ impl DdlSinkConfig {
     pub fn validate(&self) -> Result<(), String> {
         let root = ArchiveRoot::parse(&self.archive).map_err(|e| format!("`archive`: {e}"))?;
         store::check_url(&self.out).map_err(|e| format!("`out`: {e}"))?;
-        if self.stream.is_empty() || self.stream.contains(['/', '\'', '"', '`']) {
-            return Err(format!(
-                "`stream` must be a Kinesis stream name (not empty, no `/` or quotes), not {:?}",
-                self.stream
-            ));
-        }
+        crate::names::StreamName::parse(&self.stream).map_err(|e| format!("`stream`: {e}"))?;
         if self.engines.is_empty() {
             return Err(
                 "`engines` must name at least one of \"duckdb\", \"drill\", \"hive\", \"athena\""

@@ -89,9 +89,8 @@ impl KinesisSinkConfig {
 
     /// Checks the settings; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        if self.stream.trim().is_empty() {
-            return Err("`stream` must not be empty".into());
-        }
+        crate::names::check_configured_stream(&self.stream)
+            .map_err(|e| format!("`stream`: {e}"))?;
         if !(1..=MAX_BATCH_RECORDS).contains(&self.max_batch_records) {
             return Err(format!(
                 "`max_batch_records` must be between 1 and {MAX_BATCH_RECORDS} (the PutRecords limit), not {}",
