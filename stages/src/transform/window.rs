@@ -94,6 +94,16 @@ fn millis(d: Dur) -> i64 {
     i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The earliest event time a window can hold: 0000-01-01T00:00:00.000Z (RFC 3339's and the
+/// archive's range), in epoch milliseconds.
+const MIN_TIME: i64 = -62_167_219_200_000;
+/// The latest: 9999-12-31T23:59:59.999Z. Window ends (exclusive) must not pass it either, so
+/// that every bound can be written as an RFC 3339 time.
+const MAX_TIME: i64 = 253_402_300_799_999;
+/// The longest `size`, `slide`, `gap` or `allowed_lateness`: 100 years, which keeps every
+/// window computation far inside `i64`.
+const MAX_SPAN: i64 = 36_525 * 86_400_000;
+
 impl WindowConfig {
     fn kind(&self) -> Result<Kind, String> {
         match (self.size, self.slide, self.gap) {
@@ -137,6 +147,16 @@ impl WindowConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), String> {
         self.kind()?;
+        for (key, value) in [
+            ("size", self.size),
+            ("slide", self.slide),
+            ("gap", self.gap),
+            ("allowed_lateness", self.allowed_lateness),
+        ] {
+            if value.is_some_and(|d| millis(d) > MAX_SPAN) {
+                return Err(format!("`{key}` must be at most 100 years (36525d)"));
+            }
+        }
         if self.time != "arrival" {
             ValuePath::compile(&self.time).map_err(|e| format!("`time`: {e}"))?;
         }
@@ -206,7 +226,23 @@ pub struct Window {
 }
 
 impl Window {
+    /// The record's event time, within [`MIN_TIME`]..=[`MAX_TIME`].
     fn event_time(&self, r: &Record) -> Result<i64, String> {
+        let t = self.raw_event_time(r)?;
+        if (MIN_TIME..=MAX_TIME).contains(&t) {
+            Ok(t)
+        } else {
+            Err(format!(
+                "event time{}: outside the years 0000–9999 UTC that windows can hold",
+                self.time
+                    .as_ref()
+                    .map(|p| format!(" at {}", p.source()))
+                    .unwrap_or_default()
+            ))
+        }
+    }
+
+    fn raw_event_time(&self, r: &Record) -> Result<i64, String> {
         let Some(path) = &self.time else {
             return Ok(r.arrival_ts.timestamp_millis());
         };
@@ -217,13 +253,14 @@ impl Window {
                 .map_err(|e| format!("event time at {}: {e}", path.source())),
             Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
                 format!(
-                    "event time at {}: {n} is not epoch milliseconds",
+                    "event time at {}: a number that is not whole epoch milliseconds",
                     path.source()
                 )
             }),
             Some(other) => Err(format!(
-                "event time at {}: expected an RFC 3339 string or epoch milliseconds, found {other}",
-                path.source()
+                "event time at {}: expected an RFC 3339 string or epoch milliseconds, found {}",
+                path.source(),
+                json_type(other)
             )),
             None => Err(format!("event time: {} selects nothing", path.source())),
         }
@@ -269,6 +306,24 @@ impl Window {
                 return;
             }
         };
+        // Every window of the record must lie within the range too (its bounds are written as
+        // RFC 3339 times); spans are at most 100 years and `t` is in range, so nothing below
+        // overflows.
+        let in_range = match self.kind {
+            Kind::Fixed { size, slide } => {
+                t.div_euclid(slide) * slide + size <= MAX_TIME && t - size >= MIN_TIME - 1
+            }
+            Kind::Session { gap } => t + gap <= MAX_TIME,
+        };
+        if !in_range {
+            emit.rejected.push(Rejected {
+                record: r.clone(),
+                reason:
+                    "event time: one of its windows would reach outside the years 0000–9999 UTC"
+                        .into(),
+            });
+            return;
+        }
         let n = self.seq;
         self.seq += 1;
         match self.kind {
@@ -383,6 +438,18 @@ impl Transform for Window {
     fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<Drain> {
         self.close(true, emit);
         Ok(Drain::Done)
+    }
+}
+
+/// The JSON type of a value, for messages that must not show the value (it may be payload).
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -594,5 +661,48 @@ mod tests {
         assert!(err("slide = \"1m\"").contains("needs `size`"));
         assert!(err("size = \"1m\"\nkey = \"partition_key\"").contains("session windows"));
         assert!(err("size = \"1m\"\ntime = \"data.at\"").contains("`time`"));
+    }
+
+    /// Event times at the edge of (or outside) the representable range are dead-lettered, and
+    /// do not move the watermark: records after them are not taken for late.
+    #[test]
+    fn out_of_range_event_times_are_dead_lettered_and_keep_the_watermark() {
+        let cfg: WindowConfig =
+            serde_json::from_str(r#"{"size": "1h", "time": "$.data.t"}"#).unwrap();
+        let mut w = cfg.build().unwrap();
+        let batch = Arc::new(vec![
+            rec(1, 0, "k", r#"{"t": 9223372036854775807}"#),
+            rec(2, 0, "k", r#"{"t": -9223372036854775808}"#),
+            rec(3, 0, "k", r#"{"t": 253402300799999}"#),
+            rec(4, 0, "k", r#"{"t": "9999-12-31T23:30:00-01:00"}"#),
+            rec(5, 0, "k", r#"{"t": 1.5}"#),
+            rec(6, 0, "k", r#"{"t": 1764064800000}"#),
+            rec(7, 0, "k", r#"{"t": "2026-11-25T10:30:00Z"}"#),
+        ]);
+        let mut emit = Emit::default();
+        w.process(&batch, &mut emit).unwrap();
+        w.finish(&mut emit).unwrap();
+        let rejected: Vec<u64> = emit
+            .rejected
+            .iter()
+            .map(|r| r.record.sequence_number.as_str().parse().unwrap())
+            .collect();
+        assert_eq!(rejected, [1, 2, 3, 4, 5]);
+        assert!(
+            emit.rejected
+                .iter()
+                .all(|r| !r.reason.contains("9223372036854775807"))
+        );
+        assert_eq!(
+            emit.records.len(),
+            2,
+            "the in-range records are windowed, not late"
+        );
+    }
+
+    #[test]
+    fn spans_longer_than_a_century_are_refused() {
+        let cfg: WindowConfig = serde_json::from_str(r#"{"size": "36526d"}"#).unwrap();
+        assert!(cfg.validate().unwrap_err().contains("`size`"));
     }
 }
