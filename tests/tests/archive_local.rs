@@ -1632,3 +1632,79 @@ path = "hits.jsonl"
     }
     assert_eq!(counts, [4, 4], "with push-down, without push-down");
 }
+
+/// A run that fails after its sink took the stream's lease releases the lease on the way out,
+/// so the next run can start at once instead of waiting for `lease_ttl`.
+#[test]
+fn a_failed_run_releases_its_lease() {
+    let a = Archive::new();
+    let input = a.dir.path().join("in.jsonl");
+    let good = envelope("orders", "s1", "1", "2026-11-25T10:00:00Z", b"{\"a\":1}");
+    std::fs::write(&input, format!("{good}\n")).unwrap();
+    // A corrupt checkpoint: the sink fails right after it took the lease.
+    let cp = a.root().join("_flux/checkpoints/stream=orders/s1.json");
+    std::fs::create_dir_all(cp.parent().unwrap()).unwrap();
+    std::fs::write(&cp, "not json").unwrap();
+    for attempt in 0..2 {
+        let (code, err) = archive_envelopes(&a, &input);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("corrupt checkpoint"),
+            "attempt {attempt}: {err}"
+        );
+        assert!(
+            !err.contains("is being archived by run"),
+            "attempt {attempt}: {err}"
+        );
+    }
+    assert!(!a.root().join("_flux/leases/stream=orders.json").exists());
+}
+
+/// `flux-engine lease release` refuses a live lease unless forced (saying what forcing risks),
+/// and releases a lapsed one.
+#[test]
+fn lease_release_refuses_a_live_lease_unless_forced() {
+    let a = Archive::new();
+    let lease = a.root().join("_flux/leases/stream=orders.json");
+    std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    let write = |expires: &str| {
+        std::fs::write(
+            &lease,
+            format!(
+                "{{\"run_id\":\"20261203T020000Z-abcd1234\",\"pipeline\":\"nightly\",\"expires_at\":\"{expires}\"}}"
+            ),
+        )
+        .unwrap()
+    };
+    let release = |force: bool| {
+        let url = a.url();
+        let mut args = vec!["lease", "release", &url, "--stream", "orders"];
+        if force {
+            args.push("--force");
+        }
+        let out = run_in(a.dir.path(), &args);
+        (out.status.code(), text(&out).1)
+    };
+    write("2999-01-01T00:00:00.000Z");
+    let (code, err) = release(false);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("20261203T020000Z-abcd1234") && err.contains("--force"),
+        "{err}"
+    );
+    let (code, err) = release(true);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("released the live lease"), "{err}");
+    write("2020-01-01T00:00:00.000Z");
+    let (code, err) = release(false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("had lapsed"), "{err}");
+    // Either way the next archiver takes the stream at once.
+    let input = a.dir.path().join("in.jsonl");
+    let good = envelope("orders", "s1", "1", "2026-11-25T10:00:00Z", b"{\"a\":1}");
+    std::fs::write(&input, format!("{good}\n")).unwrap();
+    assert_eq!(archive_envelopes(&a, &input).0, 0);
+    let (code, err) = release(false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("no lease is held"), "{err}");
+}

@@ -1,8 +1,9 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted.
 
 mod cluster;
+mod lease;
 mod plan;
 mod render;
 mod run;
@@ -83,6 +84,8 @@ enum Command {
     Schema,
     /// Launch, inspect and terminate an EMR cluster (Hive, Drill) from a cluster file.
     Cluster(cluster::ClusterArgs),
+    /// Manage archive leases (one archiver per stream): `lease release`.
+    Lease(lease::LeaseArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -107,6 +110,7 @@ pub fn run() -> i32 {
         Command::Run(a) => run::run(a),
         Command::Schema => schema::schema(),
         Command::Cluster(a) => cluster::cluster(a),
+        Command::Lease(a) => lease::lease(a),
     }
 }
 

@@ -104,6 +104,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
                 eprintln!("interrupted: draining what was read; press Ctrl-C again to abort");
                 on_signal.cancel();
                 if stop_requested().await {
+                    // Whatever is cut short, the stream's lease need not wait for lease_ttl.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(3),
+                        flux_stages::archive::lease::release_held(),
+                    )
+                    .await;
                     eprintln!("aborted");
                     std::process::exit(EXIT_INTERRUPTED);
                 }
@@ -119,6 +125,13 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         if let Some(r) = reporter {
             r.finish();
         }
+        // A run that failed never reached its sinks' end: release the leases they still hold,
+        // so the next run need not wait for lease_ttl.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            flux_stages::archive::lease::release_held(),
+        )
+        .await;
         let report = match result {
             Ok(r) => r,
             Err(e) => {

@@ -1,7 +1,12 @@
 //! One archiver per stream: a lease object `_flux/leases/stream=<stream>.json`, taken with a
 //! conditional write (`If-None-Match: *`, or `If-Match` to take over an expired one), renewed
 //! while the run writes, released at the end. A second archiver started on the same stream
-//! fails at once instead of writing objects that overlap the first one's.
+//! fails at once instead of wasting work on it (correctness does not depend on the lease: see
+//! the commit protocol in docs/archive-format.md).
+//!
+//! Every lease this process holds is also in a registry, so that an exit path that never
+//! reaches the sink's end (a failed run, a second Ctrl-C) can still release it
+//! ([`release_held`]); [`release_manually`] is the operator's release.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +28,113 @@ pub struct LeaseBody {
     pub pipeline: String,
     /// When it lapses unless renewed.
     pub expires_at: String,
+}
+
+/// The leases this process holds: (store, key, the entity tag last written).
+type Held = (Arc<dyn ObjectStore>, String, Arc<std::sync::Mutex<String>>);
+
+static HELD: std::sync::Mutex<Vec<Held>> = std::sync::Mutex::new(Vec::new());
+
+/// Releases every lease this process still holds (each only if it is still ours), for exit
+/// paths that never reach the sink's end: a failed run, a second Ctrl-C. Errors are logged.
+pub async fn release_held() {
+    let held = HELD
+        .lock()
+        .map(|mut h| std::mem::take(&mut *h))
+        .unwrap_or_default();
+    for (store, key, etag) in held {
+        let ours = etag.lock().map(|e| e.clone()).unwrap_or_default();
+        match release_if_ours(&store, &key, &ours).await {
+            Ok(true) => tracing::info!(lease = %key, "released the archive lease"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(lease = %key, "could not release the archive lease: {e}"),
+        }
+    }
+}
+
+/// Deletes the lease at `key` if its entity tag is still `ours`; true when it was deleted.
+async fn release_if_ours(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    ours: &str,
+) -> anyhow::Result<bool> {
+    let (_, etag) = match store.get_with_etag(key).await {
+        Ok(x) => x,
+        Err(StoreError::NotFound(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if etag != ours {
+        return Ok(false);
+    }
+    store.delete(key).await?;
+    Ok(true)
+}
+
+/// What [`release_manually`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManualRelease {
+    /// No lease was held.
+    NotHeld,
+    /// The lease had lapsed already (its run ended without releasing it); it was released.
+    Lapsed(LeaseBody),
+    /// The lease was live and `force` was given: it was released under its holder.
+    Forced(LeaseBody),
+}
+
+/// Releases a stream's lease by hand: one that lapsed always; a live one (its holder is
+/// renewing it) only with `force`. The release is a conditional write of a lapsed lease over
+/// the one read (so a run that took the lease in between is not touched), which any run then
+/// takes over; the holder of a forced lease fails its next renewal and stops.
+pub async fn release_manually(
+    store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
+    force: bool,
+) -> anyhow::Result<ManualRelease> {
+    let key = lease_key(stream);
+    let (body, etag) = match store.get_with_etag(&key).await {
+        Ok(x) => x,
+        Err(StoreError::NotFound(_)) => return Ok(ManualRelease::NotHeld),
+        Err(e) => return Err(e.into()),
+    };
+    let holder: LeaseBody = serde_json::from_slice(&body)
+        .map_err(|e| anyhow::anyhow!("{}/{key}: corrupt lease: {e}", store.url()))?;
+    let expires = parse_ts(&holder.expires_at).map_err(anyhow::Error::msg)?;
+    let live = expires > Utc::now();
+    if live && !force {
+        anyhow::bail!(
+            "stream {stream} is held by run {} of pipeline {} until {} and that run is renewing it (every third of its lease_ttl); \
+             stop that run, or wait: a lease that is not renewed lapses by itself. \
+             --force releases it anyway: the run holding it stops at its next renewal or commit (nothing is lost or archived twice), \
+             and another archiver can start at once",
+            holder.run_id,
+            holder.pipeline,
+            holder.expires_at
+        );
+    }
+    let released = LeaseBody {
+        run_id: format!("released:{}", holder.run_id),
+        pipeline: holder.pipeline.clone(),
+        expires_at: format_ts(&(Utc::now() - chrono::Duration::milliseconds(1))),
+    };
+    match store
+        .put_if(
+            &key,
+            Bytes::from(serde_json::to_vec_pretty(&released)?),
+            PutCondition::IfMatch(etag),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => anyhow::bail!(
+            "stream {stream}: the lease changed while it was being released (a run took it or renewed it); nothing was changed, look again"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(if live {
+        ManualRelease::Forced(holder)
+    } else {
+        ManualRelease::Lapsed(holder)
+    })
 }
 
 /// A held lease, renewed in the background every third of its time to live. If a renewal
@@ -100,6 +212,9 @@ impl Lease {
             Err(e) => return Err(e.into()),
         };
         let etag = Arc::new(std::sync::Mutex::new(etag));
+        if let Ok(mut held) = HELD.lock() {
+            held.push((store.clone(), key.clone(), etag.clone()));
+        }
         let lost = Arc::new(std::sync::Mutex::new(None));
         let renewer = tokio::spawn(renew_forever(
             store.clone(),
@@ -130,15 +245,11 @@ impl Lease {
     /// Gives the lease up (only if it is still ours).
     pub async fn release(self) -> anyhow::Result<()> {
         self.renewer.abort();
-        let ours = self.etag.lock().map(|e| e.clone()).unwrap_or_default();
-        let (_, etag) = match self.store.get_with_etag(&self.key).await {
-            Ok(x) => x,
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        if etag == ours {
-            self.store.delete(&self.key).await?;
+        if let Ok(mut held) = HELD.lock() {
+            held.retain(|(_, _, e)| !Arc::ptr_eq(e, &self.etag));
         }
+        let ours = self.etag.lock().map(|e| e.clone()).unwrap_or_default();
+        release_if_ours(&self.store, &self.key, &ours).await?;
         Ok(())
     }
 }
@@ -248,5 +359,64 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let err = a.check().unwrap_err().to_string();
         assert!(err.contains("taken by another run"), "{err}");
+    }
+
+    /// A lease left behind by a run that ended without reaching its end (a failed run, a
+    /// second Ctrl-C) is released by [`release_held`]; one whose renewal another run replaced
+    /// is left alone.
+    #[tokio::test]
+    async fn leases_left_by_an_early_exit_are_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        let (a, b) = (
+            StreamName::parse("held-a").unwrap(),
+            StreamName::parse("held-b").unwrap(),
+        );
+        let la = Lease::acquire(&store, &a, "run-1", "p", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let lb = Lease::acquire(&store, &b, "run-1", "p", Duration::from_secs(60))
+            .await
+            .unwrap();
+        std::mem::forget(la);
+        drop(lb);
+        // Another run replaced b's lease: it is not ours any more.
+        store
+            .put(&lease_key(&b), Bytes::from_static(b"{\"other\":1}"))
+            .await
+            .unwrap();
+        release_held().await;
+        assert!(store.get_opt(&lease_key(&a)).await.unwrap().is_none());
+        assert!(store.get_opt(&lease_key(&b)).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_manual_release_refuses_a_live_lease_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        let s = StreamName::parse("manual").unwrap();
+        assert_eq!(
+            release_manually(&store, &s, false).await.unwrap(),
+            ManualRelease::NotHeld
+        );
+        let live = Lease::acquire(&store, &s, "run-live", "p", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let err = release_manually(&store, &s, false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run-live") && err.contains("--force"), "{err}");
+        assert!(matches!(
+            release_manually(&store, &s, true).await.unwrap(),
+            ManualRelease::Forced(_)
+        ));
+        // The holder notices at its next renewal; another run can take the stream at once.
+        assert!(
+            Lease::acquire(&store, &s, "run-next", "p", Duration::from_secs(60))
+                .await
+                .is_ok()
+        );
+        drop(live);
     }
 }
