@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use flux_tests::duckdb;
-use flux_tests::{run_in, text};
+use flux_tests::sql_grammar::code_blocks;
+use flux_tests::{repo_root, run_in, text};
 
 /// One generated record, as the test knows it.
 #[derive(Debug, Clone)]
@@ -78,13 +79,18 @@ fn envelope(r: &Rec) -> String {
     });
     match &r.order_id {
         Some(id) => {
-            v["data"] =
-                serde_json::json!({"order_id": id, "status": "paid", "total": r.total, "seq": r.n})
+            v["data"] = serde_json::json!({"order_id": id, "customer_id": customer(id), "status": "paid", "total": r.total, "seq": r.n})
         }
         // "plain text n" in base64 is not needed exactly: any non-JSON payload goes to data_b64.
         None => v["data_b64"] = serde_json::Value::String(base64(&format!("plain text {}", r.n))),
     }
     v.to_string()
+}
+
+/// The customer of an order (the same for every record of the order).
+fn customer(order_id: &str) -> String {
+    let n: u64 = order_id.trim_start_matches("o-").parse().unwrap_or(0);
+    format!("c-{}", n % 7)
 }
 
 fn base64(s: &str) -> String {
@@ -155,7 +161,7 @@ archive = "file://./archive"
 stream = "orders"
 out = "sql"
 engines = ["duckdb"]
-columns = { order_id = "data.order_id", status = "data.status", total = "data.total:double", n = "data.seq:bigint" }
+columns = { order_id = "data.order_id", customer_id = "data.customer_id", status = "data.status", total = "data.total:double", n = "data.seq:bigint" }
 snapshot = "snapshot/*.jsonl"
 "#
         } else {
@@ -732,4 +738,105 @@ live_key = "event_id"
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn the_example_queries_of_docs_sql_give_the_right_answers_in_duckdb() {
+    // docs/sql.md's example queries (which tests/sql_docs.rs checks against every engine's
+    // grammar), run as written over a generated archive, against references computed here.
+    let doc = std::fs::read_to_string(repo_root().join("docs/sql.md")).unwrap();
+    let w = Work::new();
+    let recs = records(300);
+    std::fs::create_dir_all(w.path().join("snapshot")).unwrap();
+    write_envelopes(&w.path().join("snapshot/live.jsonl"), &recs);
+    w.archive("records.jsonl", &recs[..200], true);
+    let archived = &recs[..200];
+
+    let examples = code_blocks(&doc, "Example queries (both routes)", "sql");
+    let mut checked = BTreeSet::new();
+    for (caption, sql) in &examples {
+        let rows = w.query(sql.trim().trim_end_matches(';'));
+        let text = |r: &serde_json::Value, c: &str| r[c].as_str().unwrap().to_owned();
+        if caption.starts_with("Records per hour") {
+            let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
+            for r in archived.iter().filter(|r| r.dt == "2026-11-25") {
+                *expected.entry(r.hour.parse().unwrap()).or_default() += 1;
+            }
+            assert!(expected.len() >= 2, "{expected:?}");
+            let got: BTreeMap<u64, u64> = rows
+                .iter()
+                .map(|r| {
+                    assert_eq!(r["dt"], "2026-11-25");
+                    let n = |c: &str| {
+                        r[c].as_u64()
+                            .unwrap_or_else(|| panic!("{caption}: no integer {c} in {r}"))
+                    };
+                    (n("arrival_hour"), n("records"))
+                })
+                .collect();
+            assert_eq!(got, expected, "{caption}");
+        } else if caption.starts_with("Top customers by revenue") {
+            // Each order once, at its latest state (the compaction rule).
+            let mut revenue: BTreeMap<String, f64> = BTreeMap::new();
+            for (order, shard, seq) in compact_reference(archived) {
+                let r = archived
+                    .iter()
+                    .find(|r| r.shard == shard && r.seq == seq)
+                    .unwrap();
+                *revenue.entry(customer(&order)).or_default() += r.total;
+            }
+            let mut top: Vec<f64> = revenue.values().copied().collect();
+            top.sort_by(|a, b| b.total_cmp(a));
+            top.truncate(10);
+            let mut got: Vec<f64> = Vec::new();
+            for r in &rows {
+                let c = text(r, "customer_id");
+                let v = r["revenue"].as_f64().unwrap();
+                assert!(
+                    (v - revenue[&c]).abs() < 1e-6,
+                    "{caption}: {c}: {v} != {}",
+                    revenue[&c]
+                );
+                got.push(v);
+            }
+            got.sort_by(|a, b| b.total_cmp(a));
+            assert_eq!(got.len(), top.len(), "{caption}");
+            for (g, t) in got.iter().zip(&top) {
+                assert!((g - t).abs() < 1e-6, "{caption}: {got:?} != {top:?}");
+            }
+            // Summing every record instead of every order gives other numbers.
+            let every_record: f64 = archived
+                .iter()
+                .filter(|r| r.order_id.is_some())
+                .map(|r| r.total)
+                .sum();
+            assert!((got.iter().sum::<f64>() - every_record).abs() > 1.0);
+        } else if caption.starts_with("The last record of each order") {
+            let got: BTreeSet<(String, String, String)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        text(r, "order_id"),
+                        text(r, "shard_id"),
+                        text(r, "sequence_number"),
+                    )
+                })
+                .collect();
+            assert_eq!(got, compact_reference(archived), "{caption}");
+        } else if caption.starts_with("Archived and live records") {
+            let got: BTreeMap<String, u64> = rows
+                .iter()
+                .map(|r| (text(r, "origin"), r["records"].as_u64().unwrap()))
+                .collect();
+            let expected: BTreeMap<String, u64> =
+                [("archive".to_owned(), 200), ("live".to_owned(), 100)].into();
+            assert_eq!(got, expected, "{caption}");
+        } else if caption.starts_with("How far each shard is archived") {
+            assert_eq!(rows.len(), SHARDS.len(), "{caption}: {rows:?}");
+        } else {
+            panic!("docs/sql.md has a new example ({caption}): check its answer here");
+        }
+        checked.insert(caption.clone());
+    }
+    assert_eq!(checked.len(), 5, "{checked:?}");
 }
