@@ -743,7 +743,8 @@ live_key = "event_id"
 #[test]
 fn the_example_queries_of_docs_sql_give_the_right_answers_in_duckdb() {
     // docs/sql.md's example queries (which tests/sql_docs.rs checks against every engine's
-    // grammar), run as written over a generated archive, against references computed here.
+    // grammar) and its Python way of opening the views, run as written over a generated
+    // archive, against references computed here.
     let doc = std::fs::read_to_string(repo_root().join("docs/sql.md")).unwrap();
     let w = Work::new();
     let recs = records(300);
@@ -839,4 +840,22 @@ fn the_example_queries_of_docs_sql_give_the_right_answers_in_duckdb() {
         checked.insert(caption.clone());
     }
     assert_eq!(checked.len(), 5, "{checked:?}");
+
+    // The Python way of opening the views, as written.
+    let python = code_blocks(&doc, "Route 1: DuckDB on one machine", "python");
+    assert_eq!(python.len(), 1, "{python:?}");
+    let out = std::process::Command::new(duckdb::python())
+        .args(["-c", &python[0].1])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("archive") && stdout.contains("200") && stdout.contains("100"),
+        "{stdout}"
+    );
 }
