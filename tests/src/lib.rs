@@ -303,3 +303,4 @@ for (row,) in con.execute("SELECT to_json(t)::VARCHAR FROM (" + sys.argv[2] + ")
     }
 }
 pub mod hive_ddl;
+pub mod sql_grammar;

@@ -2,13 +2,16 @@
 //! tests/emulators.sh) over archives the real binary writes: counts by partition, typed
 //! projections, pruning, checkpoints, a compaction query equal to a brute-force reference,
 //! and the unified view (archive + local snapshot of the live stream) holding every record
-//! exactly once, also while records are being archived.
+//! exactly once, also while records are being archived; and every engine's unified view (the
+//! Hive and Drill statements run unchanged by DuckDB) exact on an archive with objects past a
+//! checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use flux_tests::duckdb;
-use flux_tests::{run_in, text};
+use flux_tests::sql_grammar::code_blocks;
+use flux_tests::{repo_root, run_in, text};
 
 /// One generated record, as the test knows it.
 #[derive(Debug, Clone)]
@@ -76,13 +79,18 @@ fn envelope(r: &Rec) -> String {
     });
     match &r.order_id {
         Some(id) => {
-            v["data"] =
-                serde_json::json!({"order_id": id, "status": "paid", "total": r.total, "seq": r.n})
+            v["data"] = serde_json::json!({"order_id": id, "customer_id": customer(id), "status": "paid", "total": r.total, "seq": r.n})
         }
         // "plain text n" in base64 is not needed exactly: any non-JSON payload goes to data_b64.
         None => v["data_b64"] = serde_json::Value::String(base64(&format!("plain text {}", r.n))),
     }
     v.to_string()
+}
+
+/// The customer of an order (the same for every record of the order).
+fn customer(order_id: &str) -> String {
+    let n: u64 = order_id.trim_start_matches("o-").parse().unwrap_or(0);
+    format!("c-{}", n % 7)
 }
 
 fn base64(s: &str) -> String {
@@ -153,7 +161,7 @@ archive = "file://./archive"
 stream = "orders"
 out = "sql"
 engines = ["duckdb"]
-columns = { order_id = "data.order_id", status = "data.status", total = "data.total:double", n = "data.seq:bigint" }
+columns = { order_id = "data.order_id", customer_id = "data.customer_id", status = "data.status", total = "data.total:double", n = "data.seq:bigint" }
 snapshot = "snapshot/*.jsonl"
 "#
         } else {
@@ -515,4 +523,339 @@ fn unified_view_drops_archived_objects_past_the_checkpoint() {
     let (positions, rows) = unified_positions(&w);
     assert_eq!(rows, 60);
     assert_eq!(positions.values().filter(|o| *o == "archive").count(), 30);
+}
+
+/// Each engine's unified view, as the ddl sink writes it, executed by DuckDB: `duckdb` is the
+/// DuckDB view itself; `hive` and `drill` are the Hive and Drill `CREATE VIEW … unified`
+/// statements run unchanged (DuckDB accepts their backticks and functions) over stand-ins for
+/// the tables they read, in the catalogs and schemas they name: the archive and checkpoints
+/// are DuckDB's views over the same archive, the live table is the payloads of the live records
+/// (what EMR's Kinesis handler exposes: no shard, no sequence number). Athena has no unified
+/// view. Returns the init file.
+fn unified_views_of_every_engine(w: &Work) -> PathBuf {
+    let statements = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(w.path().join("sql").join(file))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .split(";\n")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let hive = statements("hive/unified.sql");
+    let drill: Vec<String> = statements("drill/views.sql")
+        .into_iter()
+        .filter(|s| s.starts_with("CREATE OR REPLACE VIEW `dfs`.`tmp`.`orders_unified`"))
+        .collect();
+    assert_eq!(hive.len(), 2, "{hive:?}");
+    assert_eq!(drill.len(), 1, "drill/views.sql has no unified view");
+    let live = "read_json('live_payloads.jsonl', format = 'newline_delimited', columns = {'order_id': 'VARCHAR', 'seq': 'VARCHAR', 'total': 'VARCHAR'})";
+    let mut init = std::fs::read_to_string(w.views()).unwrap();
+    init.push_str(&format!(
+        r#"
+CREATE SCHEMA "default";
+CREATE VIEW "default".orders_archive AS SELECT * FROM memory.main.orders_archive;
+CREATE VIEW "default".orders_checkpoints AS SELECT shard_id, sequence_number FROM memory.main.orders_checkpoints;
+CREATE VIEW "default".orders_live AS SELECT * FROM {live};
+ATTACH ':memory:' AS dfs;
+CREATE SCHEMA dfs.tmp;
+CREATE VIEW dfs.tmp.orders_archive AS SELECT * FROM memory.main.orders_archive;
+CREATE VIEW dfs.tmp.orders_checkpoints AS SELECT * FROM memory.main.orders_checkpoints;
+ATTACH ':memory:' AS hive;
+CREATE SCHEMA hive."default";
+CREATE VIEW hive."default".orders_live AS SELECT * FROM {live};
+"#
+    ));
+    for s in hive.iter().chain(&drill) {
+        init.push_str(s);
+        init.push_str(";\n");
+    }
+    let path = w.path().join("all-unified.sql");
+    std::fs::write(&path, init).unwrap();
+    path
+}
+
+#[test]
+fn every_engines_unified_view_counts_each_record_once_with_an_orphan_past_the_checkpoint() {
+    // The state a crashed archival run leaves: objects stored past their shard's checkpoint
+    // (the run stored them, then died before moving the checkpoint). The rule of every
+    // unified view: a record comes from the archive iff it is at or below its shard's
+    // checkpoint, else from the live stream if it is still there; so each record once.
+    let w = Work::new();
+    let mut recs = records(75);
+    for r in &mut recs {
+        // Hive and Drill match live records by a key of the payload: every payload is JSON.
+        r.order_id.get_or_insert_with(|| format!("o-{}", r.n % 40));
+    }
+    let archive = |input: &str, upto: usize| {
+        write_envelopes(&w.path().join(input), &recs[..upto]);
+        w.run(
+            "archive.toml",
+            &format!(
+                "[sources.records]\ntype = \"file\"\npath = \"{input}\"\nformat = \"envelope\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"records\"]\nurl = \"file://./archive\"\nmax_records = 4\n"
+            ),
+        );
+    };
+    let checkpoint = |s: usize| {
+        w.path().join(format!(
+            "archive/_flux/checkpoints/stream=orders/{}.json",
+            SHARDS[s]
+        ))
+    };
+    archive("part-1.jsonl", 30);
+    let first = std::fs::read(checkpoint(0)).unwrap();
+    archive("part-2.jsonl", 60);
+    // Shard 0's second run "crashed" before its checkpoint: that run's objects are orphans.
+    std::fs::write(checkpoint(0), first).unwrap();
+    // Shard 2 as a first run that crashed before any checkpoint: every object is an orphan.
+    std::fs::remove_file(checkpoint(2)).unwrap();
+    let archived = |i: usize| match SHARDS.iter().position(|s| *s == recs[i].shard) {
+        Some(0) => i < 30,
+        Some(1) => i < 60,
+        _ => false,
+    };
+    // The live stream: records 0..10 have expired, 60..75 are not archived; it overlaps both
+    // the checkpointed records and the orphans.
+    let live = 10..75;
+    std::fs::create_dir_all(w.path().join("snapshot")).unwrap();
+    write_envelopes(&w.path().join("snapshot/live.jsonl"), &recs[live.clone()]);
+    let payloads: String = recs[live.clone()]
+        .iter()
+        .map(|r| {
+            let e: serde_json::Value = serde_json::from_str(&envelope(r)).unwrap();
+            format!("{}\n", e["data"])
+        })
+        .collect();
+    std::fs::write(w.path().join("live_payloads.jsonl"), payloads).unwrap();
+    let orphans = (0..60).filter(|&i| !archived(i)).count();
+    assert!(orphans >= 5, "{orphans}");
+    assert!(
+        (0..60)
+            .filter(|&i| archived(i) && live.contains(&i))
+            .count()
+            >= 20
+    );
+
+    w.run(
+        "views.toml",
+        r#"
+[sources.records]
+type = "file"
+path = "snapshot/live.jsonl"
+format = "envelope"
+
+[sinks.views]
+type = "ddl"
+inputs = ["records"]
+archive = "file://./archive"
+stream = "orders"
+out = "sql"
+engines = ["duckdb"]
+columns = { event_id = "data.seq", order_id = "data.order_id", total = "data.total:double" }
+snapshot = "snapshot/*.jsonl"
+
+# Hive reads archives on S3 only; the unified statements do not depend on where it is.
+[sinks.cluster_views]
+type = "ddl"
+inputs = ["records"]
+archive = "s3://acme-archive/kinesis"
+stream = "orders"
+out = "sql"
+engines = ["hive", "drill"]
+columns = { event_id = "data.seq", order_id = "data.order_id", total = "data.total:double" }
+live_key = "event_id"
+"#,
+    );
+    let init = unified_views_of_every_engine(&w);
+    let run =
+        |sql: &str| duckdb::query(w.path(), &init, sql).unwrap_or_else(|e| panic!("{sql}\n{e}"));
+    // The archive really holds the orphans (60 records, of which `orphans` past the checkpoint).
+    assert_eq!(
+        run("SELECT count(*) AS n FROM orders_archive")[0]["n"],
+        60,
+        "the archive holds every stored record"
+    );
+    let by_position: BTreeMap<(String, String), usize> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.shard.clone(), r.seq.clone()), i))
+        .collect();
+    let engines = [
+        (
+            "duckdb",
+            "SELECT shard_id || '/' || sequence_number AS id, origin FROM orders_unified",
+        ),
+        (
+            "hive",
+            "SELECT event_id AS id, origin FROM \"default\".orders_unified",
+        ),
+        (
+            "drill",
+            "SELECT event_id AS id, origin FROM dfs.tmp.orders_unified",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (engine, sql) in engines {
+        let mut seen: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for row in run(sql) {
+            let id = row["id"].as_str().unwrap();
+            let i = if engine == "duckdb" {
+                let (shard, seq) = id.split_once('/').unwrap();
+                by_position[&(shard.to_owned(), seq.to_owned())]
+            } else {
+                id.parse().unwrap()
+            };
+            seen.entry(i)
+                .or_default()
+                .push(row["origin"].as_str().unwrap().to_owned());
+        }
+        for (i, r) in recs.iter().enumerate() {
+            let expected = if archived(i) {
+                vec!["archive".to_owned()]
+            } else if live.contains(&i) {
+                vec!["live".to_owned()]
+            } else {
+                vec![]
+            };
+            let got = seen.remove(&i).unwrap_or_default();
+            if got != expected {
+                failures.push(format!(
+                    "{engine}: record {i} ({} {}): {got:?}, expected {expected:?}",
+                    r.shard, r.seq
+                ));
+            }
+        }
+        for (i, got) in seen {
+            failures.push(format!("{engine}: unknown record {i}: {got:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_example_queries_of_docs_sql_give_the_right_answers_in_duckdb() {
+    // docs/sql.md's example queries (which tests/sql_docs.rs checks against every engine's
+    // grammar) and its Python way of opening the views, run as written over a generated
+    // archive, against references computed here.
+    let doc = std::fs::read_to_string(repo_root().join("docs/sql.md")).unwrap();
+    let w = Work::new();
+    let recs = records(300);
+    std::fs::create_dir_all(w.path().join("snapshot")).unwrap();
+    write_envelopes(&w.path().join("snapshot/live.jsonl"), &recs);
+    w.archive("records.jsonl", &recs[..200], true);
+    let archived = &recs[..200];
+
+    let examples = code_blocks(&doc, "Example queries (both routes)", "sql");
+    let mut checked = BTreeSet::new();
+    for (caption, sql) in &examples {
+        let rows = w.query(sql.trim().trim_end_matches(';'));
+        let text = |r: &serde_json::Value, c: &str| r[c].as_str().unwrap().to_owned();
+        if caption.starts_with("Records per hour") {
+            let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
+            for r in archived.iter().filter(|r| r.dt == "2026-11-25") {
+                *expected.entry(r.hour.parse().unwrap()).or_default() += 1;
+            }
+            assert!(expected.len() >= 2, "{expected:?}");
+            let got: BTreeMap<u64, u64> = rows
+                .iter()
+                .map(|r| {
+                    assert_eq!(r["dt"], "2026-11-25");
+                    let n = |c: &str| {
+                        r[c].as_u64()
+                            .unwrap_or_else(|| panic!("{caption}: no integer {c} in {r}"))
+                    };
+                    (n("arrival_hour"), n("records"))
+                })
+                .collect();
+            assert_eq!(got, expected, "{caption}");
+        } else if caption.starts_with("Top customers by revenue") {
+            // Each order once, at its latest state (the compaction rule).
+            let mut revenue: BTreeMap<String, f64> = BTreeMap::new();
+            for (order, shard, seq) in compact_reference(archived) {
+                let r = archived
+                    .iter()
+                    .find(|r| r.shard == shard && r.seq == seq)
+                    .unwrap();
+                *revenue.entry(customer(&order)).or_default() += r.total;
+            }
+            let mut top: Vec<f64> = revenue.values().copied().collect();
+            top.sort_by(|a, b| b.total_cmp(a));
+            top.truncate(10);
+            let mut got: Vec<f64> = Vec::new();
+            for r in &rows {
+                let c = text(r, "customer_id");
+                let v = r["revenue"].as_f64().unwrap();
+                assert!(
+                    (v - revenue[&c]).abs() < 1e-6,
+                    "{caption}: {c}: {v} != {}",
+                    revenue[&c]
+                );
+                got.push(v);
+            }
+            got.sort_by(|a, b| b.total_cmp(a));
+            assert_eq!(got.len(), top.len(), "{caption}");
+            for (g, t) in got.iter().zip(&top) {
+                assert!((g - t).abs() < 1e-6, "{caption}: {got:?} != {top:?}");
+            }
+            // Summing every record instead of every order gives other numbers.
+            let every_record: f64 = archived
+                .iter()
+                .filter(|r| r.order_id.is_some())
+                .map(|r| r.total)
+                .sum();
+            assert!((got.iter().sum::<f64>() - every_record).abs() > 1.0);
+        } else if caption.starts_with("The last record of each order") {
+            let got: BTreeSet<(String, String, String)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        text(r, "order_id"),
+                        text(r, "shard_id"),
+                        text(r, "sequence_number"),
+                    )
+                })
+                .collect();
+            assert_eq!(got, compact_reference(archived), "{caption}");
+        } else if caption.starts_with("Archived and live records") {
+            let got: BTreeMap<String, u64> = rows
+                .iter()
+                .map(|r| (text(r, "origin"), r["records"].as_u64().unwrap()))
+                .collect();
+            let expected: BTreeMap<String, u64> =
+                [("archive".to_owned(), 200), ("live".to_owned(), 100)].into();
+            assert_eq!(got, expected, "{caption}");
+        } else if caption.starts_with("How far each shard is archived") {
+            assert_eq!(rows.len(), SHARDS.len(), "{caption}: {rows:?}");
+        } else {
+            panic!("docs/sql.md has a new example ({caption}): check its answer here");
+        }
+        checked.insert(caption.clone());
+    }
+    assert_eq!(checked.len(), 5, "{checked:?}");
+
+    // The Python way of opening the views, as written.
+    let python = code_blocks(&doc, "Route 1: DuckDB on one machine", "python");
+    assert_eq!(python.len(), 1, "{python:?}");
+    let out = std::process::Command::new(duckdb::python())
+        .args(["-c", &python[0].1])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("archive") && stdout.contains("200") && stdout.contains("100"),
+        "{stdout}"
+    );
 }

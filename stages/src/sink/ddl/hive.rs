@@ -208,6 +208,14 @@ pub fn live_statements(m: &Model) -> Vec<String> {
 
 /// The unified view's SELECT (shared with Drill, which reads the same Hive tables), with table
 /// references already rendered; `None` without `live_key`.
+///
+/// One rule decides every record, so each is counted exactly once: it is *archived* iff its
+/// archive row is at or below its shard's checkpoint. The archive branch is the archived rows;
+/// the live branch is the live rows whose key is not the key of an archived row. Rows past the
+/// checkpoint (objects a crashed run left, removed by the next run) and rows of shards without
+/// a checkpoint are in neither the archive branch nor the anti-join, so their records come from
+/// the live side while the stream still holds them. Both branches read the same
+/// `FROM … JOIN … WHERE` text.
 pub fn unified_select(
     m: &Model,
     archive: &str,
@@ -229,13 +237,21 @@ pub fn unified_select(
         )
     }));
     let k = id(&key.name);
+    // The archived rows: at or below their shard's checkpoint.
+    let archived = |indent: &str| {
+        format!(
+            "FROM {archive} a\n{indent}JOIN {checkpoints} c ON a.{shard} = c.{shard}\n{indent}WHERE {a_key} <= {c_key}",
+            shard = id("shard_id"),
+            a_key = key_of(&format!("a.{}", id("sequence_number"))),
+            c_key = key_of(&format!("c.{}", id("sequence_number"))),
+        )
+    };
     Some(format!(
-        "SELECT u.* FROM (\n  SELECT {a_items}\n  FROM {archive} a\n  JOIN {checkpoints} c ON a.{shard} = c.{shard}\n  WHERE {a_key} <= {c_key}\n  UNION ALL\n  SELECT {l_items}\n  FROM {live} l\n  LEFT JOIN (SELECT DISTINCT {k} FROM {archive}) k ON {live_key} = k.{k}\n  WHERE k.{k} IS NULL\n) u",
+        "SELECT u.* FROM (\n  SELECT {a_items}\n  {a_from}\n  UNION ALL\n  SELECT {l_items}\n  FROM {live} l\n  LEFT JOIN (\n    SELECT DISTINCT a.{k}\n    {k_from}\n  ) k ON {live_key} = k.{k}\n  WHERE k.{k} IS NULL\n) u",
         a_items = archive_items.join(", "),
+        a_from = archived("  "),
         l_items = live_items.join(", "),
-        shard = id("shard_id"),
-        a_key = key_of(&format!("a.{}", id("sequence_number"))),
-        c_key = key_of(&format!("c.{}", id("sequence_number"))),
+        k_from = archived("    "),
         live_key = cast_of(&path_expr("l", &key.spec.path), key.spec.ty),
     ))
 }
@@ -297,7 +313,7 @@ pub fn render(m: &Model) -> Vec<GeneratedFile> {
             path: "hive/unified.sql".into(),
             header: vec![
                 format!(
-                    "Hive: the archive of `{}` up to each shard's checkpoint, plus the live records whose `{}` is not archived.",
+                    "Hive: the archive of `{}` up to each shard's checkpoint, plus the live records whose `{}` is not in that part of the archive.",
                     m.stream,
                     m.live_key.as_deref().unwrap_or_default()
                 ),

@@ -37,6 +37,11 @@ SELECT u.* FROM (
   UNION ALL
   SELECT 'live' AS `origin`, l.`customer`.`city` AS `city`, CAST(regexp_replace(regexp_replace(l.`created_at`, 'T', ' '), 'Z$', '') AS TIMESTAMP) AS `created_at`, l.`customer_id` AS `customer_id`, l.`event_id` AS `event_id`, CAST(l.`total` AS DOUBLE) AS `total`
   FROM `hive`.`default`.`orders_live` l
-  LEFT JOIN (SELECT DISTINCT `event_id` FROM `dfs`.`tmp`.`orders_archive`) k ON l.`event_id` = k.`event_id`
+  LEFT JOIN (
+    SELECT DISTINCT a.`event_id`
+    FROM `dfs`.`tmp`.`orders_archive` a
+    JOIN `dfs`.`tmp`.`orders_checkpoints` c ON a.`shard_id` = c.`shard_id`
+    WHERE lpad(regexp_replace(a.`sequence_number`, '^0+', ''), 130, '0') <= lpad(regexp_replace(c.`sequence_number`, '^0+', ''), 130, '0')
+  ) k ON l.`event_id` = k.`event_id`
   WHERE k.`event_id` IS NULL
 ) u;
