@@ -4,7 +4,7 @@
 //! - `partition_key` (also `$.partition_key` / `@.partition_key`): the record's own field, no
 //!   parsing at all;
 //! - a simple dotted path into the payload, `$.data.customer_id` (`@.` works too): a structural
-//!   [`scan`] finds the value in the payload bytes and checks that the payload is JSON, without
+//!   scan finds the value in the payload bytes and checks that the payload is JSON, without
 //!   building any value; where it cannot decide, the general path below decides instead;
 //! - anything else (brackets, wildcards, other envelope fields, annotations): the general
 //!   JSONPath over the [record view](crate::record::Record::view).
