@@ -402,6 +402,19 @@ pub fn batch_weight(batch: &[Record]) -> usize {
     batch.iter().map(Record::weight).sum()
 }
 
+/// Milliseconds since the epoch of a time Kinesis reports (`ApproximateArrivalTimestamp`),
+/// rounded to the nearest millisecond; every Kinesis time becomes milliseconds through here.
+///
+/// Kinesis sends epoch seconds with a millisecond fraction (`1764064800.123`), which the SDK
+/// parses as an f64 and splits into seconds and truncated nanoseconds. The f64 nearest a
+/// millisecond can lie a few hundred nanoseconds below it (`…800.12299990654`), so truncating
+/// (`DateTime::to_millis`) would make such a time 1 ms early; the f64 error is far below half a
+/// millisecond, so rounding gives back the millisecond Kinesis sent.
+pub fn kinesis_millis(t: &aws_smithy_types::DateTime) -> i64 {
+    let millis = (i64::from(t.subsec_nanos()) + 500_000) / 1_000_000;
+    t.secs().saturating_mul(1000).saturating_add(millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -360,3 +360,134 @@ format = "envelope"
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "arrival order");
 }
+
+/// Runs file (data lines) → compact → file (payloads) with `key`; returns the kept and the
+/// dead-lettered payloads, each as bytes.
+fn compact_lines(dir: &Path, key: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let toml = format!(
+        r#"[sources.in]
+type = "file"
+path = "in.jsonl"
+
+[transforms.latest]
+type = "compact"
+inputs = ["in"]
+key = "{key}"
+on_missing_key = "dead_letter"
+
+[sinks.out]
+type = "file"
+inputs = ["latest"]
+path = "out.jsonl"
+format = "data"
+
+[sinks.dead]
+type = "file"
+inputs = ["latest.dead_letter"]
+path = "dead.jsonl"
+format = "data"
+"#
+    );
+    std::fs::write(dir.join("p.toml"), toml).unwrap();
+    for f in ["out.jsonl", "dead.jsonl"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let out = run_in(dir, &["run", "p.toml", "--progress", "off"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let read = |name: &str| -> Vec<Vec<u8>> {
+        let bytes = std::fs::read(dir.join(name)).unwrap_or_default();
+        let mut lines: Vec<Vec<u8>> = bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        lines.sort();
+        lines
+    };
+    (read("out.jsonl"), read("dead.jsonl"))
+}
+
+/// Issue 10 item 9: a dotted key path (the fast scan) and the same path in brackets (the
+/// general JSONPath) keep the same records and dead-letter the same payloads that are not
+/// JSON (also where the key comes before the broken part); numbers are keys by their exact
+/// text, and the file source's partition key taken from a number keeps it too.
+#[test]
+fn compact_keys_are_the_same_on_both_paths_and_numbers_keep_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: [&[u8]; 11] = [
+        br#"{"k":"a","v":1}"#,
+        br#"{"k":"a", BROKEN"#,
+        br#"{"k":"a","v":2,"z":[}"#,
+        br#"{"k":"a","v":3} trailing"#,
+        b"{\"k\":\"a\",\"v\":4,\"name\":\"Zo\xe9\"}",
+        br#"{"k":"a","v":5,"z":1e400}"#,
+        br#"{"k":12345678901234567890123,"v":6}"#,
+        br#"{"k":12345678901234567890124,"v":7}"#,
+        br#"{"k":1.50,"v":8}"#,
+        br#"{"k":1.5,"v":9}"#,
+        br#"{"k":"12345678901234567890123","v":10}"#,
+    ];
+    std::fs::write(dir.path().join("in.jsonl"), lines.join(&b'\n')).unwrap();
+    let fast = compact_lines(dir.path(), "$.data.k");
+    let general = compact_lines(dir.path(), "$.data['k']");
+    assert!(fast == general, "the two paths differ");
+    let sorted = |mut v: Vec<Vec<u8>>| {
+        v.sort();
+        v
+    };
+    // The last record of each key ("a" from line 1 only; the big number's text is the same
+    // key as the string of its digits), and every payload that is not JSON dead-lettered.
+    assert_eq!(
+        fast.0,
+        sorted(vec![
+            lines[0].to_vec(),
+            lines[7].to_vec(),
+            lines[8].to_vec(),
+            lines[9].to_vec(),
+            lines[10].to_vec(),
+        ])
+    );
+    assert_eq!(
+        fast.1,
+        sorted(lines[1..6].iter().map(|l| l.to_vec()).collect())
+    );
+
+    // The file source's partition key from a number.
+    std::fs::write(dir.path().join("keys.jsonl"), lines[6..].join(&b'\n')).unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        r#"[sources.in]
+type = "file"
+path = "keys.jsonl"
+partition_key = "$.k"
+
+[sinks.out]
+type = "file"
+inputs = ["in"]
+path = "out-keys.jsonl"
+"#,
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["run", "keys.toml", "--progress", "off"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let keys: Vec<String> = std::fs::read_to_string(dir.path().join("out-keys.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["partition_key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "12345678901234567890123",
+            "12345678901234567890124",
+            "1.50",
+            "1.5",
+            "12345678901234567890123"
+        ]
+    );
+}

@@ -21,6 +21,7 @@ use super::lines::{Lines, Parsed, buffered, forward, spawn_reader_with};
 use crate::expr::ValuePath;
 use crate::record::{Interner, Record, SequenceNumber, parse_ts};
 use crate::stage::{Rejected, Source, SourceContext};
+use crate::transform::compact::key::exact::select_key;
 
 /// What each line of the file holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -144,7 +145,8 @@ impl DataLineParser {
         };
         let key = match &self.key {
             KeyRule::Constant(c) => Some(c.clone()),
-            KeyRule::Path(p) => json.as_ref().and_then(|j| p.select_key(j)),
+            // Numbers keep their exact text (a parsed value holds big ones as f64).
+            KeyRule::Path(p) => json.as_ref().and_then(|j| select_key(p, j, j, text)),
         }
         .or_else(|| self.default_key.clone());
         let arrival = match &self.arrival {
@@ -342,5 +344,47 @@ mod tests {
             out.rejected[1].reason
         );
         assert_eq!(out.rejected[0].record.data.as_ref(), b"not json");
+    }
+
+    #[test]
+    fn numeric_partition_keys_keep_their_exact_text() {
+        let parser = DataLineParser {
+            stream: "orders".into(),
+            shard_ids: (0..4).map(|i| Arc::from(shard_id(i))).collect(),
+            key: KeyRule::Path(ValuePath::compile("$.customer_id").unwrap()),
+            default_key: None,
+            arrival: None,
+            started: crate::record::ts_from_millis(0),
+        };
+        let mut out = Parsed::default();
+        for line in [
+            r#"{"customer_id":12345678901234567890123}"#,
+            r#"{"customer_id":12345678901234567890124}"#,
+            r#"{"customer_id": 1.50 }"#,
+            r#"{"customer_id":-0}"#,
+            r#"{"customer_id":{"b":1e2,"a":[10000000000000000000001]}}"#,
+        ] {
+            parser.parse(1, line.as_bytes(), &mut out);
+        }
+        let keys: Vec<&str> = out
+            .records
+            .iter()
+            .map(|r| r.partition_key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "12345678901234567890123",
+                "12345678901234567890124",
+                "1.50",
+                "-0",
+                r#"{"a":[10000000000000000000001],"b":1e2}"#
+            ]
+        );
+        // The shard follows the key's exact text too.
+        assert_eq!(
+            out.records[0].shard_id.as_ref(),
+            shard_id(shard_index("12345678901234567890123", 4))
+        );
     }
 }

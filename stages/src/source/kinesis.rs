@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::state::read_checkpoints;
 use crate::aws::{AwsSettings, describe, sdk_config};
-use crate::record::{Record, SequenceNumber, ts_from_millis};
+use crate::record::{Record, SequenceNumber, kinesis_millis, ts_from_millis};
 use crate::source::kpl;
 use crate::stage::{Rejected, Source, SourceContext, StageMetrics};
 use crate::store;
@@ -399,7 +399,7 @@ impl KinesisSource {
                 let seq = SequenceNumber::parse(r.sequence_number()).map_err(anyhow::Error::msg)?;
                 let ts = ts_from_millis(
                     r.approximate_arrival_timestamp()
-                        .and_then(|t| t.to_millis().ok())
+                        .map(kinesis_millis)
                         .unwrap_or_default(),
                 );
                 return Ok(Some((seq, ts)));
@@ -794,7 +794,7 @@ impl Reader {
                         partition_key: r.partition_key().unwrap_or_default().to_owned(),
                         arrival_ts: ts_from_millis(
                             r.approximate_arrival_timestamp()
-                                .and_then(|t| t.to_millis().ok())
+                                .map(kinesis_millis)
                                 .unwrap_or_default(),
                         ),
                         data,

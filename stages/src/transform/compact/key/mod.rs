@@ -3,24 +3,23 @@
 //! Three forms, chosen when the pipeline is loaded:
 //! - `partition_key` (also `$.partition_key` / `@.partition_key`): the record's own field, no
 //!   parsing at all;
-//! - a simple dotted path into the payload, `$.data.customer_id` (`@.` works too): only that path
-//!   is walked in the payload bytes, every other value is skipped unparsed, and strings without
-//!   escapes are used in place;
+//! - a simple dotted path into the payload, `$.data.customer_id` (`@.` works too): a structural
+//!   scan finds the value in the payload bytes and checks that the payload is JSON, without
+//!   building any value; where it cannot decide, the general path below decides instead;
 //! - anything else (brackets, wildcards, other envelope fields, annotations): the general
 //!   JSONPath over the [record view](crate::record::Record::view).
 //!
-//! All three agree on the key text: a string's value, any other non-null value as JSON text
-//! (so `7` and `"7"` are the same key), and no key for null or a path that is not found.
+//! All three agree on the key text ([`exact::key_text`]): a string's value, a number as written
+//! in the payload (`12345678901234567890123` and `1.50` keep every digit), any other non-null
+//! value as compact JSON text (so `7` and `"7"` are the same key), and no key for null or a path
+//! that is not found. A payload that is not JSON has no key under `$.data` on either path.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::expr::ValuePath;
 use crate::record::Record;
 
+pub mod exact;
 mod scan;
 
 /// A compiled key path.
@@ -33,8 +32,9 @@ pub struct KeyPath {
 #[derive(Debug, Clone)]
 enum Kind {
     PartitionKey,
-    /// Member names below `data`, at least one.
-    Data(Vec<String>),
+    /// Member names below `data`, at least one, and the same path for the general evaluation
+    /// where the scan is unsure.
+    Data(Vec<String>, ValuePath),
     General(ValuePath),
 }
 
@@ -57,7 +57,7 @@ impl KeyPath {
         let kind = match names.as_deref() {
             Some(["partition_key"]) => Kind::PartitionKey,
             Some(["data", rest @ ..]) if !rest.is_empty() => {
-                Kind::Data(rest.iter().map(|s| (*s).to_owned()).collect())
+                Kind::Data(rest.iter().map(|s| (*s).to_owned()).collect(), general)
             }
             _ => Kind::General(general),
         };
@@ -81,12 +81,22 @@ impl KeyPath {
     pub fn extract<'r>(&self, record: &'r Record) -> Option<Cow<'r, [u8]>> {
         match &self.kind {
             Kind::PartitionKey => Some(Cow::Borrowed(record.partition_key.as_bytes())),
-            Kind::Data(names) => data_key(&record.data, names),
-            Kind::General(path) => path
-                .select_key(&record.view(record.data_view()))
-                .map(|s| Cow::Owned(s.into_bytes())),
+            Kind::Data(names, general) => match scan::select(&record.data, names) {
+                Ok(leaf) => match exact::key_text(std::str::from_utf8(leaf?).ok()?)? {
+                    Cow::Borrowed(s) => Some(Cow::Borrowed(s.as_bytes())),
+                    Cow::Owned(s) => Some(Cow::Owned(s.into_bytes())),
+                },
+                Err(scan::Unsure) => general_key(general, record),
+            },
+            Kind::General(path) => general_key(path, record),
         }
     }
+}
+
+/// The key by the JSONPath over the record view; numbers keep the payload's text.
+fn general_key<'r>(path: &ValuePath, record: &'r Record) -> Option<Cow<'r, [u8]>> {
+    let view = record.view(record.data_view());
+    exact::select_key(path, &view, &view["data"], &record.data).map(|k| Cow::Owned(k.into_bytes()))
 }
 
 fn is_simple_name(n: &str) -> bool {
@@ -95,126 +105,6 @@ fn is_simple_name(n: &str) -> bool {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Walks `names` in the JSON payload without building it; the leaf becomes the key.
-///
-/// A structural scan ([`scan`]) finds the leaf first; where it meets anything it does not
-/// expect (not an object, escaped member names, a truncated or trailing text), serde decides
-/// instead. The scan skips values without validating them, and stops once the leaf is found
-/// and no name of the path follows: the archive source has validated every payload it embeds
-/// already, so checking each one again would double the work. (A payload that is not JSON
-/// after its key still has that key.)
-fn data_key<'r>(payload: &'r [u8], names: &[String]) -> Option<Cow<'r, [u8]>> {
-    match scan::select(payload, names) {
-        Ok(leaf) => leaf_key(std::str::from_utf8(leaf?).ok()?),
-        Err(scan::Unsure) => {
-            let mut de = serde_json::Deserializer::from_slice(payload);
-            let leaf = PathSeed { names }.deserialize(&mut de).ok()??;
-            de.end().ok()?;
-            leaf_key(leaf.get())
-        }
-    }
-}
-
-/// The key text of a selected value (its JSON text), as [`ValuePath::select_key`] makes it.
-fn leaf_key(text: &str) -> Option<Cow<'_, [u8]>> {
-    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
-        && !inner.contains('\\')
-    {
-        return Some(Cow::Borrowed(inner.as_bytes()));
-    }
-    match serde_json::from_str::<serde_json::Value>(text).ok()? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(Cow::Owned(s.into_bytes())),
-        other => Some(Cow::Owned(other.to_string().into_bytes())),
-    }
-}
-
-/// Selects the value at `names` (the last duplicate member wins, as when parsing into a value).
-struct PathSeed<'p> {
-    names: &'p [String],
-}
-
-impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
-    type Value = Option<&'de RawValue>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        if self.names.is_empty() {
-            return <&RawValue as serde::Deserialize>::deserialize(d).map(Some);
-        }
-        d.deserialize_any(PathVisitor { names: self.names })
-    }
-}
-
-struct PathVisitor<'p> {
-    names: &'p [String],
-}
-
-impl<'de> Visitor<'de> for PathVisitor<'_> {
-    type Value = Option<&'de RawValue>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut found = None;
-        while let Some(hit) = map.next_key_seed(NameIs(&self.names[0]))? {
-            if hit {
-                found = map.next_value_seed(PathSeed {
-                    names: &self.names[1..],
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-/// A member name, compared with one expected name without allocating.
-struct NameIs<'n>(&'n str);
-
-impl<'de> DeserializeSeed<'de> for NameIs<'_> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NameIs<'_> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-        Ok(v == self.0)
-    }
 }
 
 #[cfg(test)]
@@ -273,14 +163,8 @@ mod tests {
             r#""text""#,
             "not json",
             r#"{"a":{"b":"x"}} trailing"#,
+            r#"{"a":{"b":"x"},"z":[}"#,
         ];
-        // Text that is not JSON after the key: the scan does not validate (the archive source
-        // has), so the key found before it counts.
-        assert_eq!(
-            key("$.data.a.b", r#"{"a":{"b":"x"}} trailing"#).as_deref(),
-            Some("x")
-        );
-        let payloads = &payloads[..payloads.len() - 1];
         let general = KeyPath {
             source: String::new(),
             kind: Kind::General(ValuePath::compile("$.data.a.b").unwrap()),
@@ -331,6 +215,284 @@ mod tests {
         })
     }
 
+    /// The key of `data` under `path`, as text (keys of valid payloads are UTF-8).
+    fn key_of(path: &str, data: &[u8]) -> Option<String> {
+        let mut r = rec("");
+        r.data = bytes::Bytes::copy_from_slice(data);
+        KeyPath::compile(path)
+            .unwrap()
+            .extract(&r)
+            .map(|k| String::from_utf8(k.into_owned()).unwrap())
+    }
+
+    /// The fast path (`$.data.k`) and the general path (`$.data['k']`) give the same answer
+    /// for every payload, and that answer is also `expected`.
+    fn both_paths(data: &[u8], expected: Option<&str>) {
+        let fast = key_of("$.data.k", data);
+        let general = key_of("$.data['k']", data);
+        let shown = String::from_utf8_lossy(data);
+        assert_eq!(fast, general, "fast vs general on {shown}");
+        assert_eq!(fast.as_deref(), expected, "payload {shown}");
+    }
+
+    #[test]
+    fn payloads_that_are_not_json_have_no_key_on_either_path() {
+        let deep = format!(r#"{{"k":"a","z":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let broken: [&[u8]; 12] = [
+            br#"{"k":"a", BROKEN"#,
+            br#"{"k":"a","z":[}"#,
+            br#"{"k":"a","z":tru}"#,
+            br#"{"k":"a","z":01}"#,
+            br#"{"k":"a"} trailing"#,
+            b"{\"k\":\"a\",\"z\":\"Zo\xe9\"}",
+            b"{\"k\":\"Zo\xe9\"}",
+            br#"{"k":"a","z":1e400}"#,
+            br#"{"k":"a","z":"\ud800"}"#,
+            br#"{"k":"a","z":"\q"}"#,
+            b"{\"k\":\"a\",\"z\":\"\x01\"}",
+            deep.as_bytes(),
+        ];
+        for data in broken {
+            both_paths(data, None);
+        }
+        both_paths(br#"{"k":"a","z":[1,{"y":null}]}"#, Some("a"));
+    }
+
+    #[test]
+    fn numbers_are_keyed_by_their_exact_text_on_both_paths() {
+        both_paths(
+            br#"{"k":12345678901234567890123}"#,
+            Some("12345678901234567890123"),
+        );
+        both_paths(
+            br#"{"k":12345678901234567890124}"#,
+            Some("12345678901234567890124"),
+        );
+        both_paths(br#"{"k" : 1.50 }"#, Some("1.50"));
+        both_paths(br#"{"k":-0}"#, Some("-0"));
+        both_paths(br#"{"k":1E+2}"#, Some("1E+2"));
+        both_paths(br#"{"k":7}"#, Some("7"));
+        both_paths(br#"{"k":"7"}"#, Some("7"));
+        both_paths(br#"{"k":true}"#, Some("true"));
+        both_paths(br#"{"k":null}"#, None);
+        // Containers: compact, members sorted, the last duplicate kept, numbers as written.
+        both_paths(
+            br#"{"k":{ "b" : 12345678901234567890123, "a":[1.50, "x\u0041"], "b":2.0 }}"#,
+            Some(r#"{"a":[1.50,"xA"],"b":2.0}"#),
+        );
+        // Deeper and bracketed paths select the same text.
+        let data = br#"{"a":{"k":[10000000000000000000001, 1e-7]}}"#;
+        assert_eq!(
+            key_of("$.data.a.k", data).as_deref(),
+            Some("[10000000000000000000001,1e-7]")
+        );
+        assert_eq!(key_of("$.data.a.k", data), key_of("$.data.a['k']", data));
+        assert_eq!(
+            key_of("$.data.a.k[0]", data).as_deref(),
+            Some("10000000000000000000001")
+        );
+    }
+
+    /// A JSON-ish payload and the key `$.data.k` must give when the payload is valid JSON
+    /// (`None` inside: no key; `Unknown`: a container, not predicted).
+    #[derive(Debug, Clone)]
+    enum Expect {
+        Key(Option<String>),
+        Unknown,
+    }
+
+    /// Writes `c` into a JSON string: as it is, as `\uXXXX` (UTF-16 units) or as a short escape.
+    fn push_char(out: &mut String, c: char, mode: u8) {
+        let short = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '/' => Some("\\/"),
+            '\n' => Some("\\n"),
+            _ => None,
+        };
+        match (mode, short) {
+            (2, Some(s)) => out.push_str(s),
+            (0, None) if c >= ' ' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+    }
+
+    fn json_string() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+        use proptest::prelude::*;
+        (
+            "[abk\"\\\\/é😀\n\u{1} ]{0,12}",
+            proptest::collection::vec(0u8..3, 12),
+            proptest::bool::weighted(0.03),
+        )
+            .prop_map(|(s, modes, lone_surrogate)| {
+                let mut text = String::from("\"");
+                for (c, m) in s.chars().zip(modes.iter().cycle()) {
+                    push_char(&mut text, c, *m);
+                }
+                if lone_surrogate {
+                    text.push_str("\\udc00");
+                }
+                text.push('"');
+                (text, Expect::Key(Some(s)))
+            })
+    }
+
+    fn whitespace() -> impl proptest::strategy::Strategy<Value = &'static str> {
+        proptest::sample::select(vec!["", "", "", " ", "\n  ", "\t", "\r\n"])
+    }
+
+    /// A member name: mostly the path's names, sometimes spelled with escapes.
+    fn member_name() -> impl proptest::strategy::Strategy<Value = (String, String)> {
+        use proptest::prelude::*;
+        (
+            proptest::sample::select(vec!["k", "k", "a", "b", "kk", "K"]),
+            0u8..6,
+        )
+            .prop_map(|(name, mode)| {
+                let mut text = String::from("\"");
+                for c in name.chars() {
+                    push_char(&mut text, c, u8::from(mode == 0));
+                }
+                text.push('"');
+                (name.to_owned(), text)
+            })
+    }
+
+    /// A scalar: numbers beyond u64 and f64 (also past f64's range), strings with escapes.
+    fn json_ish_scalar() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+        use proptest::prelude::*;
+        let number = prop_oneof![
+            3 => "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,4})?",
+            1 => "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,4})?[eE][+-]?[0-9]{1,2}",
+            1 => "-?[1-9](\\.[0-9]{1,4})?[eE][+-]?[0-9]{3}",
+        ];
+        prop_oneof![
+            1 => Just(("null".to_owned(), Expect::Key(None))),
+            1 => Just(("true".to_owned(), Expect::Key(Some("true".into())))),
+            1 => Just(("false".to_owned(), Expect::Key(Some("false".into())))),
+            4 => number.prop_map(|n| (n.clone(), Expect::Key(Some(n)))),
+            4 => json_string(),
+        ]
+    }
+
+    fn json_ish_value() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+        use proptest::prelude::*;
+        json_ish_scalar().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec((whitespace(), inner.clone(), whitespace()), 0..4)
+                    .prop_map(|items| {
+                        let items: Vec<String> = items
+                            .into_iter()
+                            .map(|(a, (v, _), b)| format!("{a}{v}{b}"))
+                            .collect();
+                        (format!("[{}]", items.join(",")), Expect::Unknown)
+                    }),
+                json_ish_object(inner).prop_map(|(text, _)| (text, Expect::Unknown)),
+            ]
+        })
+    }
+
+    /// A payload: an object of mostly scalars, objects of scalars and deeper values.
+    fn json_ish_payload() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+        use proptest::prelude::*;
+        json_ish_object(prop_oneof![
+            4 => json_ish_scalar(),
+            1 => json_ish_object(json_ish_scalar()).prop_map(|(text, _)| (text, Expect::Unknown)),
+            1 => json_ish_value(),
+        ])
+    }
+
+    /// An object of `values`; the expectation is the last `k` member's.
+    fn json_ish_object(
+        values: impl proptest::strategy::Strategy<Value = (String, Expect)>,
+    ) -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+        use proptest::prelude::*;
+        proptest::collection::vec((whitespace(), member_name(), whitespace(), values), 0..5)
+            .prop_map(|members| {
+                let mut expect = Expect::Key(None);
+                let parts: Vec<String> = members
+                    .into_iter()
+                    .map(|(w1, (name, name_text), w2, (value, e))| {
+                        if name == "k" {
+                            expect = e;
+                        }
+                        format!("{w1}{name_text}{w2}:{w2}{value}{w1}")
+                    })
+                    .collect();
+                (format!("{{{}}}", parts.join(",")), expect)
+            })
+    }
+
+    /// How a generated payload is broken (or not).
+    #[derive(Debug, Clone)]
+    enum Damage {
+        None,
+        Truncate(proptest::sample::Index),
+        Insert(proptest::sample::Index, u8),
+        Replace(proptest::sample::Index, u8),
+        Append(Vec<u8>),
+    }
+
+    fn damage() -> impl proptest::strategy::Strategy<Value = Damage> {
+        use proptest::prelude::*;
+        let byte = proptest::sample::select(vec![
+            b'{', b'}', b'[', b']', b'"', b',', b':', b'\\', b' ', b'x', b'1', b'e', 0xe9, 0xff,
+            0x01,
+        ]);
+        prop_oneof![
+            4 => Just(Damage::None),
+            1 => any::<proptest::sample::Index>().prop_map(Damage::Truncate),
+            1 => (any::<proptest::sample::Index>(), byte.clone()).prop_map(|(i, b)| Damage::Insert(i, b)),
+            1 => (any::<proptest::sample::Index>(), byte.clone()).prop_map(|(i, b)| Damage::Replace(i, b)),
+            1 => proptest::collection::vec(byte, 1..4).prop_map(Damage::Append),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// For any JSON-ish payload (valid objects with random names, values, whitespace and
+        /// escapes; numbers beyond u64 and f64; broken, truncated and non-UTF-8 texts), the
+        /// fast path and the general path give the same key or both none, and for valid JSON
+        /// that key is the last `k` member's value (numbers by their exact text).
+        #[test]
+        fn fast_and_general_paths_agree_on_any_payload(
+            (text, expect) in json_ish_payload(),
+            damage in damage(),
+        ) {
+            let mut data = text.into_bytes();
+            match &damage {
+                Damage::None => {}
+                Damage::Truncate(i) => data.truncate(i.index(data.len() + 1)),
+                Damage::Insert(i, b) => data.insert(i.index(data.len() + 1), *b),
+                Damage::Replace(i, b) => {
+                    let i = i.index(data.len());
+                    data[i] = *b;
+                }
+                Damage::Append(bytes) => data.extend_from_slice(bytes),
+            }
+            let shown = String::from_utf8_lossy(&data).into_owned();
+            for (fast, general) in [("$.data.k", "$.data['k']"), ("$.data.a.k", "$.data['a']['k']")] {
+                proptest::prop_assert_eq!(
+                    key_of(fast, &data), key_of(general, &data), "{} on {}", fast, shown
+                );
+            }
+            let valid = serde_json::from_slice::<serde_json::Value>(&data).is_ok();
+            let expected = match (&damage, valid, expect) {
+                (_, false, _) => Some(None),
+                (Damage::None, true, Expect::Key(k)) => Some(k),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                proptest::prop_assert_eq!(key_of("$.data.k", &data), expected, "payload {}", shown);
+            }
+        }
+    }
+
     proptest::proptest! {
         /// The structural scan selects what the general JSONPath selects, in compact and
         /// pretty-printed payloads.
@@ -350,9 +512,12 @@ mod tests {
                 .extract(&rec(&text))
                 .map(|k| String::from_utf8(k.into_owned()).unwrap());
             proptest::prop_assert_eq!(key(&path, &text), slow, "payload {}", text);
-            // The scan itself decided (serde's answer is only the fallback).
+            // The scan itself decided (the general path is only the fallback), except on
+            // numbers with an exponent, which it leaves to the parser.
             let names: Vec<String> = ["a", "b"][..depth].iter().map(|s| (*s).to_owned()).collect();
-            proptest::prop_assert!(scan::select(text.as_bytes(), &names).is_ok(), "unsure on {}", text);
+            if !text.contains(['e', 'E']) {
+                proptest::prop_assert!(scan::select(text.as_bytes(), &names).is_ok(), "unsure on {}", text);
+            }
         }
     }
 }

@@ -1,35 +1,39 @@
 //! A structural scan of a JSON text that finds the value at a path of member names without
-//! parsing the values it passes: strings are skipped from quote to quote, containers by bracket
-//! depth, scalars up to the next delimiter. It does not validate what it skips; where it meets
-//! something it does not expect, it says [`Unsure`] and the caller decides another way.
+//! building the values it passes, and checks on its way that the whole text is JSON.
+//!
+//! The scan decides only where its answer is certainly the one of parsing the text into a
+//! `serde_json::Value` (as the general JSONPath does): it accepts a text only when that parse
+//! accepts it too, and says [`Unsure`] about everything else, valid or not (a text that is not
+//! JSON, escaped member names, numbers with an exponent or hundreds of digits, `\u` escapes of
+//! UTF-16 surrogates, deep nesting). The caller then decides by parsing.
 
-/// The scan met something it does not handle (not an object where a name is looked up, an
-/// escaped member name, a text that ends early or goes on after the value).
+/// The scan met something it does not decide (a text that is not JSON, or JSON whose parse it
+/// does not mirror).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unsure;
 
+/// Nesting deeper than this is left to the parser (serde_json refuses past 127 levels).
+const MAX_DEPTH: usize = 100;
+
+/// Numbers longer than this are left to the parser (past f64's range, serde_json refuses them).
+const MAX_NUMBER_LEN: usize = 300;
+
+/// A member name that serde_json's `Value` parse treats specially (its raw-value token).
+const SERDE_TOKEN: &[u8] = b"$serde_json::private::RawValue";
+
 /// The text of the value at `names` (a member per name, the last duplicate winning, as when
-/// the text is parsed into a value), `Ok(None)` when the path is not there.
-///
-/// Once the value is found, the scan stops early when none of the path's names occurs quoted
-/// (`"name"`) in the rest of the text and nothing there is `\u`-escaped: then no later member
-/// can replace it.
+/// the text is parsed into a value), `Ok(None)` when the path is not there. Either answer means
+/// that the whole text is JSON as serde_json parses it.
 pub fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
-    let needles: Vec<Vec<u8>> = names
-        .iter()
-        .map(|n| format!("\"{n}\"").into_bytes())
-        .collect();
+    // Outside strings the scan accepts ASCII only; inside them, any UTF-8.
+    std::str::from_utf8(text).map_err(|_| Unsure)?;
     let mut s = Scanner {
         text,
         pos: 0,
-        needles: &needles,
-        settled: false,
+        depth: 0,
     };
     s.whitespace();
     let found = s.value_at(names)?;
-    if s.settled {
-        return Ok(found);
-    }
     s.whitespace();
     if s.pos != text.len() {
         return Err(Unsure);
@@ -37,16 +41,44 @@ pub fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, 
     Ok(found)
 }
 
-struct Scanner<'a, 'n> {
-    text: &'a [u8],
-    pos: usize,
-    /// The path's names, quoted.
-    needles: &'n [Vec<u8>],
-    /// The value is found and nothing after it can replace it: stop scanning.
-    settled: bool,
+/// The end of a run of plain string content from `i`: the first quote, backslash or control
+/// character, or the end of `text`. Eight bytes at a time: payload strings are mostly short,
+/// where a SIMD search costs more to set up than it saves.
+fn plain_run_end(text: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte below `n` (n <= 0x80); a wrong bit can only follow a right
+    // one, so the lowest set bit is always a match.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    while let Some(chunk) = text.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let hit = below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while text
+        .get(i)
+        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+    {
+        i += 1;
+    }
+    i
 }
 
-impl<'a> Scanner<'a, '_> {
+struct Scanner<'a> {
+    text: &'a [u8],
+    pos: usize,
+    /// Containers open around the position.
+    depth: usize,
+}
+
+impl<'a> Scanner<'a> {
     fn peek(&self) -> Result<u8, Unsure> {
         self.text.get(self.pos).copied().ok_or(Unsure)
     }
@@ -65,131 +97,201 @@ impl<'a> Scanner<'a, '_> {
         Ok(())
     }
 
+    /// Steps into a container at its opening bracket.
+    fn open(&mut self) -> Result<(), Unsure> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Unsure);
+        }
+        self.pos += 1;
+        self.whitespace();
+        Ok(())
+    }
+
+    /// After a member or element: `,` (then whitespace) gives true, the closing bracket
+    /// `close` gives false.
+    fn next_or_close(&mut self, close: u8) -> Result<bool, Unsure> {
+        self.whitespace();
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                self.whitespace();
+                Ok(true)
+            }
+            b if b == close => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            _ => Err(Unsure),
+        }
+    }
+
     /// At a value: with no names left, skips it and returns its text; otherwise looks the
     /// first name up in it (an object) and goes on with the rest.
     fn value_at(&mut self, names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
         let Some((first, rest)) = names.split_first() else {
             let start = self.pos;
             self.skip_value()?;
-            // A later member could also spell a name with `\u` escapes: then scan on.
-            let after = &self.text[self.pos..];
-            self.settled = memchr::memmem::find(after, b"\\u").is_none()
-                && self
-                    .needles
-                    .iter()
-                    .all(|n| memchr::memmem::find(after, n).is_none());
             return Ok(Some(&self.text[start..self.pos]));
         };
         if self.peek()? != b'{' {
             self.skip_value()?;
             return Ok(None);
         }
-        self.pos += 1;
-        self.whitespace();
+        self.open()?;
         if self.peek()? == b'}' {
             self.pos += 1;
+            self.depth -= 1;
             return Ok(None);
         }
         let mut found = None;
         loop {
-            self.whitespace();
             let name = self.member_name()?;
-            self.whitespace();
-            self.expect(b':')?;
-            self.whitespace();
             if name == first.as_bytes() {
                 found = self.value_at(rest)?;
-                if self.settled {
-                    return Ok(found);
-                }
             } else {
                 self.skip_value()?;
             }
-            self.whitespace();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(found);
-                }
-                _ => return Err(Unsure),
+            if !self.next_or_close(b'}')? {
+                return Ok(found);
             }
         }
     }
 
-    /// A member name without escapes (with escapes, the name's text is not its bytes).
+    /// A member name without escapes (with escapes, the name's text is not its bytes), and
+    /// the `:` after it.
     fn member_name(&mut self) -> Result<&'a [u8], Unsure> {
         self.expect(b'"')?;
         let rest = &self.text[self.pos..];
-        match rest.iter().position(|&b| b == b'"' || b == b'\\') {
-            Some(i) if rest[i] == b'"' => {
-                self.pos += i + 1;
-                Ok(&rest[..i])
-            }
-            _ => Err(Unsure),
+        let end = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .ok_or(Unsure)?;
+        if rest[end] != b'"' || &rest[..end] == SERDE_TOKEN {
+            return Err(Unsure);
         }
+        self.pos += end + 1;
+        self.whitespace();
+        self.expect(b':')?;
+        self.whitespace();
+        Ok(&rest[..end])
     }
 
     fn skip_value(&mut self) -> Result<(), Unsure> {
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' | b'[' => self.skip_container(),
-            _ => {
-                let start = self.pos;
-                while let Some(&b) = self.text.get(self.pos) {
-                    if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-                if self.pos == start {
-                    return Err(Unsure);
-                }
-                Ok(())
-            }
+            b'{' => self.skip_object(),
+            b'[' => self.skip_array(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(Unsure),
         }
     }
 
-    /// From an opening quote to just past its closing quote. A plain loop: payload strings
-    /// are mostly short, where a SIMD search costs more to set up than it saves.
+    fn literal(&mut self, word: &[u8]) -> Result<(), Unsure> {
+        if !self.text[self.pos..].starts_with(word) {
+            return Err(Unsure);
+        }
+        self.pos += word.len();
+        Ok(())
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, not too long; an exponent is left to the parser.
+    fn number(&mut self) -> Result<(), Unsure> {
+        let start = self.pos;
+        if self.peek()? == b'-' {
+            self.pos += 1;
+        }
+        match self.peek()? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return Err(Unsure),
+        }
+        if self.text.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return Err(Unsure);
+            }
+            self.digits();
+        }
+        if matches!(self.text.get(self.pos), Some(b'e' | b'E')) || self.pos - start > MAX_NUMBER_LEN
+        {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while self.text.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+        }
+    }
+
+    /// From an opening quote to just past its closing quote: no control characters, only
+    /// JSON's escapes.
     fn skip_string(&mut self) -> Result<(), Unsure> {
         let mut i = self.pos + 1;
-        while let Some(&b) = self.text.get(i) {
-            match b {
+        loop {
+            i = plain_run_end(self.text, i);
+            match self.text.get(i).ok_or(Unsure)? {
                 b'"' => {
                     self.pos = i + 1;
                     return Ok(());
                 }
-                // A backslash escapes the byte after it (a `\uXXXX` has no quote in it).
-                b'\\' => i += 2,
-                _ => i += 1,
+                b'\\' => match self.text.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => {
+                        let hex = self.text.get(i + 2..i + 6).ok_or(Unsure)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return Err(Unsure);
+                        }
+                        // A surrogate's validity depends on what follows it: the parser decides.
+                        if matches!(hex[0], b'd' | b'D')
+                            && matches!(hex[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                        {
+                            return Err(Unsure);
+                        }
+                        i += 6;
+                    }
+                    _ => return Err(Unsure),
+                },
+                _ => return Err(Unsure),
             }
         }
-        Err(Unsure)
     }
 
-    /// From an opening bracket to just past the bracket that closes it.
-    fn skip_container(&mut self) -> Result<(), Unsure> {
-        let mut depth = 0usize;
-        while let Some(&b) = self.text.get(self.pos) {
-            match b {
-                b'"' => {
-                    self.skip_string()?;
-                    continue;
-                }
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        self.pos += 1;
-                        return Ok(());
-                    }
-                }
-                _ => {}
-            }
+    fn skip_object(&mut self) -> Result<(), Unsure> {
+        self.open()?;
+        if self.peek()? == b'}' {
             self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
         }
-        Err(Unsure)
+        loop {
+            self.member_name()?;
+            self.skip_value()?;
+            if !self.next_or_close(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn skip_array(&mut self) -> Result<(), Unsure> {
+        self.open()?;
+        if self.peek()? == b']' {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_value()?;
+            if !self.next_or_close(b']')? {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -205,9 +307,9 @@ mod tests {
 
     #[test]
     fn finds_values_and_skips_the_rest() {
-        let text = r#" {"x":[1,{"a":"}"}],"s":"q\"}\\","a":{"b" : [1, 2] ,"c":-1.5e3}} "#;
+        let text = r#" {"x":[1,{"a":"}"}],"s":"q\"}\\","a":{"b" : [1, 2] ,"c":-1.5}} "#;
         assert_eq!(sel(text, &["a", "b"]), Ok(Some("[1, 2]".into())));
-        assert_eq!(sel(text, &["a", "c"]), Ok(Some("-1.5e3".into())));
+        assert_eq!(sel(text, &["a", "c"]), Ok(Some("-1.5".into())));
         assert_eq!(sel(text, &["s"]), Ok(Some(r#""q\"}\\""#.into())));
         assert_eq!(sel(text, &["a", "z"]), Ok(None));
         assert_eq!(sel(text, &["x", "a"]), Ok(None));
@@ -221,31 +323,75 @@ mod tests {
             sel(r#"{"a":{"b":1},"c":{"b":2}}"#, &["a", "b"]),
             Ok(Some("1".into()))
         );
-        // Found, and no name of the path follows: the rest is not looked at.
         assert_eq!(
-            sel(r#"{"a":1,"z":[} trailing"#, &["a"]),
-            Ok(Some("1".into()))
+            sel(r#"{"a":12345678901234567890123,"b":"\u00e9\n"}"#, &["a"]),
+            Ok(Some("12345678901234567890123".into()))
         );
-        // An escaped duplicate of the name follows: the scan goes on, and is unsure of it.
-        assert_eq!(sel(r#"{"a":1,"\u0061":2}"#, &["a"]), Err(Unsure));
-        assert_eq!(
-            sel(r#"{"a":{"b":1},"\u0061":{}}"#, &["a", "b"]),
-            Err(Unsure)
-        );
-        // A name of the path follows: the scan goes on, and is unsure of what it cannot read.
-        assert_eq!(sel(r#"{"a":1,"z":["a"} trailing"#, &["a"]), Err(Unsure));
         assert_eq!(sel("{}", &["a"]), Ok(None));
         assert_eq!(sel("[1]", &["a"]), Ok(None));
+        assert_eq!(sel(r#""a""#, &["a"]), Ok(None));
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time search stops where a byte-by-byte one does.
+        #[test]
+        fn plain_runs_end_at_the_first_special_byte(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b' ', 0x7f, 0x80, 0xe9, 0xff, b'"', b'\\', 0x00, 0x1f, 0x20, 0x21]),
+                0..40,
+            ),
+            start in 0usize..40,
+        ) {
+            let start = start.min(text.len());
+            let naive = text[start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map_or(text.len(), |p| start + p);
+            proptest::prop_assert_eq!(plain_run_end(&text, start), naive);
+        }
     }
 
     #[test]
     fn is_unsure_where_it_cannot_tell() {
-        assert_eq!(sel(r#"{"a":1} x"#, &["b"]), Err(Unsure));
-        assert_eq!(sel(r#"{"a":{"b":1}"#, &["b"]), Err(Unsure));
-        assert_eq!(sel(r#"{"\u0061":1}"#, &["a"]), Err(Unsure));
-        assert_eq!(sel(r#"{"a":"open"#, &["a"]), Err(Unsure));
-        assert_eq!(sel(r#"{"a":}"#, &["a"]), Err(Unsure));
-        assert_eq!(sel("not json", &["a"]), Err(Unsure));
-        assert_eq!(sel("", &["a"]), Err(Unsure));
+        // Not JSON, also after the key is found.
+        for text in [
+            r#"{"a":1} x"#,
+            r#"{"a":1,"z":[} trailing"#,
+            r#"{"a":1, BROKEN"#,
+            r#"{"a":{"b":1}"#,
+            r#"{"a":"open"#,
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":1,"z":"\q"}"#,
+            r#"{"a":1,"z":"\u00g1"}"#,
+            "{\"a\":1,\"z\":\"\u{1}\"}",
+            "not json",
+            "",
+        ] {
+            assert_eq!(sel(text, &["a"]), Err(Unsure), "{text}");
+        }
+        assert_eq!(
+            select(b"{\"a\":1,\"z\":\"Zo\xe9\"}", &["a".to_owned()]),
+            Err(Unsure)
+        );
+        // JSON whose parse the scan does not mirror.
+        for text in [
+            r#"{"\u0061":1}"#,
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"a":1e5}"#,
+            r#"{"a":1,"z":"\ud83d\ude00"}"#,
+            r#"{"$serde_json::private::RawValue":"1"}"#,
+        ] {
+            assert_eq!(sel(text, &["a"]), Err(Unsure), "{text}");
+        }
+        let deep = format!(r#"{{"a":1,"z":{}{}}}"#, "[".repeat(150), "]".repeat(150));
+        assert_eq!(sel(&deep, &["a"]), Err(Unsure));
+        let long = format!(r#"{{"a":1{}}}"#, "0".repeat(400));
+        assert_eq!(sel(&long, &["a"]), Err(Unsure));
     }
 }
