@@ -153,7 +153,18 @@ impl DataLineParser {
             None => Ok(self.started),
             Some(p) => match json.as_ref().and_then(|j| p.select(j)) {
                 Some(serde_json::Value::String(s)) => parse_ts(s),
-                Some(other) => Err(format!("{} is {other}, not an RFC 3339 string", p.source())),
+                Some(other) => Err(format!(
+                    "{} selects {}, not an RFC 3339 string",
+                    p.source(),
+                    match other {
+                        serde_json::Value::Null => "null",
+                        serde_json::Value::Bool(_) => "a boolean",
+                        serde_json::Value::Number(_) => "a number",
+                        serde_json::Value::Array(_) => "an array",
+                        serde_json::Value::Object(_) => "an object",
+                        serde_json::Value::String(_) => "a string",
+                    }
+                )),
                 None => Err(format!("{} selects nothing", p.source())),
             },
         };

@@ -270,8 +270,7 @@ impl Window {
         match &self.key {
             None => Ok(String::new()),
             Some(KeyOf::PartitionKey) => Ok(r.partition_key.clone()),
-            Some(KeyOf::Path(p)) => p
-                .select_key(&r.view(r.data_view()))
+            Some(KeyOf::Path(p)) => crate::transform::compact::key::exact::record_key(p, r)
                 .ok_or_else(|| format!("session key: {} selects nothing", p.source())),
         }
     }

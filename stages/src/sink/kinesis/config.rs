@@ -185,7 +185,7 @@ impl KeyExpr {
     pub fn eval(&self, record: &Record) -> Result<Option<String>, String> {
         match self {
             KeyExpr::Constant(c) => Ok(Some(c.clone())),
-            KeyExpr::Path(p) => Ok(p.select_key(&record.view(record.data_view()))),
+            KeyExpr::Path(p) => Ok(crate::transform::compact::key::exact::record_key(p, record)),
             KeyExpr::Template(env) => {
                 let view = record.view(record.data_view());
                 let ctx = minijinja::context! { record => minijinja::Value::from(minijinja::value::Serde(view)) };

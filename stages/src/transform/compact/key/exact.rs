@@ -104,6 +104,14 @@ pub fn select_key(path: &ValuePath, root: &Value, parsed: &Value, text: &[u8]) -
     }
 }
 
+/// The key `path` selects in a record's envelope view, numbers in the payload keeping their
+/// exact text (see [`select_key`]).
+pub fn record_key(path: &ValuePath, record: &crate::record::Record) -> Option<String> {
+    let view = record.view(record.data_view());
+    let data = view.get("data")?;
+    select_key(path, &view, data, &record.data)
+}
+
 /// One step from a JSON value to a value inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step<'a> {
