@@ -4,13 +4,18 @@
 //! random shards, splits and merges, then one replay: opening fences shard by shard (live writes
 //! and reshards in between), replayed records (some written twice, origins from earlier live
 //! records, from the archive of a shard long gone, or from another stream) mixed with live writes,
-//! closing fences, and more live writes. A consumer then reads the shards in a random interleaving
+//! closing fences, and more live writes. Shards created during the replay get their own opening
+//! fence late, after records (as the sink writes it when it notices them), or just before their
+//! closing fence. In three scripts out of ten the run fails before its closing fences and is run
+//! again with the same id after more live writes: new opening fences, records sent again with the
+//! failed run's origins, and new ones. A consumer then reads the shards in a random interleaving
 //! (each shard in order, parents before children), with records delivered again, snapshots of its
 //! state, and crashes that restore the last snapshot but rewind the shards further (at least
 //! once). Once everything is read, every key must hold what the claim says:
 //!
 //! - a key some replayed record carries (in the replay's scope):
-//!   - the newest live record that arrived after the fence in its shard, if there is one;
+//!   - the newest live record that arrived after the fence in its shard (the first run's fence,
+//!     its own or an ancestor's), if there is one;
 //!   - else, `overwrite`: the replayed record with the newest origin;
 //!   - else, `fill`: the newest of the replayed records and the live records;
 //! - any other key: the newest live record, where one after the fence is newer than any before.
@@ -22,8 +27,10 @@
 //! follows creation order.
 //!
 //! The same runs with naive consumers (last delivered wins; DESIGN §5's rules read literally) must
-//! find counterexamples, so the checks have teeth; the worked example of docs/replay-protocol.md
-//! is checked record by record at the end.
+//! find counterexamples, so the checks have teeth, and so must the claim read with the rerun's
+//! fences counting. Consumers with two workers (KCL-style) settle on the claim when they share the
+//! fences and compare-and-set each state write, and break it otherwise. The worked example of
+//! docs/replay-protocol.md is checked record by record at the end, and a rerun by hand.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -60,6 +67,9 @@ enum OriginPick {
     Archive(u16),
     /// Another stream's archive.
     OtherStream(u16),
+    /// The origin (and payload) of an earlier replayed record of the same key: a rerun sends
+    /// the failed run's records again.
+    Resend(u8),
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +78,9 @@ enum Op {
     Live { key: u8, shard: u8, tick: bool },
     /// Splits an open shard, or merges two adjacent open shards.
     Reshard { shard: u8, merge: bool },
-    /// The next fence of the current phase (opening or closing), on the next shard needing one.
+    /// The next fence of the current phase: opening (on the next shard not yet after one, else
+    /// on a shard without its own, as the sink fences a shard created during the replay) or
+    /// closing.
     Fence,
     /// A replayed record of `key` to an open shard; `twice`: the sink's retry wrote it again.
     Replay {
@@ -93,6 +105,20 @@ struct Script {
     replaying: Vec<Op>,
     closing: Vec<Op>,
     after: Vec<Op>,
+    /// The replay run fails after `replaying` (no closing fences) and is run again with the same
+    /// id: these are the writes in between and the rerun's.
+    rerun: Option<Rerun>,
+}
+
+/// A failed replay run again with the same id (docs/replay.md, "If something goes wrong").
+#[derive(Debug, Clone)]
+struct Rerun {
+    /// Live writes and reshards between the failed run and the rerun.
+    between: Vec<Op>,
+    /// The rerun's opening fences on every open shard, with live writes and reshards.
+    fencing: Vec<Op>,
+    /// The rerun's records (many sent again with the failed run's origins) and live writes.
+    replaying: Vec<Op>,
 }
 
 fn live() -> impl Strategy<Value = Op> {
@@ -112,6 +138,7 @@ fn replay() -> impl Strategy<Value = Op> {
         any::<u8>().prop_map(OriginPick::Earlier),
         any::<u16>().prop_map(OriginPick::Archive),
         any::<u16>().prop_map(OriginPick::OtherStream),
+        any::<u8>().prop_map(OriginPick::Resend),
     ];
     (0..KEYS, any::<u8>(), origin, prop::bool::weighted(0.2)).prop_map(
         |(key, shard, origin, twice)| Op::Replay {
@@ -137,7 +164,7 @@ fn script(
             0..10,
         ),
         prop::collection::vec(
-            prop_oneof![4 => replay(), 3 => live(), 1 => reshard()],
+            prop_oneof![4 => replay(), 3 => live(), 1 => reshard(), 1 => Just(Op::Fence)],
             1..16,
         ),
         prop::collection::vec(
@@ -145,9 +172,20 @@ fn script(
             0..8,
         ),
         prop::collection::vec(live(), 0..8),
+        prop::option::weighted(0.3, rerun()),
     )
         .prop_map(
-            move |(mode, initial_shards, salts, before, fencing, replaying, closing, after)| {
+            move |(
+                mode,
+                initial_shards,
+                salts,
+                before,
+                fencing,
+                replaying,
+                closing,
+                after,
+                rerun,
+            )| {
                 Script {
                     mode,
                     origin_span,
@@ -158,9 +196,29 @@ fn script(
                     replaying,
                     closing,
                     after,
+                    rerun,
                 }
             },
         )
+}
+
+fn rerun() -> impl Strategy<Value = Rerun> {
+    (
+        prop::collection::vec(prop_oneof![4 => live(), 1 => reshard()], 0..8),
+        prop::collection::vec(
+            prop_oneof![3 => live(), 1 => reshard(), 2 => Just(Op::Fence)],
+            0..8,
+        ),
+        prop::collection::vec(
+            prop_oneof![4 => replay(), 3 => live(), 1 => reshard(), 1 => Just(Op::Fence)],
+            1..12,
+        ),
+    )
+        .prop_map(|(between, fencing, replaying)| Rerun {
+            between,
+            fencing,
+            replaying,
+        })
 }
 
 fn any_mode() -> impl Strategy<Value = ReplayMode> {
@@ -203,8 +261,11 @@ struct Shard {
     id: String,
     parents: Vec<usize>,
     open: bool,
-    /// Writes to it now arrive after the opening fence (its own, or an ancestor's).
-    fenced: bool,
+    /// Per run (the first, the rerun): writes to it now arrive after that run's opening fence
+    /// (its own, or an ancestor's).
+    fenced: [bool; 2],
+    /// Per run: that run's opening fence is in this shard.
+    own_fence: [bool; 2],
     closed_fence: bool,
     next_seq: u64,
     records: Vec<Written>,
@@ -215,7 +276,8 @@ struct LiveWrite {
     key: u8,
     value: u64,
     pos: Pos,
-    after_fence: bool,
+    /// Per run: it arrived after that run's opening fence in its shard's lineage.
+    after_fence: [bool; 2],
 }
 
 #[derive(Debug, Clone)]
@@ -235,7 +297,12 @@ struct World {
     lives: Vec<LiveWrite>,
     replayed: Vec<ReplayedWrite>,
     sent: u64,
-    opened_at: i64,
+    /// Per run: when it opened (the first run's is the replay's start).
+    opened_at: [i64; 2],
+    /// The run writing fences and records now: 0, or 1 for a rerun.
+    run: usize,
+    /// 1, or 2 with a rerun.
+    runs: usize,
 }
 
 impl World {
@@ -247,12 +314,12 @@ impl World {
             ..World::default()
         };
         for _ in 0..script.initial_shards {
-            w.add_shard(Vec::new(), false);
+            w.add_shard(Vec::new(), [false; 2]);
         }
         w
     }
 
-    fn add_shard(&mut self, parents: Vec<usize>, fenced: bool) {
+    fn add_shard(&mut self, parents: Vec<usize>, fenced: [bool; 2]) {
         let n = self.shards.len();
         let salt = self.salts[n % self.salts.len()];
         self.shards.push(Shard {
@@ -260,6 +327,7 @@ impl World {
             parents,
             open: true,
             fenced,
+            own_fence: [false; 2],
             closed_fence: false,
             next_seq: u64::from(salt) * 100,
             records: Vec::new(),
@@ -376,8 +444,8 @@ impl World {
                     let (a, b) = (open[i], open[i + 1]);
                     self.shards[a].open = false;
                     self.shards[b].open = false;
-                    let fenced = self.shards[a].fenced || self.shards[b].fenced;
-                    self.add_shard(vec![a, b], fenced);
+                    let (fa, fb) = (self.shards[a].fenced, self.shards[b].fenced);
+                    self.add_shard(vec![a, b], [fa[0] || fb[0], fa[1] || fb[1]]);
                 } else if !*merge && open.len() < MAX_OPEN {
                     let a = open[usize::from(*shard) % open.len()];
                     self.shards[a].open = false;
@@ -388,6 +456,7 @@ impl World {
             }
             Op::Fence => match phase {
                 Phase::Fencing => self.fence_next(mode),
+                Phase::Replaying => self.fence_new_shard(mode),
                 Phase::Closing => self.close_next(mode),
                 _ => {}
             },
@@ -399,6 +468,10 @@ impl World {
             } => {
                 self.ms += 1;
                 let (origin, value) = self.origin(*key, origin);
+                let resent = self
+                    .replayed
+                    .iter()
+                    .any(|r| r.key == *key && r.origin == origin);
                 let shard = self.pick_open(*shard);
                 let replayed = Replayed {
                     replay: ReplayTag {
@@ -418,11 +491,13 @@ impl World {
                     self.write(shard, data);
                 }
                 self.sent += 1;
-                self.replayed.push(ReplayedWrite {
-                    key: *key,
-                    value,
-                    origin,
-                });
+                if !resent {
+                    self.replayed.push(ReplayedWrite {
+                        key: *key,
+                        value,
+                        origin,
+                    });
+                }
             }
         }
     }
@@ -436,7 +511,7 @@ impl World {
         let earlier: Vec<(Pos, u64)> = self
             .lives
             .iter()
-            .filter(|l| l.key == key && l.pos.ms < self.opened_at)
+            .filter(|l| l.key == key && l.pos.ms < self.opened_at[0])
             .map(|l| (l.pos.clone(), l.value))
             .collect();
         let span = self.origin_span;
@@ -444,6 +519,18 @@ impl World {
         let (stream, ms) = match pick {
             OriginPick::Earlier(i) if !earlier.is_empty() => {
                 return earlier[usize::from(*i) % earlier.len()].clone();
+            }
+            OriginPick::Resend(i) => {
+                let sent: Vec<(Pos, u64)> = self
+                    .replayed
+                    .iter()
+                    .filter(|r| r.key == key)
+                    .map(|r| (r.origin.clone(), r.value))
+                    .collect();
+                if let Some(again) = sent.get(usize::from(*i) % sent.len().max(1)) {
+                    return again.clone();
+                }
+                (STREAM, START_MS - 100)
             }
             OriginPick::Earlier(_) => (STREAM, START_MS - 100),
             OriginPick::Archive(ms) => (STREAM, around(*ms)),
@@ -461,31 +548,74 @@ impl World {
         (pos, value)
     }
 
-    /// Opening fence on the next open shard that is not fenced and descends from no fenced shard.
+    /// The current run's opening fence on the next open shard that is not after one (neither its
+    /// own nor an ancestor's); once all are, on a shard without its own (the sink fences every
+    /// shard it lists, children of fenced shards too).
     fn fence_next(&mut self, mode: ReplayMode) {
-        if let Some(i) = self.open().into_iter().find(|&i| !self.shards[i].fenced) {
-            self.ms += 1;
-            let fence = Fence::open(REPLAY_ID, mode, ts_from_millis(self.opened_at));
-            self.write(i, fence.payload(DEFAULT_KEY));
-            self.shards[i].fenced = true;
+        let run = self.run;
+        let open = self.open();
+        let next = open
+            .iter()
+            .find(|&&i| !self.shards[i].fenced[run])
+            .or_else(|| open.iter().find(|&&i| !self.shards[i].own_fence[run]));
+        if let Some(&i) = next {
+            self.write_fence(i, mode);
         }
     }
 
+    /// The current run's opening fence on a shard created during the replay, which has only its
+    /// ancestors' (the sink writes it when it notices the shard, possibly after records).
+    fn fence_new_shard(&mut self, mode: ReplayMode) {
+        let run = self.run;
+        if let Some(i) = self
+            .open()
+            .into_iter()
+            .find(|&i| !self.shards[i].own_fence[run])
+        {
+            self.write_fence(i, mode);
+        }
+    }
+
+    fn write_fence(&mut self, shard: usize, mode: ReplayMode) {
+        let run = self.run;
+        self.ms += 1;
+        let fence = Fence::open(REPLAY_ID, mode, ts_from_millis(self.opened_at[run]));
+        self.write(shard, fence.payload(DEFAULT_KEY));
+        self.shards[shard].fenced[run] = true;
+        self.shards[shard].own_fence[run] = true;
+    }
+
+    /// The closing fence on the next open shard without one; a shard without the current run's
+    /// opening fence gets that first, as the sink writes it.
     fn close_next(&mut self, mode: ReplayMode) {
         if let Some(i) = self
             .open()
             .into_iter()
             .find(|&i| !self.shards[i].closed_fence)
         {
+            if !self.shards[i].own_fence[self.run] {
+                self.write_fence(i, mode);
+            }
             self.ms += 1;
             let shard_records = 0; // not checked here
-            let fence =
-                Fence::open(REPLAY_ID, mode, ts_from_millis(self.opened_at)).close(FenceCounts {
+            let fence = Fence::open(REPLAY_ID, mode, ts_from_millis(self.opened_at[self.run]))
+                .close(FenceCounts {
                     records: self.sent,
                     shard_records,
                 });
             self.write(i, fence.payload(DEFAULT_KEY));
             self.shards[i].closed_fence = true;
+        }
+    }
+
+    /// Fences every open shard that is not after the current run's fence.
+    fn fence_all(&mut self, mode: ReplayMode) {
+        while self
+            .open()
+            .iter()
+            .any(|&i| !self.shards[i].fenced[self.run])
+        {
+            self.fence_next(mode);
         }
     }
 }
@@ -505,15 +635,31 @@ fn play(script: &Script) -> World {
         w.run(op, script.mode, Phase::Before);
     }
     w.ms += 1;
-    w.opened_at = w.ms;
+    w.opened_at[0] = w.ms;
+    w.runs = 1;
     for op in &script.fencing {
         w.run(op, script.mode, Phase::Fencing);
     }
-    while w.open().iter().any(|&i| !w.shards[i].fenced) {
-        w.fence_next(script.mode);
-    }
+    w.fence_all(script.mode);
     for op in &script.replaying {
         w.run(op, script.mode, Phase::Replaying);
+    }
+    if let Some(rerun) = &script.rerun {
+        // The run fails here: no closing fences. Live writes go on; then the same replay again.
+        for op in &rerun.between {
+            w.run(op, script.mode, Phase::Before);
+        }
+        w.ms += 1;
+        w.opened_at[1] = w.ms;
+        w.run = 1;
+        w.runs = 2;
+        for op in &rerun.fencing {
+            w.run(op, script.mode, Phase::Fencing);
+        }
+        w.fence_all(script.mode);
+        for op in &rerun.replaying {
+            w.run(op, script.mode, Phase::Replaying);
+        }
     }
     for op in &script.closing {
         w.run(op, script.mode, Phase::Closing);
@@ -527,8 +673,28 @@ fn play(script: &Script) -> World {
     w
 }
 
+/// Which opening fences of a replay id count when a failed run was run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The first run's (docs/replay-protocol.md, "A replay run again"): live writes after the
+    /// failed run's fences win over the rerun's records.
+    FirstRun,
+    /// The rerun's, as "the guarantee holds for the run that completes" could be read: live
+    /// writes between the runs would be overwritten by the rerun.
+    LastRun,
+}
+
 /// What each key must hold at the end (the claim), by key.
 fn expected(w: &World, mode: ReplayMode) -> BTreeMap<String, u64> {
+    expected_reading(w, mode, Reading::FirstRun)
+}
+
+/// The claim, with the opening fences of `reading` deciding what arrived after the fence.
+fn expected_reading(w: &World, mode: ReplayMode, reading: Reading) -> BTreeMap<String, u64> {
+    let run = match reading {
+        Reading::FirstRun => 0,
+        Reading::LastRun => w.runs - 1,
+    };
     let mut out = BTreeMap::new();
     for key in 0..KEYS {
         let lives: Vec<&LiveWrite> = w.lives.iter().filter(|l| l.key == key).collect();
@@ -541,7 +707,7 @@ fn expected(w: &World, mode: ReplayMode) -> BTreeMap<String, u64> {
         };
         let after: Vec<(&Pos, u64)> = lives
             .iter()
-            .filter(|l| l.after_fence)
+            .filter(|l| l.after_fence[run])
             .map(|l| (&l.pos, l.value))
             .collect();
         let all_lives: Vec<(&Pos, u64)> = lives.iter().map(|l| (&l.pos, l.value)).collect();
@@ -780,9 +946,185 @@ impl<'w> Consumer<'w> {
 }
 
 fn check(script: &Script, steps: &[Step], rule: Rule) -> Result<(), TestCaseError> {
+    check_reading(script, steps, rule, Reading::FirstRun)
+}
+
+fn check_reading(
+    script: &Script,
+    steps: &[Step],
+    rule: Rule,
+    reading: Reading,
+) -> Result<(), TestCaseError> {
+    let world = play(script);
+    let want = expected_reading(&world, script.mode, reading);
+    let got = Consumer::new(&world, rule).run(steps);
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumers with several workers (KCL-style)
+
+/// How the workers of a multi-worker consumer share what the rule needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workers {
+    /// As docs/replay-protocol.md asks: the fences (and lineage) in one store every worker reads
+    /// and writes, and each state write a compare-and-set against the stamp it was decided on.
+    SharedAtomic,
+    /// Each worker keeps the fences of the shards it read: a child taken by the other worker
+    /// does not see its parents' fences.
+    LocalFences,
+    /// Shared fences, but a worker reads the stored stamp, decides, and writes later,
+    /// unconditionally (other workers' writes can come in between).
+    ReadThenWrite,
+}
+
+/// One step of a multi-worker schedule.
+#[derive(Debug, Clone)]
+enum WorkerStep {
+    /// The worker leasing a readable shard delivers its next record.
+    Read(u8),
+    /// A worker's oldest decided-but-unwritten state write lands (`ReadThenWrite` only).
+    Write(u8),
+}
+
+fn worker_schedule() -> impl Strategy<Value = Vec<WorkerStep>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => any::<u8>().prop_map(WorkerStep::Read),
+            2 => any::<u8>().prop_map(WorkerStep::Write),
+        ],
+        0..120,
+    )
+}
+
+/// Two workers; shard `i` is leased by worker `i % 2`, a child only once its parents were read
+/// to their end (as the KCL does). The per-key state is one store both write.
+struct MultiConsumer<'w> {
+    world: &'w World,
+    how: Workers,
+    /// One reconciler per worker, or one shared (index 0).
+    reconcilers: Vec<Reconciler>,
+    state: BTreeMap<String, (Stamp, u64)>,
+    cursors: Vec<usize>,
+    /// Per worker: writes decided on a stamp read earlier, not yet written.
+    unwritten: [Vec<(String, Stamp, u64)>; 2],
+}
+
+impl<'w> MultiConsumer<'w> {
+    fn new(world: &'w World, how: Workers) -> Self {
+        let mut reconciler = Reconciler::new(STREAM);
+        for s in &world.shards {
+            let parents: Vec<&str> = s
+                .parents
+                .iter()
+                .map(|&p| world.shards[p].id.as_str())
+                .collect();
+            reconciler.add_shard(&s.id, &parents);
+        }
+        let n = if how == Workers::LocalFences { 2 } else { 1 };
+        MultiConsumer {
+            world,
+            how,
+            reconcilers: vec![reconciler; n],
+            state: BTreeMap::new(),
+            cursors: vec![0; world.shards.len()],
+            unwritten: [Vec::new(), Vec::new()],
+        }
+    }
+
+    fn finished(&self, shard: usize) -> bool {
+        self.cursors[shard] == self.world.shards[shard].records.len()
+            && self.world.shards[shard]
+                .parents
+                .iter()
+                .all(|&p| self.finished(p))
+    }
+
+    fn readable(&self) -> Vec<usize> {
+        (0..self.world.shards.len())
+            .filter(|&i| self.cursors[i] < self.world.shards[i].records.len())
+            .filter(|&i| {
+                self.world.shards[i]
+                    .parents
+                    .iter()
+                    .all(|&p| self.finished(p))
+            })
+            .collect()
+    }
+
+    fn read(&mut self, shard: usize) {
+        let worker = shard % 2;
+        let world = self.world;
+        let s = &world.shards[shard];
+        let r = &s.records[self.cursors[shard]];
+        self.cursors[shard] += 1;
+        let n = self.reconcilers.len();
+        let reconciler = &mut self.reconcilers[worker % n];
+        let observed = reconciler
+            .observe(
+                &s.id,
+                &SequenceNumber::from_u64(r.seq),
+                ts_from_millis(r.ms),
+                &r.data,
+            )
+            .expect("well-formed");
+        let Observed::Record(stamp) = observed else {
+            return;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&r.data).expect("JSON");
+        let key = v["k"].as_str().expect("key").to_owned();
+        let value = v["v"].as_u64().expect("value");
+        let stored = self.state.get(&key).map(|(s, _)| s);
+        if !reconciler.should_apply(&stamp, stored) {
+            return;
+        }
+        match self.how {
+            // Compare and set in one step: decided on the stamp that is stored when it writes.
+            Workers::SharedAtomic | Workers::LocalFences => {
+                self.state.insert(key, (stamp, value));
+            }
+            Workers::ReadThenWrite => self.unwritten[worker].push((key, stamp, value)),
+        }
+    }
+
+    fn write(&mut self, worker: usize) {
+        if !self.unwritten[worker].is_empty() {
+            let (key, stamp, value) = self.unwritten[worker].remove(0);
+            self.state.insert(key, (stamp, value));
+        }
+    }
+
+    fn run(mut self, steps: &[WorkerStep]) -> BTreeMap<String, u64> {
+        for step in steps {
+            match step {
+                WorkerStep::Read(pick) => {
+                    let readable = self.readable();
+                    if let Some(&i) = readable.get(usize::from(*pick) % readable.len().max(1)) {
+                        self.read(i);
+                    }
+                }
+                WorkerStep::Write(w) => self.write(usize::from(*w) % 2),
+            }
+        }
+        while let Some(&i) = self.readable().first() {
+            self.read(i);
+            self.write(0);
+            self.write(1);
+        }
+        for w in 0..2 {
+            while !self.unwritten[w].is_empty() {
+                self.write(w);
+            }
+        }
+        self.state.into_iter().map(|(k, (_, v))| (k, v)).collect()
+    }
+}
+
+fn check_workers(script: &Script, steps: &[WorkerStep], how: Workers) -> Result<(), TestCaseError> {
     let world = play(script);
     let want = expected(&world, script.mode);
-    let got = Consumer::new(&world, rule).run(steps);
+    let got = MultiConsumer::new(&world, how).run(steps);
     prop_assert_eq!(got, want);
     Ok(())
 }
@@ -810,8 +1152,26 @@ proptest! {
     }
 }
 
-/// Runs the same property with a naive rule; it must find a counterexample.
-fn must_fail(rule: Rule, mode: impl Strategy<Value = ReplayMode>, origin_span: u16) -> String {
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES / 2, ..ProptestConfig::default() })]
+
+    /// Workers that share the fences and compare-and-set each state write hold what one
+    /// consumer holds.
+    #[test]
+    fn workers_sharing_fences_with_compare_and_set_settle_on_the_claim(
+        script in script(any_mode(), ANY_TIME),
+        steps in worker_schedule(),
+    ) {
+        check_workers(&script, &steps, Workers::SharedAtomic)?;
+    }
+}
+
+/// Runs `property` over `strategy`; it must find a counterexample, which is returned.
+fn counterexample<S: Strategy>(
+    what: &str,
+    strategy: S,
+    property: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) -> String {
     let config = Config {
         cases: CASES,
         max_shrink_iters: 2_000,
@@ -820,16 +1180,61 @@ fn must_fail(rule: Rule, mode: impl Strategy<Value = ReplayMode>, origin_span: u
     };
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-    let result = runner.run(
-        &(script(mode, origin_span), schedule()),
-        |(script, steps)| check(&script, &steps, rule),
-    );
-    match result {
-        Err(TestError::Fail(reason, (script, steps))) => {
-            format!("{reason}\nminimal script: {script:#?}\nschedule: {steps:?}")
-        }
-        other => panic!("{rule:?} was expected to break the claim, got {other:?}"),
+    match runner.run(&strategy, property) {
+        Err(TestError::Fail(reason, value)) => format!("{reason}\nminimal case: {value:#?}"),
+        other => panic!("{what} was expected to break the claim, got {other:?}"),
     }
+}
+
+/// Runs the same property with a naive rule; it must find a counterexample.
+fn must_fail(rule: Rule, mode: impl Strategy<Value = ReplayMode>, origin_span: u16) -> String {
+    counterexample(
+        &format!("{rule:?}"),
+        (script(mode, origin_span), schedule()),
+        |(script, steps)| check(&script, &steps, rule),
+    )
+}
+
+/// Reruns are part of every script above (three in ten); the claim they settle on keeps the
+/// first run's opening fences. Read as "the rerun's fences count", the same consumers break it:
+/// a live write between the failed run and the rerun is kept, not overwritten by the rerun.
+#[test]
+fn after_a_rerun_the_first_runs_fences_count_not_the_reruns() {
+    eprintln!(
+        "{}",
+        counterexample(
+            "the rerun's fences",
+            (script(Just(ReplayMode::Overwrite), PAST), schedule()),
+            |(script, steps)| check_reading(&script, &steps, Rule::Protocol, Reading::LastRun),
+        )
+    );
+}
+
+/// Workers that keep the fences they read to themselves stamp a child's records without the
+/// fences of a parent another worker read.
+#[test]
+fn workers_keeping_their_own_fences_break_the_claim() {
+    eprintln!(
+        "{}",
+        counterexample(
+            "LocalFences",
+            (script(any_mode(), PAST), worker_schedule()),
+            |(script, steps)| check_workers(&script, &steps, Workers::LocalFences),
+        )
+    );
+}
+
+/// Workers that compare the stamp and write the state in two steps overwrite each other.
+#[test]
+fn workers_without_compare_and_set_break_the_claim() {
+    eprintln!(
+        "{}",
+        counterexample(
+            "ReadThenWrite",
+            (script(any_mode(), PAST), worker_schedule()),
+            |(script, steps)| check_workers(&script, &steps, Workers::ReadThenWrite),
+        )
+    );
 }
 
 #[test]
@@ -997,4 +1402,77 @@ fn the_worked_example_settles_as_documented_in_every_delivery_order() {
         consume_example(ReplayMode::Overwrite, &shard_a_first, Rule::DesignLiteral)["o-1"],
         "lost"
     );
+}
+
+/// docs/replay-protocol.md, "A replay run again": the first run's opening fence is the replay's
+/// start, so a live write between a failed run and its rerun wins over the rerun's records, and
+/// the rerun's copy of a record the failed run sent has the same stamp (it changes nothing).
+#[test]
+fn a_rerun_keeps_live_writes_made_after_the_failed_runs_fences() {
+    let t = |text: &str| flux_stages::record::parse_ts(text).unwrap();
+    let mode = ReplayMode::Overwrite;
+    let live = |status: &str| format!(r#"{{"order_id":"o-1","status":"{status}"}}"#).into_bytes();
+    let replayed = Replayed {
+        replay: ReplayTag {
+            id: "INC-7".into(),
+            mode,
+        },
+        origin: Version {
+            stream: "orders".into(),
+            shard_id: A.into(),
+            sequence_number: SequenceNumber::from_u64(100),
+            sub_sequence_number: None,
+            arrival_ts: t("2026-11-25T10:00:00Z"),
+        },
+    };
+    let replayed = add_to_object(&live("paid"), DEFAULT_KEY, replayed.members()).unwrap();
+    let failed = Fence::open("INC-7", mode, t("2026-11-25T12:00:00Z"));
+    let rerun = Fence::open("INC-7", mode, t("2026-11-25T13:00:00Z"));
+    let records: Vec<(u64, &str, Vec<u8>)> = vec![
+        (100, "2026-11-25T10:00:00Z", live("paid")),
+        (110, "2026-11-25T11:59:00Z", live("lost")),
+        (120, "2026-11-25T12:00:00Z", failed.payload(DEFAULT_KEY)),
+        (130, "2026-11-25T12:00:01Z", replayed.clone()),
+        (140, "2026-11-25T12:30:00Z", live("refunded")),
+        (150, "2026-11-25T13:00:00Z", rerun.payload(DEFAULT_KEY)),
+        (160, "2026-11-25T13:00:01Z", replayed),
+        (
+            170,
+            "2026-11-25T13:00:02Z",
+            rerun
+                .close(FenceCounts {
+                    records: 1,
+                    shard_records: 1,
+                })
+                .payload(DEFAULT_KEY),
+        ),
+    ];
+    let mut reconciler = Reconciler::new("orders");
+    reconciler.add_shard(A, &[]);
+    let mut state: Option<(Stamp, String)> = None;
+    let mut stamps = BTreeMap::new();
+    for (seq, at, data) in &records {
+        let Observed::Record(stamp) = reconciler
+            .observe(A, &SequenceNumber::from_u64(*seq), t(at), data)
+            .unwrap()
+        else {
+            continue;
+        };
+        stamps.insert(*seq, stamp.clone());
+        let v: serde_json::Value = serde_json::from_slice(data).unwrap();
+        if reconciler.should_apply(&stamp, state.as_ref().map(|(s, _)| s)) {
+            state = Some((stamp, v["status"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(
+        reconciler.fence(A, "INC-7"),
+        Some(&SequenceNumber::from_u64(120)),
+        "the failed run's fence is H"
+    );
+    assert_eq!(
+        stamps[&130], stamps[&160],
+        "the rerun's copy ranks as the first"
+    );
+    assert_eq!(stamps[&140].epoch, 1, "after the failed run's fence");
+    assert_eq!(state.unwrap().1, "refunded");
 }

@@ -3,12 +3,20 @@
 //! Every record arrives exactly once with its bytes and key, in per-key order, between an
 //! opening and a closing fence on every shard; throttling and partial failures injected by the
 //! fault proxy are survived; oversize records are dead-lettered; `--dry-run` sends nothing.
+//! Shards split during a replay carry an opening fence before the replayed records (except the
+//! revealing records the sink reports) and a closing fence, and a consumer following the
+//! protocol settles on the documented state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
-use flux_stages::replay::{DEFAULT_KEY, FencePhase, Marker, parse_marker};
+use flux_stages::record::SequenceNumber;
+use flux_stages::replay::{
+    DEFAULT_KEY, FencePhase, Marker, Observed, Reconciler, Stamp, parse_marker,
+};
+use flux_stages::sink::kinesis::shards::hash_key;
 use flux_tests::emulators::{self, Emulators, unique};
 use flux_tests::fault_proxy::{Fault, FaultProxy};
 use flux_tests::{flux_engine, text};
@@ -22,12 +30,13 @@ struct Archived {
     data: String,
 }
 
-/// A record read back: (shard, sequence number as padded text, key, bytes).
+/// A record read back: (shard, sequence number as padded text, key, bytes, arrival time).
 #[derive(Debug, Clone)]
 struct ReadBack {
     seq: String,
     key: String,
     data: Vec<u8>,
+    arrival: chrono::DateTime<chrono::Utc>,
 }
 
 struct Setup {
@@ -188,6 +197,42 @@ path = "dlq.jsonl"
         (out.status.code().unwrap_or(-1), o, e)
     }
 
+    /// Starts the pipeline (through `endpoint` when given) without waiting for it.
+    fn spawn(&self, pipeline: &str, endpoint: Option<&str>) -> std::process::Child {
+        let mut cmd = flux_engine(&["run", pipeline, "--progress", "off"]);
+        self.emu.apply(&mut cmd);
+        if let Some(e) = endpoint {
+            cmd.env("AWS_ENDPOINT_URL_KINESIS", e);
+        }
+        cmd.current_dir(self.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    }
+
+    /// Every shard with its parents (`ParentShardId`, `AdjacentParentShardId`).
+    async fn lineage(&self) -> Vec<(String, Vec<String>)> {
+        let listed = self
+            .kinesis
+            .list_shards()
+            .stream_name(&self.stream)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .shards()
+            .iter()
+            .map(|s| {
+                let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned)
+                    .collect();
+                (s.shard_id().to_owned(), parents)
+            })
+            .collect()
+    }
+
     /// Every record of every shard, in shard order.
     async fn read_back(&self) -> BTreeMap<String, Vec<ReadBack>> {
         let shards = self
@@ -221,10 +266,13 @@ path = "dlq.jsonl"
                     .await
                     .unwrap();
                 for r in page.records() {
+                    let at = r.approximate_arrival_timestamp().expect("arrival time");
                     records.push(ReadBack {
                         seq: format!("{:0>60}", r.sequence_number()),
                         key: r.partition_key().unwrap_or_default().to_owned(),
                         data: r.data().as_ref().to_vec(),
+                        arrival: chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+                            .expect("in range"),
                     });
                 }
                 if page.records().is_empty() {
@@ -400,67 +448,103 @@ async fn progress_shows_the_share_sent_throttles_and_an_eta_once_compaction_is_d
     s.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shard_split_during_a_replay_gets_an_opening_fence_and_loses_nothing() {
-    let s = setup(2).await;
-    // 300 records at 20 records/s on each of 2 shards: ~7 s, the split comes after ~1.5 s.
-    let archived = archive(300, 60);
-    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
-    let mut cmd = flux_engine(&["run", &p, "--progress", "off"]);
-    s.emu.apply(&mut cmd);
-    cmd.current_dir(s.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let parent = emulators::split_first_shard(&s.kinesis, &s.stream).await;
+/// Waits for the run to end; returns (exit code, stderr).
+async fn wait(child: std::process::Child) -> (Option<i32>, String) {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let line = sent_line(&err);
-    assert!(
-        line.contains("on each of 3 shards"),
-        "the sink noticed the split: {line}"
-    );
+    (out.status.code(), err)
+}
 
-    let shards = s.read_back().await;
-    assert_eq!(
-        shards.len(),
-        4,
-        "the parent, its two children and the other shard"
-    );
+/// Polls `done` every 10 ms for up to 30 s.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The report's `shard X: N records landed before its opening fence` lines, by shard.
+fn reported_before_fence(stderr: &str) -> BTreeMap<String, usize> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("out: shard ")?;
+            let (shard, rest) = rest.split_once(": ")?;
+            let n = rest.strip_suffix(
+                " records landed before its opening fence (created after the sink last listed the shards)",
+            )?;
+            Some((shard.to_owned(), n.parse().unwrap()))
+        })
+        .collect()
+}
+
+/// What docs/replay.md ("Check the result") says the stream carries after a replay during which
+/// the target was resharded: every shard exactly one opening fence of the replay; every shard
+/// open at the end a closing fence, last; a parent closed during the replay none; in every shard
+/// the replayed records follow the opening fence, except the first `before_fence[shard]`
+/// (revealing records the sink reports), which precede it and have distinct partition keys.
+/// Every archived record arrives once, in per-key order. Returns the shards' revealing records.
+fn check_fences_across_a_split(
+    shards: &BTreeMap<String, Vec<ReadBack>>,
+    open_at_end: &BTreeSet<String>,
+    archived: &[Archived],
+    before_fence: &BTreeMap<String, usize>,
+) -> BTreeMap<String, usize> {
     let marker = |r: &ReadBack| parse_marker(&r.data, DEFAULT_KEY).unwrap();
     let mut seen = BTreeSet::new();
     let mut order: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut revealing = BTreeMap::new();
     // Shard ids grow with creation, so shard id order reads a parent before its children.
-    for (shard, records) in &shards {
-        let fences: Vec<(usize, FencePhase)> = records
+    for (shard, records) in shards {
+        let opens: Vec<usize> = records
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| match marker(r) {
-                Marker::Fence(f) => Some((i, f.phase)),
-                _ => None,
-            })
+            .filter(|(_, r)| matches!(marker(r), Marker::Fence(f) if f.phase == FencePhase::Open))
+            .map(|(i, _)| i)
             .collect();
-        let opens = fences
+        let closes: Vec<usize> = records
             .iter()
-            .filter(|(_, p)| *p == FencePhase::Open)
-            .count();
-        assert_eq!(opens, 1, "{shard}: one opening fence: {fences:?}");
-        if shard.as_str() == parent.shard_id() {
+            .enumerate()
+            .filter(|(_, r)| matches!(marker(r), Marker::Fence(f) if f.phase == FencePhase::Close))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(opens.len(), 1, "{shard}: one opening fence, at {opens:?}");
+        let open = opens[0];
+        if open_at_end.contains(shard) {
             assert_eq!(
-                fences,
-                [(0, FencePhase::Open)],
-                "closed parent: no closing fence"
-            );
-        } else {
-            assert_eq!(
-                fences.last().map(|f| (f.0, f.1)),
-                Some((records.len() - 1, FencePhase::Close)),
+                closes,
+                [records.len() - 1],
                 "{shard}: the closing fence is last"
             );
+        } else {
+            assert!(
+                closes.is_empty(),
+                "{shard} closed during the replay: no closing fence"
+            );
+        }
+        let early: Vec<&ReadBack> = records[..open]
+            .iter()
+            .filter(|r| matches!(marker(r), Marker::Replayed(_)))
+            .collect();
+        let keys: BTreeSet<&str> = early.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(
+            keys.len(),
+            early.len(),
+            "{shard}: revealing records, one per key"
+        );
+        assert_eq!(
+            early.len(),
+            before_fence.get(shard).copied().unwrap_or(0),
+            "{shard}: replayed records before the opening fence, as the sink reports them"
+        );
+        if !early.is_empty() {
+            revealing.insert(shard.clone(), early.len());
         }
         for r in records {
             if let Marker::Replayed(m) = marker(r) {
@@ -481,6 +565,224 @@ async fn a_shard_split_during_a_replay_gets_an_opening_fence_and_loses_nothing()
             .map(|a| a.seq)
             .collect();
         assert_eq!(seqs, expected, "per-key order of {key} across the split");
+    }
+    revealing
+}
+
+/// A split the sink notices between PutRecords calls: the listing before the next call (held by
+/// the proxy until the split is done) shows the children, which get their opening fence before
+/// any record goes to them. Before the sink listed the shards before its calls, 18 to 28 records
+/// reached the children ahead of their fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_split_between_calls_is_fenced_before_records_go_to_it() {
+    let s = setup(2).await;
+    // 300 records at 20 records/s on each of 2 shards: ~7 s.
+    let archived = archive(300, 60);
+    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let proxy = FaultProxy::start(&s.emu.kinesis).await;
+    // A 1 ms delay marks the first PutRecords call.
+    proxy.plan(
+        "PutRecords",
+        vec![Some(Fault::Slow(Duration::from_millis(1)))],
+    );
+    let child = s.spawn(&p, Some(&proxy.url));
+    wait_until("a first PutRecords call", || {
+        proxy.injected("PutRecords") == 1
+    })
+    .await;
+    // The next listing waits in the proxy while the stream is split.
+    proxy.plan(
+        "ListShards",
+        vec![Some(Fault::Slow(Duration::from_secs(2)))],
+    );
+    wait_until("a listing after the first call", || {
+        proxy.injected("ListShards") == 1
+    })
+    .await;
+    let parent = emulators::split_first_shard(&s.kinesis, &s.stream).await;
+    let (code, err) = wait(child).await;
+    assert_eq!(code, Some(0), "{err}");
+    let line = sent_line(&err);
+    assert!(
+        line.contains("on each of 3 shards"),
+        "the sink noticed the split: {line}"
+    );
+
+    let shards = s.read_back().await;
+    assert_eq!(
+        shards.len(),
+        4,
+        "the parent, its two children and the other shard"
+    );
+    let open_at_end: BTreeSet<String> = shards
+        .keys()
+        .filter(|id| id.as_str() != parent.shard_id())
+        .cloned()
+        .collect();
+    let reported = reported_before_fence(&err);
+    let revealing = check_fences_across_a_split(&shards, &open_at_end, &archived, &reported);
+    assert!(
+        revealing.is_empty(),
+        "no record reached a shard before its fence: {revealing:?}\n{err}"
+    );
+    let children: Vec<&String> = shards
+        .keys()
+        .filter(|id| id.as_str() > "shardId-000000000001")
+        .collect();
+    for c in children {
+        assert!(
+            shards[c]
+                .iter()
+                .any(|r| matches!(parse_marker(&r.data, DEFAULT_KEY), Ok(Marker::Replayed(_)))),
+            "{c} received replayed records after its fence"
+        );
+    }
+    s.cleanup().await;
+}
+
+/// A split after the parent's last replayed record: no record reveals the children, yet they
+/// carry an opening fence before their closing fence. (They used to get the closing fence
+/// only.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_after_their_last_replayed_record_get_an_opening_and_a_closing_fence() {
+    let s = setup(2).await;
+    // Keys that all hash into the second shard's half: nothing goes to the first shard.
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("c-{i}"))
+        .filter(|k| hash_key(k) >= 1u128 << 127)
+        .take(30)
+        .collect();
+    let archived: Vec<Archived> = (0..150)
+        .map(|i| Archived {
+            shard: "shardId-000000000000".into(),
+            seq: 1000 + i as u64,
+            key: keys[i % keys.len()].clone(),
+            data: format!(r#"{{"order_id":"o-{}","n":{i}}}"#, i % keys.len()),
+        })
+        .collect();
+    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let child = s.spawn(&p, None);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let parent = emulators::split_first_shard(&s.kinesis, &s.stream).await;
+    assert_eq!(parent.shard_id(), "shardId-000000000000");
+    let (code, err) = wait(child).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    let shards = s.read_back().await;
+    assert_eq!(shards.len(), 4, "{:?}", shards.keys());
+    let open_at_end: BTreeSet<String> = shards
+        .keys()
+        .filter(|id| id.as_str() != parent.shard_id())
+        .cloned()
+        .collect();
+    check_fences_across_a_split(&shards, &open_at_end, &archived, &BTreeMap::new());
+    for (id, records) in &shards {
+        if id.as_str() > "shardId-000000000001" {
+            assert_eq!(records.len(), 2, "{id}: the two fences only");
+        }
+    }
+    s.cleanup().await;
+}
+
+/// A split that completes while a PutRecords call is under way (held by the proxy): Kinesis
+/// puts the call's entries for the parent's range on the children, which the sink did not know,
+/// ahead of their fence. These revealing records (at most one per key) are what the sink
+/// reports; the children are fenced before anything else goes to them. Live records written to
+/// the children meanwhile count as after the parent's fence: a consumer following the protocol
+/// keeps them over the replay, and holds the replayed record with the newest origin elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_revealing_a_split_precede_the_fence_and_the_documented_state_holds() {
+    let s = setup(2).await;
+    let archived = archive(300, 60);
+    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let proxy = FaultProxy::start(&s.emu.kinesis).await;
+    proxy.plan(
+        "PutRecords",
+        vec![None, Some(Fault::Slow(Duration::from_secs(2)))],
+    );
+    let child = s.spawn(&p, Some(&proxy.url));
+    wait_until("the second PutRecords call", || {
+        proxy.injected("PutRecords") == 1
+    })
+    .await;
+    let parent = emulators::split_first_shard(&s.kinesis, &s.stream).await;
+    // Live writes during the replay, for every fifth key.
+    let live_keys: Vec<usize> = (0..60).step_by(5).collect();
+    for k in &live_keys {
+        s.kinesis
+            .put_record()
+            .stream_name(&s.stream)
+            .partition_key(format!("c-{k}"))
+            .data(Blob::new(format!(r#"{{"order_id":"o-{k}","live":true}}"#)))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, err) = wait(child).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    let shards = s.read_back().await;
+    assert_eq!(shards.len(), 4, "{:?}", shards.keys());
+    let open_at_end: BTreeSet<String> = shards
+        .keys()
+        .filter(|id| id.as_str() != parent.shard_id())
+        .cloned()
+        .collect();
+    let reported = reported_before_fence(&err);
+    let revealing = check_fences_across_a_split(&shards, &open_at_end, &archived, &reported);
+    assert!(
+        !revealing.is_empty()
+            && revealing
+                .keys()
+                .all(|id| id.as_str() > "shardId-000000000001"),
+        "the held call put records on the children before their fence: {revealing:?}\n{err}"
+    );
+    eprintln!("revealing records per shard: {revealing:?}");
+
+    // A consumer of the stream, reading parents before children.
+    let mut reconciler = Reconciler::new(&s.stream);
+    for (id, parents) in s.lineage().await {
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        reconciler.add_shard(&id, &parents);
+    }
+    let mut state: BTreeMap<String, (Stamp, serde_json::Value)> = BTreeMap::new();
+    for (shard, records) in &shards {
+        for r in records {
+            let seq = SequenceNumber::parse(r.seq.trim_start_matches('0')).unwrap();
+            let Observed::Record(stamp) =
+                reconciler.observe(shard, &seq, r.arrival, &r.data).unwrap()
+            else {
+                continue;
+            };
+            let live = !matches!(parse_marker(&r.data, DEFAULT_KEY), Ok(Marker::Replayed(_)));
+            assert_eq!(
+                stamp.epoch,
+                u32::from(live),
+                "{shard}: live records follow the replay's fence, replayed ones count it not"
+            );
+            let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
+            let key = v["order_id"].as_str().unwrap().to_owned();
+            if reconciler.should_apply(&stamp, state.get(&key).map(|(s, _)| s)) {
+                state.insert(key, (stamp, v));
+            }
+        }
+    }
+    for k in 0..60 {
+        let held = &state[&format!("o-{k}")].1;
+        if live_keys.contains(&k) {
+            assert_eq!(held["live"], true, "o-{k}: the live record after the fence");
+        } else {
+            let last = archived
+                .iter()
+                .rev()
+                .find(|a| a.key == format!("c-{k}"))
+                .unwrap();
+            let n: u64 = last.seq - 1000;
+            assert_eq!(
+                held["n"], n,
+                "o-{k}: the replayed record with the newest origin"
+            );
+        }
     }
     s.cleanup().await;
 }

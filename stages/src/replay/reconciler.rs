@@ -125,6 +125,11 @@ impl Reconciler {
     /// Reads one record of the stream (shard, sequence number, arrival time, payload bytes):
     /// records a fence, or stamps a live or replayed record. Records of one shard must be given in
     /// order, except that records already given may be given again.
+    ///
+    /// `arrival_ts` is the record's `ApproximateArrivalTimestamp` at any precision: it is rounded
+    /// to the nearest millisecond, the precision of origins (Kinesis sends epoch seconds with a
+    /// fraction, e.g. `1764064800.123`, which binary floating point holds as `…800.12299990…`:
+    /// truncating would make it a millisecond early).
     pub fn observe(
         &mut self,
         shard_id: &str,
@@ -149,7 +154,8 @@ impl Reconciler {
         self.observe_at(at, &record.data)
     }
 
-    fn observe_at(&mut self, at: Version, data: &[u8]) -> Result<Observed, MarkerError> {
+    fn observe_at(&mut self, mut at: Version, data: &[u8]) -> Result<Observed, MarkerError> {
+        at.arrival_ts = nearest_millisecond(at.arrival_ts);
         match parse_marker(data, &self.key)? {
             Marker::Fence(fence) => {
                 if fence.phase == FencePhase::Open {
@@ -238,6 +244,16 @@ impl Reconciler {
     pub fn should_apply(&self, incoming: &Stamp, stored: Option<&Stamp>) -> bool {
         stored.is_none_or(|stored| self.compare(incoming, stored) == Ordering::Greater)
     }
+}
+
+/// `ts` rounded to the nearest millisecond (half a millisecond rounds up), as
+/// docs/replay-protocol.md asks of every consumer: `round(seconds * 1000)`.
+fn nearest_millisecond(ts: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = i64::from(ts.timestamp_subsec_nanos());
+    if nanos % 1_000_000 == 0 {
+        return ts;
+    }
+    crate::record::ts_from_millis(ts.timestamp() * 1000 + (nanos + 500_000) / 1_000_000)
 }
 
 fn count(n: usize) -> u32 {
@@ -475,6 +491,36 @@ mod tests {
             .unwrap();
         assert_eq!(seen, Observed::Fence(close));
         assert_eq!(r, before);
+    }
+
+    #[test]
+    fn arrival_times_are_rounded_to_the_nearest_millisecond() {
+        let mut r = reconciler();
+        // Kinesis sends 1764064800.123; as binary floating point it is 1764064800.12299990654…
+        let secs = 1_764_064_800.123_f64;
+        let sent = DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+            .expect("in range");
+        assert_eq!(
+            sent.timestamp_subsec_millis(),
+            122,
+            "truncated: a millisecond early"
+        );
+        let at = |r: &mut Reconciler, n: u64, ts: DateTime<Utc>| match r
+            .observe(S0, &seq(n), ts, b"{}")
+            .unwrap()
+        {
+            Observed::Record(s) => s.version.arrival_ts,
+            Observed::Fence(_) => unreachable!(),
+        };
+        assert_eq!(at(&mut r, 1, sent), ts_from_millis(1_764_064_800_123));
+        let ms = |n: i64| ts_from_millis(n);
+        let plus_nanos = |base: i64, nanos: i64| ms(base) + chrono::Duration::nanoseconds(nanos);
+        assert_eq!(at(&mut r, 2, plus_nanos(5, 499_999)), ms(5));
+        assert_eq!(at(&mut r, 3, plus_nanos(5, 500_000)), ms(6));
+        assert_eq!(at(&mut r, 4, plus_nanos(5, 999_999)), ms(6));
+        assert_eq!(at(&mut r, 5, ms(7)), ms(7));
+        // Before 1970 too.
+        assert_eq!(at(&mut r, 6, plus_nanos(-2, 600_000)), ms(-1));
     }
 
     #[test]

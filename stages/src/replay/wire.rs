@@ -21,7 +21,6 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::version::Version;
 use crate::json::ObjectMembers;
@@ -158,51 +157,50 @@ impl fmt::Display for MarkerError {
 
 impl std::error::Error for MarkerError {}
 
-#[derive(Deserialize)]
-struct Members<'a> {
-    #[serde(borrow, default)]
-    fence: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    replay: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    origin: Option<&'a RawValue>,
-}
-
-/// Reads the protocol's member `key` (usually [`DEFAULT_KEY`]) of a payload.
+/// Reads the protocol's member `key` (usually [`DEFAULT_KEY`]) of a payload, as any JSON parser
+/// sees it (docs/replay-protocol.md, "Finding `_flux`"):
 ///
-/// Payloads without the key written literally (`"_flux"`) are [`Marker::Live`] without being
-/// parsed. So are payloads that are not JSON objects and keys that do not hold an object with
-/// `fence` or `replay` (user annotations only). A `fence` or `replay` that does not parse, a
-/// `replay` without `origin`, or both at once are errors: the record meant to take part and cannot.
+/// - the payload must be a JSON object (RFC 8259, UTF-8); anything else is [`Marker::Live`];
+/// - the member is found by its name after unescaping (`"\u005fflux"` is `_flux`), and of
+///   duplicate members the last one counts, at the top level and inside the member (what
+///   Python's `json.loads`, JavaScript's `JSON.parse` and Go's `encoding/json` keep);
+/// - a member that is not an object, or holds neither `fence` nor `replay` (user annotations
+///   only), is [`Marker::Live`].
+///
+/// A `fence` or `replay` that does not parse, a `replay` without `origin`, or both at once are
+/// errors: the record meant to take part and cannot. Payloads that contain neither the key as
+/// JSON writes it (`"_flux"`) nor a backslash cannot hold the member and are not parsed.
 pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
-    let quoted = format!("\"{key}\"");
-    if memchr::memmem::find(payload, quoted.as_bytes()).is_none() {
+    // Any other spelling of the name uses an escape, so it contains a backslash.
+    let quoted = serde_json::to_string(key).unwrap_or_default();
+    if memchr::memmem::find(payload, quoted.as_bytes()).is_none()
+        && memchr::memchr(b'\\', payload).is_none()
+    {
         return Ok(Marker::Live);
     }
     let Ok(Some(raw)) = serde_json::from_slice::<ObjectMembers<'_>>(payload).map(|m| m.last(key))
     else {
         return Ok(Marker::Live);
     };
-    let Ok(members) = serde_json::from_str::<Members<'_>>(raw.get()) else {
+    // Read as a `Value`: of duplicate members (here and further in) the last one counts.
+    let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(raw.get()) else {
         return Ok(Marker::Live);
     };
     let err = |what: &str, e: serde_json::Error| MarkerError(format!("`{key}.{what}`: {e}"));
-    match (members.fence, members.replay) {
+    match (members.remove("fence"), members.remove("replay")) {
         (None, None) => Ok(Marker::Live),
         (Some(_), Some(_)) => Err(MarkerError(format!(
             "`{key}` holds both `fence` and `replay`"
         ))),
-        (Some(fence), None) => serde_json::from_str(fence.get())
+        (Some(fence), None) => serde_json::from_value(fence)
             .map(Marker::Fence)
             .map_err(|e| err("fence", e)),
         (None, Some(replay)) => {
-            let replay: ReplayTag =
-                serde_json::from_str(replay.get()).map_err(|e| err("replay", e))?;
+            let replay: ReplayTag = serde_json::from_value(replay).map_err(|e| err("replay", e))?;
             let origin = members
-                .origin
+                .remove("origin")
                 .ok_or_else(|| MarkerError(format!("`{key}.replay` without `{key}.origin`")))?;
-            let origin: Version =
-                serde_json::from_str(origin.get()).map_err(|e| err("origin", e))?;
+            let origin: Version = serde_json::from_value(origin).map_err(|e| err("origin", e))?;
             Ok(Marker::Replayed(Replayed { replay, origin }))
         }
     }
@@ -286,6 +284,74 @@ mod tests {
                 "{payload:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_member_is_found_by_its_unescaped_name_and_the_last_duplicate_counts() {
+        let fence = |id: &str| {
+            format!(
+                r#"{{"replay_id":"{id}","phase":"open","mode":"fill","opened_at":"2026-11-25T12:00:00.000Z"}}"#
+            )
+        };
+        let id = |payload: &str| match parse_marker(payload.as_bytes(), DEFAULT_KEY) {
+            Ok(Marker::Fence(f)) => Some(f.replay_id),
+            Ok(Marker::Live) => None,
+            other => panic!("{payload}: {other:?}"),
+        };
+        let a = fence("A");
+        // Spelled with escapes: the same name to every JSON parser.
+        assert_eq!(
+            id(&format!(r#"{{"\u005fflux":{{"fence":{a}}}}}"#)).as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            id(&format!(r#"{{"k":"x","_\u0066l\u0075x":{{"fence":{a}}}}}"#)).as_deref(),
+            Some("A")
+        );
+        // Duplicates: the last member counts, whatever it holds and however it is spelled.
+        assert_eq!(
+            id(&format!(
+                r#"{{"_flux":{{"fence":{a}}},"_flux":{{"ticket":"INC-7"}}}}"#
+            )),
+            None
+        );
+        assert_eq!(
+            id(&format!(
+                r#"{{"_flux":{{"ticket":"INC-7"}},"\u005fflux":{{"fence":{a}}}}}"#
+            ))
+            .as_deref(),
+            Some("A")
+        );
+        // Inside the member too.
+        assert_eq!(
+            id(&format!(
+                r#"{{"_flux":{{"fence":{a},"fence":{}}}}}"#,
+                fence("B")
+            ))
+            .as_deref(),
+            Some("B")
+        );
+        assert_eq!(
+            id(r#"{"_flux":{"fence":{"replay_id":"A","phase":"open","mode":"fill","opened_at":"2026-11-25T12:00:00.000Z","replay_id":"C"}}}"#)
+                .as_deref(),
+            Some("C")
+        );
+        // Not the top-level member, or not JSON as RFC 8259 defines it: live.
+        assert_eq!(id(&format!(r#"{{"x":{{"_flux":{{"fence":{a}}}}}}}"#)), None);
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend_from_slice(format!(r#"{{"_flux":{{"fence":{a}}}}}"#).as_bytes());
+        assert_eq!(parse_marker(&bom, DEFAULT_KEY), Ok(Marker::Live));
+        let mut latin1 = br#"{"n":"Zo"#.to_vec();
+        latin1.push(0xe9);
+        latin1.extend_from_slice(format!(r#"","_flux":{{"fence":{a}}}}}"#).as_bytes());
+        assert_eq!(parse_marker(&latin1, DEFAULT_KEY), Ok(Marker::Live));
+        assert_eq!(
+            parse_marker(
+                format!(r#"{{"_flux":{{"fence":{a}}},"n":NaN}}"#).as_bytes(),
+                DEFAULT_KEY
+            ),
+            Ok(Marker::Live)
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ impl Fences {
                     .put_one(self.open.payload(&self.key), FENCE_KEY, s.start)
                     .await?;
                 tracing::debug!(shard = %shard, sequence_number = %seq, "opening fence");
-                self.high_water.insert(shard, seq);
+                // A fence written twice to one shard (it was split while fencing): the first
+                // one is the shard's H.
+                self.high_water.entry(shard).or_insert(seq);
             }
         }
         anyhow::bail!(
@@ -62,25 +64,50 @@ impl Fences {
     }
 
     /// Writes the closing fence to every open shard with `records` in total and, per shard, what
-    /// landed there. Returns (shard, records) per fenced shard.
+    /// landed there. A shard that has no opening fence yet (created by a split or merge after the
+    /// sink last listed the shards, so no replayed record was sent to it) gets its opening fence
+    /// first: every shard with a closing fence has an opening fence before it. Lists the shards
+    /// again until every open shard is closed. Returns (shard, records) per closed shard.
     pub async fn write_close(
-        &self,
+        &mut self,
         target: &Target,
         records: u64,
         per_shard: &BTreeMap<String, u64>,
     ) -> anyhow::Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        for s in target.open_shards().await? {
-            let n = per_shard.get(&s.id).copied().unwrap_or(0);
-            let close = self.open.close(FenceCounts {
-                records,
-                shard_records: n,
-            });
-            target
-                .put_one(close.payload(&self.key), FENCE_KEY, s.start)
-                .await?;
-            out.push((s.id, n));
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let shards = target.open_shards().await?;
+            let missing: Vec<&ShardRange> = shards
+                .iter()
+                .filter(|s| !out.iter().any(|(id, _)| *id == s.id))
+                .collect();
+            if missing.is_empty() {
+                return Ok(out);
+            }
+            for s in missing {
+                if !self.high_water.contains_key(&s.id) {
+                    let (shard, seq) = target
+                        .put_one(self.open.payload(&self.key), FENCE_KEY, s.start)
+                        .await?;
+                    tracing::debug!(shard = %shard, sequence_number = %seq, "opening fence, before the closing one");
+                    self.high_water.entry(shard).or_insert(seq);
+                }
+                let n = per_shard.get(&s.id).copied().unwrap_or(0);
+                let close = self.open.close(FenceCounts {
+                    records,
+                    shard_records: n,
+                });
+                let (shard, _) = target
+                    .put_one(close.payload(&self.key), FENCE_KEY, s.start)
+                    .await?;
+                if shard != s.id {
+                    tracing::debug!(listed = %s.id, landed = %shard, "closing fence landed on a shard created since the listing");
+                }
+                out.push((shard, n));
+            }
         }
-        Ok(out)
+        anyhow::bail!(
+            "the target stream's shards kept changing while the closing fences were written"
+        )
     }
 }

@@ -16,9 +16,14 @@
 //!   within the open shards' hash key ranges from ListShards).
 //! - [`rate`]: token buckets per target shard for records and bytes, halved on throttling and
 //!   recovering additively (AIMD).
-//! - [`fence`]: the replay protocol's opening and closing fences on every open shard (a shard
-//!   that appears during the replay, by a split or merge, gets its opening fence when a record
-//!   first lands on it; see `KinesisSink::reshard`).
+//! - [`fence`]: the replay protocol's opening and closing fences on every open shard. A shard
+//!   that appears during the replay, by a split or merge, gets its opening fence before the sink
+//!   sends it a record: with fences the sink lists the shards again before a PutRecords call
+//!   when its listing is older than [`RELIST_AFTER`], and fences every new shard first. Kinesis
+//!   routes by its own shards, so a shard created between that listing and the call can still
+//!   receive the call's entries before its fence (the *revealing* records: at most one per
+//!   partition key, as a call holds at most one); the response names the shard, and the sink then
+//!   fences it before anything else is sent (see `KinesisSink::relist`). Its report counts them.
 //! - [`target`]: the AWS calls.
 //!
 //! With `--dry-run` the sink lists the shards and checks every record, but sends nothing; its
@@ -55,6 +60,9 @@ use target::{Outcome, Target};
 const MAX_ATTEMPTS: u32 = 30;
 /// How far ahead the batcher looks for records of other keys.
 const SCAN: usize = 20_000;
+/// With fences, a listing of the target's shards older than this is refreshed before a
+/// PutRecords call (at most ten ListShards per second; Kinesis allows 1000 per stream).
+pub const RELIST_AFTER: Duration = Duration::from_millis(100);
 /// Records shown in a dry run's sample, and how much of each payload.
 const SAMPLE: usize = 3;
 const SAMPLE_CHARS: usize = 120;
@@ -82,6 +90,17 @@ struct Running {
     map: ShardMap,
     rates: Vec<ShardRate>,
     fences: Option<Fences>,
+    /// When `map` was listed.
+    listed: Instant,
+}
+
+/// Why the sink lists the shards again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relist {
+    /// Its listing is older than [`RELIST_AFTER`] and a PutRecords call is next.
+    Stale,
+    /// A PutRecords response named a shard the listing lacks.
+    Revealed,
 }
 
 #[derive(Default)]
@@ -92,6 +111,8 @@ struct Stats {
     retried: u64,
     calls: u64,
     per_shard: BTreeMap<String, u64>,
+    /// Per shard: replayed records Kinesis put on it before its opening fence (revealing records).
+    before_fence: BTreeMap<String, u64>,
     first: Option<Instant>,
     last: Option<Instant>,
 }
@@ -160,6 +181,7 @@ impl KinesisSink {
             map,
             rates,
             fences,
+            listed: now,
         });
         Ok(())
     }
@@ -226,7 +248,10 @@ impl KinesisSink {
     }
 
     /// Sends one batch, retrying its failed entries (and only those) until every entry is
-    /// written; the next batch is built only afterwards.
+    /// written; the next batch is built only afterwards. When the shards changed (a listing
+    /// before the call, or a response naming a shard the sink did not know), the entries not yet
+    /// written go back to the front of the queue, re-routed, and the call returns: the next batch
+    /// is built for the new shards.
     async fn send_batch(&mut self) -> anyhow::Result<()> {
         let limits = self.limits();
         let state = self.state.as_mut().expect("started");
@@ -255,6 +280,16 @@ impl KinesisSink {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
+            // With fences, a shard created since the last listing gets its opening fence before
+            // this call can put records on it.
+            if state.fences.is_some()
+                && state.listed.elapsed() >= RELIST_AFTER
+                && self.relist(Relist::Stale).await?
+            {
+                self.requeue(batch);
+                return Ok(());
+            }
+            let state = self.state.as_mut().expect("started");
             let now = Instant::now();
             for (s, (n, b)) in &demand {
                 state.rates[*s].take(*n, *b, now);
@@ -269,11 +304,21 @@ impl KinesisSink {
             let mut throttled_n = 0usize;
             let mut written = 0usize;
             let mut resharded = false;
+            let mut early: BTreeMap<String, u64> = BTreeMap::new();
             for (e, o) in batch.into_iter().zip(outcomes) {
                 match o {
                     Outcome::Written { shard_id } => {
                         written += 1;
-                        resharded |= state.map.shards().iter().all(|s| s.id != shard_id);
+                        if state.map.shards().iter().all(|s| s.id != shard_id) {
+                            resharded = true;
+                        }
+                        if state
+                            .fences
+                            .as_ref()
+                            .is_some_and(|f| !f.high_water.contains_key(&shard_id))
+                        {
+                            *early.entry(shard_id.clone()).or_default() += 1;
+                        }
                         self.stats.sent += 1;
                         self.stats.bytes += e.size() as u64;
                         *self.stats.per_shard.entry(shard_id).or_default() += 1;
@@ -299,6 +344,15 @@ impl KinesisSink {
             }
             self.stats.throttled += throttled_n as u64;
             self.stats.retried += failed.len() as u64;
+            for (shard, n) in early {
+                tracing::info!(shard = %shard, records = n, "replayed records landed on a shard created after the sink last listed the shards, before its opening fence");
+                *self.stats.before_fence.entry(shard).or_default() += n;
+            }
+            if resharded {
+                self.relist(Relist::Revealed).await?;
+                self.requeue(failed);
+                return Ok(());
+            }
             if let Some((code, r)) = first_error {
                 if attempt >= MAX_ATTEMPTS {
                     anyhow::bail!(
@@ -317,25 +371,37 @@ impl KinesisSink {
                 tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
             }
             batch = failed;
-            if resharded {
-                self.reshard(&mut batch).await?;
-            }
         }
         Ok(())
     }
 
-    /// A record landed on a shard the map does not know: the target stream was resharded. Lists
-    /// the open shards again, writes the opening fence on each new one (so every open shard has
-    /// one before further replayed records), and re-routes what is waiting (`retrying` and
-    /// the pending queue). Rates of shards that stay open are kept; new shards start at the
-    /// configured rate.
-    async fn reshard(&mut self, retrying: &mut [Entry]) -> anyhow::Result<()> {
+    /// Puts entries not yet written back at the front of the queue, in their order, routed by
+    /// the current shard map. Per-key order holds: a batch holds a key's first pending entry
+    /// only, so each entry goes back ahead of its key's later entries.
+    fn requeue(&mut self, entries: Vec<Entry>) {
+        let map = &self.state.as_ref().expect("started").map;
+        for mut e in entries.into_iter().rev() {
+            e.shard = map.route(&e.key, e.explicit);
+            self.pending.push_front(e);
+        }
+    }
+
+    /// Lists the open shards again (with fences: writes the opening fence on each new one first,
+    /// so every open shard has one before further replayed records). When they changed, re-routes
+    /// the queue, keeps the rates of shards that stay open (new shards start at the configured
+    /// rate) and returns true.
+    async fn relist(&mut self, why: Relist) -> anyhow::Result<bool> {
         let state = self.state.as_mut().expect("started");
-        let before: Vec<String> = state.map.shards().iter().map(|s| s.id.clone()).collect();
         let shards = match &mut state.fences {
             Some(f) => f.write_open(&state.target).await?,
             None => state.target.open_shards().await?,
         };
+        state.listed = Instant::now();
+        let before: Vec<String> = state.map.shards().iter().map(|s| s.id.clone()).collect();
+        let same = shards.len() == before.len() && shards.iter().all(|s| before.contains(&s.id));
+        if same {
+            return Ok(false);
+        }
         let map = ShardMap::new(shards)
             .map_err(|e| anyhow::anyhow!("stream {}: {e}", self.config.stream))?;
         let now = Instant::now();
@@ -363,13 +429,17 @@ impl KinesisSink {
             shards = map.shards().len(),
             new = ?added,
             fenced = state.fences.is_some(),
+            noticed = match why {
+                Relist::Stale => "listing before a PutRecords call",
+                Relist::Revealed => "a PutRecords response naming an unknown shard",
+            },
             "the target stream was resharded; shards listed again"
         );
-        for e in retrying.iter_mut().chain(self.pending.iter_mut()) {
+        for e in self.pending.iter_mut() {
             e.shard = map.route(&e.key, e.explicit);
         }
         state.map = map;
-        Ok(())
+        Ok(true)
     }
 
     /// Sends everything pending.
@@ -482,6 +552,11 @@ impl KinesisSink {
                 let h = f.high_water.get(&shard).map(String::as_str).unwrap_or("-");
                 out.push(format!("shard {shard}: {n} records, fence H = {h}"));
             }
+            for (shard, n) in &s.before_fence {
+                out.push(format!(
+                    "shard {shard}: {n} records landed before its opening fence (created after the sink last listed the shards)"
+                ));
+            }
         }
         out
     }
@@ -542,8 +617,8 @@ impl Sink for KinesisSink {
             return Ok(self.dry_run_report());
         }
         self.drain().await?;
-        let state = self.state.as_ref().expect("started");
-        let closed = match &state.fences {
+        let state = self.state.as_mut().expect("started");
+        let closed = match &mut state.fences {
             Some(f) => Some(
                 f.write_close(&state.target, self.stats.sent, &self.stats.per_shard)
                     .await?,
