@@ -334,6 +334,11 @@ pub trait Sink: Send {
     /// than records and bytes (throttled, retried).
     fn attach_metrics(&mut self, _metrics: Arc<StageMetrics>) {}
 
+    /// Hands the sink the run's stop signal (Ctrl-C, SIGTERM) before the first batch, for
+    /// sinks whose work is slow to finish: the `kinesis` sink stops sending when it fires,
+    /// rather than draining everything it received (a replay must stop within seconds).
+    fn attach_stop(&mut self, _stop: CancellationToken) {}
+
     /// Tells the sink, before the first batch, which streams its upstream sources read (as
     /// named in their configuration), so it can account for a stream that brings no record
     /// (the `archive` sink writes its run manifest anyway).

@@ -67,6 +67,18 @@ pub fn flux_engine(args: &[&str]) -> Command {
     cmd
 }
 
+/// `len` bytes that gzip cannot compress (xorshift from `seed`), for objects of a known size.
+pub fn incompressible(len: usize, seed: &mut u32) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *seed as u8
+        })
+        .collect()
+}
+
 /// Runs `flux-engine` with `args` in `dir` and returns its output.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
     flux_engine(args)
@@ -231,6 +243,41 @@ pub mod emulators {
             }
         }
         parent
+    }
+
+    /// Creates a stream of `shards` shards and waits until it is ACTIVE. The emulator is shared
+    /// and limits the shards of all streams: a creation refused for that is retried for a while.
+    pub async fn create_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str, shards: i32) {
+        for attempt in 0.. {
+            match kinesis
+                .create_stream()
+                .stream_name(stream)
+                .shard_count(shards)
+                .send()
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if attempt < 60 && format!("{e:?}").contains("LimitExceeded") => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => panic!("CreateStream: {e:?}"),
+            }
+        }
+        for _ in 0..200 {
+            let s = kinesis
+                .describe_stream_summary()
+                .stream_name(stream)
+                .send()
+                .await
+                .unwrap();
+            if s.stream_description_summary()
+                .is_some_and(|d| d.stream_status().as_str() == "ACTIVE")
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("stream {stream} did not become ACTIVE");
     }
 
     /// A name no other test uses (streams and buckets are per test).

@@ -619,34 +619,52 @@ url = "{}"
 
 /// A filter that is its source's only reader is pushed down: lines that cannot match are
 /// skipped before parsing. The result must equal the unoptimised run (two readers, no push-down).
-#[test]
-fn a_pushed_down_filter_gives_the_same_records() {
-    let a = archived_sample();
-    let body = |second_reader: bool| {
-        format!(
-            r#"
+/// `archive → filter (where) → file (out)`; with `second_reader` a second file sink reads the
+/// source too, which keeps the filter from being pushed down into it.
+fn filter_pipeline(
+    a: &Archive,
+    stream: &str,
+    filter: &str,
+    out: &str,
+    second_reader: bool,
+) -> String {
+    format!(
+        r#"
 [sources.archive]
 type = "archive"
 url = "{url}"
-stream = "orders"
+stream = "{stream}"
 
 [transforms.hits]
 type = "filter"
 inputs = ["archive"]
-where = "@.data.status == 'cancelled' && @.data.total > 100"
+where = "{filter}"
 
 [sinks.out]
 type = "file"
 inputs = ["hits"]
-path = "hits-{second_reader}.jsonl"
+path = "{out}"
 {extra}
 "#,
-            url = a.url(),
-            extra = if second_reader {
-                "[sinks.all]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"all.jsonl\"\n"
-            } else {
-                ""
-            }
+        url = a.url(),
+        extra = if second_reader {
+            "[sinks.all]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"all.jsonl\"\n"
+        } else {
+            ""
+        }
+    )
+}
+
+#[test]
+fn a_pushed_down_filter_gives_the_same_records() {
+    let a = archived_sample();
+    let body = |second_reader: bool| {
+        filter_pipeline(
+            &a,
+            "orders",
+            "@.data.status == 'cancelled' && @.data.total > 100",
+            &format!("hits-{second_reader}.jsonl"),
+            second_reader,
         )
     };
     let mut outputs = Vec::new();
@@ -1592,30 +1610,12 @@ fn push_down_keeps_records_stored_as_base64() {
     for second_reader in [false, true] {
         let p = a.write_pipeline(
             "b64.toml",
-            &format!(
-                r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "b64"
-
-[transforms.hits]
-type = "filter"
-inputs = ["archive"]
-where = "@.data.status == 'cancelled'"
-
-[sinks.out]
-type = "file"
-inputs = ["hits"]
-path = "hits.jsonl"
-{extra}
-"#,
-                url = a.url(),
-                extra = if second_reader {
-                    "[sinks.all]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"all.jsonl\"\n"
-                } else {
-                    ""
-                }
+            &filter_pipeline(
+                &a,
+                "b64",
+                "@.data.status == 'cancelled'",
+                "hits.jsonl",
+                second_reader,
             ),
         );
         let out = run_in(

@@ -187,27 +187,7 @@ async fn archived_arrival_times_equal_the_emulators_to_the_millisecond() {
     let emu = emulators::get();
     let kinesis = emu.kinesis().await;
     let stream = unique("arrival");
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
-    for _ in 0..200 {
-        let s = kinesis
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await
-            .unwrap();
-        if s.stream_description_summary()
-            .is_some_and(|d| d.stream_status().as_str() == "ACTIVE")
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    emulators::create_stream(&kinesis, &stream, 2).await;
     // 300 calls of 10 records, four at a time.
     let total = 3000;
     let mut puts = tokio::task::JoinSet::new();

@@ -50,36 +50,7 @@ async fn setup(shards: i32) -> Setup {
     let emu = emulators::get();
     let kinesis = emu.kinesis().await;
     let stream = unique("replay");
-    // The emulator is shared and limits the shards of all streams: wait for room.
-    for attempt in 0.. {
-        match kinesis
-            .create_stream()
-            .stream_name(&stream)
-            .shard_count(shards)
-            .send()
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if attempt < 60 && format!("{e:?}").contains("LimitExceeded") => {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            Err(e) => panic!("CreateStream: {e:?}"),
-        }
-    }
-    for _ in 0..200 {
-        let s = kinesis
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await
-            .unwrap();
-        if s.stream_description_summary()
-            .is_some_and(|d| d.stream_status().as_str() == "ACTIVE")
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    emulators::create_stream(&kinesis, &stream, shards).await;
     Setup {
         emu,
         kinesis,
@@ -925,6 +896,82 @@ async fn a_dry_run_sends_nothing_and_prints_its_plan() {
     assert!(
         shards.values().all(Vec::is_empty),
         "the dry run wrote to the stream"
+    );
+    s.cleanup().await;
+}
+
+/// Ctrl-C during a slow replay (2 records/s) stops the sending within the call in flight: the
+/// run exits with 130, reports what it sent and what it did not (adding up to everything it
+/// had to send), writes no closing fence, and the stream holds exactly the records it reported
+/// as sent after each shard's opening fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_replay_promptly_and_reports_what_was_not_sent() {
+    let s = setup(2).await;
+    let archived = archive(77, 77);
+    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 1");
+    let text_ = std::fs::read_to_string(&p).unwrap().replace(
+        "[transforms.mark]\ntype = \"annotate\"\ninputs = [\"archive\"]",
+        "[transforms.latest]\ntype = \"compact\"\ninputs = [\"archive\"]\nkey = \"partition_key\"\n\n\
+         [transforms.mark]\ntype = \"annotate\"\ninputs = [\"latest\"]",
+    );
+    std::fs::write(&p, text_).unwrap();
+    let child = s.spawn(&p, None);
+    // Wait until replayed records arrive (the opening fences, then the first second's burst).
+    let start = Instant::now();
+    loop {
+        let replayed = s
+            .read_back()
+            .await
+            .values()
+            .flatten()
+            .filter(|r| !String::from_utf8_lossy(&r.data).contains("\"fence\""))
+            .count();
+        if replayed >= 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no records sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (code, err) = wait(child).await;
+    assert_eq!(code, Some(130), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("stopped by a signal: sent "))
+        .unwrap_or_else(|| panic!("no stop report in {err}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (sent, not_sent) = (numbers[0], numbers[1]);
+    assert_eq!(sent + not_sent, 77, "{line}");
+    assert!(not_sent > 0, "it sent everything: {line}");
+    assert!(err.contains("replay INC-7 is incomplete"), "{err}");
+    let shards = s.read_back().await;
+    let mut replayed = 0;
+    for records in shards.values() {
+        let texts: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+            .collect();
+        assert!(
+            texts
+                .first()
+                .is_some_and(|t| t.contains("\"phase\":\"open\"")),
+            "each shard starts with its opening fence: {texts:?}"
+        );
+        assert!(
+            texts.iter().all(|t| !t.contains("\"phase\":\"close\"")),
+            "no closing fence: {texts:?}"
+        );
+        replayed += texts.iter().filter(|t| !t.contains("\"fence\"")).count() as u64;
+    }
+    assert_eq!(
+        replayed, sent,
+        "the stream holds what the report says was sent"
     );
     s.cleanup().await;
 }

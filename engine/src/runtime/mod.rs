@@ -306,7 +306,7 @@ pub async fn execute(
             let result = match p.stage {
                 BuiltStage::Source(s) => run_source(s, output, stop).await,
                 BuiltStage::Transform(t) => run_transform(t, Inputs::new(ins), output).await,
-                BuiltStage::Sink(s) => run_sink(s, Inputs::new(ins), output).await,
+                BuiltStage::Sink(s) => run_sink(s, Inputs::new(ins), output, stop).await,
             };
             (i, id, role, result, Instant::now())
         });
@@ -450,8 +450,10 @@ async fn run_sink(
     mut s: Box<dyn Sink>,
     mut inputs: Inputs,
     output: Output,
+    stop: CancellationToken,
 ) -> anyhow::Result<Vec<String>> {
     s.attach_metrics(output.metrics().clone());
+    s.attach_stop(stop);
     loop {
         match inputs.next().await? {
             Event::Batch(batch) => {
@@ -475,6 +477,8 @@ async fn run_sink(
             }
             Event::End => {
                 let report = s.finish().await?;
+                // What the sink received but left unwritten at the end (a stopped replay).
+                StageMetrics::add(&output.metrics().skipped, s.take_skipped());
                 output.end().await?;
                 return Ok(report);
             }

@@ -221,17 +221,28 @@ impl LockFile {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if std::time::Instant::now() > deadline {
-                        let holder = std::fs::read_to_string(path).unwrap_or_default();
-                        let holder = holder.trim();
+                        let recorded = std::fs::read_to_string(path).unwrap_or_default();
+                        let holders = lock_holders(&file);
+                        let who = match (holders.as_slice(), recorded.trim()) {
+                            ([], "") => "another process".to_owned(),
+                            ([], last) => format!("another process (last recorded holder: {last})"),
+                            (pids, last) => format!(
+                                "pid {}{}",
+                                pids.iter()
+                                    .map(u32::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(", pid "),
+                                if last.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" (last recorded holder: {last})")
+                                }
+                            ),
+                        };
                         return Err(format!(
-                            "the lock on {key} ({}) is still held after {}s by {} (a process that is stopped or hung; it is released the moment that process exits)",
+                            "the lock on {key} ({}) is still held after {}s by {who} (a process that is stopped or hung; it is released the moment that process exits)",
                             path.display(),
                             wait.as_secs(),
-                            if holder.is_empty() {
-                                "another process"
-                            } else {
-                                holder
-                            }
                         ));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(5));
@@ -253,6 +264,31 @@ impl LockFile {
         );
         Ok(LockFile(file))
     }
+}
+
+/// The processes holding an advisory lock on `file`, from `/proc/locks` (Linux; empty
+/// elsewhere or when it cannot be read).
+fn lock_holders(file: &std::fs::File) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = file.metadata() else {
+        return Vec::new();
+    };
+    let inode = meta.ino().to_string();
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let mut pids: Vec<u32> = locks
+        .lines()
+        .filter_map(|line| {
+            // `1: FLOCK  ADVISORY  WRITE 17142 fe:00:5496949 0 EOF`
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let dev_inode = fields.get(5)?;
+            (dev_inode.rsplit(':').next() == Some(inode.as_str()))
+                .then(|| fields.get(4)?.parse().ok())
+                .flatten()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 impl Drop for LockFile {

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::aws::sdk_config;
 use crate::record::{Batch, Record};
@@ -81,6 +82,7 @@ impl KinesisSinkConfig {
             metrics: None,
             stats: Stats::default(),
             plan: Plan::default(),
+            stop: CancellationToken::new(),
         }))
     }
 }
@@ -115,6 +117,10 @@ struct Stats {
     before_fence: BTreeMap<String, u64>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// Records received but not sent because the run was asked to stop.
+    not_sent: u64,
+    /// Of those, the ones not yet reported to the runtime as skipped.
+    unreported: usize,
 }
 
 #[derive(Default)]
@@ -135,6 +141,8 @@ pub struct KinesisSink {
     metrics: Option<Arc<StageMetrics>>,
     stats: Stats,
     plan: Plan,
+    /// The run's stop signal: once it fires nothing more is sent (see [`KinesisSink::stopped`]).
+    stop: CancellationToken,
 }
 
 impl KinesisSink {
@@ -247,6 +255,27 @@ impl KinesisSink {
         }
     }
 
+    /// True once the run was asked to stop (Ctrl-C, SIGTERM): a replay then stops sending
+    /// within the call in flight, writes no closing fence (it did not complete), and reports
+    /// what it sent and what it did not.
+    fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Counts `n` records as received but not sent (the run was stopped).
+    fn leave(&mut self, n: usize) {
+        self.stats.not_sent += n as u64;
+        self.stats.unreported += n;
+    }
+
+    /// Sleeps for `wait` unless the run is asked to stop first; false when it was.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
     /// Sends one batch, retrying its failed entries (and only those) until every entry is
     /// written; the next batch is built only afterwards. When the shards changed (a listing
     /// before the call, or a response naming a shard the sink did not know), the entries not yet
@@ -277,9 +306,15 @@ impl KinesisSink {
                 .map(|(s, (n, b))| state.rates[*s].wait(*n, *b, now))
                 .max()
                 .unwrap_or_default();
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+            if !wait.is_zero() && !self.pause(wait).await {
+                self.requeue(batch);
+                return Ok(());
             }
+            if self.stopped() {
+                self.requeue(batch);
+                return Ok(());
+            }
+            let state = self.state.as_mut().expect("started");
             // With fences, a shard created since the last listing gets its opening fence before
             // this call can put records on it.
             if state.fences.is_some()
@@ -368,7 +403,13 @@ impl KinesisSink {
                 tracing::debug!(failed = failed.len(), code = %code, attempt, "PutRecords: retrying failed entries");
                 // Back off exponentially (50 ms to 3.2 s); throttled entries also wait for their
                 // shard's now halved rate.
-                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+                if !self
+                    .pause(Duration::from_millis(50 << attempt.min(6)))
+                    .await
+                {
+                    self.requeue(failed);
+                    return Ok(());
+                }
             }
             batch = failed;
         }
@@ -444,7 +485,7 @@ impl KinesisSink {
 
     /// Sends everything pending.
     async fn drain(&mut self) -> anyhow::Result<()> {
-        while !self.pending.is_empty() {
+        while !self.pending.is_empty() && !self.stopped() {
             self.send_batch().await?;
         }
         Ok(())
@@ -509,6 +550,23 @@ impl KinesisSink {
             }
         ));
         out.extend(self.plan.samples.iter().cloned());
+        out
+    }
+
+    /// The report of a run stopped by a signal: what was sent, what was not, and what that
+    /// leaves in the stream.
+    fn stopped_report(&self) -> SinkReport {
+        let mut out = self.report(None);
+        out.push(format!(
+            "stopped by a signal: sent {} records, did not send {}",
+            self.stats.sent, self.stats.not_sent
+        ));
+        if let Some(f) = self.state.as_ref().and_then(|r| r.fences.as_ref()) {
+            out.push(format!(
+                "replay {} is incomplete: opening fences are in the stream, no closing fences were written; consumers apply what arrived by the rule, and running the replay again with the same id completes it (docs/replay-protocol.md, \"A replay run again\")",
+                f.open.replay_id
+            ));
+        }
         out
     }
 
@@ -584,6 +642,12 @@ impl Sink for KinesisSink {
         batch: Arc<Batch>,
         rejected: &mut Vec<Rejected>,
     ) -> anyhow::Result<()> {
+        if self.stopped() && !self.dry_run {
+            // Asked to stop: what still arrives (a compaction's winners, flushed at the end of
+            // its input) is not sent.
+            self.leave(batch.len());
+            return Ok(());
+        }
         self.start().await?;
         let map = self.state.as_ref().expect("started").map.clone();
         for r in batch.iter() {
@@ -598,10 +662,18 @@ impl Sink for KinesisSink {
         }
         // Keep a window of records so batches can fill with distinct keys.
         let window = 4 * self.config.max_batch_records;
-        while self.pending.len() >= window {
+        while self.pending.len() >= window && !self.stopped() {
             self.send_batch().await?;
         }
         Ok(())
+    }
+
+    fn attach_stop(&mut self, stop: CancellationToken) {
+        self.stop = stop;
+    }
+
+    fn take_skipped(&mut self) -> usize {
+        std::mem::take(&mut self.stats.unreported)
     }
 
     async fn barrier(&mut self, _id: u64) -> anyhow::Result<()> {
@@ -617,6 +689,12 @@ impl Sink for KinesisSink {
             return Ok(self.dry_run_report());
         }
         self.drain().await?;
+        if self.stopped() {
+            let left = self.pending.len();
+            self.pending.clear();
+            self.leave(left);
+            return Ok(self.stopped_report());
+        }
         let state = self.state.as_mut().expect("started");
         let closed = match &mut state.fences {
             Some(f) => Some(
