@@ -35,6 +35,10 @@ pub fn hit(point: &str) {
             let _ = std::process::Command::new("kill")
                 .args(["-STOP", &std::process::id().to_string()])
                 .status();
+            // The stop reaches every thread at its next entry into the kernel: sleep, so that
+            // this one cannot run ahead (into the next step of the write path) before it does;
+            // the sleep's rest passes after SIGCONT.
+            std::thread::sleep(std::time::Duration::from_millis(300));
             eprintln!("FLUX_FAULT: continued at {point} #{n}");
             return;
         }

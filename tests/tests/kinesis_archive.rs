@@ -657,11 +657,37 @@ async fn a_paused_archiver_that_lost_its_lease_leaves_no_duplicate_and_no_hole()
         // The stopped run cannot renew its lease (lease_ttl = 1s): it lapses.
         tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
         let b = s.archiver(&url, None).output().unwrap();
+        let diag = || {
+            let pid = a.id();
+            let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|p| p.display().to_string())
+                .collect();
+            let tasks: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| {
+                    let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                    let wchan = std::fs::read_to_string(e.path().join("wchan")).unwrap_or_default();
+                    format!(
+                        "{} [{wchan}]",
+                        stat.split(' ').take(3).collect::<Vec<_>>().join(" ")
+                    )
+                })
+                .collect();
+            let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+            format!("A pid {pid} fds {fds:?} tasks {tasks:?} locks:\n{locks}")
+        };
         assert_eq!(
             b.status.code(),
             Some(0),
-            "{point} {url}: run B: {}",
-            text(&b).1
+            "{point} {url}: run B: {}\n{}",
+            text(&b).1,
+            diag()
         );
         for _ in 0..30 {
             s.put(
