@@ -115,6 +115,106 @@ fn render_applies_vars_in_order() {
     );
 }
 
+/// Issue 11: a `--var` value is pasted into the file as a value, never as TOML: the payload
+/// that used to add a sink writing every record to a path of the caller's choosing now arrives
+/// as the input path, and the plan has the file's three stages.
+#[test]
+fn a_var_value_cannot_add_a_sink() {
+    let payload = "x\"\n[sinks.evil]\ntype=\"file\"\ninputs=[\"orders\"]\npath=\"/tmp/evil.jsonl\"\n[sources.more]\ntype=\"file\"\npath=\"x";
+    let root = repo_root();
+    let out = run_in(
+        &root,
+        &[
+            "plan",
+            "pipelines/quickstart.toml",
+            "--var",
+            &format!("input={payload}"),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let ids: Vec<&str> = stdout
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(ids, ["orders", "rejects", "archive"], "{stdout}");
+    assert!(!stdout.contains("evil"), "{stdout}");
+    let out = run_in(
+        &root,
+        &[
+            "render",
+            "pipelines/quickstart.toml",
+            "--var",
+            &format!("input={payload}"),
+        ],
+    );
+    let (stdout, _) = text(&out);
+    let table: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(table["sources"]["orders"]["path"].as_str(), Some(payload));
+    assert!(table["sinks"].get("evil").is_none());
+}
+
+/// Issue 11: values that go inside other syntax are checked for it: an incident id that is not
+/// one file name is refused (it names the rejects file), a number stays a number, and a `--var`
+/// the template does not use draws a warning.
+#[test]
+fn replay_vars_are_checked_for_where_they_go() {
+    let root = repo_root();
+    let base = [
+        "render",
+        "pipelines/replay.toml.j2",
+        "--var",
+        "from=2026-11-25T10:00:00Z",
+        "--var",
+        "to=2026-11-25T14:00:00Z",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = run_in(&root, &args);
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, _, stderr) = with(&["--var", "incident=../../x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`{{ incident | path_segment }}`: the value is not a usable file name"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = with(&["--var", "incident=INC-1", "--var", "rate=5\n[sinks.evil]"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`--var rate` must be a whole number"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = with(&[
+        "--var",
+        "incident=INC-1",
+        "--var",
+        "rate=500",
+        "--var",
+        "region=eu' || @.data.region != 'eu",
+        "--var",
+        "regoin=us",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: `--var regoin` is not used by this file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `--var region`?"), "{stderr}");
+    let table: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        table["sinks"]["stream"]["records_per_second_per_shard"].as_integer(),
+        Some(500)
+    );
+    assert_eq!(
+        table["transforms"]["scope"]["where"].as_str(),
+        Some("@.data.region == 'eu\\' || @.data.region != \\'eu'")
+    );
+}
+
 #[test]
 fn exit_codes() {
     let root = repo_root();

@@ -56,12 +56,14 @@ pub fn render_text(
     text: &str,
     overrides: &VarOverrides,
 ) -> Result<Rendered, Diagnostic> {
-    let vars = vars::merge(vars::file_vars(file, text)?, overrides)?;
-    if template::is_template(text) {
-        template::render(file, text, &vars)
+    let vars = vars::merge(file, vars::file_vars(file, text)?, overrides)?;
+    let mut rendered = if template::is_template(text) {
+        template::render(file, text, &vars)?
     } else {
-        Ok(Rendered::plain(text))
-    }
+        Rendered::plain(text)
+    };
+    rendered.warnings = vars::unused(overrides, &rendered.used, file);
+    Ok(rendered)
 }
 
 /// Loads a pipeline from its text; `file` names it in diagnostics.
@@ -79,7 +81,7 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
         file: file.to_owned(),
         source: LineIndex::new(text),
         rendered: rendered.clone(),
-        diagnostics: Vec::new(),
+        diagnostics: rendered.warnings.clone(),
     };
     let (root, errors) = DeTable::parse_recoverable(&rendered.text);
     if !errors.is_empty() {
