@@ -90,6 +90,7 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
                 Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
                     .at(e.span().map(|s| loader.locate(s)));
             d.help = quoting_help(e.message());
+            d.redact(&rendered.secrets);
             loader.diagnostics.push(d);
         }
         return Loaded {
@@ -98,9 +99,13 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
         };
     }
     let spec = loader.pipeline(root.into_inner());
+    let mut diagnostics = loader.diagnostics;
+    diagnostics
+        .iter_mut()
+        .for_each(|d| d.redact(&rendered.secrets));
     Loaded {
         spec: Some(spec),
-        diagnostics: loader.diagnostics,
+        diagnostics,
     }
 }
 
@@ -135,13 +140,7 @@ type Entry<'a> = (Spanned<DeString<'a>>, Spanned<DeValue<'a>>);
 impl Loader {
     /// Where a span of the rendered text was written in the source file.
     fn locate(&self, span: Range<usize>) -> Location {
-        let start = self.rendered.source_offset(span.start);
-        let end = if span.end > span.start {
-            self.rendered.source_offset(span.end - 1) + 1
-        } else {
-            start
-        };
-        self.source.locate(start..end.max(start))
+        self.source.locate(self.rendered.source_range(span))
     }
 
     fn error(
@@ -175,6 +174,7 @@ impl Loader {
             description: None,
             stages: Vec::new(),
             rendered: self.rendered.text.clone(),
+            secrets: self.rendered.secrets.clone(),
         };
         let mut sections: BTreeMap<&str, Vec<Entry<'_>>> = BTreeMap::new();
         for (key, value) in root {

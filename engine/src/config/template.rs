@@ -62,6 +62,9 @@ pub struct Rendered {
     pub used: BTreeSet<String>,
     /// Warnings found while rendering (a `--var` the template does not use).
     pub warnings: Vec<Diagnostic>,
+    /// The values `env("…")` returned: never shown in diagnostics (see
+    /// [`Diagnostic::redact`]).
+    pub secrets: Vec<String>,
 }
 
 impl Rendered {
@@ -72,7 +75,29 @@ impl Rendered {
             spans: Vec::new(),
             used: BTreeSet::new(),
             warnings: Vec::new(),
+            secrets: Vec::new(),
         }
+    }
+
+    /// Maps a range of the rendered text to the template source: an end that falls in a value
+    /// a `{{ … }}` wrote extends to the end of that expression, so a caret under a value covers
+    /// the expression that wrote it.
+    pub fn source_range(&self, range: Range<usize>) -> Range<usize> {
+        let start = self.source_offset(range.start);
+        if range.end <= range.start {
+            return start..start;
+        }
+        let last = range.end - 1;
+        let end = match self.span_at(last) {
+            Some(s) if !s.raw => s.src.end,
+            _ => self.source_offset(last) + 1,
+        };
+        start..end.max(start)
+    }
+
+    fn span_at(&self, offset: usize) -> Option<&SourceSpan> {
+        let i = self.spans.partition_point(|s| s.out.end <= offset);
+        self.spans.get(i).filter(|s| s.out.start <= offset)
     }
 
     /// Maps a byte offset of the rendered text to a byte offset of the template source.
@@ -173,14 +198,26 @@ pub fn render(
             }
         },
     );
-    env.add_function("env", |name: String| -> Result<String, minijinja::Error> {
-        std::env::var(&name).map_err(|_| {
-            minijinja::Error::new(
-                ErrorKind::InvalidOperation,
-                format!("environment variable `{name}` is not set"),
-            )
-        })
-    });
+    let secrets: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let secrets = secrets.clone();
+        env.add_function(
+            "env",
+            move |name: String| -> Result<String, minijinja::Error> {
+                let value = std::env::var(&name).map_err(|_| {
+                    minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("environment variable `{name}` is not set"),
+                    )
+                })?;
+                secrets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(value.clone());
+                Ok(value)
+            },
+        );
+    }
     let index = LineIndex::new(template);
     let tmpl = env
         .template_from_named_str(file, template)
@@ -204,7 +241,12 @@ pub fn render(
         values: &values,
         prefix: &prefix,
     }
-    .place(&text)?;
+    .place(&text)
+    .map_err(|mut d| {
+        d.redact(&secrets.lock().unwrap_or_else(|e| e.into_inner()));
+        d
+    })?;
+    let secrets = std::mem::take(&mut *secrets.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(Rendered {
         text: placed.0,
         spans: placed.1,
@@ -214,6 +256,7 @@ pub fn render(
             .filter(|v| v != "env")
             .collect(),
         warnings: Vec::new(),
+        secrets,
     })
 }
 

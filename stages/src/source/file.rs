@@ -151,7 +151,11 @@ impl DataLineParser {
             None => Ok(self.started),
             Some(p) => match json.as_ref().and_then(|j| p.select(j)) {
                 Some(serde_json::Value::String(s)) => parse_ts(s),
-                Some(other) => Err(format!("{} is {other}, not an RFC 3339 string", p.source())),
+                Some(other) => Err(format!(
+                    "{} is {}, not an RFC 3339 string",
+                    p.source(),
+                    crate::json::kind(other)
+                )),
                 None => Err(format!("{} selects nothing", p.source())),
             },
         };

@@ -217,13 +217,14 @@ impl Window {
                 .map_err(|e| format!("event time at {}: {e}", path.source())),
             Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
                 format!(
-                    "event time at {}: {n} is not epoch milliseconds",
+                    "event time at {}: the number is not whole epoch milliseconds",
                     path.source()
                 )
             }),
             Some(other) => Err(format!(
-                "event time at {}: expected an RFC 3339 string or epoch milliseconds, found {other}",
-                path.source()
+                "event time at {}: expected an RFC 3339 string or epoch milliseconds, found {}",
+                path.source(),
+                crate::json::kind(other)
             )),
             None => Err(format!("event time: {} selects nothing", path.source())),
         }
