@@ -96,6 +96,35 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// Replaces every occurrence of `secrets` (values read with `env("…")`) in the message and
+    /// the help, as written and as serde, TOML and JSON quote them. The location shows the
+    /// template's own line (`{{ env("TOKEN") }}`), never the value.
+    pub fn redact(&mut self, secrets: &[String]) {
+        let mut forms: Vec<String> = Vec::new();
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            let debug = format!("{s:?}");
+            let json = serde_json::to_string(s).unwrap_or_default();
+            forms.push(s.clone());
+            forms.push(debug[1..debug.len() - 1].to_owned());
+            if json.len() >= 2 {
+                forms.push(json[1..json.len() - 1].to_owned());
+            }
+        }
+        // Longest first, so a value inside another is not half-replaced.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        for text in [Some(&mut self.message), self.help.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            for form in &forms {
+                if text.contains(form.as_str()) {
+                    *text = text.replace(form.as_str(), "[value of env()]");
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -209,6 +238,25 @@ pub fn did_you_mean<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_covers_quoted_forms() {
+        let secret = "to\"k\\en\n".to_owned();
+        let mut d = Diagnostic::error(
+            "p",
+            format!(
+                "invalid size {secret:?}; also {secret} and {}",
+                serde_json::to_string(&secret).unwrap()
+            ),
+        )
+        .help(format!("not {secret}"));
+        d.redact(&[secret.clone(), String::new()]);
+        assert_eq!(
+            d.message,
+            "invalid size \"[value of env()]\"; also [value of env()] and \"[value of env()]\""
+        );
+        assert_eq!(d.help.as_deref(), Some("not [value of env()]"));
+    }
 
     #[test]
     fn renders_with_a_caret() {

@@ -16,7 +16,10 @@ use jsonpath_rust::parser::model::{
 };
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
+use jsonpath_rust::query::queryable::Queryable;
 use serde_json::Value;
+
+use crate::expr_regex::{self, Node};
 
 /// A compiled filter expression.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct Predicate {
     query: JpQuery,
     prefilter: Prefilter,
     needs_data: bool,
+    /// True when the query uses `match()`/`search()` (rewritten by [`expr_regex`]).
+    regex: bool,
 }
 
 /// A cheap test on raw bytes that rules records out before anything is parsed: every literal
@@ -81,6 +86,13 @@ impl Predicate {
                 ));
             }
         };
+        let regex = expr_regex::check(&query)
+            .map_err(|e| format!("invalid filter expression {trimmed:?}: {e}"))?;
+        let query = if regex {
+            expr_regex::rewrite(&query)
+        } else {
+            query
+        };
         let mut literals = Vec::new();
         collect_required(&filter, &mut literals);
         let prefilter = Prefilter {
@@ -96,6 +108,7 @@ impl Predicate {
             query,
             prefilter,
             needs_data: trimmed.contains("data"),
+            regex,
         })
     }
 
@@ -121,6 +134,10 @@ impl Predicate {
 
     /// Evaluates the predicate against a record's envelope view.
     pub fn matches(&self, view: Value) -> bool {
+        if self.regex {
+            let root = Node::Array(vec![Node::from(view)]);
+            return js_path_process(&self.query, &root).is_ok_and(|hits| !hits.is_empty());
+        }
         let root = Value::Array(vec![view]);
         match js_path_process(&self.query, &root) {
             Ok(hits) => !hits.is_empty(),
@@ -218,6 +235,8 @@ fn explain(err: &str, wrapper: usize) -> String {
 pub struct ValuePath {
     source: String,
     query: JpQuery,
+    /// True when the query uses `match()`/`search()` (rewritten by [`expr_regex`]).
+    regex: bool,
 }
 
 impl ValuePath {
@@ -235,9 +254,16 @@ impl ValuePath {
                 explain(&e.to_string(), 0)
             )
         })?;
+        let regex =
+            expr_regex::check(&query).map_err(|e| format!("invalid JSONPath {trimmed:?}: {e}"))?;
         Ok(ValuePath {
             source: trimmed.to_owned(),
-            query,
+            query: if regex {
+                expr_regex::rewrite(&query)
+            } else {
+                query
+            },
+            regex,
         })
     }
 
@@ -248,6 +274,17 @@ impl ValuePath {
 
     /// The first value the path selects, if any.
     pub fn select<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        if self.regex {
+            // Evaluate on a copy that knows the bounded match()/search(), then find the hit
+            // in the original by its normalized path.
+            let node = Node::from(value.clone());
+            let path = js_path_process(&self.query, &node)
+                .ok()?
+                .into_iter()
+                .next()?
+                .path;
+            return value.reference(path);
+        }
         js_path_process(&self.query, value)
             .ok()
             .and_then(|hits| hits.into_iter().next().map(|h| h.val))
@@ -295,6 +332,66 @@ mod tests {
         assert!(Predicate::compile("@.data.status = 'x'").is_err());
         assert!(Predicate::compile("").is_err());
         assert!(ValuePath::compile("data.order_id").is_err());
+    }
+
+    #[test]
+    fn invalid_regex_literals_are_load_errors() {
+        for expr in [
+            "match(@.data.code, 'abc(')",
+            "search(@.data.code, '[a-')",
+            "@.data.ok == true && !match(@.data.code, '(?P<')",
+            "@.data.items[?search(@.sku, 'x{2,1}')]",
+            "match(@.data.code, 7)",
+        ] {
+            let err = Predicate::compile(expr).unwrap_err();
+            assert!(
+                err.contains("not a valid regular expression") || err.contains("pattern string"),
+                "{expr}: {err}"
+            );
+        }
+        let err = Predicate::compile(r"match(@.data.code, '(\\w{100}){100}')").unwrap_err();
+        assert!(err.contains("compiles to more than"), "{err}");
+        let err = ValuePath::compile("$.data.items[?match(@.sku, 'abc(')].id").unwrap_err();
+        assert!(err.contains("not a valid regular expression"), "{err}");
+    }
+
+    #[test]
+    fn regex_functions_keep_their_meaning() {
+        let p =
+            Predicate::compile("match(@.data.code, 'A.C') && search(@.data.note, 'urgent|asap')")
+                .unwrap();
+        assert!(p.matches(json!({"data": {"code": "ABC", "note": "reply asap"}})));
+        assert!(!p.matches(json!({"data": {"code": "ABCD", "note": "reply asap"}})));
+        assert!(!p.matches(json!({"data": {"code": "A\nC", "note": "asap"}})));
+        assert!(!p.matches(json!({"data": {"code": "ABC"}})));
+        let nested = Predicate::compile("@.data.items[?match(@.sku, 'X-[0-9]+')]").unwrap();
+        assert!(nested.matches(json!({"data": {"items": [{"sku": "Y"}, {"sku": "X-12"}]}})));
+        assert!(!nested.matches(json!({"data": {"items": [{"sku": "X-"}]}})));
+        let p = ValuePath::compile("$.data.items[?search(@.sku, '^X')].id").unwrap();
+        let v = json!({"data": {"items": [{"sku": "Y", "id": 1}, {"sku": "X-1", "id": 2}]}});
+        assert_eq!(p.select(&v), Some(&json!(2)));
+        // jsonpath-rust's own functions still work next to them.
+        let p = Predicate::compile("match(@.data.code, 'a') && length(@.data.code) == 1").unwrap();
+        assert!(p.matches(json!({"data": {"code": "a"}})));
+    }
+
+    /// Issue 11: a pattern taken from the record is compiled once (per thread), within the
+    /// size limit; one too large matches nothing instead of costing a compilation per record.
+    #[test]
+    fn record_supplied_patterns_are_bounded_and_cached() {
+        std::thread::spawn(|| {
+            let p = Predicate::compile("match(@.data.code, @.data.pattern)").unwrap();
+            let before = crate::expr_regex::compilations();
+            for _ in 0..200 {
+                assert!(!p.matches(json!({"data": {"code": "x", "pattern": r"(\w{100}){100}"}})));
+                assert!(p.matches(json!({"data": {"code": "abc", "pattern": "a.c"}})));
+            }
+            assert_eq!(crate::expr_regex::compilations() - before, 2);
+            let long = "a".repeat(crate::expr_regex::MAX_PATTERN_LEN + 1);
+            assert!(!p.matches(json!({"data": {"code": long.clone(), "pattern": long}})));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
@@ -389,6 +486,35 @@ mod tests {
         }
 
         proptest! {
+            /// The bounded, cached match()/search() mean what jsonpath-rust's own do, for
+            /// patterns written in the expression and taken from the record; a written pattern
+            /// jsonpath-rust could not compile (it matched nothing) is now a load error.
+            #[test]
+            fn bounded_regex_functions_agree_with_jsonpath_rust(
+                text in "[ab.\n]{0,6}",
+                pattern in "[ab.|*()\\[\\]^$?+{}0-9\\\\]{0,6}",
+                search in any::<bool>(),
+                written in any::<bool>(),
+            ) {
+                let f = if search { "search" } else { "match" };
+                let expr = if written {
+                    format!("{f}(@.data.t, '{}')", pattern.replace('\\', "\\\\"))
+                } else {
+                    format!("{f}(@.data.t, @.data.p)")
+                };
+                let view = serde_json::json!({"data": {"t": text, "p": pattern}});
+                let native = parse_json_path(&format!("$[?{expr}]")).unwrap();
+                let native = js_path_process(&native, &Value::Array(vec![view.clone()]))
+                    .is_ok_and(|hits| !hits.is_empty());
+                match Predicate::compile(&expr) {
+                    Ok(p) => prop_assert_eq!(p.matches(view), native, "{}", expr),
+                    Err(e) => {
+                        prop_assert!(written, "{}: {}", expr, e);
+                        prop_assert!(!native, "{}", expr);
+                    }
+                }
+            }
+
             /// What the pushed-down byte test lets through is a superset of what the filter
             /// keeps, whatever the payload: push-down never changes a filter's result.
             #[test]

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod aws;
 pub mod channel;
 pub mod expr;
+pub mod expr_regex;
 pub mod fault;
 pub mod json;
 pub mod names;

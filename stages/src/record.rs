@@ -268,14 +268,15 @@ impl Interner {
 impl Record {
     /// Parses one archive line (an envelope) into a record.
     pub fn parse_envelope(line: &[u8], interner: &mut Interner) -> Result<Record, String> {
-        let env: EnvelopeRef<'_> =
-            serde_json::from_slice(line).map_err(|e| format!("invalid envelope: {e}"))?;
+        let env: EnvelopeRef<'_> = serde_json::from_slice(line)
+            .map_err(|e| format!("invalid envelope: {}", crate::json::error_reason(&e)))?;
         let data = match (env.data, env.data_b64) {
             (Some(raw), None) => Bytes::copy_from_slice(raw.get().as_bytes()),
             (None, Some(b64)) => Bytes::from(
                 BASE64
                     .decode(b64.as_bytes())
-                    .map_err(|e| format!("invalid envelope: data_b64 is not base64: {e}"))?,
+                    // The decoder's message quotes a byte of the payload: not repeated.
+                    .map_err(|_| "invalid envelope: data_b64 is not valid base64".to_owned())?,
             ),
             (Some(_), Some(_)) => {
                 return Err("invalid envelope: both `data` and `data_b64` are present".into());

@@ -115,6 +115,106 @@ fn render_applies_vars_in_order() {
     );
 }
 
+/// Issue 11: a `--var` value is pasted into the file as a value, never as TOML: the payload
+/// that used to add a sink writing every record to a path of the caller's choosing now arrives
+/// as the input path, and the plan has the file's three stages.
+#[test]
+fn a_var_value_cannot_add_a_sink() {
+    let payload = "x\"\n[sinks.evil]\ntype=\"file\"\ninputs=[\"orders\"]\npath=\"/tmp/evil.jsonl\"\n[sources.more]\ntype=\"file\"\npath=\"x";
+    let root = repo_root();
+    let out = run_in(
+        &root,
+        &[
+            "plan",
+            "pipelines/quickstart.toml",
+            "--var",
+            &format!("input={payload}"),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let ids: Vec<&str> = stdout
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(ids, ["orders", "rejects", "archive"], "{stdout}");
+    assert!(!stdout.contains("evil"), "{stdout}");
+    let out = run_in(
+        &root,
+        &[
+            "render",
+            "pipelines/quickstart.toml",
+            "--var",
+            &format!("input={payload}"),
+        ],
+    );
+    let (stdout, _) = text(&out);
+    let table: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(table["sources"]["orders"]["path"].as_str(), Some(payload));
+    assert!(table["sinks"].get("evil").is_none());
+}
+
+/// Issue 11: values that go inside other syntax are checked for it: an incident id that is not
+/// one file name is refused (it names the rejects file), a number stays a number, and a `--var`
+/// the template does not use draws a warning.
+#[test]
+fn replay_vars_are_checked_for_where_they_go() {
+    let root = repo_root();
+    let base = [
+        "render",
+        "pipelines/replay.toml.j2",
+        "--var",
+        "from=2026-11-25T10:00:00Z",
+        "--var",
+        "to=2026-11-25T14:00:00Z",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = run_in(&root, &args);
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, _, stderr) = with(&["--var", "incident=../../x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`{{ incident | path_segment }}`: the value is not a usable file name"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = with(&["--var", "incident=INC-1", "--var", "rate=5\n[sinks.evil]"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`--var rate` must be a whole number"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = with(&[
+        "--var",
+        "incident=INC-1",
+        "--var",
+        "rate=500",
+        "--var",
+        "region=eu' || @.data.region != 'eu",
+        "--var",
+        "regoin=us",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: `--var regoin` is not used by this file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `--var region`?"), "{stderr}");
+    let table: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        table["sinks"]["stream"]["records_per_second_per_shard"].as_integer(),
+        Some(500)
+    );
+    assert_eq!(
+        table["transforms"]["scope"]["where"].as_str(),
+        Some("@.data.region == 'eu\\' || @.data.region != \\'eu'")
+    );
+}
+
 #[test]
 fn exit_codes() {
     let root = repo_root();
@@ -181,4 +281,191 @@ fn logs_can_be_json() {
         !stderr.contains("\"order_id\""),
         "payloads are never logged at info level"
     );
+}
+
+/// Issue 11: a dead-letter reason, and the error that stops a run, say where a value was and
+/// what was expected, never the value: a card number in a wrong-type envelope field, in a bad
+/// time, and a secret in a wrong-type payload field never show up.
+#[test]
+fn payload_values_never_appear_in_reasons_or_errors() {
+    const SECRETS: [&str; 4] = ["4111111111111111", "SUPERSECRET", "CARD-", "U1VQRVJ"];
+    let dir = tempfile::tempdir().unwrap();
+    let envelope = |fields: &str| {
+        format!(
+            "{{\"stream\":\"orders\",\"shard_id\":\"shardId-000000000001\",\"sequence_number\":\"1\",\"partition_key\":\"k\",\"arrival_ts\":\"2026-11-25T10:00:00Z\",{fields}}}\n"
+        )
+    };
+    let lines = [
+        envelope("\"sub_sequence_number\":\"CARD-4111111111111111\",\"data\":{}"),
+        envelope("\"data\":{}").replace("2026-11-25T10:00:00Z", "CARD-4111111111111111"),
+        envelope("\"data\":{}").replace(
+            "\"partition_key\":\"k\"",
+            "\"partition_key\":4111111111111111",
+        ),
+        envelope("\"annotations\":\"SUPERSECRET\",\"data\":{}"),
+        envelope("\"data_b64\":\"SUPERSECRET!!\""),
+    ];
+    std::fs::write(dir.path().join("envelopes.jsonl"), lines.concat()).unwrap();
+    std::fs::write(
+        dir.path().join("data.jsonl"),
+        [
+            r#"{"k":"a","t":"CARD-4111111111111111"}"#,
+            r#"{"k":"a","t":4111111111111111}"#,
+            r#"{"k":"a","t":{"card":"4111111111111111"}}"#,
+            r#"{"k":"a","t":"2026-11-25T10:00:00Z","when":"CARD-4111111111111111"}"#,
+            r#"{"k":"b","t":"2026-11-25T10:00:00Z","when":4111111111111111.5}"#,
+            r#"{"k":"c","t":"2026-11-25T10:00:00Z","when":{"x":"SUPERSECRET"}}"#,
+            r#"{"k":"d","t":"2026-11-25T10:00:00Z","when":"2026-11-25T10:00:00Z"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        r#"
+[sources.envelopes]
+type = "file"
+path = "envelopes.jsonl"
+format = "envelope"
+
+[sources.lines]
+type = "file"
+path = "data.jsonl"
+stream = "orders"
+partition_key = "$.k"
+arrival_ts = "$.t"
+
+[transforms.w]
+type = "window"
+inputs = ["lines"]
+size = "1h"
+time = "$.data.when"
+
+[sinks.out]
+type = "file"
+inputs = ["w", "envelopes"]
+path = "out.jsonl"
+
+[sinks.rejects]
+type = "file"
+inputs = ["envelopes.dead_letter", "lines.dead_letter", "w.dead_letter"]
+path = "rejects.jsonl"
+format = "envelope"
+"#,
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["run", "p.toml", "--progress", "off"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rejects = std::fs::read_to_string(dir.path().join("rejects.jsonl")).unwrap();
+    let reasons: Vec<String> = rejects
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["annotations"]["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 11, "{reasons:#?}");
+    for reason in &reasons {
+        for secret in SECRETS {
+            assert!(!reason.contains(secret), "{reason}");
+        }
+    }
+    // The reasons still say where and what was expected.
+    let all = reasons.join("\n");
+    for expected in [
+        "invalid envelope: invalid type: expected u64, found a string",
+        "invalid envelope: not an RFC 3339 time",
+        "invalid envelope: invalid type: expected a string, found an integer",
+        "invalid envelope: invalid type: expected a map, found a string",
+        "invalid envelope: data_b64 is not valid base64",
+        "arrival time: not an RFC 3339 time",
+        "arrival time: $.t is a number, not an RFC 3339 string",
+        "arrival time: $.t is an object, not an RFC 3339 string",
+        "event time at $.data.when: not an RFC 3339 time",
+        "event time at $.data.when: the number is not whole epoch milliseconds",
+        "event time at $.data.when: expected an RFC 3339 string or epoch milliseconds, found an object",
+    ] {
+        assert!(all.contains(expected), "{expected:?} in\n{all}");
+    }
+    for secret in SECRETS {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+
+    // Without a dead-letter reader the run stops with the first reason: no value either.
+    std::fs::write(
+        dir.path().join("stop.toml"),
+        "[sources.envelopes]\ntype = \"file\"\npath = \"envelopes.jsonl\"\nformat = \"envelope\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"envelopes\"]\npath = \"out2.jsonl\"\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["run", "stop.toml", "--progress", "off"]);
+    let (_, stderr) = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("could not be processed"), "{stderr}");
+    for secret in SECRETS {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+}
+
+/// Issue 11: a value read with `env()` that lands in a key of the wrong type, or one that does
+/// not validate, is not repeated in the diagnostic (the caret shows the template's line).
+#[test]
+fn env_values_never_show_in_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        r#"[sources.orders]
+type = "file"
+path = "in.jsonl"
+
+[sinks.archive]
+type = "archive"
+inputs = ["orders"]
+url = "file://./archive"
+max_records = {{ env("FLUX_TEST_SECRET_A") }}
+
+[sinks.other]
+type = "archive"
+inputs = ["orders"]
+url = "file://./other"
+max_bytes = "{{ env('FLUX_TEST_SECRET_B') }}"
+
+[transforms.f]
+type = "filter"
+inputs = ["orders"]
+where = "{{ env('FLUX_TEST_SECRET_C') }}"
+
+[sinks.out]
+type = "file"
+inputs = ["f"]
+path = "-"
+"#,
+    )
+    .unwrap();
+    let secrets = [
+        "SUPERSECRET-A-9f8e",
+        "SUPERSECRET-B \"quoted\"",
+        "@.data.token == 'SUPERSECRET-C' &&",
+    ];
+    let out = flux_engine(&["validate", "p.toml"])
+        .current_dir(dir.path())
+        .env("FLUX_TEST_SECRET_A", secrets[0])
+        .env("FLUX_TEST_SECRET_B", secrets[1])
+        .env("FLUX_TEST_SECRET_C", secrets[2])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in [
+        "sinks.archive.max_records",
+        "sinks.other.max_bytes",
+        "transforms.f.where",
+    ] {
+        assert!(stderr.contains(&format!("key: {key}")), "{key}: {stderr}");
+    }
+    assert!(!stderr.contains("SUPERSECRET"), "{stderr}");
+    assert!(stderr.contains("[value of env()]"), "{stderr}");
 }

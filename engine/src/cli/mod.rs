@@ -153,7 +153,8 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
         return Err(EXIT_INVALID);
     };
     let load_errors = diags.iter().any(Diagnostic::is_error);
-    let (pipeline, more) = compile::compile(&spec);
+    let (pipeline, mut more) = compile::compile(&spec);
+    more.iter_mut().for_each(|d| d.redact(&spec.secrets));
     // With errors in the file already, "no source"/"no sink" only repeat them (a misspelt
     // section name is the usual cause).
     diags.extend(

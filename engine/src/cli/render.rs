@@ -30,6 +30,7 @@ pub(crate) fn render(args: RenderArgs) -> i32 {
     };
     match render_text(&args.file, &text, &overrides) {
         Ok(r) => {
+            print_diagnostics(&r.warnings);
             print!("{}", r.text);
             EXIT_OK
         }

@@ -250,10 +250,18 @@ pub fn load_text(
     overrides: &VarOverrides,
 ) -> Result<ClusterFile, Vec<Diagnostic>> {
     let rendered = render_text(file, text, overrides).map_err(|d| vec![d])?;
+    decode(file, text, &rendered).map_err(|mut diags| {
+        // Values read with env("…") are never shown.
+        diags.iter_mut().for_each(|d| d.redact(&rendered.secrets));
+        diags
+    })
+}
+
+fn decode(file: &str, text: &str, rendered: &Rendered) -> Result<ClusterFile, Vec<Diagnostic>> {
     let ctx = Ctx {
         file,
         source: LineIndex::new(text),
-        rendered: &rendered,
+        rendered,
     };
     let (root, errors) = DeTable::parse_recoverable(&rendered.text);
     if !errors.is_empty() {
@@ -470,13 +478,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn locate(&self, span: Range<usize>) -> crate::diagnostic::Location {
-        let start = self.rendered.source_offset(span.start);
-        let end = if span.end > span.start {
-            self.rendered.source_offset(span.end - 1) + 1
-        } else {
-            start
-        };
-        self.source.locate(start..end.max(start))
+        self.source.locate(self.rendered.source_range(span))
     }
 
     fn decode_error(&self, table: &DeTable<'_>, path: String, err: toml::de::Error) -> Diagnostic {

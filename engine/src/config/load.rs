@@ -56,12 +56,14 @@ pub fn render_text(
     text: &str,
     overrides: &VarOverrides,
 ) -> Result<Rendered, Diagnostic> {
-    let vars = vars::merge(vars::file_vars(file, text)?, overrides)?;
-    if template::is_template(text) {
-        template::render(file, text, &vars)
+    let vars = vars::merge(file, vars::file_vars(file, text)?, overrides)?;
+    let mut rendered = if template::is_template(text) {
+        template::render(file, text, &vars)?
     } else {
-        Ok(Rendered::plain(text))
-    }
+        Rendered::plain(text)
+    };
+    rendered.warnings = vars::unused(overrides, &rendered.used, file);
+    Ok(rendered)
 }
 
 /// Loads a pipeline from its text; `file` names it in diagnostics.
@@ -79,7 +81,7 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
         file: file.to_owned(),
         source: LineIndex::new(text),
         rendered: rendered.clone(),
-        diagnostics: Vec::new(),
+        diagnostics: rendered.warnings.clone(),
     };
     let (root, errors) = DeTable::parse_recoverable(&rendered.text);
     if !errors.is_empty() {
@@ -88,6 +90,7 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
                 Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
                     .at(e.span().map(|s| loader.locate(s)));
             d.help = quoting_help(e.message());
+            d.redact(&rendered.secrets);
             loader.diagnostics.push(d);
         }
         return Loaded {
@@ -96,9 +99,13 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
         };
     }
     let spec = loader.pipeline(root.into_inner());
+    let mut diagnostics = loader.diagnostics;
+    diagnostics
+        .iter_mut()
+        .for_each(|d| d.redact(&rendered.secrets));
     Loaded {
         spec: Some(spec),
-        diagnostics: loader.diagnostics,
+        diagnostics,
     }
 }
 
@@ -133,13 +140,7 @@ type Entry<'a> = (Spanned<DeString<'a>>, Spanned<DeValue<'a>>);
 impl Loader {
     /// Where a span of the rendered text was written in the source file.
     fn locate(&self, span: Range<usize>) -> Location {
-        let start = self.rendered.source_offset(span.start);
-        let end = if span.end > span.start {
-            self.rendered.source_offset(span.end - 1) + 1
-        } else {
-            start
-        };
-        self.source.locate(start..end.max(start))
+        self.source.locate(self.rendered.source_range(span))
     }
 
     fn error(
@@ -173,6 +174,7 @@ impl Loader {
             description: None,
             stages: Vec::new(),
             rendered: self.rendered.text.clone(),
+            secrets: self.rendered.secrets.clone(),
         };
         let mut sections: BTreeMap<&str, Vec<Entry<'_>>> = BTreeMap::new();
         for (key, value) in root {

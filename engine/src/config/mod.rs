@@ -1,5 +1,6 @@
 //! Pipeline files: read, render (minijinja), parse (TOML, keeping spans), decode each stage.
 
+pub mod escape;
 pub mod load;
 pub mod schema;
 pub mod spec;
@@ -9,3 +10,6 @@ pub mod vars;
 pub use load::{Loaded, load_file, load_text};
 pub use spec::{InputRef, PipelineSpec, Port, StageSpec};
 pub use vars::VarOverrides;
+
+#[cfg(test)]
+mod template_props;

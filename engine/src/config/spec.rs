@@ -98,4 +98,6 @@ pub struct PipelineSpec {
     pub stages: Vec<StageSpec>,
     /// The rendered TOML text.
     pub rendered: String,
+    /// The values read with `env("…")` while rendering: diagnostics must not show them.
+    pub secrets: Vec<String>,
 }

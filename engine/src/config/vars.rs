@@ -1,7 +1,7 @@
 //! Template variables: `[vars]` in the file (plain TOML, read before rendering), then
 //! `--vars-file FILE.toml`, then `--var key=value` (later wins).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, LineIndex};
 
@@ -81,8 +81,10 @@ pub fn file_vars(file: &str, text: &str) -> Result<BTreeMap<String, toml::Value>
     Ok(table.into_iter().collect())
 }
 
-/// Merges file vars, vars files and `--var` pairs, in that order.
+/// Merges file vars, vars files and `--var` pairs, in that order; `file` (the pipeline file)
+/// names errors in `--var` values.
 pub fn merge(
+    file: &str,
     mut vars: BTreeMap<String, toml::Value>,
     overrides: &VarOverrides,
 ) -> Result<BTreeMap<String, toml::Value>, Diagnostic> {
@@ -100,9 +102,91 @@ pub fn merge(
         vars.extend(table);
     }
     for (k, v) in &overrides.pairs {
-        vars.insert(k.clone(), toml::Value::String(v.clone()));
+        let value = typed(file, k, v, vars.get(k))?;
+        vars.insert(k.clone(), value);
     }
-    Ok(vars)
+    Ok(vars.into_iter().map(|(k, v)| (k, plain(v))).collect())
+}
+
+/// A `--var` value as the type of the variable's default: a variable whose default (in
+/// `[vars]` or a vars file) is a number or a boolean takes a number or a boolean, so that
+/// `rate = {{ rate }}` stays a number and `--var flag=false` is false. Other values are strings.
+/// The error names the variable, not the value.
+fn typed(
+    file: &str,
+    name: &str,
+    text: &str,
+    default: Option<&toml::Value>,
+) -> Result<toml::Value, Diagnostic> {
+    let err = |expected: &str, default: &toml::Value| {
+        Diagnostic::error(
+            file,
+            format!("`--var {name}` must be {expected}, like its default `{name} = {default}`"),
+        )
+        .help(format!(
+            "the default in [vars] or the vars file sets the type of `{name}`"
+        ))
+    };
+    Ok(match default {
+        Some(d @ toml::Value::Integer(_)) => toml::Value::Integer(
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| err("a whole number", d))?,
+        ),
+        Some(d @ toml::Value::Float(_)) => {
+            let f = text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| err("a number", d))?;
+            toml::Value::Float(f)
+        }
+        Some(d @ toml::Value::Boolean(_)) => toml::Value::Boolean(match text.trim() {
+            "true" => true,
+            // `--var flag=` has always meant false.
+            "false" | "" => false,
+            _ => return Err(err("`true` or `false`", d)),
+        }),
+        _ => toml::Value::String(text.to_owned()),
+    })
+}
+
+/// TOML date-times become their text: pipeline keys take times as strings.
+fn plain(value: toml::Value) -> toml::Value {
+    match value {
+        toml::Value::Datetime(d) => toml::Value::String(d.to_string()),
+        toml::Value::Array(items) => toml::Value::Array(items.into_iter().map(plain).collect()),
+        toml::Value::Table(t) => {
+            toml::Value::Table(t.into_iter().map(|(k, v)| (k, plain(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// Warnings for `--var` names the template does not use (`used`): a misspelt name would
+/// otherwise leave the default in place without a word.
+pub fn unused(overrides: &VarOverrides, used: &BTreeSet<String>, file: &str) -> Vec<Diagnostic> {
+    let mut seen = BTreeSet::new();
+    overrides
+        .pairs
+        .iter()
+        .filter(|(k, _)| !used.contains(k) && seen.insert(k.clone()))
+        .map(|(k, _)| {
+            let d = Diagnostic::warning(file, format!("`--var {k}` is not used by this file"));
+            match crate::diagnostic::did_you_mean(k, used.iter().map(String::as_str)) {
+                Some(s) => d.help(format!("did you mean `--var {s}`?")),
+                None if used.is_empty() => d.help("the file uses no template variables"),
+                None => d.help(format!(
+                    "the file uses {}",
+                    used.iter()
+                        .map(|u| format!("`{u}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -129,6 +213,7 @@ mod tests {
     fn later_sources_win() {
         let vars = file_vars("p", "[vars]\na = \"1\"\nb = \"1\"\n").unwrap();
         let merged = merge(
+            "p",
             vars,
             &VarOverrides {
                 files: vec![],
@@ -140,5 +225,87 @@ mod tests {
         assert_eq!(merged["b"].as_str(), Some("3"));
         assert!(parse_var_arg("novalue").is_err());
         assert_eq!(parse_var_arg("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+    }
+
+    #[test]
+    fn var_values_take_the_type_of_their_default() {
+        let defaults =
+            file_vars("p", "[vars]\nrate = 800\nratio = 0.5\nflag = true\nname = \"x\"\nat = 2026-11-25T10:00:00Z\n")
+                .unwrap();
+        let pairs = |p: &[(&str, &str)]| VarOverrides {
+            files: vec![],
+            pairs: p
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let merged = merge(
+            "p",
+            defaults.clone(),
+            &pairs(&[
+                ("rate", "900"),
+                ("ratio", "2"),
+                ("flag", "false"),
+                ("name", "12"),
+                ("new", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(merged["rate"], toml::Value::Integer(900));
+        assert_eq!(merged["ratio"], toml::Value::Float(2.0));
+        assert_eq!(merged["flag"], toml::Value::Boolean(false));
+        assert_eq!(merged["name"].as_str(), Some("12"));
+        assert_eq!(merged["new"].as_str(), Some("true"));
+        assert_eq!(merged["at"].as_str(), Some("2026-11-25T10:00:00Z"));
+        assert_eq!(
+            merge("p", defaults.clone(), &pairs(&[("flag", "")])).unwrap()["flag"],
+            toml::Value::Boolean(false)
+        );
+        for (k, v) in [
+            ("rate", "5\n[sinks.evil]"),
+            ("rate", "1.5"),
+            ("ratio", "nan"),
+            ("flag", "yes"),
+        ] {
+            let err = merge("p", defaults.clone(), &pairs(&[(k, v)])).unwrap_err();
+            assert!(
+                err.message.starts_with(&format!("`--var {k}` must be")),
+                "{}",
+                err.message
+            );
+            assert!(
+                !err.message.contains(v),
+                "the value is not repeated: {}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn unused_vars_draw_a_warning() {
+        let used: BTreeSet<String> = ["incident".to_owned(), "region".to_owned()].into();
+        let overrides = VarOverrides {
+            files: vec![],
+            pairs: vec![
+                ("incident".into(), "x".into()),
+                ("regoin".into(), "eu".into()),
+                ("zzz".into(), "1".into()),
+                ("zzz".into(), "2".into()),
+            ],
+        };
+        let w = unused(&overrides, &used, "p.toml");
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].message, "`--var regoin` is not used by this file");
+        assert_eq!(w[0].help.as_deref(), Some("did you mean `--var region`?"));
+        assert!(!w[0].is_error());
+        assert_eq!(
+            w[1].help.as_deref(),
+            Some("the file uses `incident`, `region`")
+        );
+        let plain = unused(&overrides, &BTreeSet::new(), "p.toml");
+        assert_eq!(
+            plain[0].help.as_deref(),
+            Some("the file uses no template variables")
+        );
     }
 }

@@ -186,7 +186,9 @@ pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
     let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(raw.get()) else {
         return Ok(Marker::Live);
     };
-    let err = |what: &str, e: serde_json::Error| MarkerError(format!("`{key}.{what}`: {e}"));
+    let err = |what: &str, e: serde_json::Error| {
+        MarkerError(format!("`{key}.{what}`: {}", crate::json::error_reason(&e)))
+    };
     match (members.remove("fence"), members.remove("replay")) {
         (None, None) => Ok(Marker::Live),
         (Some(_), Some(_)) => Err(MarkerError(format!(
@@ -210,6 +212,25 @@ pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
 mod tests {
     use super::*;
     use crate::record::{SequenceNumber, parse_ts};
+
+    /// Issue 11: a malformed annotation is reported by member and expected type, not value.
+    #[test]
+    fn marker_errors_do_not_repeat_payload_values() {
+        for payload in [
+            r#"{"_flux":{"replay":{"id":"INC-7","mode":"SUPERSECRET"},"origin":{}}}"#,
+            r#"{"_flux":{"replay":{"id":4111111111111111,"mode":"fill"},"origin":{}}}"#,
+            r#"{"_flux":{"fence":{"replay_id":"SUPERSECRET","phase":["SUPERSECRET"]}}}"#,
+        ] {
+            let err = parse_marker(payload.as_bytes(), DEFAULT_KEY)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("`_flux."), "{err}");
+            assert!(
+                !err.contains("SUPERSECRET") && !err.contains("4111"),
+                "{err}"
+            );
+        }
+    }
 
     fn opened() -> DateTime<Utc> {
         parse_ts("2026-11-25T12:00:00Z").unwrap()

@@ -154,16 +154,9 @@ impl DataLineParser {
             Some(p) => match json.as_ref().and_then(|j| p.select(j)) {
                 Some(serde_json::Value::String(s)) => parse_ts(s),
                 Some(other) => Err(format!(
-                    "{} selects {}, not an RFC 3339 string",
+                    "{} is {}, not an RFC 3339 string",
                     p.source(),
-                    match other {
-                        serde_json::Value::Null => "null",
-                        serde_json::Value::Bool(_) => "a boolean",
-                        serde_json::Value::Number(_) => "a number",
-                        serde_json::Value::Array(_) => "an array",
-                        serde_json::Value::Object(_) => "an object",
-                        serde_json::Value::String(_) => "a string",
-                    }
+                    crate::json::kind(other)
                 )),
                 None => Err(format!("{} selects nothing", p.source())),
             },

@@ -253,14 +253,14 @@ impl Window {
                 .map_err(|e| format!("event time at {}: {e}", path.source())),
             Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
                 format!(
-                    "event time at {}: a number that is not whole epoch milliseconds",
+                    "event time at {}: the number is not whole epoch milliseconds",
                     path.source()
                 )
             }),
             Some(other) => Err(format!(
                 "event time at {}: expected an RFC 3339 string or epoch milliseconds, found {}",
                 path.source(),
-                json_type(other)
+                crate::json::kind(other)
             )),
             None => Err(format!("event time: {} selects nothing", path.source())),
         }
@@ -437,18 +437,6 @@ impl Transform for Window {
     fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<Drain> {
         self.close(true, emit);
         Ok(Drain::Done)
-    }
-}
-
-/// The JSON type of a value, for messages that must not show the value (it may be payload).
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

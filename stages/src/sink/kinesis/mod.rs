@@ -232,9 +232,9 @@ impl KinesisSink {
         let under = &self.config.under;
         let id = self.config.replay_id.as_deref().unwrap_or_default();
         match parse_marker(&r.data, under) {
+            // The record's own id is payload content: not repeated.
             Ok(Marker::Replayed(m)) if m.replay.id != id => Err(format!(
-                "the record is annotated for replay {:?}, this sink writes replay {id:?}",
-                m.replay.id
+                "the record is annotated for another replay than {id:?}, the one this sink writes"
             )),
             Ok(Marker::Replayed(m)) if Some(m.replay.mode) != self.config.mode => Err(format!(
                 "the record's replay mode is {:?}, this sink's `mode` is {:?}",

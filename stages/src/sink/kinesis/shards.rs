@@ -12,7 +12,7 @@ pub fn hash_key(partition_key: &str) -> u128 {
 pub fn parse_hash_key(text: &str) -> Result<u128, String> {
     text.trim()
         .parse::<u128>()
-        .map_err(|_| format!("explicit hash key {text:?} is not a decimal integer in 0..2^128-1"))
+        .map_err(|_| "the explicit hash key is not a decimal integer in 0..2^128-1".to_owned())
 }
 
 /// One open shard of the target stream.
