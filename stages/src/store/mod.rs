@@ -35,6 +35,46 @@ pub struct StoreOptions {
 /// A streaming reader over an object's bytes.
 pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
+/// An object reader that stops once `stop` is cancelled: every read after that (and a read
+/// waiting for bytes at that moment) fails at once, without polling the object's stream again.
+///
+/// Object bodies are read on blocking threads through `SyncIoBridge`, which runs the async read
+/// on the runtime's drivers (the S3 client's download-throughput timer among them). A reader
+/// still reading when its runtime shuts down panics there ("A Tokio 1.x context was found, but
+/// it is being shutdown"); stopping readers through this, before the runtime ends, is orderly.
+pub fn stop_reading_on(
+    reader: ObjectReader,
+    stop: tokio_util::sync::CancellationToken,
+) -> ObjectReader {
+    Box::new(StoppableReader {
+        inner: reader,
+        stopped: Box::pin(stop.cancelled_owned()),
+    })
+}
+
+struct StoppableReader {
+    inner: ObjectReader,
+    stopped: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl tokio::io::AsyncRead for StoppableReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // Checked first, and registered for a wake-up, so a read waiting on the stream ends
+        // as soon as the reader is told to stop.
+        if std::future::Future::poll(self.stopped.as_mut(), cx).is_ready() {
+            // Not `Interrupted`: readers retry those.
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "the read was stopped (the run is ending)",
+            )));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
