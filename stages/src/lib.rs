@@ -9,6 +9,7 @@ pub mod channel;
 pub mod expr;
 pub mod fault;
 pub mod json;
+pub mod local_path;
 pub mod names;
 pub mod record;
 pub mod registry;
