@@ -209,3 +209,51 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
 pub fn check_url(url: &str) -> Result<(), String> {
     open(url).map(|_| ())
 }
+
+/// Where a store URL leads, in one spelling per place: two URLs that reach the same objects
+/// compare equal (`file://./a`, `./a` and `file:///abs/a`; `s3://b/p` and `s3://b/p/`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoreLocation {
+    /// A local directory, resolved as the operating system does (see
+    /// [`crate::local_path::resolve`]).
+    Local(std::path::PathBuf),
+    /// An S3 bucket and key prefix (no slashes around it), at an endpoint (`None`: AWS's, or
+    /// the one the environment names).
+    S3 {
+        /// `aws.endpoint`, without a trailing slash.
+        endpoint: Option<String>,
+        /// The bucket.
+        bucket: String,
+        /// The prefix, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Local(p) => write!(f, "file://{}", p.display()),
+            StoreLocation::S3 { bucket, prefix, .. } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            StoreLocation::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// Where `url` leads (see [`StoreLocation`]); `endpoint` is the stage's `aws.endpoint`.
+pub fn locate(url: &str, endpoint: Option<&str>) -> Result<StoreLocation, String> {
+    check_url(url)?;
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        return Ok(StoreLocation::S3 {
+            endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        });
+    }
+    let dir = url.strip_prefix("file://").unwrap_or(url);
+    crate::local_path::resolve(std::path::Path::new(dir))
+        .map(StoreLocation::Local)
+        .map_err(|e| format!("{url:?}: {e}"))
+}
