@@ -30,15 +30,21 @@ pub fn hit(point: &str) {
         && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n
     {
         if *stop {
-            eprintln!("FLUX_FAULT: stopping at {point} #{n}");
+            note(format_args!("FLUX_FAULT: stopping at {point} #{n}"));
             // `kill` of procps: the crate forbids `unsafe`, and this is for tests only.
             let _ = std::process::Command::new("kill")
                 .args(["-STOP", &std::process::id().to_string()])
                 .status();
-            eprintln!("FLUX_FAULT: continued at {point} #{n}");
+            note(format_args!("FLUX_FAULT: continued at {point} #{n}"));
             return;
         }
-        eprintln!("FLUX_FAULT: crashing at {point} #{n}");
+        note(format_args!("FLUX_FAULT: crashing at {point} #{n}"));
         std::process::abort();
     }
+}
+
+/// A line on standard error (never a panic when it is closed).
+fn note(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{args}");
 }

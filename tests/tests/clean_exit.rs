@@ -1,13 +1,15 @@
 //! Clean exits: a failed run shuts its runtime down in order (no task or reader thread left
-//! using it).
+//! using it), and a closed standard output or error ends a command quietly, never with a panic.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flux_tests::emulators::{self, unique};
 use flux_tests::fault_proxy::{Fault, FaultProxy};
-use flux_tests::flux_engine;
+use flux_tests::{flux_engine, repo_root};
 
 /// Envelope lines of one archived object of `shard`, `n` records from sequence `first`.
 fn object(stream: &str, shard: &str, first: u64, n: u64) -> Vec<u8> {
@@ -172,6 +174,187 @@ fn a_failed_archive_read_leaves_nothing_running_on_the_runtime() {
         "panics after the run ended:\n{}",
         seen.join("\n")
     );
+}
+
+/// Runs `flux-engine ARGS…` in `dir` with standard output (or error, with `close_stderr`) a pipe
+/// whose reader is already gone: (exit code, the other stream's text).
+fn with_closed(dir: &Path, args: &[&str], close_stderr: bool) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = flux_engine(args);
+    cmd.current_dir(dir).env("RUST_LOG", "info");
+    if close_stderr {
+        cmd.stderr(writer).stdout(Stdio::piped());
+    } else {
+        cmd.stdout(writer).stderr(Stdio::piped());
+    }
+    let out = cmd.output().unwrap();
+    let other = if close_stderr {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    (
+        out.status.code(),
+        String::from_utf8_lossy(other).into_owned(),
+    )
+}
+
+/// A pipeline printing every sample order to standard output.
+fn to_stdout(dir: &Path) -> String {
+    let file = dir.join("to-stdout.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[sources.orders]\ntype = \"file\"\npath = \"{}\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"orders\"]\npath = \"-\"\nformat = \"data\"\n",
+            repo_root().join("examples/orders.jsonl").display()
+        ),
+    )
+    .unwrap();
+    file.display().to_string()
+}
+
+#[test]
+fn a_closed_standard_output_ends_every_command_quietly() {
+    let root = repo_root();
+    for args in [
+        vec!["schema"],
+        vec!["plan", "pipelines/quickstart.toml"],
+        vec!["plan", "--format", "dot", "pipelines/quickstart.toml"],
+        vec!["render", "pipelines/quickstart.toml"],
+        vec![
+            "validate",
+            "pipelines/quickstart.toml",
+            "pipelines/sql-views.toml",
+        ],
+        vec!["--help"],
+    ] {
+        let (code, stderr) = with_closed(&root, &args, false);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    // Any other failure to write standard output is reported and fails the command.
+    if Path::new("/dev/full").exists() {
+        let out = flux_engine(&["schema"])
+            .current_dir(&root)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error: cannot write to standard output"),
+            "{stderr}"
+        );
+    }
+    // The command's own result still decides the code.
+    let (code, stderr) = with_closed(
+        &root,
+        &["validate", "tests/golden/bad/11-unknown-input.toml"],
+        false,
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("unknown input"), "{stderr}");
+}
+
+#[test]
+fn a_reader_that_goes_away_after_the_first_byte_ends_a_big_plan_quietly() {
+    // A plan much longer than a pipe's buffer, so the command is still printing when the
+    // reader goes away (`flux-engine plan big.toml | head -c1`).
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("[sources.orders]\ntype = \"file\"\npath = \"-\"\n");
+    for i in 0..2000 {
+        text.push_str(&format!(
+            "[transforms.stage_with_a_long_name_{i}]\ntype = \"filter\"\ninputs = [\"orders\"]\nwhere = \"@.n == {i}\"\n[sinks.sink_with_a_long_name_{i}]\ntype = \"file\"\ninputs = [\"stage_with_a_long_name_{i}\"]\npath = \"-\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("big.toml"), text).unwrap();
+    let mut child = flux_engine(&["plan", "big.toml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_closed_standard_error_ends_commands_quietly() {
+    let root = repo_root();
+    let (code, stdout) = with_closed(
+        &root,
+        &["validate", "tests/golden/bad/24-several-errors.toml"],
+        true,
+    );
+    assert_eq!(code, Some(2), "{stdout}");
+    let (code, stdout) = with_closed(&root, &["validate", "pipelines/quickstart.toml"], true);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("ok"), "{stdout}");
+    // A run logs, reports progress and prints its summary on standard error.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[sources.orders]\ntype = \"file\"\npath = \"{}\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"orders\"]\npath = \"copy.jsonl\"\nformat = \"data\"\n",
+            root.join("examples/orders.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let (code, _) = with_closed(
+        dir.path(),
+        &[
+            "run",
+            "--progress",
+            "log",
+            "--progress-interval",
+            "1",
+            "copy.toml",
+        ],
+        true,
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("copy.jsonl")).unwrap(),
+        std::fs::read_to_string(root.join("examples/orders.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn a_run_writing_to_a_closed_standard_output_stops_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = to_stdout(dir.path());
+    let (code, stderr) = with_closed(dir.path(), &["run", &file], false);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code, Some(141), "{stderr}");
+    assert!(
+        stderr.contains("stopped: standard output was closed by its reader"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error:"), "{stderr}");
+    // And with a reader that reads a little first (`| head -c1`): no panic, never a success.
+    let mut child = flux_engine(&["run", &file])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The sample fits a pipe's buffer: all of it may be written before the reader goes.
+    assert!(matches!(out.status.code(), Some(0 | 141)), "{stderr}");
 }
 
 /// The same failing read, run by the binary several times: exit code 1 with the cause, never a
