@@ -30,7 +30,7 @@ pub fn hit(point: &str) {
         && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n
     {
         if *stop {
-            eprintln!("FLUX_FAULT: stopping at {point} #{n}");
+            note(format_args!("FLUX_FAULT: stopping at {point} #{n}"));
             // `kill` of procps: the crate forbids `unsafe`, and this is for tests only.
             let _ = std::process::Command::new("kill")
                 .args(["-STOP", &std::process::id().to_string()])
@@ -39,10 +39,16 @@ pub fn hit(point: &str) {
             // this one cannot run ahead (into the next step of the write path) before it does;
             // the sleep's rest passes after SIGCONT.
             std::thread::sleep(std::time::Duration::from_millis(300));
-            eprintln!("FLUX_FAULT: continued at {point} #{n}");
+            note(format_args!("FLUX_FAULT: continued at {point} #{n}"));
             return;
         }
-        eprintln!("FLUX_FAULT: crashing at {point} #{n}");
+        note(format_args!("FLUX_FAULT: crashing at {point} #{n}"));
         std::process::abort();
     }
+}
+
+/// A line on standard error (never a panic when it is closed).
+fn note(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{args}");
 }

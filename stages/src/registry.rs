@@ -110,6 +110,28 @@ pub enum StageConfig {
     KinesisSink(KinesisSinkConfig),
 }
 
+/// A place outside the pipeline that stages read or write (see [`StageConfig::place`]); equal
+/// when they are the same file, stream or archive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Place {
+    /// Standard input, output or error.
+    Std(crate::local_path::StdStream),
+    /// A local file, resolved (see [`crate::local_path::resolve`]).
+    File(std::path::PathBuf),
+    /// An archive root.
+    Archive(crate::store::StoreLocation),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Std(s) => f.write_str(s.name()),
+            Place::File(p) => write!(f, "{}", p.display()),
+            Place::Archive(a) => write!(f, "{a}"),
+        }
+    }
+}
+
 /// A stage, built and ready to run.
 pub enum BuiltStage {
     /// A source.
@@ -214,6 +236,32 @@ impl StageConfig {
             StageConfig::ArchiveSource(c) => Some(&c.stream),
             _ => None,
         }
+    }
+
+    /// The place outside the pipeline this stage reads (a source) or writes (a sink), as the
+    /// operating system or the store resolves it now; `None` for stages without one here
+    /// (Kinesis streams, DDL output). `Err` when the place is invalid.
+    pub fn place(&self) -> Option<Result<Place, String>> {
+        use crate::local_path::{StdStream, resolve};
+        let file = |path: &str, std: Option<StdStream>| match std {
+            Some(s) => Ok(Place::Std(s)),
+            None => resolve(std::path::Path::new(path))
+                .map(Place::File)
+                .map_err(|e| format!("{path}: {e}")),
+        };
+        Some(match self {
+            StageConfig::FileSource(c) => file(&c.path, StdStream::for_reading(&c.path)),
+            StageConfig::FileSink(c) => crate::sink::file::Target::of(&c.path)
+                .map_err(|e| format!("{}: {e}", c.path))
+                .and_then(|_| file(&c.path, StdStream::for_writing(&c.path))),
+            StageConfig::ArchiveSource(c) => {
+                crate::store::locate(&c.url, c.aws.endpoint.as_deref()).map(Place::Archive)
+            }
+            StageConfig::ArchiveSink(c) => {
+                crate::store::locate(&c.url, c.aws.endpoint.as_deref()).map(Place::Archive)
+            }
+            _ => return None,
+        })
     }
 
     /// The raw-bytes pre-check a source may apply when this stage is its only reader.

@@ -25,6 +25,15 @@ pub enum Fault {
     ServerError,
     /// Forward after a delay.
     Slow(Duration),
+    /// Forward, then relay the answer `chunk` bytes at a time with `pause` between chunks (a
+    /// slow download: the client waits in the middle of the body). S3 requests carry no
+    /// `X-Amz-Target`: plan them under the operation `""`.
+    Trickle {
+        /// Bytes per chunk.
+        chunk: usize,
+        /// Pause after each chunk.
+        pause: Duration,
+    },
     /// PutRecords only: answer entries 0, `every`, 2·`every`, … with `ErrorCode`
     /// `ProvisionedThroughputExceededException` and forward the others, as Kinesis does when
     /// some shards of a call are over their limit (a partial failure, HTTP 200).
@@ -41,6 +50,8 @@ struct Schedule {
     plans: HashMap<String, Vec<Option<Fault>>>,
     seen: HashMap<String, usize>,
     injected: HashMap<String, usize>,
+    /// Answers being trickled to a client right now.
+    trickling: usize,
 }
 
 /// A running proxy.
@@ -81,6 +92,12 @@ impl FaultProxy {
         let mut s = self.schedule.lock().expect("schedule");
         s.plans.insert(operation.to_owned(), faults);
         s.seen.insert(operation.to_owned(), 0);
+    }
+
+    /// How many [`Fault::Trickle`] answers are being sent right now (a client that stops
+    /// reading and closes its connection ends its answer at the next chunk).
+    pub fn trickling(&self) -> usize {
+        self.schedule.lock().expect("schedule").trickling
     }
 
     /// How many faults were injected into `operation`'s requests.
@@ -173,6 +190,27 @@ async fn serve(
         Some(Fault::Slow(d)) => {
             tokio::time::sleep(d).await;
             None
+        }
+        Some(Fault::Trickle { chunk, pause }) => {
+            let mut up = TcpStream::connect(upstream).await?;
+            up.write_all(&rewrite_connection_close(&request, head_end))
+                .await?;
+            let response = read_response(&mut up).await?;
+            schedule.lock().expect("schedule").trickling += 1;
+            let mut sent = Ok(());
+            for part in response.chunks(chunk.max(1)) {
+                sent = conn.write_all(part).await;
+                if sent.is_ok() {
+                    sent = conn.flush().await;
+                }
+                if sent.is_err() {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            schedule.lock().expect("schedule").trickling -= 1;
+            sent?;
+            return conn.shutdown().await;
         }
         Some(Fault::PartialThrottle { every }) => {
             let response = partial_put_records(&request, head_end, upstream, every.max(1)).await?;

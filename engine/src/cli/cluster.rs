@@ -76,7 +76,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     {
         Ok(rt) => Some(rt),
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            errln!("error: cannot start the runtime: {e}");
             None
         }
     }
@@ -84,12 +84,12 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 fn load(path: &str, vars: &VarArgs) -> Result<ClusterFile, i32> {
     let overrides = vars.overrides().map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         EXIT_INVALID
     })?;
     file::load_file(path, &overrides).map_err(|diags| {
         print_diagnostics(&diags);
-        eprintln!("{path}: {} error(s)", diags.len());
+        errln!("{path}: {} error(s)", diags.len());
         EXIT_INVALID
     })
 }
@@ -134,18 +134,18 @@ fn up(args: UpArgs) -> i32 {
     let plan = match plan(&args.file, &f, &args.vars) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.file);
+            errln!("error: {}: {e}", args.file);
             return EXIT_INVALID;
         }
     };
     if args.dry_run {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&plan.request).expect("JSON")
         );
         for (key, _) in &plan.uploads {
             let prefix = f.bootstrap.as_ref().map(|b| b.s3_prefix.as_str());
-            eprintln!(
+            errln!(
                 "would upload {}/{key}",
                 prefix.unwrap_or_default().trim_end_matches('/')
             );
@@ -153,7 +153,7 @@ fn up(args: UpArgs) -> i32 {
         return EXIT_OK;
     }
     if let Some((_, message)) = f.drill.as_ref().and_then(|d| d.placeholder_digest()) {
-        eprintln!("error: {}: {message}", args.file);
+        errln!("error: {}: {message}", args.file);
         return EXIT_INVALID;
     }
     let Some(rt) = runtime() else {
@@ -163,7 +163,7 @@ fn up(args: UpArgs) -> i32 {
         match launch(&f, &plan, &args).await {
             Ok(()) => EXIT_OK,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 EXIT_RUNTIME
             }
         }
@@ -199,12 +199,12 @@ async fn launch(f: &ClusterFile, plan: &Plan, args: &UpArgs) -> Result<(), Strin
                 .put(key, Bytes::from(text.clone()))
                 .await
                 .map_err(|e| format!("uploading {key}: {e}"))?;
-            eprintln!("uploaded {}", store_url(&b.s3_prefix, key));
+            errln!("uploaded {}", store_url(&b.s3_prefix, key));
         }
     }
     let id = plan.request.send(&client).await?;
-    println!("{id}");
-    eprintln!("cluster {id} ({name}) is starting; `flux-engine cluster status` shows its progress");
+    outln!("{id}");
+    errln!("cluster {id} ({name}) is starting; `flux-engine cluster status` shows its progress");
     if args.wait {
         wait(&client, &id, args.timeout.0, args.poll_interval.0).await?;
     }
@@ -226,7 +226,7 @@ async fn wait(
     loop {
         let (state, reason) = state_of(client, id).await?;
         if state != last {
-            eprintln!("{id}: {state}");
+            errln!("{id}: {state}");
             last = state.clone();
         }
         match state.as_str() {
@@ -286,7 +286,7 @@ async fn which(
     let id = match (&args.id, &f) {
         (Some(id), _) => id.clone(),
         (None, Some(f)) => emr::find_one(&client, &f.cluster.name).await.map_err(|e| {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             EXIT_RUNTIME
         })?,
         (None, None) => unreachable!("clap requires FILE or --id"),
@@ -305,11 +305,11 @@ fn status(args: WhichArgs) -> i32 {
         };
         match show(&client, &id, f.as_ref()).await {
             Ok(text) => {
-                print!("{text}");
+                out!("{text}");
                 EXIT_OK
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 EXIT_RUNTIME
             }
         }
@@ -438,12 +438,12 @@ fn down(args: WhichArgs) -> i32 {
         };
         match client.terminate_job_flows().job_flow_ids(&id).send().await {
             Ok(_) => {
-                println!("{id}");
-                eprintln!("cluster {id} is terminating");
+                outln!("{id}");
+                errln!("cluster {id} is terminating");
                 EXIT_OK
             }
             Err(e) => {
-                eprintln!("error: TerminateJobFlows {id} failed: {}", describe(&e));
+                errln!("error: TerminateJobFlows {id} failed: {}", describe(&e));
                 EXIT_RUNTIME
             }
         }

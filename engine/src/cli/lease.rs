@@ -50,7 +50,7 @@ pub(crate) fn lease(args: LeaseArgs) -> i32 {
     let stream = match StreamName::parse(&a.stream) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: --stream: {e}");
+            errln!("error: --stream: {e}");
             return EXIT_INVALID;
         }
     };
@@ -66,7 +66,7 @@ pub(crate) fn lease(args: LeaseArgs) -> i32 {
     let store = match store::open_with(&a.archive, &options) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return EXIT_INVALID;
         }
     };
@@ -76,31 +76,35 @@ pub(crate) fn lease(args: LeaseArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            errln!("error: cannot start the runtime: {e}");
             return EXIT_RUNTIME;
         }
     };
     match rt.block_on(lease::release_manually(&store, &stream, a.force)) {
         Ok(ManualRelease::NotHeld) => {
-            eprintln!("stream {stream}: no lease is held in {}", store.url());
+            errln!("stream {stream}: no lease is held in {}", store.url());
             EXIT_OK
         }
         Ok(ManualRelease::Lapsed(h)) => {
-            eprintln!(
+            errln!(
                 "stream {stream}: released the lease of run {} (pipeline {}), which had lapsed at {}",
-                h.run_id, h.pipeline, h.expires_at
+                h.run_id,
+                h.pipeline,
+                h.expires_at
             );
             EXIT_OK
         }
         Ok(ManualRelease::Forced(h)) => {
-            eprintln!(
+            errln!(
                 "stream {stream}: released the live lease of run {} (pipeline {}, held until {}); that run stops at its next renewal or commit",
-                h.run_id, h.pipeline, h.expires_at
+                h.run_id,
+                h.pipeline,
+                h.expires_at
             );
             EXIT_OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             EXIT_RUNTIME
         }
     }

@@ -1,6 +1,13 @@
 //! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease`.
 //!
-//! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted.
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
+//! 141 a run stopped because the reader of its standard output went away.
+//!
+//! Commands print through `outln!`/`errln!` ([`output`]), never `println!`/`eprintln!`, which
+//! panic when the reader of a pipe has gone away.
+
+#[macro_use]
+mod output;
 
 mod cluster;
 mod lease;
@@ -24,6 +31,9 @@ pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
 /// Exit code: the run was interrupted (Ctrl-C) after draining.
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code: the run stopped because the reader of its standard output went away (`| head`);
+/// what a shell reports for a process that SIGPIPE ended (128 + 13).
+pub const EXIT_OUTPUT_CLOSED: i32 = 141;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -103,7 +113,7 @@ pub fn run() -> i32 {
         }
     };
     init_logging(cli.log_format);
-    match cli.command {
+    let code = match cli.command {
         Command::Validate(a) => validate::validate(a),
         Command::Plan(a) => plan::plan(a),
         Command::Render(a) => render::render(a),
@@ -111,7 +121,8 @@ pub fn run() -> i32 {
         Command::Schema => schema::schema(),
         Command::Cluster(a) => cluster::cluster(a),
         Command::Lease(a) => lease::lease(a),
-    }
+    };
+    output::finish(code)
 }
 
 fn init_logging(format: LogFormat) {
@@ -119,7 +130,10 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Its own report of a failed write is an `eprintln!`, which panics when standard error
+        // is closed; a log line that cannot be written is dropped.
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder
             .with_target(false)
@@ -132,21 +146,21 @@ fn init_logging(format: LogFormat) {
 /// Prints diagnostics to standard error.
 pub(crate) fn print_diagnostics(diags: &[Diagnostic]) {
     for d in diags {
-        eprintln!("{d}");
+        errln!("{d}");
     }
 }
 
 /// Loads and compiles a pipeline file, printing diagnostics. `Err` holds the exit code.
 pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i32> {
     let overrides = vars.overrides().map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         EXIT_INVALID
     })?;
     let loaded = config::load_file(file, &overrides);
     let mut diags = loaded.diagnostics;
     let Some(spec) = loaded.spec else {
         print_diagnostics(&diags);
-        eprintln!(
+        errln!(
             "{file}: {} error(s)",
             diags.iter().filter(|d| d.is_error()).count()
         );
@@ -174,7 +188,7 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
         Some(p) if !diags.iter().any(Diagnostic::is_error) => Ok(p),
         _ => {
             let errors = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!("{file}: {errors} error(s)");
+            errln!("{file}: {errors} error(s)");
             Err(EXIT_INVALID)
         }
     }

@@ -25,7 +25,7 @@ pub(crate) struct PlanArgs {
 pub(crate) fn plan(args: PlanArgs) -> i32 {
     match load_and_compile(&args.file, &args.vars) {
         Ok(p) => {
-            print!(
+            out!(
                 "{}",
                 match args.format {
                     Format::Text => plan::text(&p),

@@ -17,21 +17,21 @@ pub(crate) fn render(args: RenderArgs) -> i32 {
     let overrides = match args.vars.overrides() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return EXIT_INVALID;
         }
     };
     let text = match std::fs::read_to_string(&args.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {}: cannot read pipeline file: {e}", args.file);
+            errln!("error: {}: cannot read pipeline file: {e}", args.file);
             return EXIT_INVALID;
         }
     };
     match render_text(&args.file, &text, &overrides) {
         Ok(r) => {
             print_diagnostics(&r.warnings);
-            print!("{}", r.text);
+            out!("{}", r.text);
             EXIT_OK
         }
         Err(d) => {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, VarArgs, load_and_compile};
+use super::{
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, VarArgs, load_and_compile,
+};
 use crate::runtime::{self, progress};
 
 #[derive(Args, Debug)]
@@ -91,7 +93,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            errln!("error: cannot start the runtime: {e}");
             return EXIT_RUNTIME;
         }
     };
@@ -101,7 +103,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         let on_signal = stop.clone();
         tokio::spawn(async move {
             if stop_requested().await {
-                eprintln!("interrupted: draining what was read; press Ctrl-C again to abort");
+                errln!("interrupted: draining what was read; press Ctrl-C again to abort");
                 on_signal.cancel();
                 if stop_requested().await {
                     // Whatever is cut short, the stream's lease need not wait for lease_ttl.
@@ -110,7 +112,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
                         flux_stages::archive::lease::release_held(),
                     )
                     .await;
-                    eprintln!("aborted");
+                    errln!("aborted");
                     std::process::exit(EXIT_INTERRUPTED);
                 }
             }
@@ -135,24 +137,28 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         let report = match result {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return EXIT_RUNTIME;
             }
         };
-        eprint!("{}", progress::summary(&report));
+        err!("{}", progress::summary(&report));
         if dry_run {
             // The plan goes to standard output (payload samples never go to the log).
             for s in &report.stages {
                 for l in &s.report {
-                    println!("{}: {l}", s.id);
+                    outln!("{}: {l}", s.id);
                 }
             }
         }
-        if let Some(e) = &report.error {
-            eprintln!("error: {e}");
+        if report.output_closed {
+            // As a Unix tool whose reader went away (`| head`): no error, the shell's code.
+            errln!("stopped: standard output was closed by its reader");
+            EXIT_OUTPUT_CLOSED
+        } else if let Some(e) = &report.error {
+            errln!("error: {e}");
             EXIT_RUNTIME
         } else if report.interrupted {
-            eprintln!("interrupted: the run stopped early; everything read was committed");
+            errln!("interrupted: the run stopped early; everything read was committed");
             EXIT_INTERRUPTED
         } else {
             EXIT_OK

@@ -4,7 +4,7 @@ use super::EXIT_OK;
 
 pub(crate) fn schema() -> i32 {
     let schema = crate::config::schema::pipeline_schema();
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&schema).expect("a JSON value serializes")
     );

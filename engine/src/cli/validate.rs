@@ -17,7 +17,7 @@ pub(crate) fn validate(args: ValidateArgs) -> i32 {
     let mut code = EXIT_OK;
     for file in &args.files {
         match load_and_compile(file, &args.vars) {
-            Ok(p) => println!("{file}: ok ({} stages)", p.graph.node_count()),
+            Ok(p) => outln!("{file}: ok ({} stages)", p.graph.node_count()),
             Err(_) => code = EXIT_INVALID,
         }
     }

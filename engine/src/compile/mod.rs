@@ -1,7 +1,9 @@
 //! Compiling a loaded pipeline into a checked DAG (petgraph). Every check runs and every problem
 //! is reported at once: duplicate ids, unknown inputs, reading a sink, cycles (with the whole
-//! chain), stages whose output nobody reads.
+//! chain), stages whose output nobody reads, stages writing one file or archive or writing what
+//! the pipeline reads ([`places`]).
 
+mod places;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap};
@@ -240,6 +242,31 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
             )),
         );
     }
+    // Pass 5: files and archives read and written.
+    let spec_index: HashMap<NodeIndex, usize> = index.values().copied().collect();
+    places::check(
+        spec,
+        |i| {
+            let Some((start, _)) = index.get(spec.stages[i].id.as_str()).copied() else {
+                return Vec::new();
+            };
+            let mut seen = std::collections::HashSet::from([start]);
+            let mut todo = vec![start];
+            while let Some(n) = todo.pop() {
+                for e in graph.edges_directed(n, Direction::Incoming) {
+                    if e.weight().port == Port::Main && seen.insert(e.source()) {
+                        todo.push(e.source());
+                    }
+                }
+            }
+            seen.remove(&start);
+            seen.iter()
+                .filter_map(|n| spec_index.get(n).copied())
+                .collect()
+        },
+        &mut diags,
+    );
+
     if !spec.stages.iter().any(|s| s.role == Role::Source) {
         diags.push(
             Diagnostic::error(file, "the pipeline has no source")

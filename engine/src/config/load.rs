@@ -302,6 +302,7 @@ impl Loader {
             buffer: Capacity::default(),
             location: Some(self.locate(header.clone())),
             type_location: None,
+            keys: Default::default(),
         };
         // `type`
         let kind_span;
@@ -393,6 +394,10 @@ impl Loader {
             self.unknown_kind(role, &kind, &path, kind_span);
             return Some(stage);
         }
+        stage.keys = table
+            .iter()
+            .map(|(k, v)| (k.get_ref().to_string(), self.locate(v.span())))
+            .collect();
         let rest = Spanned::new(table_span, DeValue::Table(table.clone()));
         let mut track = serde_path_to_error::Track::new();
         let result = StageConfig::decode(

@@ -76,12 +76,23 @@ pub struct StageSpec {
     pub location: Option<Location>,
     /// Where its `type` is.
     pub type_location: Option<Location>,
+    /// Where the value of each of its own top-level keys is (`path`, `url`, …), for checks
+    /// that point at one of them.
+    pub keys: std::collections::BTreeMap<String, Location>,
 }
 
 impl StageSpec {
     /// The key path of the stage table, e.g. `sinks.out`.
     pub fn path(&self) -> String {
         format!("{}.{}", self.role.section(), self.id)
+    }
+
+    /// Where the value of one of its own keys is, else where the stage's table is.
+    pub fn key_location(&self, key: &str) -> Option<Location> {
+        self.keys
+            .get(key)
+            .cloned()
+            .or_else(|| self.location.clone())
     }
 }
 

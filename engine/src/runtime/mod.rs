@@ -182,6 +182,9 @@ pub struct RunReport {
     pub error: Option<String>,
     /// True when the run was stopped by the stop token (Ctrl-C).
     pub interrupted: bool,
+    /// True when the run stopped because the reader of standard output went away (a `file`
+    /// sink writing there failed with [`flux_stages::sink::file::StdoutClosed`]).
+    pub output_closed: bool,
     /// Wall time.
     pub seconds: f64,
 }
@@ -318,6 +321,7 @@ pub async fn execute(
     // its consequences and are reported only when no cause is known.
     let mut cause: Option<String> = None;
     let mut consequence: Option<String> = None;
+    let mut output_closed = false;
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((i, _, _, Ok(report), at)) => reports[i] = Some((report, at)),
@@ -327,6 +331,9 @@ pub async fn execute(
                 if is_consequence(&e) {
                     consequence.get_or_insert(message);
                 } else if cause.is_none() {
+                    output_closed = e
+                        .chain()
+                        .any(|c| c.is::<flux_stages::sink::file::StdoutClosed>());
                     cause = Some(message);
                     tasks.abort_all();
                 }
@@ -365,6 +372,7 @@ pub async fn execute(
         stages,
         error,
         interrupted: stop.is_cancelled(),
+        output_closed,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

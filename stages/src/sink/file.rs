@@ -8,11 +8,21 @@
 //! format = "data"         # payloads only; "envelope" (default) keeps position, key and time
 //! ```
 //!
-//! A file is written under a temporary name and renamed into place when the run ends cleanly,
-//! so a failed run never leaves a truncated file behind under the real name.
+//! Where it writes:
+//! - `-`, `/dev/stdout`, `/dev/fd/1`: the process's standard output (`/dev/stderr`: standard
+//!   error). Every write is whole lines, so two sinks writing there interleave lines but never
+//!   split one. When the reader goes away (`| head`), the run stops with [`StdoutClosed`].
+//! - An existing FIFO, device or socket, and any path under `/dev`, `/proc` or `/sys`: written
+//!   where it is (appended to), never created, replaced or removed.
+//! - Otherwise a regular file, written under a temporary name in the same directory and renamed
+//!   over the file when the run ends cleanly, so a failed run never leaves a truncated file under
+//!   the real name. The temporary name is `.<name>.<random>.flux-partial`, created exclusively
+//!   (it never replaces a file that exists). A symbolic link is followed: its target is
+//!   replaced, never the link. A file that existed keeps its permissions.
+//! - A directory is an error.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +30,7 @@ use flate2::write::GzEncoder;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::local_path::{self, StdStream};
 use crate::record::Batch;
 use crate::source::file::LineFormat;
 use crate::stage::{Rejected, Sink, SinkReport};
@@ -49,6 +60,7 @@ impl FileSinkConfig {
         }
         Ok(Box::new(FileSink {
             config: self.clone(),
+            target: None,
             out: None,
             records: 0,
             bytes: 0,
@@ -57,40 +69,153 @@ impl FileSinkConfig {
     }
 }
 
+/// Where a `file` sink's `path` leads (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Standard output or standard error of the process.
+    Std(StdStream),
+    /// A FIFO, device or socket, or a path under `/dev`, `/proc` or `/sys`: opened for
+    /// appending where it is.
+    InPlace(PathBuf),
+    /// A regular file (or none yet) at this resolved path (symbolic links followed): written
+    /// under a temporary name and renamed over it.
+    Replace(PathBuf),
+}
+
+impl Target {
+    /// Decides where `path` leads, as the operating system resolves it now.
+    pub fn of(path: &str) -> std::io::Result<Target> {
+        use std::io::{Error, ErrorKind};
+        match StdStream::for_writing(path) {
+            Some(StdStream::Stdin) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "standard input cannot be written",
+                ));
+            }
+            Some(s) => return Ok(Target::Std(s)),
+            None => {}
+        }
+        let p = Path::new(path);
+        if path.ends_with('/') {
+            return Err(Error::new(
+                ErrorKind::IsADirectory,
+                "the path names a directory",
+            ));
+        }
+        // `metadata` follows links as opening the path would.
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => {
+                return Err(Error::new(ErrorKind::IsADirectory, "is a directory"));
+            }
+            Ok(m) if !m.is_file() => return Ok(Target::InPlace(p.to_path_buf())),
+            _ => {}
+        }
+        let resolved = local_path::resolve(p)?;
+        if local_path::is_system_path(p) || local_path::is_system_path(&resolved) {
+            return Ok(Target::InPlace(p.to_path_buf()));
+        }
+        Ok(Target::Replace(resolved))
+    }
+}
+
+/// The reader of standard output went away (a closed pipe, as after `| head`): nothing more can
+/// be written there, and the run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed by its reader")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes to standard output or error, each call whole under the stream's lock and flushed, so
+/// that sinks sharing the stream never split each other's lines (the buffer in front of it is
+/// only ever given whole lines).
+struct StdWriter(StdStream);
+
+impl Write for StdWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0 {
+            StdStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(buf)?;
+                out.flush()?;
+            }
+            _ => std::io::stderr().lock().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Open {
     writer: Box<dyn Write + Send>,
-    temp: Option<PathBuf>,
+    /// The temporary file (removed when dropped) and the file it replaces at the end.
+    replace: Option<(tempfile::TempPath, PathBuf)>,
 }
 
 /// The running `file` sink.
 pub struct FileSink {
     config: FileSinkConfig,
+    target: Option<Target>,
     out: Option<Open>,
     records: u64,
     bytes: u64,
     line: Vec<u8>,
 }
 
+/// The longest part of the target's name kept in its temporary name (file names are at most
+/// 255 bytes; the rest is `.`, `.`, six random characters and `.flux-partial`).
+const TEMP_NAME_KEEP: usize = 200;
+
+fn temp_prefix(target: &Path) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut end = name.len().min(TEMP_NAME_KEEP);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(".{}.", &name[..end])
+}
+
 impl FileSink {
+    fn error(&self, e: std::io::Error) -> anyhow::Error {
+        if e.kind() == std::io::ErrorKind::BrokenPipe
+            && self.target == Some(Target::Std(StdStream::Stdout))
+        {
+            anyhow::Error::new(StdoutClosed)
+        } else {
+            anyhow::anyhow!("{}: {e}", self.config.path)
+        }
+    }
+
     fn open(&mut self) -> anyhow::Result<&mut Open> {
         if self.out.is_none() {
-            let path = &self.config.path;
-            let (raw, temp): (Box<dyn Write + Send>, Option<PathBuf>) = if path == "-" {
-                (Box::new(std::io::stdout()), None)
-            } else {
-                let target = PathBuf::from(path);
-                if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            let path = self.config.path.clone();
+            let target = Target::of(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            self.target = Some(target.clone());
+            let (raw, replace): (Box<dyn Write + Send>, _) = match target {
+                Target::Std(s) => (Box::new(StdWriter(s)), None),
+                Target::InPlace(p) => {
+                    let f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&p)
+                        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                    (Box::new(f), None)
                 }
-                let name = target
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let temp = target.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-                let f = std::fs::File::create(&temp)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", temp.display()))?;
-                (Box::new(f), Some(temp))
+                Target::Replace(target) => {
+                    let (file, temp) = create_temp(&target)?;
+                    (Box::new(file), Some((temp, target)))
+                }
             };
             let buffered = std::io::BufWriter::with_capacity(256 * 1024, raw);
             let writer: Box<dyn Write + Send> = if path.ends_with(".gz") {
@@ -98,10 +223,45 @@ impl FileSink {
             } else {
                 Box::new(buffered)
             };
-            self.out = Some(Open { writer, temp });
+            self.out = Some(Open { writer, replace });
         }
         Ok(self.out.as_mut().expect("opened above"))
     }
+}
+
+/// Creates the temporary file that will replace `target`, in its directory (created if
+/// missing), with the permissions of the file it replaces if there is one.
+fn create_temp(target: &Path) -> anyhow::Result<(std::fs::File, tempfile::TempPath)> {
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let existing = std::fs::metadata(target).ok().map(|m| m.permissions());
+    let prefix = temp_prefix(target);
+    let mut builder = tempfile::Builder::new();
+    builder
+        .prefix(&prefix)
+        .suffix(".flux-partial")
+        .rand_bytes(6);
+    #[cfg(unix)]
+    let default_mode = {
+        use std::os::unix::fs::PermissionsExt;
+        // As `File::create`: 0666 less the umask.
+        std::fs::Permissions::from_mode(0o666)
+    };
+    #[cfg(unix)]
+    builder.permissions(existing.clone().unwrap_or(default_mode));
+    let temp = builder
+        .tempfile_in(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let (file, path) = temp.into_parts();
+    if let Some(p) = existing {
+        // Exactly the old mode, whatever the umask.
+        std::fs::set_permissions(&path, p)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok((file, path))
 }
 
 #[async_trait]
@@ -133,48 +293,247 @@ impl Sink for FileSink {
             self.records += 1;
         }
         self.bytes += line.len() as u64;
-        let path = self.config.path.clone();
-        self.open()?
-            .writer
-            .write_all(&line)
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let written = self.open()?.writer.write_all(&line);
+        written.map_err(|e| self.error(e))?;
         self.line = line;
         Ok(())
     }
 
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
         let path = self.config.path.clone();
-        let open = self.open()?;
-        open.writer
-            .flush()
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        let Open { writer, temp } = self.out.take().expect("opened above");
+        let flushed = self.open()?.writer.flush();
+        flushed.map_err(|e| self.error(e))?;
+        let Open { writer, replace } = self.out.take().expect("opened above");
         // Dropping the writer finishes the gzip stream and closes the file.
         drop(writer);
-        if let Some(temp) = temp {
-            std::fs::rename(&temp, &path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        if let Some((temp, target)) = replace {
+            temp.persist(&target)
+                .map_err(|e| anyhow::anyhow!("{path}: {}", e.error))?;
         }
+        let place = match self.target {
+            Some(Target::Std(s)) => s.name().to_owned(),
+            _ => path,
+        };
         Ok(vec![format!(
-            "wrote {} records ({} bytes) to {}",
-            self.records,
-            self.bytes,
-            if path == "-" {
-                "standard output"
-            } else {
-                &path
-            }
+            "wrote {} records ({} bytes) to {place}",
+            self.records, self.bytes
         )])
     }
 }
 
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        // A run that failed leaves no partial file under a temporary name.
-        if let Some(Open {
-            temp: Some(temp), ..
-        }) = self.out.take()
-        {
-            let _ = std::fs::remove_file(temp);
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    use super::*;
+    use crate::record::{Record, SequenceNumber, ts_from_millis};
+
+    fn rec(n: u64) -> Record {
+        Record {
+            stream: "orders".into(),
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: SequenceNumber::from_u64(n),
+            sub_sequence_number: None,
+            partition_key: "k".into(),
+            arrival_ts: ts_from_millis(0),
+            data: bytes::Bytes::from(format!("{{\"n\":{n}}}")),
+            annotations: None,
         }
+    }
+
+    /// Runs a `data`-format sink on `path` with records 1..=n; the sink's result.
+    async fn write(path: &Path, n: u64) -> anyhow::Result<SinkReport> {
+        let config = FileSinkConfig {
+            path: path.to_str().unwrap().to_owned(),
+            format: LineFormat::Data,
+        };
+        let mut sink = config.build().map_err(anyhow::Error::msg)?;
+        let mut rejected = Vec::new();
+        sink.write(Arc::new((1..=n).map(rec).collect()), &mut rejected)
+            .await?;
+        sink.finish().await
+    }
+
+    fn lines(n: u64) -> String {
+        (1..=n).map(|i| format!("{{\"n\":{i}}}\n")).collect()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_symlink_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.jsonl");
+        std::fs::write(&real, "old\n").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink("real.jsonl", &link).unwrap();
+        write(&link, 3).await.unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link was replaced"
+        );
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("real.jsonl"));
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), lines(3));
+        // A link whose target does not exist yet: the target is created, the link kept.
+        let dangling = dir.path().join("dangling.jsonl");
+        std::os::unix::fs::symlink("sub/later.jsonl", &dangling).unwrap();
+        write(&dangling, 2).await.unwrap();
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sub/later.jsonl")).unwrap(),
+            lines(2)
+        );
+        assert_eq!(
+            names(dir.path()),
+            ["dangling.jsonl", "link.jsonl", "real.jsonl", "sub"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fifo_is_written_in_place_and_stays_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        // mkfifo(1): the crate forbids `unsafe`, and libc's mkfifo needs it.
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        // The sink's open blocks until the reader has opened the FIFO: not on this runtime's
+        // only thread.
+        let path = fifo.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(write(&path, 5))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(report[0].starts_with("wrote 5 records"), "{report:?}");
+        // Checked before joining the reader, which waits forever if the FIFO was replaced.
+        assert!(
+            std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+            "the FIFO was replaced"
+        );
+        assert_eq!(reader.join().unwrap(), lines(5));
+        assert_eq!(names(dir.path()), ["pipe"]);
+    }
+
+    #[tokio::test]
+    async fn a_device_node_is_written_in_place_and_stays_a_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let null = dir.path().join("null");
+        // The null device (1, 3) under our own name, where replacing it harms nobody. Needs
+        // CAP_MKNOD (the suite runs as root); skipped without it.
+        let made = std::process::Command::new("mknod")
+            .arg(&null)
+            .args(["c", "1", "3"])
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: mknod is not permitted here");
+            return;
+        }
+        write(&null, 3).await.unwrap();
+        assert!(
+            std::fs::metadata(&null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(names(dir.path()), ["null"]);
+    }
+
+    #[test]
+    fn system_paths_and_standard_streams_are_never_replaced() {
+        assert_eq!(
+            Target::of("/dev/null").unwrap(),
+            Target::InPlace("/dev/null".into())
+        );
+        assert_eq!(
+            Target::of("/dev/stdout").unwrap(),
+            Target::Std(StdStream::Stdout)
+        );
+        assert_eq!(Target::of("-").unwrap(), Target::Std(StdStream::Stdout));
+        assert_eq!(
+            Target::of("/dev/stderr").unwrap(),
+            Target::Std(StdStream::Stderr)
+        );
+        assert!(Target::of("/dev/stdin").is_err());
+        // Not there: still never created under /dev.
+        assert_eq!(
+            Target::of("/dev/flux-no-such-device").unwrap(),
+            Target::InPlace("/dev/flux-no-such-device".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn temporary_names_never_replace_user_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        // Names a temporary file of this process could have had before.
+        let mine = dir
+            .path()
+            .join(format!(".out.jsonl.partial-{}", std::process::id()));
+        std::fs::write(&mine, "user data\n").unwrap();
+        write(&out, 2).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&mine).unwrap(), "user data\n");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), lines(2));
+        assert_eq!(names(dir.path()).len(), 2, "{:?}", names(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn a_replaced_file_keeps_its_permissions_and_a_failed_run_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        std::fs::write(&out, "old\n").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write(&out, 2).await.unwrap();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        // A sink dropped without finishing (the run failed): no temporary file is left and the
+        // old content stays.
+        let config = FileSinkConfig {
+            path: out.to_str().unwrap().to_owned(),
+            format: LineFormat::Data,
+        };
+        let mut sink = config.build().unwrap();
+        sink.write(Arc::new(vec![rec(9)]), &mut Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(names(dir.path()).len(), 2, "the temporary file is there");
+        drop(sink);
+        assert_eq!(names(dir.path()), ["out.jsonl"]);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), lines(2));
+    }
+
+    #[tokio::test]
+    async fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write(dir.path(), 1).await.unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        let slash = format!("{}/new/", dir.path().display());
+        let err = write(Path::new(&slash), 1).await.unwrap_err().to_string();
+        assert!(err.contains("directory"), "{err}");
     }
 }

@@ -332,6 +332,10 @@ impl Source for ArchiveSource {
         );
         let mut streams = Vec::with_capacity(by_shard.len());
         let mut shard_readers = Vec::with_capacity(by_shard.len());
+        // Readers stop when this source ends, however it ends: returning (below, where they
+        // are also awaited) or dropped mid-run (the run failed elsewhere; the guard cancels).
+        let stop_readers = tokio_util::sync::CancellationToken::new();
+        let _stop_on_drop = stop_readers.clone().drop_guard();
         for (_, list) in by_shard {
             let (tx, rx) = tokio::sync::mpsc::channel(self.config.prefetch);
             streams.push(rx);
@@ -342,23 +346,28 @@ impl Source for ArchiveSource {
                 batch_records: read_batch,
                 prefilter: self.prefilter.clone(),
                 tx,
+                stop: stop_readers.clone(),
             };
             shard_readers.push((reader, list));
         }
         // Readers start in shard order as permits free up, so the shard being sent (the
         // earliest unfinished one) always runs and later ones can only read ahead.
+        let launch_stop = stop_readers.clone();
         let launcher = tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
             let mut readers = tokio::task::JoinSet::new();
             for (reader, list) in shard_readers {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => p,
+                    _ = launch_stop.cancelled() => break,
                 };
+                let Ok(permit) = permit else { break };
                 readers.spawn(async move {
                     reader.read(list).await;
                     drop(permit);
                 });
             }
+            // Not aborted: a reader's blocking half cannot be, so each is awaited to its end.
             while readers.join_next().await.is_some() {}
         });
         let mut out = Emitter::new(ctx, self.config.batch_records, self.config.limit);
@@ -367,8 +376,20 @@ impl Source for ArchiveSource {
             Order::Shard => by_shard_order(streams, &mut out).await,
             Order::Interleaved => interleaved(streams, &mut out).await,
         };
-        // Dropping the launcher's JoinSet (on abort) aborts the readers still running.
-        launcher.abort();
+        // The merge is done (or failed, or hit `limit`) and its channels are closed: stop the
+        // readers still reading and wait for them, so nothing of this source is left running
+        // on the runtime after it returns (a reader thread using the runtime while it shuts
+        // down panics).
+        stop_readers.cancel();
+        if tokio::time::timeout(READERS_STOP_WITHIN, launcher)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                stage = ctx.output.stage(),
+                "archive readers did not stop within {READERS_STOP_WITHIN:?}"
+            );
+        }
         result
     }
 
@@ -379,6 +400,10 @@ impl Source for ArchiveSource {
         self.prefilter.is_some()
     }
 }
+
+/// How long a source waits for its readers to stop once it has ended (each stops at its next
+/// read or send; a read waiting on the network ends at once).
+const READERS_STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Shards an arrival-order read may merge: each holds a reader thread while it waits for the
 /// merge, so they must all fit in the runtime's blocking pool ([`BLOCKING_THREADS`]) with room
@@ -414,14 +439,23 @@ struct ShardReader {
     batch_records: usize,
     prefilter: Option<crate::expr::Prefilter>,
     tx: tokio::sync::mpsc::Sender<Result<super::lines::Parsed, String>>,
+    /// Cancelled when the source ends: the reader stops at once.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl ShardReader {
     async fn read(self, objects: Vec<DataObject>) {
         for obj in objects {
+            if self.stop.is_cancelled() {
+                return;
+            }
             // Objects are streamed and decompressed on a blocking thread, never held whole.
-            let stream = match self.store.get_stream(&obj.key).await {
-                Ok(s) => s,
+            let opened = tokio::select! {
+                r = self.store.get_stream(&obj.key) => r,
+                _ = self.stop.cancelled() => return,
+            };
+            let stream = match opened {
+                Ok(s) => store::stop_reading_on(s, self.stop.clone()),
                 Err(e) => {
                     let _ = self
                         .tx

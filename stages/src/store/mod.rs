@@ -35,6 +35,46 @@ pub struct StoreOptions {
 /// A streaming reader over an object's bytes.
 pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
+/// An object reader that stops once `stop` is cancelled: every read after that (and a read
+/// waiting for bytes at that moment) fails at once, without polling the object's stream again.
+///
+/// Object bodies are read on blocking threads through `SyncIoBridge`, which runs the async read
+/// on the runtime's drivers (the S3 client's download-throughput timer among them). A reader
+/// still reading when its runtime shuts down panics there ("A Tokio 1.x context was found, but
+/// it is being shutdown"); stopping readers through this, before the runtime ends, is orderly.
+pub fn stop_reading_on(
+    reader: ObjectReader,
+    stop: tokio_util::sync::CancellationToken,
+) -> ObjectReader {
+    Box::new(StoppableReader {
+        inner: reader,
+        stopped: Box::pin(stop.cancelled_owned()),
+    })
+}
+
+struct StoppableReader {
+    inner: ObjectReader,
+    stopped: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl tokio::io::AsyncRead for StoppableReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // Checked first, and registered for a wake-up, so a read waiting on the stream ends
+        // as soon as the reader is told to stop.
+        if std::future::Future::poll(self.stopped.as_mut(), cx).is_ready() {
+            // Not `Interrupted`: readers retry those.
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "the read was stopped (the run is ending)",
+            )));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -168,4 +208,52 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
 /// Checks a store URL without opening it (for compile-time validation).
 pub fn check_url(url: &str) -> Result<(), String> {
     open(url).map(|_| ())
+}
+
+/// Where a store URL leads, in one spelling per place: two URLs that reach the same objects
+/// compare equal (`file://./a`, `./a` and `file:///abs/a`; `s3://b/p` and `s3://b/p/`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoreLocation {
+    /// A local directory, resolved as the operating system does (see
+    /// [`crate::local_path::resolve`]).
+    Local(std::path::PathBuf),
+    /// An S3 bucket and key prefix (no slashes around it), at an endpoint (`None`: AWS's, or
+    /// the one the environment names).
+    S3 {
+        /// `aws.endpoint`, without a trailing slash.
+        endpoint: Option<String>,
+        /// The bucket.
+        bucket: String,
+        /// The prefix, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Local(p) => write!(f, "file://{}", p.display()),
+            StoreLocation::S3 { bucket, prefix, .. } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            StoreLocation::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// Where `url` leads (see [`StoreLocation`]); `endpoint` is the stage's `aws.endpoint`.
+pub fn locate(url: &str, endpoint: Option<&str>) -> Result<StoreLocation, String> {
+    check_url(url)?;
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        return Ok(StoreLocation::S3 {
+            endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        });
+    }
+    let dir = url.strip_prefix("file://").unwrap_or(url);
+    crate::local_path::resolve(std::path::Path::new(dir))
+        .map(StoreLocation::Local)
+        .map_err(|e| format!("{url:?}: {e}"))
 }
