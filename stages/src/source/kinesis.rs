@@ -612,14 +612,14 @@ impl Source for KinesisSource {
                     behind.insert(shard, millis);
                     ctx.output
                         .metrics()
-                        .set_behind_ms(behind.values().max().copied());
+                        .set_behind_ms(lag_behind_tip(&behind, running));
                 }
                 Some(Event::Done { shard, children }) => {
                     running -= 1;
                     behind.remove(&shard);
                     ctx.output
                         .metrics()
-                        .set_behind_ms(behind.values().max().copied());
+                        .set_behind_ms(lag_behind_tip(&behind, running));
                     done.insert(shard);
                     for child in children {
                         if known.insert(child.id.clone()) {
@@ -910,8 +910,29 @@ fn retention_warning(
     })
 }
 
+/// The source's lag behind the tip: the largest of its open shards', known only once every
+/// shard being read has reported one (until then a shard not yet read could be far behind, and
+/// "at the tip" would be premature).
+fn lag_behind_tip(behind: &std::collections::HashMap<String, u64>, running: usize) -> Option<u64> {
+    if behind.len() < running {
+        return None;
+    }
+    behind.values().max().copied()
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_lag_is_known_only_once_every_shard_being_read_reported() {
+        let mut behind = std::collections::HashMap::new();
+        behind.insert("shard-0".to_owned(), 0);
+        assert_eq!(lag_behind_tip(&behind, 2), None, "shard-1 has not reported");
+        behind.insert("shard-1".to_owned(), 1500);
+        assert_eq!(lag_behind_tip(&behind, 2), Some(1500));
+        behind.insert("shard-1".to_owned(), 0);
+        assert_eq!(lag_behind_tip(&behind, 2), Some(0));
+    }
     use super::*;
 
     #[test]
