@@ -41,7 +41,7 @@ export PATH="$tools/bin:$PATH"
 # The targets are plain safe Rust (the crates forbid unsafe): no sanitizer, so the stable
 # toolchain builds them and std is not rebuilt. One `cargo fuzz build` for all targets shares
 # the dependency build; `cargo fuzz run` then finds them fresh.
-build=(--sanitizer none --codegen-units 16 --target-dir "$FLUX_CACHE/fuzz-target")
+build=(--sanitizer none --target-dir "$FLUX_CACHE/fuzz-target")
 cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
 start=$SECONDS
 (cd fuzz && cargo fuzz build "${build[@]}")
