@@ -56,6 +56,12 @@ failed=()
 for t in "${targets[@]}"; do
   corpus="$FLUX_CACHE/fuzz-corpus/$t"
   mkdir -p "$corpus"
+  # The kept corpus grows with every run (a few thousand small files per target and hour of
+  # fuzzing): past 20000 files it is minimised to the inputs that keep its coverage.
+  if (( $(find "$corpus" -type f | wc -l) > 20000 )); then
+    (cd fuzz && cargo fuzz cmin "${build[@]}" "$t" "$corpus") >"$FLUX_CACHE/fuzz-$t-cmin.log" 2>&1 \
+      || echo "fuzz: minimising $corpus failed (see $FLUX_CACHE/fuzz-$t-cmin.log); going on"
+  fi
   log="$FLUX_CACHE/fuzz-$t.log"
   set +e
   (cd fuzz && cargo fuzz run "${build[@]}" "$t" "$corpus" "corpus/$t" -- \
