@@ -3,11 +3,12 @@
 # against the AWS emulators, which it installs (pinned, cached under ~/.cache/flux-engine),
 # starts on loopback and stops again, also on failure.
 #
-#   tests/run.sh                 everything
-#   tests/run.sh -- archive      extra arguments after -- go to `cargo test` (a test filter)
+#   tests/run.sh                 everything, then each fuzz target for a bounded time (tests/fuzz.sh)
+#   tests/run.sh -- archive      extra arguments after -- go to `cargo test` (a test filter; no fuzzing)
 #
 # Settings: FLUX_CACHE (cache root), CARGO_TARGET_DIR (default: $FLUX_CACHE/target, so a fresh
-# clone on the same machine reuses the build; a cold cache works too).
+# clone on the same machine reuses the build; a cold cache works too), FLUX_FUZZ_SECONDS (per
+# fuzz target, default 20; 0 skips fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,9 +49,22 @@ set +e
 cargo test --workspace --locked --no-fail-fast -- "${test_args[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# Fuzzing, after the tests: every decoder for a bounded time (tests/fuzz.sh). A failed fuzz
+# target counts as one failed test in the closing line.
+fuzz_failed=0
+if [[ ${#test_args[@]} -eq 0 && "${FLUX_FUZZ_SECONDS:-20}" != 0 ]]; then
+  step "fuzz"
+  tests/fuzz.sh || fuzz_failed=1
+fi
+
 # One closing line for the whole suite (cargo prints one per test binary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$((failed + fuzz_failed))
 step "done"
 echo "suite: $passed passed, $failed failed"
+if [[ $status -eq 0 && $fuzz_failed -ne 0 ]]; then
+  status=1
+fi
 exit "$status"

@@ -187,8 +187,10 @@ impl LineIndex {
     }
 
     /// The location of a byte range (the caret covers the range's part on its first line).
+    /// Offsets need not fall on character boundaries (some parsers' error spans end inside a
+    /// character): the range is widened to whole characters.
     pub fn locate(&self, span: Range<usize>) -> Location {
-        let start = span.start.min(self.text.len());
+        let start = self.text.floor_char_boundary(span.start);
         let line_idx = self.starts.partition_point(|&s| s <= start) - 1;
         let line_start = self.starts[line_idx];
         let line_end = self
@@ -198,7 +200,11 @@ impl LineIndex {
             .unwrap_or(self.text.len());
         let line_text = self.text[line_start..line_end].trim_end_matches('\r');
         let column = self.text[line_start..start].chars().count() + 1;
-        let end = span.end.clamp(start, line_start + line_text.len());
+        // A span may start at the `\r` of a CRLF line ending, past the line's trimmed text.
+        let end = span
+            .end
+            .clamp(start, (line_start + line_text.len()).max(start));
+        let end = self.text.ceil_char_boundary(end);
         let width = self.text[start..end].chars().count().max(1);
         Location {
             line: line_idx + 1,
@@ -269,6 +275,29 @@ mod tests {
             d.to_string(),
             "error: unknown key `pth`\n --> p.toml:2:1\n  |\n2 | pth = \"x\"\n  | ^^^\n  = key: sinks.out.pth\n  = help: did you mean `path`?\n"
         );
+    }
+
+    /// Found by the `pipeline_load` fuzz target (`{%→`: minijinja's error range ends inside `→`).
+    #[test]
+    fn a_span_ending_inside_a_character_covers_that_character() {
+        let idx = LineIndex::new("{%→ x");
+        let loc = idx.locate(0..3);
+        assert_eq!((loc.line, loc.column, loc.width), (1, 1, 3));
+        let loc = idx.locate(3..4);
+        assert_eq!((loc.column, loc.width), (3, 1));
+    }
+
+    /// Found by the `pipeline_load` fuzz target: a TOML error at the end of a file whose last
+    /// line ends in `\r`, or at the `\n` of a CRLF line, lies past the line's trimmed text.
+    #[test]
+    fn a_span_past_the_carriage_return_of_a_line_is_located() {
+        let idx = LineIndex::new("[a]\r\nkey\r");
+        let loc = idx.locate(9..9);
+        assert_eq!((loc.line, loc.column, loc.text.as_str()), (2, 5, "key"));
+        let loc = idx.locate(4..5);
+        assert_eq!((loc.line, loc.column, loc.text.as_str()), (1, 5, "[a]"));
+        let d = Diagnostic::error("p.toml", "expected `=`").at(Some(idx.locate(9..10)));
+        assert!(d.to_string().contains("2 | key\n"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -296,7 +296,12 @@ impl Record {
                 .map_err(|e| format!("invalid envelope: {e}"))?,
             sub_sequence_number: env.sub_sequence_number,
             partition_key: env.partition_key.into_owned(),
-            arrival_ts: parse_ts(&env.arrival_ts).map_err(|e| format!("invalid envelope: {e}"))?,
+            // The envelope holds milliseconds (what Kinesis gives and `write_envelope` writes):
+            // a finer time written by another tool reads as its millisecond, so the record
+            // written back is the record read.
+            arrival_ts: parse_ts(&env.arrival_ts)
+                .map_err(|e| format!("invalid envelope: {e}"))?
+                .trunc_subsecs(3),
             data,
             annotations: env.annotations.filter(|m| !m.is_empty()).map(Box::new),
         })
@@ -451,6 +456,22 @@ mod tests {
         assert!(text.contains(r#""data":{"order_id":"o-1","total":1.50,"name":"Zo\u00eb"}"#));
         assert_eq!(parsed.data.as_ref(), data);
         assert_eq!(parsed, record(data));
+    }
+
+    /// Found by the `envelope` fuzz target: an arrival time finer than a millisecond was kept
+    /// when read and cut when written, so parse → write → parse changed the record.
+    #[test]
+    fn an_arrival_time_finer_than_milliseconds_reads_as_its_millisecond() {
+        let line = br#"{"stream":"orders","shard_id":"s","sequence_number":"1","partition_key":"c","arrival_ts":"2026-11-26T11:12:13.3191+00:00","data":1}"#;
+        let parsed = Record::parse_envelope(line, &mut Interner::default()).unwrap();
+        assert_eq!(
+            parsed.arrival_ts,
+            parse_ts("2026-11-26T11:12:13.319Z").unwrap()
+        );
+        let mut written = Vec::new();
+        parsed.write_envelope(&mut written);
+        let again = Record::parse_envelope(&written, &mut Interner::default()).unwrap();
+        assert_eq!(again, parsed);
     }
 
     #[test]

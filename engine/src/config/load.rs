@@ -649,6 +649,26 @@ mod tests {
         load_text("p.toml", text, &VarOverrides::default())
     }
 
+    /// Inputs found by the `pipeline_load` fuzz target that panicked while locating their
+    /// error (a range ending inside `→`; an error past a line's trailing `\r`): each loads to
+    /// an error diagnostic that renders.
+    #[test]
+    fn errors_at_awkward_offsets_are_diagnostics_not_panics() {
+        for text in [
+            "{%→",
+            "{% →",
+            "[sources.orders]\ntype = \"file\"\ninputs\r",
+            "[sources.orders]\r\ntype =\r\n",
+            "a = 'x→\r\n",
+        ] {
+            let l = load(text);
+            assert!(l.has_errors(), "{text:?}");
+            for d in &l.diagnostics {
+                assert!(!d.to_string().is_empty());
+            }
+        }
+    }
+
     #[test]
     fn loads_a_pipeline() {
         let l = load(
