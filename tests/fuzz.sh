@@ -73,9 +73,9 @@ for t in "${targets[@]}"; do
   if [[ $status -eq 0 ]]; then
     echo "fuzz: $t ok, ${execs:-?} executions in ${seconds} s"
   elif [[ $t == pipeline_load ]] && grep -Eq 'ERROR: libFuzzer: (timeout|out-of-memory)' "$log"; then
-    # minijinja renders templates without a time or size budget (see the target's docs): a
-    # template that grows without bound stops the run early but does not fail it; a panic does.
-    echo "fuzz: $t stopped early by a template that grows without bound (known; not a failure):"
+    # One template instruction can build a huge value (string repetition, `~`; see the
+    # target's docs): it stops the run early but does not fail it; a panic does.
+    echo "fuzz: $t stopped early by a template value that grows without bound (known; not a failure):"
     grep -E 'ERROR: libFuzzer|^artifact_prefix|Test unit written|^Base64' "$log" | head -4
   else
     echo "fuzz: $t FAILED (exit $status); the end of $log:"

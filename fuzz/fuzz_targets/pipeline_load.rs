@@ -5,12 +5,13 @@
 //! arguments. It loads to a spec or to at least one error diagnostic; every diagnostic renders;
 //! a spec compiles to a pipeline or to error diagnostics, and a pipeline's plan prints.
 //!
-//! Templates can make output that grows without bound (`{% for a in range(100000) %}{{ "x" *
-//! 100000 }}{% endfor %}`, nested loops, `{% set a = a ~ a %}` repeated): minijinja renders
-//! without a time or size budget, so such inputs end in libFuzzer's timeout or memory limit
-//! rather than a diagnostic (reported; bounding the renderer is a product decision).
-//! tests/fuzz.sh therefore reports a timeout or out-of-memory of this target without failing;
-//! panics and failed properties fail it.
+//! Rendering has a budget (`config::template::RENDER_FUEL` instructions, `MAX_RENDERED_BYTES`
+//! of output), so loops that do not end and output that grows without bound are diagnostics.
+//! What the budget cannot see is one instruction that builds a huge value: minijinja allows a
+//! string repeated up to 100 MB (`"x" * 100000000`) and `~` concatenation has no limit, so a few
+//! `{% set a = a ~ a %}` can still exceed libFuzzer's memory limit. tests/fuzz.sh therefore
+//! reports a timeout or out-of-memory of this target without failing; panics and failed
+//! properties fail it.
 #![no_main]
 
 use flux_engine::compile::{self, plan};

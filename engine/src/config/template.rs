@@ -10,9 +10,14 @@
 //! that go *inside* other syntax: `jsonpath_literal` (a JSONPath string literal, for filter
 //! expressions) and `path_segment` (refuses anything but one file name: no `/`, no `..`).
 //! `safe`, which would switch the escaping off, is refused.
+//!
+//! Rendering has a budget: at most [`RENDER_FUEL`] template instructions and
+//! [`MAX_RENDERED_BYTES`] of output, so a loop that does not end or output that grows without
+//! bound is an error that names the file, not a hang or an exhausted machine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::Value;
@@ -22,6 +27,24 @@ use minijinja::{
 
 use super::escape::{self, Lexer, Place};
 use crate::diagnostic::{Diagnostic, LineIndex};
+
+/// The most template instructions (minijinja's fuel) one render may run: far above what a
+/// pipeline file needs (a loop over 500 shards takes some tens of thousands), far below what
+/// takes noticeable time (a million run in well under a second).
+pub const RENDER_FUEL: u64 = 1_000_000;
+
+/// The largest rendered pipeline file, in bytes.
+pub const MAX_RENDERED_BYTES: usize = 16 << 20;
+
+fn too_large() -> minijinja::Error {
+    minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "the rendered pipeline would be larger than {} MiB",
+            MAX_RENDERED_BYTES >> 20
+        ),
+    )
+}
 
 /// True when the text uses template syntax and must be rendered before parsing.
 pub fn is_template(text: &str) -> bool {
@@ -144,6 +167,7 @@ pub fn render(
 ) -> Result<Rendered, Diagnostic> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(RENDER_FUEL));
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
         .trim_blocks(true)
@@ -160,7 +184,17 @@ pub fn render(
     {
         let values = values.clone();
         let prefix = prefix.clone();
+        // Bytes of values written so far: a value is held until the text is placed, so the
+        // budget is checked here, before it is kept, not only on the finished text.
+        let written = AtomicUsize::new(0);
         env.set_formatter(move |out, _state, value| {
+            let len = match value.as_str() {
+                Some(s) => s.len(),
+                None => value.to_string().len(),
+            };
+            if written.fetch_add(len, Ordering::Relaxed).saturating_add(len) > MAX_RENDERED_BYTES {
+                return Err(too_large());
+            }
             // Captured template output already holds markers: it goes through as it is, and
             // its markers are resolved with the rest.
             if value.is_safe()
@@ -232,6 +266,9 @@ pub fn render(
         missing.sort();
         template_error(file, template, &index, &e, &missing)
     })?;
+    if text.len() > MAX_RENDERED_BYTES {
+        return Err(template_error(file, template, &index, &too_large(), &[]));
+    }
     let values = std::mem::take(&mut *values.lock().unwrap_or_else(|e| e.into_inner()));
     let placed = Placer {
         file,
@@ -500,6 +537,14 @@ fn template_error(
         })
         .map(|e| format!("`{{{{ {e} }}}}`: "))
         .unwrap_or_default();
+    if err.kind() == ErrorKind::OutOfFuel {
+        return Diagnostic::error(
+            file,
+            format!("template: rendering stopped after {RENDER_FUEL} steps"),
+        )
+        .at(location)
+        .help("a loop runs too long for a pipeline file; bound it (`range(n)` with a smaller n)");
+    }
     let message = if detail.is_empty() {
         format!("template: {expr}{}", err.kind())
     } else {
@@ -598,6 +643,37 @@ mod tests {
 mod placing {
     //! Every value is written for the place it lands in.
     use super::*;
+
+    #[test]
+    fn a_loop_that_runs_too_long_is_an_error_naming_the_file_and_line() {
+        let d = render_with(
+            "# pipeline\n{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(d.file, "t.toml");
+        assert!(d.message.contains("rendering stopped after"), "{}", d.message);
+        assert_eq!(d.location.as_ref().map(|l| l.line), Some(2), "{d:?}");
+    }
+
+    #[test]
+    fn output_past_the_size_budget_is_an_error() {
+        for t in [
+            "{% for a in range(1000) %}{{ \"x\" * 100000 }}{% endfor %}",
+            "{% for a in range(100) %}{% set b %}{{ \"y\" * 1000000 }}{% endset %}{{ b }}{% endfor %}",
+            "{% for a in range(300) %}x = \"{{ \"z\" * 100000 }}\"\n{% endfor %}",
+        ] {
+            let d = render_with(t, &[]).unwrap_err();
+            assert!(d.message.contains("larger than 16 MiB"), "{t}: {}", d.message);
+        }
+    }
+
+    #[test]
+    fn a_loop_over_five_hundred_stages_renders_within_the_budget() {
+        let t = "{% for i in range(500) %}[transforms.f{{ i }}]\ntype = \"filter\"\ninputs = [\"in\"]\nwhere = \"{{ 'x' ~ i }}\"\n\n{% endfor %}";
+        let text = render_with(t, &[]).unwrap();
+        assert_eq!(text.matches("[transforms.f").count(), 500);
+    }
 
     fn render_with(t: &str, pairs: &[(&str, toml::Value)]) -> Result<String, Diagnostic> {
         let vars = pairs
