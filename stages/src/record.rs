@@ -22,9 +22,24 @@ use crate::names::{ShardId, StreamName};
 pub const MAX_SEQUENCE_DIGITS: usize = 129;
 
 /// A Kinesis sequence number: a decimal string of up to [`MAX_SEQUENCE_DIGITS`] digits, compared
-/// numerically.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// numerically: equality, hashing and order all ignore leading zeros (`007` == `7`), while the
+/// text is kept as it was given.
+#[derive(Clone)]
 pub struct SequenceNumber(Arc<str>);
+
+impl PartialEq for SequenceNumber {
+    fn eq(&self, other: &Self) -> bool {
+        self.significant() == other.significant()
+    }
+}
+
+impl Eq for SequenceNumber {}
+
+impl std::hash::Hash for SequenceNumber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.significant().hash(state);
+    }
+}
 
 impl SequenceNumber {
     /// Wraps a decimal string; fails unless it is a run of 1 to [`MAX_SEQUENCE_DIGITS`] ASCII
@@ -688,7 +703,29 @@ mod tests {
             })
         }
 
+        fn hash_of(s: &SequenceNumber) -> u64 {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(s)
+        }
+
         proptest! {
+            /// Equality, hashing and order agree, whatever leading zeros either side carries.
+            #[test]
+            fn sequence_number_equality_hash_and_order_agree(
+                a in "[0-9]{1,40}", b in "[0-9]{1,40}", za in 0usize..3, zb in 0usize..3,
+            ) {
+                let x = SequenceNumber::parse(&format!("{}{a}", "0".repeat(za))).unwrap();
+                let y = SequenceNumber::parse(&format!("{}{b}", "0".repeat(zb))).unwrap();
+                let same = a.trim_start_matches('0') == b.trim_start_matches('0');
+                prop_assert_eq!(x == y, same);
+                prop_assert_eq!(x.cmp(&y) == Ordering::Equal, same);
+                if same {
+                    prop_assert_eq!(hash_of(&x), hash_of(&y));
+                }
+                let x2 = SequenceNumber::parse(&format!("0{a}")).unwrap();
+                prop_assert_eq!(x2.as_str(), format!("0{a}"), "the text is kept as given");
+            }
+
             #[test]
             fn any_payload_round_trips_byte_for_byte(data in payload()) {
                 let (line, parsed) = round_trip(&data);

@@ -19,6 +19,8 @@ use serde::Deserialize;
 
 use super::lines::{Lines, Parsed, buffered, forward, spawn_reader_with};
 use crate::expr::ValuePath;
+use chrono::SubsecRound;
+
 use crate::record::{Interner, Record, SequenceNumber, parse_ts};
 use crate::stage::{Rejected, Source, SourceContext};
 use crate::transform::compact::key::exact::select_key;
@@ -152,7 +154,10 @@ impl DataLineParser {
         let arrival = match &self.arrival {
             None => Ok(self.started),
             Some(p) => match json.as_ref().and_then(|j| p.select(j)) {
-                Some(serde_json::Value::String(s)) => parse_ts(s),
+                // Arrival times are milliseconds (what Kinesis gives and the envelope holds):
+                // a finer time reads as its millisecond, so the record archived is the one
+                // the transforms saw.
+                Some(serde_json::Value::String(s)) => parse_ts(s).map(|t| t.trunc_subsecs(3)),
                 Some(other) => Err(format!(
                     "{} is {}, not an RFC 3339 string",
                     p.source(),
@@ -325,7 +330,7 @@ mod tests {
         let mut out = Parsed::default();
         parser.parse(
             1,
-            br#"{"customer_id":"c-1","created_at":"2026-11-25T09:00:00.5Z"}"#,
+            br#"{"customer_id":"c-1","created_at":"2026-11-25T09:00:00.5009Z"}"#,
             &mut out,
         );
         parser.parse(2, b"not json", &mut out);

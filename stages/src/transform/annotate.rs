@@ -188,31 +188,48 @@ pub fn add_to_object(
         out.push('}');
         return Ok(out.into_bytes());
     };
-    let mut merged = match serde_json::from_str::<Value>(existing.get()) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(format!(
-                "payload already has `{key}` and it is not an object"
-            ));
-        }
-    };
-    merged.extend(annotation);
-    let mut out = String::with_capacity(payload.len() + 128);
-    out.push('{');
-    for (i, (k, v)) in entries.0.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::to_string(k).unwrap_or_default());
-        out.push(':');
-        if k == key {
-            out.push_str(&Value::Object(merged.clone()).to_string());
+    // Merge into the existing object without re-serializing anything already there: its
+    // members keep their bytes (numbers, escapes, spacing), a field given again has only its
+    // value replaced, new fields go before its closing brace.
+    let inner: ObjectMembers<'_> = serde_json::from_str(existing.get())
+        .map_err(|_| format!("payload already has `{key}` and it is not an object"))?;
+    let base = offset_in(text, existing.get());
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut appended = String::new();
+    for (name, value) in &annotation {
+        let ranges: Vec<_> = inner
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| {
+                let at = offset_in(text, v.get());
+                at..at + v.get().len()
+            })
+            .collect();
+        if ranges.is_empty() {
+            if !inner.0.is_empty() || !appended.is_empty() {
+                appended.push(',');
+            }
+            appended.push_str(&serde_json::to_string(name).unwrap_or_default());
+            appended.push(':');
+            appended.push_str(&value.to_string());
         } else {
-            out.push_str(v.get());
+            edits.extend(ranges.into_iter().map(|r| (r, value.to_string())));
         }
     }
-    out.push('}');
+    let close = base + existing.get().trim_end().len() - 1;
+    edits.push((close..close, appended));
+    edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    let mut out = text.to_owned();
+    for (range, with) in edits {
+        out.replace_range(range, &with);
+    }
     Ok(out.into_bytes())
+}
+
+/// Where `part`, a slice of `whole`, starts in it.
+fn offset_in(whole: &str, part: &str) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
 impl Transform for Annotate {
@@ -280,6 +297,18 @@ mod tests {
         assert_eq!(
             v["_flux"]["origin"]["arrival_ts"],
             "2026-11-25T10:00:00.123Z"
+        );
+    }
+
+    #[test]
+    fn merging_keeps_every_byte_it_does_not_replace() {
+        let a =
+            Annotate::new(&config(serde_json::json!({"fields": {"b": 2, "n": "new"}}))).unwrap();
+        let payload = "{ \"x\" : 1.10, \"\\u0061\": 1e2,\n \"_flux\" : { \"f\": 0.1000000000000000055511151231257827, \"n\": [1.0] , \"n\": 0 } }\n";
+        let out = a.annotate(&rec(payload)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.data).unwrap(),
+            "{ \"x\" : 1.10, \"\\u0061\": 1e2,\n \"_flux\" : { \"f\": 0.1000000000000000055511151231257827, \"n\": \"new\" , \"n\": \"new\" ,\"b\":2} }\n"
         );
     }
 
