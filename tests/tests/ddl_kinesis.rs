@@ -9,37 +9,12 @@ use aws_sdk_kinesis::primitives::Blob;
 use flux_tests::emulators::{self, unique};
 use flux_tests::{duckdb, flux_engine, text};
 
-async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
-    for _ in 0..200 {
-        let s = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .unwrap();
-        if s.stream_description_summary()
-            .is_some_and(|d| d.stream_status().as_str() == "ACTIVE")
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("stream {stream} did not become ACTIVE");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unified_view_holds_each_record_of_the_stream_once() {
     let emu = emulators::get();
     let kinesis = emu.kinesis().await;
     let stream = unique("orders");
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stream).await;
+    emulators::create_stream(&kinesis, &stream, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let mut put = BTreeSet::new();
     let put_records = |from: usize, to: usize| {

@@ -36,14 +36,7 @@ async fn setup(shards: i32) -> Setup {
     let stream = unique("orders");
     let bucket = unique("archive");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(shards)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stream).await;
+    emulators::create_stream(&kinesis, &stream, shards).await;
     Setup {
         emu,
         kinesis,
