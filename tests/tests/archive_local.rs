@@ -1708,3 +1708,59 @@ fn lease_release_refuses_a_live_lease_unless_forced() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("no lease is held"), "{err}");
 }
+
+/// A read of stream `stream` from the archive at `url` into `read.jsonl`: (exit code, lines, stderr).
+fn read_stream_lines(a: &Archive, url: &str, stream: &str, bounds: &str) -> (i32, usize, String) {
+    let p = a.write_pipeline(
+        "read-stream.toml",
+        &format!(
+            "[sources.archive]\ntype = \"archive\"\nurl = \"{url}\"\nstream = \"{stream}\"\n{bounds}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"read.jsonl\"\n"
+        ),
+    );
+    let _ = std::fs::remove_file(a.dir.path().join("read.jsonl"));
+    let out = run_in(
+        a.dir.path(),
+        &["run", p.to_str().unwrap(), "--progress", "off"],
+    );
+    let n = std::fs::read_to_string(a.dir.path().join("read.jsonl"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    (out.status.code().unwrap_or(-1), n, text(&out).1)
+}
+
+#[test]
+fn a_missing_archive_root_is_an_error_and_an_empty_read_warns() {
+    let a = archived_sample();
+    // A mistyped root (absolute, and relative as `file://./…`): an error naming it.
+    let missing = a.dir.path().join("archvie");
+    for url in [
+        format!("file://{}", missing.display()),
+        "file://./archvie".to_owned(),
+    ] {
+        let (code, n, err) = read_stream_lines(&a, &url, "orders", "");
+        assert_eq!(code, 1, "{url}: {err}");
+        assert_eq!(n, 0);
+        assert!(err.contains("the archive root does not exist"), "{err}");
+        assert!(err.contains("archvie"), "{err}");
+    }
+    // A root that is a file.
+    std::fs::write(&missing, b"").unwrap();
+    let (code, _, err) =
+        read_stream_lines(&a, &format!("file://{}", missing.display()), "orders", "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a directory"), "{err}");
+    // A window that holds nothing: it succeeds, with a warning that says so.
+    let (code, n, err) =
+        read_stream_lines(&a, &a.url(), "orders", "from = \"2031-01-01T00:00:00Z\"");
+    assert_eq!((code, n), (0, 0), "{err}");
+    assert!(err.contains("falls within the bounds"), "{err}");
+    // A stream the archive does not hold: a warning naming the stream.
+    let (code, n, err) = read_stream_lines(&a, &a.url(), "ordrs", "");
+    assert_eq!((code, n), (0, 0), "{err}");
+    assert!(err.contains("holds no objects of stream ordrs"), "{err}");
+    // A read that finds records warns of nothing.
+    let (code, n, err) = read_stream_lines(&a, &a.url(), "orders", "");
+    assert_eq!(code, 0, "{err}");
+    assert!(n > 0);
+    assert!(!err.contains("WARN"), "{err}");
+}

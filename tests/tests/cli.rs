@@ -469,3 +469,47 @@ path = "-"
     assert!(!stderr.contains("SUPERSECRET"), "{stderr}");
     assert!(stderr.contains("[value of env()]"), "{stderr}");
 }
+
+/// Issue 13: the replay template takes the region from the environment unless `aws_region` is
+/// given, and requires records unless `allow_empty=true`.
+#[test]
+fn the_replay_template_defers_to_the_environment_region_and_requires_records() {
+    let root = repo_root();
+    let render = |extra: &[&str]| {
+        let mut args = vec![
+            "render",
+            "pipelines/replay.toml.j2",
+            "--var",
+            "incident=INC-1",
+            "--var",
+            "from=2026-11-25T10:00:00Z",
+            "--var",
+            "to=2026-11-25T14:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_in(&root, &args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        toml::from_str::<toml::Table>(&stdout).unwrap()
+    };
+    let t = render(&[]);
+    assert!(t["sources"]["archive"].get("aws").is_none());
+    assert!(t["sinks"]["stream"].get("aws").is_none());
+    assert_eq!(
+        t["sinks"]["stream"]["require_records"].as_bool(),
+        Some(true)
+    );
+    let t = render(&["--var", "aws_region=eu-west-1", "--var", "allow_empty=true"]);
+    assert_eq!(
+        t["sources"]["archive"]["aws"]["region"].as_str(),
+        Some("eu-west-1")
+    );
+    assert_eq!(
+        t["sinks"]["stream"]["aws"]["region"].as_str(),
+        Some("eu-west-1")
+    );
+    assert_eq!(
+        t["sinks"]["stream"]["require_records"].as_bool(),
+        Some(false)
+    );
+}

@@ -1270,3 +1270,34 @@ async fn a_continuous_archive_shows_its_lag_behind_the_tip_and_stops_cleanly_on_
     // Everything put was archived before the stop.
     assert_eq!(normalise(&s.archived_records().await), normalise(&put));
 }
+
+/// A bucket that does not exist is reported as such, for readers (the `archive` source) and
+/// writers (the archive sink, whose first request reads the lease), never as an empty archive or
+/// a missing lease object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_does_not_exist_is_named_as_such() {
+    let emu = emulators::get();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = unique("nosuchbucket");
+    std::fs::write(dir.path().join("in.jsonl"), "{\"a\":1}\n").unwrap();
+    let pipelines = [
+        format!(
+            "[sources.archive]\ntype = \"archive\"\nurl = \"s3://{bucket}/archive\"\nstream = \"orders\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"out.jsonl\"\n"
+        ),
+        format!(
+            "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\nstream = \"orders\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"in\"]\nurl = \"s3://{bucket}/archive\"\n"
+        ),
+    ];
+    for body in pipelines {
+        let p = dir.path().join("p.toml");
+        std::fs::write(&p, &body).unwrap();
+        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
+        emu.apply(&mut cmd);
+        let out = cmd.current_dir(dir.path()).output().unwrap();
+        let err = text(&out).1;
+        assert_eq!(out.status.code(), Some(1), "{body}\n{err}");
+        assert!(err.contains("the bucket does not exist"), "{body}\n{err}");
+        assert!(err.contains(&format!("s3://{bucket}")), "{err}");
+        assert!(!err.contains("no such object"), "{err}");
+    }
+}

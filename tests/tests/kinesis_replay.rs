@@ -975,3 +975,27 @@ async fn ctrl_c_stops_a_replay_promptly_and_reports_what_was_not_sent() {
     );
     s.cleanup().await;
 }
+
+/// Issue 13: a replay with nothing to send fails before writing a fence when the sink requires
+/// records (the replay template's default), dry run or not; without it an empty replay succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_nothing_to_send_fails_before_any_fence_when_records_are_required() {
+    let s = setup(2).await;
+    let p = s.pipeline(&[], &[], "require_records = true");
+    for args in [&["--dry-run"][..], &[]] {
+        let (code, _, err) = s.run(&p, args, None).await;
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("received no records to send to stream") && err.contains(&s.stream),
+            "{err}"
+        );
+    }
+    assert!(
+        s.read_back().await.values().all(Vec::is_empty),
+        "nothing, not even a fence, was written"
+    );
+    let p = s.pipeline(&[], &[], "");
+    let (code, _, err) = s.run(&p, &[], None).await;
+    assert_eq!(code, 0, "{err}");
+    s.cleanup().await;
+}

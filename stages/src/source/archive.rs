@@ -287,7 +287,22 @@ impl Source for ArchiveSource {
             sequences: Arc::new(sequences),
         };
         let stream = StreamName::parse(&self.config.stream).map_err(anyhow::Error::msg)?;
+        self.store.check_root().await?;
         let (objects, total) = plan_objects(&self.store, &stream, &bounds).await?;
+        if total == 0 {
+            tracing::warn!(
+                stage = ctx.output.stage(),
+                "the archive {} holds no objects of stream {}: check the stream name and the archive root",
+                self.store.url(),
+                self.config.stream
+            );
+        } else if objects.is_empty() {
+            tracing::warn!(
+                stage = ctx.output.stage(),
+                "none of the {total} archived objects of stream {} falls within the bounds (from, to, shards): this read finds no records",
+                self.config.stream
+            );
+        }
         // One reader per shard (its objects in sequence order), in shard id order.
         let mut by_shard: std::collections::BTreeMap<String, Vec<DataObject>> =
             std::collections::BTreeMap::new();

@@ -46,6 +46,24 @@ impl ObjectStore for LocalStore {
         format!("file://{}", self.root.display())
     }
 
+    async fn check_root(&self) -> Result<(), StoreError> {
+        let problem = match tokio::fs::metadata(&self.root).await {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => "is not a directory".to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let from = std::env::current_dir()
+                    .map(|d| format!(" (a relative root is read from {})", d.display()))
+                    .unwrap_or_default();
+                format!("the archive root does not exist{from}")
+            }
+            Err(e) => e.to_string(),
+        };
+        Err(StoreError::Other {
+            key: self.url(),
+            message: problem,
+        })
+    }
+
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = self.path(key)?;
         let k = key.to_owned();

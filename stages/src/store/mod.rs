@@ -123,6 +123,11 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// The store's root as a URL, for messages.
     fn url(&self) -> String;
 
+    /// Fails, naming the root, when the store's root does not exist (a local directory that is
+    /// not there, an S3 bucket that does not exist or cannot be read), so a reader given a
+    /// mistyped root reports it instead of finding nothing. Writers create the root.
+    async fn check_root(&self) -> Result<(), StoreError>;
+
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
 

@@ -87,7 +87,13 @@ impl S3Store {
     {
         let message = describe(e);
         let status = e.raw_response().map(|r| r.status().as_u16());
-        if status == Some(404) || message.starts_with("NoSuchKey") {
+        if message.starts_with("NoSuchBucket") {
+            // Also a 404, but not a missing object: nothing under this root can be read.
+            StoreError::Other {
+                key: format!("s3://{}", self.bucket),
+                message: format!("the bucket does not exist ({message})"),
+            }
+        } else if status == Some(404) || message.starts_with("NoSuchKey") {
             StoreError::NotFound(self.key_url(key))
         } else if status == Some(412)
             || status == Some(409)
@@ -192,6 +198,31 @@ impl S3Store {
 impl ObjectStore for S3Store {
     fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+
+    async fn check_root(&self) -> Result<(), StoreError> {
+        // HeadBucket answers without a body, so its errors carry no code: the status says it.
+        let result = self
+            .client()
+            .await
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        let message = match e.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) => "the bucket does not exist (NoSuchBucket)".to_owned(),
+            Some(403) => {
+                "access to the bucket is denied (AccessDenied): check the credentials and the bucket policy".to_owned()
+            }
+            _ => describe(&e),
+        };
+        Err(StoreError::Other {
+            key: format!("s3://{}", self.bucket),
+            message,
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {

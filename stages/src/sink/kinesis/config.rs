@@ -53,6 +53,11 @@ pub struct KinesisSinkConfig {
     /// Most bytes (data plus partition keys) per PutRecords call, up to "5MiB" (the default).
     #[serde(default = "default_batch_bytes")]
     pub max_batch_bytes: Size,
+    /// Fail the run when the sink receives no record at all (before any fence is written):
+    /// for replays, where nothing to send usually means a wrong window, stream or filter.
+    /// Default false.
+    #[serde(default)]
+    pub require_records: bool,
     /// Region, profile, endpoint.
     #[serde(default)]
     pub aws: AwsSettings,

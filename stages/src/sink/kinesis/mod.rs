@@ -107,6 +107,8 @@ enum Relist {
 
 #[derive(Default)]
 struct Stats {
+    /// Records that reached the sink (sent, planned, rejected or left unsent).
+    received: u64,
     sent: u64,
     bytes: u64,
     throttled: u64,
@@ -642,6 +644,7 @@ impl Sink for KinesisSink {
         batch: Arc<Batch>,
         rejected: &mut Vec<Rejected>,
     ) -> anyhow::Result<()> {
+        self.stats.received += batch.len() as u64;
         if self.stopped() && !self.dry_run {
             // Asked to stop: what still arrives (a compaction's winners, flushed at the end of
             // its input) is not sent.
@@ -684,6 +687,12 @@ impl Sink for KinesisSink {
     }
 
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
+        if self.config.require_records && self.stats.received == 0 && !self.stopped() {
+            anyhow::bail!(
+                "received no records to send to stream {} (require_records = true): nothing was sent and no fence was written; check the bounds, the stream name and the filter upstream",
+                self.config.stream_name()
+            );
+        }
         self.start().await?;
         if self.dry_run {
             return Ok(self.dry_run_report());
