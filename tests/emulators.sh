@@ -477,7 +477,11 @@ write_state() { # write_state KPORT MPORT KPID MPID KLOG MLOG
       FLUX_TEST_DUCKDB_PYTHON "$DUCKDB_VENV/bin/python" \
       AWS_ACCESS_KEY_ID test \
       AWS_SECRET_ACCESS_KEY test \
-      AWS_REGION us-east-1
+      AWS_REGION us-east-1 \
+      AWS_ENDPOINT_URL_KINESIS "http://$LOOPBACK:$1" \
+      AWS_ENDPOINT_URL_S3 "http://$LOOPBACK:$2" \
+      AWS_ENDPOINT_URL_EMR "http://$LOOPBACK:$2" \
+      AWS_EC2_METADATA_DISABLED true
   } >"$tmp"
   mv -f "$tmp" "$STATE_FILE"
 }
@@ -574,6 +578,11 @@ cmd_up() {
     log "already running (state $STATE_FILE); reusing it. Run 'down' first for a fresh set."
     with_install_lock install_duckdb
     print_exports
+    # A set started by an older version of this script lacks the endpoint lines the binary reads.
+    grep -q '^export AWS_ENDPOINT_URL_KINESIS=' "$STATE_FILE" \
+      || printf 'export %s=%q\n' AWS_ENDPOINT_URL_KINESIS "$FLUX_TEST_KINESIS_ENDPOINT" \
+        AWS_ENDPOINT_URL_S3 "$FLUX_TEST_S3_ENDPOINT" AWS_ENDPOINT_URL_EMR "$FLUX_TEST_EMR_ENDPOINT" \
+        AWS_EC2_METADATA_DISABLED true
     # A set started by an older version of this script has no DuckDB line in its state.
     grep -q '^export FLUX_TEST_DUCKDB_PYTHON=' "$STATE_FILE" \
       || printf 'export FLUX_TEST_DUCKDB_PYTHON=%q\n' "$DUCKDB_VENV/bin/python"

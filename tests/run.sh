@@ -37,6 +37,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "emulators"
 env_lines=$(tests/emulators.sh up) && eval "$env_lines"
+# The AWS_ENDPOINT_URL_* lines are for manual runs of the binary; tests point each process they
+# start at the emulators themselves (flux_tests::emulators::Emulators::apply).
+unset AWS_ENDPOINT_URL_KINESIS AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_EMR
 trap 'tests/emulators.sh down || true' EXIT
 
 step "schema is current"

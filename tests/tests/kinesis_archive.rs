@@ -1301,3 +1301,49 @@ async fn a_bucket_that_does_not_exist_is_named_as_such() {
         assert!(!err.contains("no such object"), "{err}");
     }
 }
+
+/// Missing credentials and a profile that does not exist are reported as such (the AWS CLI's
+/// "Unable to locate credentials", "The config profile (…) could not be found"), not as an
+/// endpoint that cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_and_an_unknown_profile_are_named() {
+    let emu = emulators::get();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k.toml");
+    std::fs::write(
+        &p,
+        "[sources.s]\ntype = \"kinesis\"\nstream = \"orders\"\nstart = \"trim_horizon\"\nstop = \"caught_up\"\n\n[sinks.o]\ntype = \"file\"\ninputs = [\"s\"]\npath = \"o.jsonl\"\n",
+    )
+    .unwrap();
+    for (profile, expected) in [
+        (None, "no AWS credentials found"),
+        (
+            Some("nosuch"),
+            "no AWS credentials from the profile `nosuch`",
+        ),
+    ] {
+        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
+        emu.apply(&mut cmd);
+        // No credentials anywhere: not in the environment, no ~/.aws, no metadata service.
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-credentials"),
+            );
+        if let Some(p) = profile {
+            cmd.env("AWS_PROFILE", p);
+        }
+        let out = cmd.current_dir(dir.path()).output().unwrap();
+        let err = text(&out).1;
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected), "{err}");
+        assert!(!err.contains("cannot reach the endpoint"), "{err}");
+    }
+}

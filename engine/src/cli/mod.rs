@@ -125,9 +125,15 @@ pub fn run() -> i32 {
     output::finish(code)
 }
 
+/// The log filter without `RUST_LOG`: this program's messages from info up; the AWS SDK's own
+/// (crates `aws_*`) only at error, because its warnings dump whole errors with `Debug` (request
+/// headers, bodies) and every failure that matters is reported again by the stage, readably.
+pub(crate) const DEFAULT_LOG_FILTER: &str = "info,aws=error";
+
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -190,6 +196,49 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
             let errors = diags.iter().filter(|d| d.is_error()).count();
             errln!("{file}: {errors} error(s)");
             Err(EXIT_INVALID)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The AWS SDK's warnings stay out of the default log; this program's info lines stay in.
+    #[test]
+    fn the_default_filter_keeps_sdk_warnings_out() {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(
+                super::DEFAULT_LOG_FILTER,
+            ))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || Writer(sink.clone())),
+            );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "aws_config::imds::region", "IMDS dump {{ headers }}");
+            tracing::warn!(target: "aws_smithy_runtime::client", "SdkBody dump");
+            tracing::error!(target: "aws_sdk_s3", "an sdk error");
+            tracing::info!(target: "flux_stages::source", "reading archive");
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("dump"), "{text}");
+        assert!(text.contains("an sdk error"), "{text}");
+        assert!(text.contains("reading archive"), "{text}");
+    }
+
+    struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 }

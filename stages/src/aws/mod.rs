@@ -64,6 +64,10 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     }
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
+        selected_profiles()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(profile.clone());
     }
     if let Some(endpoint) = &settings.endpoint {
         loader = loader.endpoint_url(endpoint);
@@ -79,6 +83,11 @@ where
     R: std::fmt::Debug,
 {
     use aws_sdk_s3::error::SdkError;
+    if let SdkError::DispatchFailure(d) = err
+        && let Some(missing) = d.as_connector_error().and_then(|c| credentials_problem(c))
+    {
+        return missing;
+    }
     match err {
         SdkError::ServiceError(e) => {
             let inner = e.err();
@@ -114,4 +123,60 @@ where
             msg
         }
     }
+}
+
+/// Profiles named in pipeline files' `aws` tables (the environment's `AWS_PROFILE` is read when
+/// needed), for messages about credentials.
+fn selected_profiles() -> &'static std::sync::Mutex<std::collections::BTreeSet<String>> {
+    static PROFILES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        std::sync::OnceLock::new();
+    PROFILES.get_or_init(Default::default)
+}
+
+/// When `err` is the credential chain failing (no credentials, a profile that does not exist or
+/// is broken), what the AWS CLI would say instead of a transport error: credentials are looked
+/// up before anything is sent, so the endpoint was never tried.
+fn credentials_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            let mut profiles: Vec<String> = selected_profiles()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            if let Ok(p) = std::env::var("AWS_PROFILE")
+                && !p.is_empty()
+                && !profiles.contains(&p)
+            {
+                profiles.push(p);
+            }
+            let detail = match c {
+                CredentialsError::CredentialsNotLoaded(_) => String::new(),
+                other => format!(
+                    " ({})",
+                    std::error::Error::source(other)
+                        .map_or_else(|| other.to_string(), |s| s.to_string())
+                ),
+            };
+            return Some(if profiles.is_empty() {
+                format!(
+                    "no AWS credentials found{detail}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance or task role (looked in the environment, ~/.aws/credentials and ~/.aws/config, web identity, ECS and EC2 metadata)"
+                )
+            } else {
+                format!(
+                    "no AWS credentials from the profile {}{detail}: the profile could not be found or holds no credentials (check ~/.aws/config and ~/.aws/credentials, or AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE)",
+                    profiles
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        }
+        next = e.source();
+    }
+    None
 }
