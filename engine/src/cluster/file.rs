@@ -14,9 +14,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::config::VarOverrides;
-use crate::config::load::{
-    expected_fields, first_line, list, plain_types, quoting_help, render_text,
-};
+use crate::config::load::{expected_fields, first_line, list, plain_types, render_text};
 use crate::config::template::Rendered;
 use crate::diagnostic::{Diagnostic, LineIndex, did_you_mean};
 
@@ -265,16 +263,9 @@ fn decode(file: &str, text: &str, rendered: &Rendered) -> Result<ClusterFile, Ve
     };
     let (root, errors) = DeTable::parse_recoverable(&rendered.text);
     if !errors.is_empty() {
-        return Err(errors
-            .into_iter()
-            .map(|e| {
-                let mut d =
-                    Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
-                        .at(e.span().map(|s| ctx.locate(s)));
-                d.help = quoting_help(e.message());
-                d
-            })
-            .collect());
+        return Err(crate::config::load::syntax_errors(file, &errors, |s| {
+            ctx.locate(s)
+        }));
     }
     let span = root.span();
     let table = root.into_inner();

@@ -85,11 +85,7 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
     };
     let (root, errors) = DeTable::parse_recoverable(&rendered.text);
     if !errors.is_empty() {
-        for e in errors {
-            let mut d =
-                Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message())))
-                    .at(e.span().map(|s| loader.locate(s)));
-            d.help = quoting_help(e.message());
+        for mut d in syntax_errors(file, &errors, |s| loader.locate(s)) {
             d.redact(&rendered.secrets);
             loader.diagnostics.push(d);
         }
@@ -107,6 +103,45 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
         spec: Some(spec),
         diagnostics,
     }
+}
+
+/// The diagnostics for TOML syntax errors, in file order. The parser recovers and goes on, so
+/// one mistake (an unclosed `[`) often yields several errors on the line where it noticed:
+/// each line gets one, the one naming what is unclosed when there is one.
+pub(crate) fn syntax_errors(
+    file: &str,
+    errors: &[toml::de::Error],
+    locate: impl Fn(Range<usize>) -> Location,
+) -> Vec<Diagnostic> {
+    let mut located: Vec<(Option<Location>, &toml::de::Error)> =
+        errors.iter().map(|e| (e.span().map(&locate), e)).collect();
+    located.sort_by_key(|(l, _)| l.as_ref().map(|l| (l.line, l.column)));
+    let mut out: Vec<Diagnostic> = Vec::new();
+    let mut last_line = None;
+    for (loc, e) in located {
+        let line = loc.as_ref().map(|l| l.line);
+        let unclosed = e.message().contains("unclosed");
+        if line.is_some() && line == last_line {
+            // Same line as the last one kept: a follow-on error, unless it names the cause.
+            if unclosed
+                && let Some(prev) = out.last_mut()
+                && !prev.message.contains("unclosed")
+            {
+                *prev = syntax_error(file, e, loc);
+            }
+            continue;
+        }
+        last_line = line;
+        out.push(syntax_error(file, e, loc));
+    }
+    out
+}
+
+fn syntax_error(file: &str, e: &toml::de::Error, loc: Option<Location>) -> Diagnostic {
+    let mut d =
+        Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message()))).at(loc);
+    d.help = quoting_help(e.message());
+    d
 }
 
 /// A hint for the commonest TOML mistake: text without quotes.
@@ -398,32 +433,67 @@ impl Loader {
             .iter()
             .map(|(k, v)| (k.get_ref().to_string(), self.locate(v.span())))
             .collect();
-        let rest = Spanned::new(table_span, DeValue::Table(table.clone()));
-        let mut track = serde_path_to_error::Track::new();
-        let result = StageConfig::decode(
-            role,
-            &kind,
-            serde_path_to_error::Deserializer::new(ValueDeserializer::from(rest), &mut track),
-        );
-        match result {
-            Ok(Some(config)) => {
-                if let Err(message) = config.validate() {
-                    let span = backticked_key(&message)
-                        .and_then(|k| table.get(k.as_str()).map(|v| (k, v.span())));
-                    let (field, span) = match span {
-                        Some((k, s)) => (format!("{path}.{k}"), s),
-                        None => (path.clone(), kind_span),
-                    };
-                    self.error(Some(span), &field, message);
-                } else {
-                    if !buffer_bytes_set && let Some(bytes) = config.default_buffer_bytes() {
-                        stage.buffer.bytes = bytes;
-                    }
-                    stage.config = Some(config);
-                }
+        // Every problem of the stage in one pass: serde stops at the first, so the key it names
+        // is reported and left out, and the rest decoded again (a required key left out is not
+        // reported a second time as missing).
+        let mut work = table.clone();
+        let mut left_out: Vec<String> = Vec::new();
+        let mut suggested: Vec<String> = Vec::new();
+        let mut bad_values = false;
+        let config = loop {
+            let rest = Spanned::new(table_span.clone(), DeValue::Table(work.clone()));
+            let mut track = serde_path_to_error::Track::new();
+            let result = StageConfig::decode(
+                role,
+                &kind,
+                serde_path_to_error::Deserializer::new(ValueDeserializer::from(rest), &mut track),
+            );
+            let err = match result {
+                Ok(config) => break config,
+                Err(err) => err,
+            };
+            let message = first_line(err.message());
+            // A required key reported missing because it was left out above, or because an
+            // unknown key was already reported as its misspelling: said once is enough.
+            if quoted_after(&message, "missing field `")
+                .is_some_and(|k| left_out.contains(&k) || suggested.contains(&k))
+            {
+                break None;
             }
-            Ok(None) => {}
-            Err(err) => self.config_error(&path, &table, header, track.path().to_string(), err),
+            let inner = track.path().to_string();
+            let top = match inner.split('.').next() {
+                Some(k) if !k.is_empty() && k != "?" => Some(k.to_owned()),
+                _ => quoted_after(&message, "unknown field `"),
+            };
+            suggested.extend(self.config_error(&path, &table, header.clone(), inner, err));
+            match top {
+                Some(k) if work.contains_key(k.as_str()) && left_out.len() < 64 => {
+                    if quoted_after(&message, "unknown field `").is_none() {
+                        bad_values = true;
+                    }
+                    work.remove(k.as_str());
+                    left_out.push(k);
+                }
+                _ => break None,
+            }
+        };
+        // Checked only as written: with a bad value left out, the check would judge a
+        // configuration the author did not write. Unknown keys left out change nothing.
+        if let Some(config) = config.filter(|_| !bad_values) {
+            if let Err(message) = config.validate() {
+                let span = backticked_key(&message)
+                    .and_then(|k| table.get(k.as_str()).map(|v| (k, v.span())));
+                let (field, span) = match span {
+                    Some((k, s)) => (format!("{path}.{k}"), s),
+                    None => (path.clone(), kind_span),
+                };
+                self.error(Some(span), &field, message);
+            } else if left_out.is_empty() {
+                if !buffer_bytes_set && let Some(bytes) = config.default_buffer_bytes() {
+                    stage.buffer.bytes = bytes;
+                }
+                stage.config = Some(config);
+            }
         }
         Some(stage)
     }
@@ -435,7 +505,7 @@ impl Loader {
         header: Range<usize>,
         inner_path: String,
         err: toml::de::Error,
-    ) {
+    ) -> Option<String> {
         let message = first_line(err.message());
         let unknown = message
             .strip_prefix("unknown field `")
@@ -486,23 +556,56 @@ impl Loader {
             d.help = Some(format!(
                 "add `{name} = …` to [{path}]; see docs/pipeline-reference.md"
             ));
-            return;
+            return None;
+        }
+        // A TOML date-time where a string goes: serde sees a map (toml's private datetime
+        // wrapper) and says so; the author wrote a time without quotes.
+        let top_value = inner_path
+            .split('.')
+            .next()
+            .and_then(|k| table.iter().find(|(key, _)| key.get_ref() == k))
+            .map(|(k, v)| (k.get_ref().to_string(), v.get_ref()));
+        if inner_path.split('.').count() == 1
+            && message.starts_with("invalid type: map")
+            && let Some((key, DeValue::Datetime(t))) = top_value
+        {
+            let d = self.error(
+                Some(span.unwrap_or(header)),
+                &field,
+                format!(
+                    "`{key}` is a TOML date-time without quotes; times are written as strings here"
+                ),
+            );
+            d.help = Some(format!("write it in quotes: {key} = \"{t}\""));
+            return None;
+        }
+        if let Some(variant) = quoted_after(&message, "unknown variant `") {
+            let expected = expected_fields(&message);
+            let names: Vec<&str> = expected.iter().map(String::as_str).collect();
+            let d = self.error(Some(span.unwrap_or(header)), &field, plain_types(&message));
+            d.help = did_you_mean(&variant, names.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"));
+            return None;
         }
         let message = match &unknown {
             Some(name) => format!("unknown key `{name}` in `{path}`"),
             None => plain_types(&message),
         };
-        let help = unknown.as_ref().and_then(|name| {
-            let expected = expected_fields(err.message());
-            let names: Vec<&str> = expected.iter().map(String::as_str).collect();
-            match did_you_mean(name, names.iter().copied()) {
-                Some(s) => Some(format!("did you mean `{s}`?")),
-                None if !names.is_empty() => Some(format!("expected one of {}", list(&names))),
-                None => None,
+        let expected = expected_fields(err.message());
+        let names: Vec<&str> = expected.iter().map(String::as_str).collect();
+        let suggestion = unknown
+            .as_ref()
+            .and_then(|name| did_you_mean(name, names.iter().copied()));
+        let help = match (&unknown, suggestion) {
+            (Some(_), Some(s)) => Some(format!("did you mean `{s}`?")),
+            (Some(_), None) if !names.is_empty() => {
+                Some(format!("expected one of {}", list(&names)))
             }
-        });
+            _ => None,
+        };
         let d = self.error(Some(span.unwrap_or(header)), &field, message);
         d.help = help;
+        suggestion.map(str::to_owned)
     }
 
     fn unknown_kind(&mut self, role: Role, kind: &str, path: &str, span: Range<usize>) {
@@ -613,6 +716,14 @@ fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The `…`-quoted word right after `prefix` at the start of `message`.
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    message
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned())
 }
 
 /// The first `…` quoted word of a message, e.g. the key a validation message names.

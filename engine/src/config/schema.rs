@@ -111,3 +111,102 @@ fn add_engine_keys(schema: &mut Value, role: Role, kind: &str) {
     }
     obj.insert("additionalProperties".into(), json!(false));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{VarOverrides, load_text};
+
+    /// A pipeline with `stage` (a `[role.x]` table without its value line) and `line` in it.
+    fn pipeline(stage: &str, line: &str) -> String {
+        let (src, sink) = if stage.starts_with("[sources.") {
+            (
+                format!("{stage}\n{line}\n"),
+                "[sinks.o]\ntype = \"file\"\ninputs = [\"x\"]\npath = \"o.jsonl\"\n".to_owned(),
+            )
+        } else {
+            (
+                "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\n".to_owned(),
+                format!("{stage}\n{line}\n"),
+            )
+        };
+        format!("{src}\n{sink}")
+    }
+
+    /// Every number range the schema states is the range the engine accepts: each bound is
+    /// accepted and each value just past it is refused, naming the key; and every bounded key
+    /// of the schema is listed here, so a new bound cannot go unchecked.
+    #[test]
+    fn the_schema_states_the_ranges_the_engine_enforces() {
+        let stages = [
+            (
+                "source-archive",
+                "[sources.x]\ntype = \"archive\"\nurl = \"file://./a\"\nstream = \"orders\"",
+            ),
+            (
+                "source-file",
+                "[sources.x]\ntype = \"file\"\npath = \"in.jsonl\"",
+            ),
+            (
+                "source-kinesis",
+                "[sources.x]\ntype = \"kinesis\"\nstream = \"orders\"",
+            ),
+            (
+                "sink-archive",
+                "[sinks.x]\ntype = \"archive\"\ninputs = [\"in\"]\nurl = \"file://./a\"",
+            ),
+            (
+                "sink-kinesis",
+                "[sinks.x]\ntype = \"kinesis\"\ninputs = [\"in\"]\nstream = \"orders\"\nfences = false",
+            ),
+        ];
+        let schema = pipeline_schema();
+        let defs = schema["$defs"].as_object().expect("$defs");
+        let mut checked = 0;
+        for (name, def) in defs {
+            let Some(props) = def["properties"].as_object() else {
+                continue;
+            };
+            for (key, p) in props {
+                let (min, max) = (p["minimum"].as_i64(), p["maximum"].as_i64());
+                if key == "buffer_records" || (min.unwrap_or(0) == 0 && max.is_none()) {
+                    continue; // engine keys are checked by the loader's own tests; 0.. is no bound
+                }
+                let stage = stages
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap_or_else(|| panic!("{name}.{key} is bounded: add {name} to this test"))
+                    .1;
+                let accepts = |v: i64| {
+                    let text = pipeline(stage, &format!("{key} = {v}"));
+                    let loaded = load_text("p.toml", &text, &VarOverrides::default());
+                    let bad: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+                    assert!(
+                        bad.iter().all(|d| d.message.contains(key.as_str())
+                            || d.field
+                                .as_deref()
+                                .is_some_and(|f| f.ends_with(key.as_str()))),
+                        "{name}.{key} = {v}: an error about something else: {bad:?}"
+                    );
+                    bad.is_empty()
+                };
+                if let Some(min) = min {
+                    assert!(
+                        accepts(min),
+                        "{name}.{key}: the schema's minimum {min} is refused"
+                    );
+                    assert!(!accepts(min - 1), "{name}.{key}: {} is accepted", min - 1);
+                }
+                if let Some(max) = max {
+                    assert!(
+                        accepts(max),
+                        "{name}.{key}: the schema's maximum {max} is refused"
+                    );
+                    assert!(!accepts(max + 1), "{name}.{key}: {} is accepted", max + 1);
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 11, "only {checked} bounded keys checked");
+    }
+}

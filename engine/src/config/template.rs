@@ -180,13 +180,14 @@ pub fn render(
     // `{% set %}` block, a macro, `tojson`) as safe; values stay unmarked.
     env.set_auto_escape_callback(|_| AutoEscape::Custom("toml".into()));
     let values: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let written: Arc<AtomicUsize> = Arc::default();
     let prefix = format!("{OPEN}{}:", nonce());
     {
         let values = values.clone();
         let prefix = prefix.clone();
         // Bytes of values written so far: a value is held until the text is placed, so the
         // budget is checked here, before it is kept, not only on the finished text.
-        let written = AtomicUsize::new(0);
+        let written = written.clone();
         env.set_formatter(move |out, _state, value| {
             let len = match value.as_str() {
                 Some(s) => s.len(),
@@ -260,16 +261,64 @@ pub fn render(
     let tmpl = env
         .template_from_named_str(file, template)
         .map_err(|e| template_error(file, template, &index, &e, &[]))?;
-    let ctx = Value::from(minijinja::value::Serde(vars));
-    let (text, spans) = tmpl.render_with_spans(ctx).map_err(|e| {
+    // Every undefined variable in one message: after one is found, it gets an empty value and
+    // the template is rendered again, until it renders or fails for another reason.
+    let mut trial = vars.clone();
+    let mut undefined: Vec<(String, Diagnostic)> = Vec::new();
+    let rendered = loop {
+        values.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        written.store(0, Ordering::Relaxed);
+        let ctx = Value::from(minijinja::value::Serde(&trial));
+        let err = match tmpl.render_with_spans(ctx) {
+            Ok(r) => break Ok(r),
+            Err(e) => e,
+        };
         let mut missing: Vec<String> = tmpl
             .undeclared_variables(false)
             .into_iter()
-            .filter(|v| !vars.contains_key(v) && v != "env")
+            .filter(|v| !trial.contains_key(v) && v != "env")
             .collect();
         missing.sort();
-        template_error(file, template, &index, &e, &missing)
-    })?;
+        let d = template_error(file, template, &index, &err, &missing);
+        let name = (err.kind() == ErrorKind::UndefinedError
+            && d.message.starts_with("template variable `"))
+        .then(|| quoted(&d.message))
+        .flatten()
+        .filter(|n| !trial.contains_key(n) && undefined.len() < 32);
+        match name {
+            Some(name) => {
+                trial.insert(name.clone(), toml::Value::String(String::new()));
+                undefined.push((name, d));
+            }
+            None => break Err(d),
+        }
+    };
+    let (text, spans) = match (rendered, undefined.len()) {
+        (Ok(r), 0) => r,
+        (Err(d), 0) => return Err(d),
+        (_, 1) => return Err(undefined.remove(0).1),
+        _ => {
+            let names: Vec<String> = undefined.iter().map(|(n, _)| format!("`{n}`")).collect();
+            let flags: Vec<String> = undefined
+                .iter()
+                .map(|(n, _)| format!("--var {n}=…"))
+                .collect();
+            let mut d = undefined.remove(0).1;
+            d.message = format!(
+                "template variables {} and {} are not defined",
+                names[..names.len() - 1].join(", "),
+                names[names.len() - 1]
+            );
+            // The first one's help stays when it says more (a variable in a TOML comment).
+            if d.help.as_deref().is_none_or(|h| h.starts_with("pass it")) {
+                d.help = Some(format!(
+                    "pass them with `{}`, put them in a `--vars-file`, or give them defaults in [vars]",
+                    flags.join(" ")
+                ));
+            }
+            return Err(d);
+        }
+    };
     if text.len() > MAX_RENDERED_BYTES {
         return Err(template_error(file, template, &index, &too_large(), &[]));
     }
@@ -568,6 +617,13 @@ fn template_error(
     let mut d = Diagnostic::error(file, message).at(location);
     d.help = help;
     d
+}
+
+/// The first `…`-quoted word of a message.
+fn quoted(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
 }
 
 /// The `{{ … }}` around `range` (on its line), or the text of `range` itself.

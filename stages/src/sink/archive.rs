@@ -55,6 +55,7 @@ pub struct ArchiveSinkConfig {
     pub url: String,
     /// Roll an object after this many records. Default 500000.
     #[serde(default = "default_max_records")]
+    #[schemars(range(min = 1))]
     pub max_records: u64,
     /// Roll an object after this many uncompressed bytes. Default "128MiB".
     #[serde(default = "default_max_bytes")]
@@ -72,6 +73,7 @@ pub struct ArchiveSinkConfig {
     pub roll_per_window: bool,
     /// gzip level, 0 (none) to 9 (smallest). Default 6.
     #[serde(default = "default_level")]
+    #[schemars(range(min = 0, max = 9))]
     pub gzip_level: u32,
     /// How to reach S3 (region, profile, endpoint) for `s3://` URLs.
     #[serde(default)]

@@ -67,12 +67,15 @@ pub struct ArchiveSourceConfig {
     pub order: Order,
     /// Stop after this many records (after bounds, in output order).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub limit: Option<u64>,
     /// Batches read ahead per shard. Default 2.
     #[serde(default = "default_prefetch")]
+    #[schemars(range(min = 1))]
     pub prefetch: usize,
     /// Records per batch. Default 1024.
     #[serde(default = "default_batch")]
+    #[schemars(range(min = 1))]
     pub batch_records: usize,
     /// How to reach S3 (region, profile, endpoint) for `s3://` URLs.
     #[serde(default)]
@@ -80,6 +83,7 @@ pub struct ArchiveSourceConfig {
     /// Shards read at the same time (each shard's objects in order). Default: the number of
     /// CPUs.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub concurrency: Option<usize>,
 }
 

@@ -65,9 +65,11 @@ pub struct FileSourceConfig {
     /// `data` format: spread records over this many synthetic shards by the MD5 of their
     /// partition key, as Kinesis does. Default 1.
     #[serde(default = "default_shards")]
+    #[schemars(range(min = 1))]
     pub shards: u32,
     /// Records per batch. Default 1024.
     #[serde(default = "default_batch")]
+    #[schemars(range(min = 1))]
     pub batch_records: usize,
 }
 

@@ -89,6 +89,7 @@ pub struct KinesisSourceConfig {
     pub stop: StopAt,
     /// Records per GetRecords call, at most 10000 (the default).
     #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 10000))]
     pub limit: i32,
     /// Least time between two GetRecords calls on one shard. Default "200ms".
     #[serde(default = "default_poll")]

@@ -28,6 +28,7 @@ pub struct KinesisSinkConfig {
     pub explicit_hash_key: Option<String>,
     /// Records per second per target shard. Default 800 (80% of Kinesis' 1000).
     #[serde(default = "default_rps")]
+    #[schemars(range(min = 1))]
     pub records_per_second_per_shard: u32,
     /// Bytes per second per target shard. Default "800KB" (80% of Kinesis' 1 MB/s).
     #[serde(default = "default_bps")]
@@ -49,6 +50,7 @@ pub struct KinesisSinkConfig {
     pub under: String,
     /// Most records per PutRecords call, 1 to 500 (the default).
     #[serde(default = "default_batch_records")]
+    #[schemars(range(min = 1, max = 500))]
     pub max_batch_records: usize,
     /// Most bytes (data plus partition keys) per PutRecords call, up to "5MiB" (the default).
     #[serde(default = "default_batch_bytes")]
