@@ -131,10 +131,39 @@ fn the_shipped_cluster_file_dry_runs() {
         .output()
         .unwrap();
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The request is printed for review, but the shipped all-zero digest is refused, as
+    // `cluster up` refuses it.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is the all-zero placeholder"), "{stderr}");
     let req: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(req["ReleaseLabel"], "emr-7.5.0");
     assert_eq!(req["AutoTerminationPolicy"]["IdleTimeout"], 3600);
+    // `validate` knows a cluster file, and warns of the placeholder without failing.
+    let out = flux_engine(&["validate", ANALYTICS, "pipelines/"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains(&format!("{ANALYTICS}: ok (cluster file)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pipelines/clusters/analytics.toml: ok (cluster file)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pipelines/quickstart.toml: ok ("),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning: `drill.sha512` is the all-zero placeholder"),
+        "{stderr}"
+    );
+    // The replay template needs its variables: the only failing file under pipelines/.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("replay.toml.j2"), "{stderr}");
+    assert_eq!(stderr.matches(" error(s)").count(), 1, "{stderr}");
 }
 
 /// Every bad cluster file is rejected (exit 2) with exactly its `.stderr` golden.
@@ -316,13 +345,16 @@ async fn up_refuses_the_placeholder_digest_before_touching_aws() {
         active_named(&emu, &name).await.is_empty(),
         "launched a cluster"
     );
-    // A dry run still shows the request, placeholder and all.
-    let (code, _, stderr) = run(
+    // A dry run still shows the request, placeholder and all, and refuses it as `up` does.
+    let (code, stdout, stderr) = run(
         &emu,
         dir.path(),
         &["cluster", "up", file.to_str().unwrap(), "--dry-run"],
     );
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.contains("\"ReleaseLabel\""), "{stdout}");
+    assert!(stderr.contains("`drill.sha512` is the all-zero placeholder"), "{stderr}");
+    assert!(keys(&emu, &bucket).await.is_empty(), "a dry run uploaded");
 }
 
 #[tokio::test]

@@ -150,6 +150,11 @@ fn up(args: UpArgs) -> i32 {
                 prefix.unwrap_or_default().trim_end_matches('/')
             );
         }
+        // The request is shown for review, but a dry run says no where `up` would.
+        if let Some((_, message)) = f.drill.as_ref().and_then(|d| d.placeholder_digest()) {
+            errln!("error: {}: {message}", args.file);
+            return EXIT_INVALID;
+        }
         return EXIT_OK;
     }
     if let Some((_, message)) = f.drill.as_ref().and_then(|d| d.placeholder_digest()) {
