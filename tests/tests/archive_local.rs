@@ -1764,3 +1764,100 @@ fn a_missing_archive_root_is_an_error_and_an_empty_read_warns() {
     assert!(n > 0);
     assert!(!err.contains("WARN"), "{err}");
 }
+
+/// Issue 13: an archive of a stream that received replays holds their fences; `skip_fences`
+/// leaves them out (counted as skipped, and said in the log), the default keeps the archive as
+/// it is. Replayed copies are records like any other.
+#[test]
+fn skip_fences_leaves_out_the_fences_of_earlier_replays() {
+    let a = Archive::new();
+    let fence = br#"{"_flux":{"fence":{"replay_id":"INC-7","phase":"open","mode":"overwrite","opened_at":"2026-11-25T12:00:00.000Z"}}}"#;
+    let close = br#"{"_flux":{"fence":{"replay_id":"INC-7","phase":"close","mode":"overwrite","opened_at":"2026-11-25T12:00:00.000Z","counts":{"records":1,"shard_records":1}}}}"#;
+    let replayed = br#"{"id":"o-1","_flux":{"replay":{"id":"INC-7","mode":"overwrite"},"origin":{"stream":"orders","shard_id":"shardId-000000000000","sequence_number":"1","arrival_ts":"2026-11-25T10:00:00.000Z"}}}"#;
+    // A payload that mentions fences without being one stays.
+    let live = br#"{"id":"o-1","note":"\"fence\" is just a word here","_flux":{"ticket":"T-1"}}"#;
+    let lines = [
+        envelope(
+            "orders",
+            "shardId-000000000000",
+            "1",
+            "2026-11-25T10:00:00.000Z",
+            live,
+        ),
+        envelope(
+            "orders",
+            "shardId-000000000000",
+            "2",
+            "2026-11-25T12:00:00.000Z",
+            fence,
+        ),
+        envelope(
+            "orders",
+            "shardId-000000000000",
+            "3",
+            "2026-11-25T12:00:01.000Z",
+            replayed,
+        ),
+        envelope(
+            "orders",
+            "shardId-000000000000",
+            "4",
+            "2026-11-25T12:00:02.000Z",
+            close,
+        ),
+        envelope(
+            "orders",
+            "shardId-000000000001",
+            "5",
+            "2026-11-25T12:00:00.000Z",
+            fence,
+        ),
+    ];
+    let input = a.dir.path().join("in.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let (code, err) = archive_envelopes(&a, &input);
+    assert_eq!(code, 0, "{err}");
+    let read = |extra: &str| {
+        let p = a.write_pipeline(
+            "read-fences.toml",
+            &format!(
+                "[sources.archive]\ntype = \"archive\"\nurl = \"{}\"\nstream = \"orders\"\n{extra}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"out.jsonl\"\nformat = \"envelope\"\n",
+                a.url()
+            ),
+        );
+        // The note on the fences left out is an INFO line.
+        let out = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+            .env("RUST_LOG", "info")
+            .current_dir(a.dir.path())
+            .output()
+            .unwrap();
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        let seqs: Vec<String> = std::fs::read_to_string(a.dir.path().join("out.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["sequence_number"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        (seqs, err)
+    };
+    let (all, _) = read("");
+    assert_eq!(all, ["1", "2", "5", "3", "4"]);
+    let (kept, err) = read("skip_fences = true");
+    assert_eq!(kept, ["1", "3"]);
+    assert!(
+        err.contains("left out 3 fences of earlier replays"),
+        "{err}"
+    );
+    // The summary's skipped column of the source counts them.
+    let source_row = err
+        .lines()
+        .find(|l| l.starts_with("source") && l.contains("archive"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let columns: Vec<&str> = source_row.split_whitespace().collect();
+    assert_eq!(columns[columns.len() - 2], "3", "{source_row}");
+}

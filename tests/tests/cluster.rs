@@ -353,7 +353,10 @@ async fn up_refuses_the_placeholder_digest_before_touching_aws() {
     );
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stdout.contains("\"ReleaseLabel\""), "{stdout}");
-    assert!(stderr.contains("`drill.sha512` is the all-zero placeholder"), "{stderr}");
+    assert!(
+        stderr.contains("`drill.sha512` is the all-zero placeholder"),
+        "{stderr}"
+    );
     assert!(keys(&emu, &bucket).await.is_empty(), "a dry run uploaded");
 }
 

@@ -85,6 +85,18 @@ pub struct ArchiveSourceConfig {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub concurrency: Option<usize>,
+    /// Leave out the fences earlier replays wrote into the stream (and so into its archive;
+    /// docs/replay-protocol.md), counted as skipped. Default false: the archive as it is. The
+    /// replay template sets it: a fence is not a record to replay.
+    #[serde(default)]
+    pub skip_fences: bool,
+    /// The payload member the replay protocol uses. Default `_flux` (as `annotate`'s `under`).
+    #[serde(default = "default_under")]
+    pub under: String,
+}
+
+fn default_under() -> String {
+    crate::replay::DEFAULT_KEY.into()
 }
 
 fn default_batch() -> usize {
@@ -164,6 +176,11 @@ impl ArchiveSourceConfig {
         }
         if self.batch_records == 0 {
             return Err("`batch_records` must be at least 1".into());
+        }
+        if self.under.is_empty() {
+            return Err(
+                "`under` must name the replay protocol's payload member, e.g. \"_flux\"".into(),
+            );
         }
         if self.concurrency == Some(0) {
             return Err("`concurrency` must be at least 1".into());
@@ -355,6 +372,13 @@ impl Source for ArchiveSource {
         // are also awaited) or dropped mid-run (the run failed elsewhere; the guard cancels).
         let stop_readers = tokio_util::sync::CancellationToken::new();
         let _stop_on_drop = stop_readers.clone().drop_guard();
+        let fences_skipped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let skip_fences = self.config.skip_fences.then(|| {
+            (
+                Arc::from(self.config.under.as_str()),
+                fences_skipped.clone(),
+            )
+        });
         for (_, list) in by_shard {
             let (tx, rx) = tokio::sync::mpsc::channel(self.config.prefetch);
             streams.push(rx);
@@ -366,6 +390,7 @@ impl Source for ArchiveSource {
                 prefilter: self.prefilter.clone(),
                 tx,
                 stop: stop_readers.clone(),
+                skip_fences: skip_fences.clone(),
             };
             shard_readers.push((reader, list));
         }
@@ -407,6 +432,14 @@ impl Source for ArchiveSource {
             tracing::warn!(
                 stage = ctx.output.stage(),
                 "archive readers did not stop within {READERS_STOP_WITHIN:?}"
+            );
+        }
+        let fences = fences_skipped.load(std::sync::atomic::Ordering::Relaxed);
+        if fences > 0 {
+            tracing::info!(
+                stage = ctx.output.stage(),
+                fences,
+                "left out {fences} fences of earlier replays (skip_fences = true; counted as skipped)"
             );
         }
         result
@@ -460,6 +493,8 @@ struct ShardReader {
     tx: tokio::sync::mpsc::Sender<Result<super::lines::Parsed, String>>,
     /// Cancelled when the source ends: the reader stops at once.
     stop: tokio_util::sync::CancellationToken,
+    /// With `skip_fences`: the protocol member, and the fences left out so far (all shards).
+    skip_fences: Option<(Arc<str>, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl ShardReader {
@@ -494,6 +529,7 @@ impl ShardReader {
             let prefilter = self.prefilter.clone();
             let tx = self.tx.clone();
             let batch_records = self.batch_records;
+            let skip_fences = self.skip_fences.clone();
             // Batches go straight into the shard's channel (its `prefetch` is the read-ahead).
             let more = tokio::task::spawn_blocking(move || {
                 read_lines_into(
@@ -517,6 +553,18 @@ impl ShardReader {
                                     ),
                                     record: r,
                                 })
+                            }
+                            Ok(r) if skip_fences.as_ref().is_some_and(|(under, _)| {
+                                matches!(
+                                    crate::replay::parse_marker(&r.data, under),
+                                    Ok(crate::replay::Marker::Fence(_))
+                                )
+                            }) =>
+                            {
+                                out.skipped += 1;
+                                if let Some((_, n)) = &skip_fences {
+                                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
                             }
                             Ok(r) if bounds.holds(&r) => out.records.push(r),
                             Ok(_) => out.skipped += 1,
