@@ -3,13 +3,11 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use clap::Args;
-use tokio_util::sync::CancellationToken;
-
 use super::{
     EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, VarArgs, load_and_compile,
 };
-use crate::runtime::{self, progress};
+use crate::runtime::{self, Outcome, RunOptions, RunSummary, progress, table};
+use clap::Args;
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
@@ -36,18 +34,6 @@ enum ProgressArg {
     Bars,
     Log,
     Off,
-}
-
-/// A run id: UTC start time plus a per-process suffix, sortable by time.
-fn new_run_id() -> String {
-    let now = chrono::Utc::now();
-    let nanos = now.timestamp_subsec_nanos();
-    format!(
-        "{}-{:04x}{:04x}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        std::process::id() & 0xffff,
-        nanos & 0xffff
-    )
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM (what schedulers such as Kubernetes, ECS and systemd
@@ -77,18 +63,16 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     };
     let mode = match args.progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => progress::Mode::Bars,
-        ProgressArg::Auto | ProgressArg::Log => {
-            progress::Mode::Log(Duration::from_secs(args.progress_interval.max(1)))
-        }
+        ProgressArg::Auto | ProgressArg::Log => progress::Mode::Log {
+            interval: Duration::from_secs(args.progress_interval.max(1)),
+            fields: false,
+        },
         ProgressArg::Bars => progress::Mode::Bars,
         ProgressArg::Off => progress::Mode::Off,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Signals, progress and waiting run here; the pipeline runs on a runtime of its own.
+    let control = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // An arrival-order archive read keeps one reader thread per shard open at once (see
-        // flux_stages::source::archive::MAX_ARRIVAL_SHARDS); tokio's default of 512 would
-        // leave later shards' readers queued behind parked ones, and the merge waiting forever.
-        .max_blocking_threads(flux_stages::source::archive::BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,
@@ -97,74 +81,77 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             return EXIT_RUNTIME;
         }
     };
-    let run_id = new_run_id();
-    let code = rt.block_on(async move {
-        let stop = CancellationToken::new();
-        let on_signal = stop.clone();
+    let run_id = runtime::new_run_id();
+    tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
+    let dry_run = args.dry_run;
+    let handle = match runtime::start(&pipeline, RunOptions { run_id, dry_run }) {
+        Ok(h) => h,
+        Err(e) => {
+            errln!("error: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let code = control.block_on(async move {
+        let monitor = handle.monitor();
+        let on_signal = monitor.clone();
         tokio::spawn(async move {
             if stop_requested().await {
                 errln!("interrupted: draining what was read; press Ctrl-C again to abort");
                 on_signal.cancel();
                 if stop_requested().await {
                     // Whatever is cut short, the stream's lease need not wait for lease_ttl.
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(3),
-                        flux_stages::archive::lease::release_held(),
-                    )
-                    .await;
+                    on_signal.release_leases(Duration::from_secs(3)).await;
                     errln!("aborted");
                     std::process::exit(EXIT_INTERRUPTED);
                 }
             }
         });
-        tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
-        let mut reporter = None;
-        let dry_run = args.dry_run;
-        let result = runtime::run_with(&pipeline, &run_id, dry_run, stop, |live| {
-            reporter = Some(progress::Reporter::start(live, mode));
-        })
-        .await;
-        if let Some(r) = reporter {
-            r.finish();
-        }
-        // A run that failed never reached its sinks' end: release the leases they still hold,
-        // so the next run need not wait for lease_ttl.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            flux_stages::archive::lease::release_held(),
-        )
-        .await;
-        let report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                errln!("error: {e}");
-                return EXIT_RUNTIME;
-            }
-        };
-        err!("{}", progress::summary(&report));
-        if dry_run {
-            // The plan goes to standard output (payload samples never go to the log).
-            for s in &report.stages {
-                for l in &s.report {
-                    outln!("{}: {l}", s.id);
-                }
+        let reporter = progress::Reporter::start(monitor, mode);
+        let summary = handle.wait().await;
+        reporter.finish();
+        finish(&summary)
+    });
+    // Readers blocked on standard input (after Ctrl-C) must not keep the process alive.
+    control.shutdown_background();
+    code
+}
+
+/// Prints what a finished run did and returns the exit code.
+fn finish(summary: &RunSummary) -> i32 {
+    if summary.stages.is_empty() {
+        // The stages could not be built: no table, only the error.
+        errln!(
+            "error: {}",
+            summary.error.as_deref().unwrap_or("the run did not start")
+        );
+        return EXIT_RUNTIME;
+    }
+    err!("{}", table::summary(summary));
+    if summary.dry_run {
+        // The plan goes to standard output (payload samples never go to the log).
+        for s in &summary.stages {
+            for l in &s.report {
+                outln!("{}: {l}", s.id);
             }
         }
-        if report.output_closed {
+    }
+    match summary.outcome {
+        Outcome::OutputClosed => {
             // As a Unix tool whose reader went away (`| head`): no error, the shell's code.
             errln!("stopped: standard output was closed by its reader");
             EXIT_OUTPUT_CLOSED
-        } else if let Some(e) = &report.error {
-            errln!("error: {e}");
+        }
+        Outcome::Failed => {
+            errln!(
+                "error: {}",
+                summary.error.as_deref().unwrap_or("the run failed")
+            );
             EXIT_RUNTIME
-        } else if report.interrupted {
+        }
+        Outcome::Interrupted => {
             errln!("interrupted: the run stopped early; everything read was committed");
             EXIT_INTERRUPTED
-        } else {
-            EXIT_OK
         }
-    });
-    // Readers blocked on standard input (after Ctrl-C) must not keep the process alive.
-    rt.shutdown_background();
-    code
+        Outcome::Succeeded => EXIT_OK,
+    }
 }
