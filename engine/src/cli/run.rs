@@ -3,10 +3,11 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use super::report::{self, SummaryJson};
 use super::{
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, VarArgs, load_and_compile,
+    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, LogFormat, VarArgs, load_and_compile,
 };
-use crate::runtime::{self, Outcome, RunOptions, RunSummary, progress, table};
+use crate::runtime::{self, RunOptions, RunSummary, progress};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -26,6 +27,11 @@ pub(crate) struct RunArgs {
     /// standard output. Pipelines with an archive sink refuse.
     #[arg(long)]
     dry_run: bool,
+    /// Write the run's summary as one JSON object to FILE (replaced atomically), or with `-`
+    /// as the last line of standard error: outcome, run id, per-stage counters, manifests
+    /// written, durations (schema in docs/running.md).
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -56,7 +62,15 @@ async fn stop_requested() -> bool {
     }
 }
 
-pub(crate) fn run(args: RunArgs) -> i32 {
+pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
+    let summary_json = match args.summary_json.as_deref().map(SummaryJson::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            report::error(format, &e);
+            return EXIT_INVALID;
+        }
+    };
     let pipeline = match load_and_compile(&args.file, &args.vars) {
         Ok(p) => p,
         Err(code) => return code,
@@ -65,7 +79,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         ProgressArg::Auto if std::io::stderr().is_terminal() => progress::Mode::Bars,
         ProgressArg::Auto | ProgressArg::Log => progress::Mode::Log {
             interval: Duration::from_secs(args.progress_interval.max(1)),
-            fields: false,
+            fields: format == LogFormat::Json,
         },
         ProgressArg::Bars => progress::Mode::Bars,
         ProgressArg::Off => progress::Mode::Off,
@@ -77,31 +91,45 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            errln!("error: cannot start the runtime: {e}");
+            report::error(format, &format!("cannot start the runtime: {e}"));
             return EXIT_RUNTIME;
         }
     };
     let run_id = runtime::new_run_id();
     tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
     let dry_run = args.dry_run;
-    let handle = match runtime::start(&pipeline, RunOptions { run_id, dry_run }) {
+    let started_at = chrono::Utc::now();
+    let handle = match runtime::start(
+        &pipeline,
+        RunOptions {
+            run_id: run_id.clone(),
+            dry_run,
+        },
+    ) {
         Ok(h) => h,
         Err(e) => {
-            errln!("error: {e}");
-            return EXIT_RUNTIME;
+            let summary = RunSummary::not_started(
+                &run_id,
+                &pipeline.name,
+                dry_run,
+                started_at,
+                e.to_string(),
+            );
+            let code = report::outcome(format, &summary);
+            return write_summary(summary_json.as_ref(), &summary, format, code);
         }
     };
-    let code = control.block_on(async move {
+    let summary = control.block_on(async move {
         let monitor = handle.monitor();
         let on_signal = monitor.clone();
         tokio::spawn(async move {
             if stop_requested().await {
-                errln!("interrupted: draining what was read; press Ctrl-C again to abort");
+                report::interrupting(format);
                 on_signal.cancel();
                 if stop_requested().await {
                     // Whatever is cut short, the stream's lease need not wait for lease_ttl.
                     on_signal.release_leases(Duration::from_secs(3)).await;
-                    errln!("aborted");
+                    report::aborted(format);
                     std::process::exit(EXIT_INTERRUPTED);
                 }
             }
@@ -109,25 +137,12 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         let reporter = progress::Reporter::start(monitor, mode);
         let summary = handle.wait().await;
         reporter.finish();
-        finish(&summary)
+        summary
     });
     // Readers blocked on standard input (after Ctrl-C) must not keep the process alive.
     control.shutdown_background();
-    code
-}
-
-/// Prints what a finished run did and returns the exit code.
-fn finish(summary: &RunSummary) -> i32 {
-    if summary.stages.is_empty() {
-        // The stages could not be built: no table, only the error.
-        errln!(
-            "error: {}",
-            summary.error.as_deref().unwrap_or("the run did not start")
-        );
-        return EXIT_RUNTIME;
-    }
-    err!("{}", table::summary(summary));
-    if summary.dry_run {
+    report::summary(format, &summary);
+    if dry_run {
         // The plan goes to standard output (payload samples never go to the log).
         for s in &summary.stages {
             for l in &s.report {
@@ -135,23 +150,22 @@ fn finish(summary: &RunSummary) -> i32 {
             }
         }
     }
-    match summary.outcome {
-        Outcome::OutputClosed => {
-            // As a Unix tool whose reader went away (`| head`): no error, the shell's code.
-            errln!("stopped: standard output was closed by its reader");
-            EXIT_OUTPUT_CLOSED
+    let code = report::outcome(format, &summary);
+    write_summary(summary_json.as_ref(), &summary, format, code)
+}
+
+/// Writes `--summary-json` when asked; a failure to write it fails a run that succeeded.
+fn write_summary(
+    to: Option<&SummaryJson>,
+    summary: &RunSummary,
+    format: LogFormat,
+    code: i32,
+) -> i32 {
+    match to.map(|t| t.write(summary)) {
+        Some(Err(e)) => {
+            report::error(format, &e);
+            if code == EXIT_OK { EXIT_RUNTIME } else { code }
         }
-        Outcome::Failed => {
-            errln!(
-                "error: {}",
-                summary.error.as_deref().unwrap_or("the run failed")
-            );
-            EXIT_RUNTIME
-        }
-        Outcome::Interrupted => {
-            errln!("interrupted: the run stopped early; everything read was committed");
-            EXIT_INTERRUPTED
-        }
-        Outcome::Succeeded => EXIT_OK,
+        _ => code,
     }
 }
