@@ -743,3 +743,38 @@ mod summary_json {
         );
     }
 }
+
+/// `--metrics-listen` is bound before the run starts: a busy port or a malformed address is a
+/// clear error naming the option, and nothing runs.
+#[test]
+fn metrics_listen_errors_come_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let p = repo_root().join("pipelines/quickstart.toml");
+    let out = flux_engine(&["run", p.to_str().unwrap(), "--metrics-listen", &addr])
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: --metrics-listen {addr}: cannot listen: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting"), "{stderr}");
+    assert!(!dir.path().join("archive").exists());
+
+    let out = flux_engine(&["run", p.to_str().unwrap(), "--metrics-listen", "localhost"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'localhost' for '--metrics-listen <ADDR>'"),
+        "{stderr}"
+    );
+    drop(busy);
+}

@@ -32,6 +32,11 @@ pub(crate) struct RunArgs {
     /// written, durations (schema in docs/running.md).
     #[arg(long, value_name = "FILE")]
     summary_json: Option<String>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (and `/healthz`) while the run lasts,
+    /// e.g. 127.0.0.1:9898 (port 0: any free port, logged at INFO). For `stop = "never"`
+    /// archivers; see docs/running.md.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +71,16 @@ pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
     let summary_json = match args.summary_json.as_deref().map(SummaryJson::parse) {
         None => None,
         Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            report::error(format, &e);
+            return EXIT_INVALID;
+        }
+    };
+    // Bound before the run starts, so that a busy port or an address of another machine is an
+    // error before anything is read.
+    let metrics = match args.metrics_listen.map(bind) {
+        None => None,
+        Some(Ok(l)) => Some(l),
         Some(Err(e)) => {
             report::error(format, &e);
             return EXIT_INVALID;
@@ -134,9 +149,13 @@ pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
                 }
             }
         });
+        let server = metrics.and_then(|l| serve_metrics(l, monitor.clone(), format));
         let reporter = progress::Reporter::start(monitor, mode);
         let summary = handle.wait().await;
         reporter.finish();
+        if let Some(s) = server {
+            s.abort();
+        }
         summary
     });
     // Readers blocked on standard input (after Ctrl-C) must not keep the process alive.
@@ -152,6 +171,39 @@ pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
     }
     let code = report::outcome(format, &summary);
     write_summary(summary_json.as_ref(), &summary, format, code)
+}
+
+/// Binds `--metrics-listen`; the message names the option and the address.
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("--metrics-listen {addr}: cannot listen: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    Ok(listener)
+}
+
+/// Serves the run's metrics on the current runtime until the returned task is aborted.
+fn serve_metrics(
+    listener: std::net::TcpListener,
+    monitor: runtime::Monitor,
+    format: LogFormat,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            report::error(format, &format!("--metrics-listen: {e}"));
+            return None;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "serving metrics on http://{addr}/metrics");
+    }
+    Some(tokio::spawn(async move {
+        if let Err(e) = crate::metrics::serve(listener, monitor).await {
+            tracing::warn!("the metrics endpoint stopped: {e}");
+        }
+    }))
 }
 
 /// Writes `--summary-json` when asked; a failure to write it fails a run that succeeded.
