@@ -12,4 +12,5 @@ pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod diagnostic;
+pub mod metrics;
 pub mod runtime;

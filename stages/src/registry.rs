@@ -81,6 +81,23 @@ pub struct BuildContext {
     /// `flux-engine run --dry-run`: sinks that support it check and plan but write nothing;
     /// sinks that cannot refuse to build.
     pub dry_run: bool,
+    /// Sources: the raw-bytes pre-check of the filter that is this source's only reader, when
+    /// compile decided to push it down (see [`StageConfig::accepts_pushdown`]). The source skips
+    /// input that cannot match before parsing it (counted as skipped); the filter still decides
+    /// on every record that is parsed.
+    pub pushdown: Option<crate::expr::Prefilter>,
+    /// Sinks: the streams the sources upstream of its main input read, as named in their
+    /// configuration (see [`StageConfig::source_stream`]), so that a sink can account for a
+    /// stream that brings no record (the `archive` sink writes its run manifest anyway).
+    pub upstream_streams: Vec<String>,
+}
+
+/// What a stage needs from the runtime it runs on, beyond a task and its channels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Threads the stage may hold at once in the runtime's blocking pool (0: the default pool
+    /// is enough).
+    pub blocking_threads: usize,
 }
 
 /// A decoded stage configuration of any role.
@@ -197,18 +214,21 @@ impl StageConfig {
         }
         Ok(match self {
             StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
-            StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build()?),
+            StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build(ctx.pushdown.clone())?),
             StageConfig::KinesisSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Window(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Compact(c) => BuiltStage::Transform(c.build()?),
             StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
-            StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(RunInfo {
-                run_id: ctx.run_id.clone(),
-                pipeline: ctx.pipeline.clone(),
-                stage: ctx.stage.clone(),
-            })?),
+            StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(
+                RunInfo {
+                    run_id: ctx.run_id.clone(),
+                    pipeline: ctx.pipeline.clone(),
+                    stage: ctx.stage.clone(),
+                },
+                ctx.upstream_streams.clone(),
+            )?),
             StageConfig::DdlSink(c) => BuiltStage::Sink(c.build(&ctx.stage)?),
             StageConfig::KinesisSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
         })
@@ -264,11 +284,31 @@ impl StageConfig {
         })
     }
 
-    /// The raw-bytes pre-check a source may apply when this stage is its only reader.
+    /// The raw-bytes pre-check a source may apply when this stage is its only reader: only a
+    /// pre-check that can rule something out.
     pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         match self {
-            StageConfig::Filter(f) if !f.invert => Some(f.condition.0.prefilter().clone()),
+            StageConfig::Filter(f) if !f.invert => {
+                let pre = f.condition.0.prefilter();
+                pre.is_useful().then(|| pre.clone())
+            }
             _ => None,
+        }
+    }
+
+    /// Whether this source applies a pushed-down pre-check ([`BuildContext::pushdown`]).
+    pub fn accepts_pushdown(&self) -> bool {
+        matches!(self, StageConfig::ArchiveSource(_))
+    }
+
+    /// What the stage needs from the runtime (see [`Resources`]).
+    pub fn resources(&self) -> Resources {
+        match self {
+            // An arrival-order read keeps one reader thread per shard open at once.
+            StageConfig::ArchiveSource(_) => Resources {
+                blocking_threads: crate::source::archive::BLOCKING_THREADS,
+            },
+            _ => Resources::default(),
         }
     }
 

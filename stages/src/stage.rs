@@ -49,6 +49,9 @@ pub struct StageMetrics {
     expected_out: AtomicU64,
     /// Lag behind the stream's tip in milliseconds, plus one (0: not known).
     behind_ms: AtomicU64,
+    /// Sinks: when the last checkpoint barrier completed (everything received before it was
+    /// made durable), in milliseconds since the Unix epoch (0: none yet).
+    checkpointed_at_ms: AtomicU64,
 }
 
 impl StageMetrics {
@@ -88,6 +91,24 @@ impl StageMetrics {
     /// See [`StageMetrics::set_behind_ms`].
     pub fn behind_ms(&self) -> Option<u64> {
         self.behind_ms.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Records that a checkpoint barrier has just completed (see
+    /// [`StageMetrics::checkpointed_at_ms`]).
+    pub fn set_checkpointed_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| (d.as_millis() as u64).max(1));
+        self.checkpointed_at_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// When the stage last completed a checkpoint barrier, in milliseconds since the Unix
+    /// epoch; `None` before the first.
+    pub fn checkpointed_at_ms(&self) -> Option<u64> {
+        match self.checkpointed_at_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms),
+        }
     }
 
     /// The number of records the stage will send downstream in all, when it knows.
@@ -257,12 +278,6 @@ pub trait Source: Send {
     /// Reads until the input is exhausted or `ctx.stop` is cancelled, sending batches to
     /// `ctx.output`. The runtime sends [`Message::End`] after it returns `Ok`.
     async fn run(&mut self, ctx: &mut SourceContext) -> anyhow::Result<()>;
-
-    /// Offered when this source's only reader is a filter: the source may skip raw input that
-    /// cannot match before parsing it (counted as skipped). Returns true when it will.
-    fn push_down(&mut self, _prefilter: crate::expr::Prefilter) -> bool {
-        false
-    }
 }
 
 /// Collects what a transform produces from one batch.
@@ -324,8 +339,23 @@ pub enum Pass {
     Unchanged,
 }
 
-/// A summary line a sink reports at the end (objects written, checkpoints, …).
-pub type SinkReport = Vec<String>;
+/// What a sink reports at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// Lines for the run summary: what it wrote (objects, checkpoints, …).
+    pub lines: Vec<String>,
+    /// The run manifests it wrote, as URLs (the `archive` sink: one per stream).
+    pub manifests: Vec<String>,
+}
+
+impl From<Vec<String>> for SinkReport {
+    fn from(lines: Vec<String>) -> Self {
+        SinkReport {
+            lines,
+            manifests: Vec::new(),
+        }
+    }
+}
 
 /// A stage that writes records outside the pipeline.
 #[async_trait]
@@ -338,11 +368,6 @@ pub trait Sink: Send {
     /// sinks whose work is slow to finish: the `kinesis` sink stops sending when it fires,
     /// rather than draining everything it received (a replay must stop within seconds).
     fn attach_stop(&mut self, _stop: CancellationToken) {}
-
-    /// Tells the sink, before the first batch, which streams its upstream sources read (as
-    /// named in their configuration), so it can account for a stream that brings no record
-    /// (the `archive` sink writes its run manifest anyway).
-    fn expect_streams(&mut self, _streams: Vec<String>) {}
 
     /// Writes (or buffers) one batch. Records it cannot write go to `rejected`.
     async fn write(

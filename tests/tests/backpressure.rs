@@ -56,7 +56,7 @@ impl Sink for Stuck {
         Ok(())
     }
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
-        Ok(Vec::new())
+        Ok(SinkReport::default())
     }
 }
 
@@ -169,7 +169,7 @@ impl Sink for Drain {
         Ok(())
     }
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
-        Ok(Vec::new())
+        Ok(SinkReport::default())
     }
 }
 
@@ -203,7 +203,10 @@ async fn stop_drains_and_reports_interrupted() {
     assert!(report.error.is_none(), "{:?}", report.error);
     // Everything the source sent reached the sink: nothing was lost while draining.
     assert_eq!(taken.load(Ordering::SeqCst), sent.load(Ordering::SeqCst));
-    assert_eq!(report.stages[1].records_in, sent.load(Ordering::SeqCst));
+    assert_eq!(
+        report.stages[1].counters.records_in,
+        sent.load(Ordering::SeqCst)
+    );
 }
 
 /// Fails on its first batch.
@@ -215,7 +218,7 @@ impl Sink for Failing {
         anyhow::bail!("disk on fire")
     }
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
-        Ok(Vec::new())
+        Ok(SinkReport::default())
     }
 }
 

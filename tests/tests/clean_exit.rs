@@ -140,21 +140,17 @@ fn a_failed_archive_read_leaves_nothing_running_on_the_runtime() {
 
     let panics = record_tokio_panics();
     for attempt in 0..3 {
-        // The runtime as the `run` command builds and ends it.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .max_blocking_threads(flux_stages::source::archive::BLOCKING_THREADS)
-            .build()
-            .unwrap();
-        let report = rt
-            .block_on(flux_engine::runtime::run(
-                &pipeline,
-                &format!("clean-exit-{attempt}"),
-                Default::default(),
-                |_| {},
-            ))
-            .expect("the stages build");
-        let error = report.error.expect("the corrupt object fails the run");
+        // The runtime as the `run` command gets it: the run's own, shut down when it ends.
+        let summary = flux_engine::runtime::start(
+            &pipeline,
+            flux_engine::runtime::RunOptions {
+                run_id: format!("clean-exit-{attempt}"),
+                dry_run: false,
+            },
+        )
+        .expect("the stages build")
+        .wait_blocking();
+        let error = summary.error.expect("the corrupt object fails the run");
         assert!(error.contains("shardId-000000000000"), "{error}");
         // The proxy notices a closed connection at its next chunk (every 50 ms).
         std::thread::sleep(Duration::from_millis(500));
@@ -163,7 +159,6 @@ fn a_failed_archive_read_leaves_nothing_running_on_the_runtime() {
             0,
             "downloads still open after the run returned (attempt {attempt})"
         );
-        rt.shutdown_background();
         // A process lives on for a moment after its runtime is gone (printing the summary,
         // exiting): anything still reading would use the runtime now.
         std::thread::sleep(Duration::from_millis(500));

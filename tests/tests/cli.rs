@@ -513,3 +513,312 @@ fn the_replay_template_defers_to_the_environment_region_and_requires_records() {
         Some(false)
     );
 }
+
+/// `run --summary-json`: the run's summary as one JSON object, from the summary as data.
+mod summary_json {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+
+    use flux_tests::{flux_engine, repo_root, text};
+
+    /// Every stderr line of a `--log-format json` run is a JSON object.
+    fn events(stderr: &str) -> Vec<serde_json::Value> {
+        stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    fn stage<'a>(summary: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+        summary["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no stage {id}: {summary}"))
+    }
+
+    fn quickstart(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+        let p = repo_root().join("pipelines/quickstart.toml");
+        let input = format!(
+            "input={}",
+            repo_root().join("examples/orders.jsonl").display()
+        );
+        let mut args = vec![
+            "run",
+            p.to_str().unwrap(),
+            "--var",
+            &input,
+            "--progress",
+            "off",
+        ];
+        args.extend_from_slice(extra);
+        let out = flux_engine(&args).current_dir(dir).output().unwrap();
+        (out.status.code(), text(&out).1)
+    }
+
+    #[test]
+    fn a_successful_run_writes_its_summary_to_a_file_and_as_json_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, stderr) = quickstart(dir.path(), &["--summary-json", "out/summary.json"]);
+        assert_eq!(code, Some(2), "the folder must exist: {stderr}");
+        assert!(
+            stderr.contains("--summary-json out/summary.json: cannot use folder out"),
+            "{stderr}"
+        );
+        assert!(!dir.path().join("archive").exists(), "nothing ran");
+
+        let (code, stderr) = quickstart(dir.path(), &["--summary-json", "summary.json"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stderr.contains("total "),
+            "the table is still printed: {stderr}"
+        );
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s["version"], 1);
+        assert_eq!(s["outcome"], "succeeded");
+        assert_eq!(s["pipeline"], "quickstart");
+        assert_eq!(s["dry_run"], false);
+        assert!(s["error"].is_null());
+        assert!(s["seconds"].as_f64().unwrap() > 0.0);
+        let orders = stage(&s, "orders");
+        assert_eq!(orders["role"], "source");
+        assert_eq!(orders["type"], "file");
+        assert_eq!(orders["records_out"], 2995);
+        assert_eq!(orders["dead_lettered"], 5);
+        assert_eq!(stage(&s, "archive")["records_in"], 2995);
+        let manifest = s["manifests"][0].as_str().unwrap();
+        let run_id = s["run_id"].as_str().unwrap();
+        assert_eq!(
+            manifest,
+            format!("file://./archive/_flux/runs/stream=orders/{run_id}.json")
+        );
+        assert!(dir.path().join(&manifest["file://./".len()..]).is_file());
+        assert_eq!(stage(&s, "archive")["manifests"][0], manifest);
+
+        // JSON logs: the table becomes events carrying the counters as numbers, and the
+        // summary is stderr's last line.
+        let (code, stderr) =
+            quickstart(dir.path(), &["--log-format", "json", "--summary-json", "-"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let events = events(&stderr);
+        let last = events.last().unwrap();
+        assert_eq!(last["outcome"], "succeeded", "{stderr}");
+        assert_eq!(
+            stage(last, "archive")["skipped"],
+            2995,
+            "a rerun archives nothing twice"
+        );
+        let archive = events
+            .iter()
+            .find(|e| e["fields"]["event"] == "stage_summary" && e["fields"]["stage"] == "archive")
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert_eq!(archive["fields"]["records_in"], 2995);
+        assert_eq!(archive["fields"]["type"], "archive");
+        let run = events
+            .iter()
+            .find(|e| e["fields"]["event"] == "run_summary")
+            .unwrap();
+        assert_eq!(run["fields"]["outcome"], "succeeded");
+        assert_eq!(run["fields"]["run_id"], last["run_id"]);
+        assert!(
+            !stderr.contains("total "),
+            "no table in JSON mode: {stderr}"
+        );
+    }
+
+    #[test]
+    fn a_failed_run_reports_its_error_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.jsonl"), "{\"n\":1}\nnot json\n").unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\n\n\
+             [transforms.mark]\ntype = \"annotate\"\ninputs = [\"in\"]\nfields = { a = \"b\" }\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"mark\"]\npath = \"out.jsonl\"\n",
+        )
+        .unwrap();
+        let out = flux_engine(&[
+            "--log-format",
+            "json",
+            "run",
+            "p.toml",
+            "--progress",
+            "off",
+            "--summary-json",
+            "-",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let events = events(&stderr);
+        let summary = events.last().unwrap();
+        assert_eq!(summary["outcome"], "failed");
+        let error = summary["error"].as_str().unwrap();
+        assert!(error.starts_with("transform `mark` failed:"), "{error}");
+        // The `error:` line is an ERROR event, just before the summary.
+        let e = &events[events.len() - 2];
+        assert_eq!(e["level"], "ERROR");
+        assert_eq!(e["fields"]["event"], "error");
+        assert_eq!(e["fields"]["message"], error);
+        assert!(
+            !stderr.contains("not json"),
+            "no payload in errors: {stderr}"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_summary_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.jsonl"), "{\"n\":1}\n{\"n\":2}\n").unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.jsonl\"\n",
+        )
+        .unwrap();
+        let out = flux_engine(&[
+            "run",
+            "p.toml",
+            "--dry-run",
+            "--progress",
+            "off",
+            "--summary-json",
+            "-",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let summary: serde_json::Value =
+            serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["dry_run"], true);
+        assert_eq!(summary["outcome"], "succeeded");
+        assert_eq!(stage(&summary, "out")["records_in"], 2);
+    }
+
+    /// SIGINT while a source waits on standard input: the run drains, exits 130, and the
+    /// summary says `interrupted`; the JSON progress events carry the counters as fields.
+    #[cfg(unix)]
+    #[test]
+    fn an_interrupted_run_summary_says_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "[sources.in]\ntype = \"file\"\npath = \"-\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.jsonl\"\n",
+        )
+        .unwrap();
+        let mut child = flux_engine(&[
+            "--log-format",
+            "json",
+            "run",
+            "p.toml",
+            "--progress",
+            "log",
+            "--progress-interval",
+            "1",
+            "--summary-json",
+            "summary.json",
+        ])
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"{\"n\":1}\n{\"n\":2}\n").unwrap();
+        stdin.flush().unwrap();
+        // Wait (however long a loaded machine takes) for the source's progress event to count
+        // both records, then interrupt; standard input stays open.
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut progress = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if e["fields"]["stage"] == "in" && e["fields"]["records"] == 2 {
+                progress = Some(e);
+                break;
+            }
+        }
+        let progress = progress.expect("a progress event with 2 records");
+        assert!(
+            progress["fields"]["bytes"].as_u64().unwrap() > 0,
+            "{progress}"
+        );
+        assert!(progress["fields"]["rate"].is_number(), "{progress}");
+        assert!(
+            progress["fields"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("2 records")
+        );
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        let status = child.wait().unwrap();
+        drop(stdin);
+        assert_eq!(status.code(), Some(130), "{rest:?}");
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s["outcome"], "interrupted");
+        assert!(s["error"].is_null());
+        assert_eq!(stage(&s, "out")["records_out"], 2);
+        assert!(
+            rest.iter().any(|l| l.contains("\"event\":\"interrupted\"")),
+            "{rest:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.jsonl"))
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+    }
+}
+
+/// `--metrics-listen` is bound before the run starts: a busy port or a malformed address is a
+/// clear error naming the option, and nothing runs.
+#[test]
+fn metrics_listen_errors_come_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let p = repo_root().join("pipelines/quickstart.toml");
+    let out = flux_engine(&["run", p.to_str().unwrap(), "--metrics-listen", &addr])
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: --metrics-listen {addr}: cannot listen: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting"), "{stderr}");
+    assert!(!dir.path().join("archive").exists());
+
+    let out = flux_engine(&["run", p.to_str().unwrap(), "--metrics-listen", "localhost"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'localhost' for '--metrics-listen <ADDR>'"),
+        "{stderr}"
+    );
+    drop(busy);
+}

@@ -1347,3 +1347,198 @@ async fn missing_credentials_and_an_unknown_profile_are_named() {
         assert!(!err.contains("cannot reach the endpoint"), "{err}");
     }
 }
+
+/// `GET url` over loopback with hyper's client: (status, content type, body).
+async fn http_get(url: &str) -> (u16, String, String) {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, kind, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Parses Prometheus/OpenMetrics text strictly: every line is a `# TYPE|HELP|UNIT` comment, the
+/// final `# EOF`, or `name{label="value",…} number` of a declared family. Returns
+/// `name{labels}` → value.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let mut families = Vec::new();
+    let mut samples = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "{text}");
+    for line in &lines[..lines.len() - 1] {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            let name = parts.next().unwrap_or_default();
+            assert!(["TYPE", "HELP", "UNIT"].contains(&kind), "{line}");
+            assert!(name_ok(name), "{line}");
+            if kind == "TYPE" {
+                let t = parts.next().unwrap();
+                assert!(
+                    ["counter", "gauge", "info", "unknown"].contains(&t),
+                    "{line}"
+                );
+                families.push(name.to_owned());
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name_ok(name), "{line}");
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("{line}"));
+            for pair in inner.split("\",") {
+                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
+                assert!(name_ok(k), "{line}");
+                assert!(!v.trim_end_matches('"').contains('"'), "{line}");
+            }
+        }
+        assert!(
+            families
+                .iter()
+                .any(|f| name == f || name.strip_prefix(f.as_str()) == Some("_total")),
+            "{name} has no # TYPE: {text}"
+        );
+        let v: f64 = value.parse().unwrap_or_else(|e| panic!("{e}: {line}"));
+        samples.insert(series.to_owned(), v);
+    }
+    samples
+}
+
+/// `run --metrics-listen` on a continuous archiver: /metrics parses as Prometheus text, its
+/// counters move as records arrive, the lag and checkpoint age appear, /healthz answers, and
+/// SIGINT still ends the run in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_archive_serves_prometheus_metrics_until_stopped() {
+    let s = setup(2).await;
+    let mut put = Put::new();
+    for n in 0..30 {
+        s.put(
+            &format!("k-{n}"),
+            format!(r#"{{"n":{n}}}"#).into_bytes(),
+            &mut put,
+        )
+        .await;
+    }
+    let p = s.pipeline();
+    let toml = std::fs::read_to_string(&p).unwrap().replace(
+        "idle_interval = \"50ms\"",
+        "idle_interval = \"50ms\"\nstop = \"never\"\ncheckpoint_interval = \"1s\"",
+    );
+    std::fs::write(&p, toml).unwrap();
+    let mut cmd = flux_engine(&[
+        "--log-format",
+        "json",
+        "run",
+        p.to_str().unwrap(),
+        "--progress",
+        "off",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    s.emu.apply(&mut cmd);
+    cmd.env("RUST_LOG", "info")
+        .current_dir(s.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(e) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = e["fields"]["addr"].as_str()
+            {
+                let _ = addr_tx.send(addr.to_owned());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let addr = tokio::task::spawn_blocking(move || {
+        addr_rx.recv_timeout(std::time::Duration::from_secs(120))
+    })
+    .await
+    .unwrap()
+    .expect("the metrics address is logged");
+    let base = format!("http://{addr}");
+    let sink = "{stage=\"archive\",role=\"sink\",type=\"archive\"}";
+    let source = "{stage=\"stream\",role=\"source\",type=\"kinesis\"}";
+    // Scrape until the archive sink has written what was put (however long that takes here).
+    let scrape_until = |min: f64| {
+        let base = base.clone();
+        async move {
+            for _ in 0..1200 {
+                let (status, kind, body) = http_get(&format!("{base}/metrics")).await;
+                assert_eq!(status, 200);
+                assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+                let m = parse_metrics(&body);
+                if m.get(&format!("flux_stage_records_out_total{sink}"))
+                    .copied()
+                    >= Some(min)
+                    && m.contains_key(&format!("flux_stage_checkpoint_age_seconds{sink}"))
+                    && m.contains_key(&format!("flux_stage_behind_tip_ms{source}"))
+                {
+                    return m;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("the archive sink never reached {min} records");
+        }
+    };
+    let first = scrape_until(30.0).await;
+    assert_eq!(first[&format!("flux_stage_records_in_total{source}")], 30.0);
+    assert_eq!(first["flux_run_state{state=\"running\"}"], 1.0);
+    assert_eq!(first["flux_run_state{state=\"finished\"}"], 0.0);
+    assert!(first[&format!("flux_stage_bytes_out_total{sink}")] > 0.0);
+    let (status, _, body) = http_get(&format!("{base}/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "running\n"));
+
+    for n in 30..40 {
+        s.put(
+            &format!("k-{n}"),
+            format!(r#"{{"n":{n}}}"#).into_bytes(),
+            &mut put,
+        )
+        .await;
+    }
+    let second = scrape_until(40.0).await;
+    assert_eq!(
+        second[&format!("flux_stage_records_in_total{source}")],
+        40.0
+    );
+
+    let int = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert_eq!(normalise(&s.archived_records().await), normalise(&put));
+}

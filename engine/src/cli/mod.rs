@@ -13,6 +13,7 @@ mod cluster;
 mod lease;
 mod plan;
 mod render;
+mod report;
 mod run;
 mod schema;
 mod validate;
@@ -49,9 +50,12 @@ struct Cli {
     command: Command,
 }
 
+/// `--log-format`: how logs (and, for `run`, the end-of-run report) are written.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -117,7 +121,7 @@ pub fn run() -> i32 {
         Command::Validate(a) => validate::validate(a),
         Command::Plan(a) => plan::plan(a),
         Command::Render(a) => render::render(a),
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(a, cli.log_format),
         Command::Schema => schema::schema(),
         Command::Cluster(a) => cluster::cluster(a),
         Command::Lease(a) => lease::lease(a),
@@ -134,6 +138,12 @@ fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    // The end-of-run report as JSON events (`report::REPORT_TARGET`) is output, not chatter:
+    // like the summary table in text mode, it is shown whatever RUST_LOG says.
+    let filter = match format!("{}=info", report::REPORT_TARGET).parse() {
+        Ok(d) if format == LogFormat::Json => filter.add_directive(d),
+        _ => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,13 +3,12 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use clap::Args;
-use tokio_util::sync::CancellationToken;
-
+use super::report::{self, SummaryJson};
 use super::{
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, VarArgs, load_and_compile,
+    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, LogFormat, VarArgs, load_and_compile,
 };
-use crate::runtime::{self, progress};
+use crate::runtime::{self, RunOptions, RunSummary, progress};
+use clap::Args;
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
@@ -28,6 +27,16 @@ pub(crate) struct RunArgs {
     /// standard output. Pipelines with an archive sink refuse.
     #[arg(long)]
     dry_run: bool,
+    /// Write the run's summary as one JSON object to FILE (replaced atomically), or with `-`
+    /// as the last line of standard error: outcome, run id, per-stage counters, manifests
+    /// written, durations (schema in docs/running.md).
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<String>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (and `/healthz`) while the run lasts,
+    /// e.g. 127.0.0.1:9898 (port 0: any free port, logged at INFO). For `stop = "never"`
+    /// archivers; see docs/running.md.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -36,18 +45,6 @@ enum ProgressArg {
     Bars,
     Log,
     Off,
-}
-
-/// A run id: UTC start time plus a per-process suffix, sortable by time.
-fn new_run_id() -> String {
-    let now = chrono::Utc::now();
-    let nanos = now.timestamp_subsec_nanos();
-    format!(
-        "{}-{:04x}{:04x}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        std::process::id() & 0xffff,
-        nanos & 0xffff
-    )
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM (what schedulers such as Kubernetes, ECS and systemd
@@ -70,101 +67,157 @@ async fn stop_requested() -> bool {
     }
 }
 
-pub(crate) fn run(args: RunArgs) -> i32 {
+pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
+    let summary_json = match args.summary_json.as_deref().map(SummaryJson::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            report::error(format, &e);
+            return EXIT_INVALID;
+        }
+    };
+    // Bound before the run starts, so that a busy port or an address of another machine is an
+    // error before anything is read.
+    let metrics = match args.metrics_listen.map(bind) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            report::error(format, &e);
+            return EXIT_INVALID;
+        }
+    };
     let pipeline = match load_and_compile(&args.file, &args.vars) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let mode = match args.progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => progress::Mode::Bars,
-        ProgressArg::Auto | ProgressArg::Log => {
-            progress::Mode::Log(Duration::from_secs(args.progress_interval.max(1)))
-        }
+        ProgressArg::Auto | ProgressArg::Log => progress::Mode::Log {
+            interval: Duration::from_secs(args.progress_interval.max(1)),
+            fields: format == LogFormat::Json,
+        },
         ProgressArg::Bars => progress::Mode::Bars,
         ProgressArg::Off => progress::Mode::Off,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Signals, progress and waiting run here; the pipeline runs on a runtime of its own.
+    let control = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // An arrival-order archive read keeps one reader thread per shard open at once (see
-        // flux_stages::source::archive::MAX_ARRIVAL_SHARDS); tokio's default of 512 would
-        // leave later shards' readers queued behind parked ones, and the merge waiting forever.
-        .max_blocking_threads(flux_stages::source::archive::BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            errln!("error: cannot start the runtime: {e}");
+            report::error(format, &format!("cannot start the runtime: {e}"));
             return EXIT_RUNTIME;
         }
     };
-    let run_id = new_run_id();
-    let code = rt.block_on(async move {
-        let stop = CancellationToken::new();
-        let on_signal = stop.clone();
+    let run_id = runtime::new_run_id();
+    tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
+    let dry_run = args.dry_run;
+    let started_at = chrono::Utc::now();
+    let handle = match runtime::start(
+        &pipeline,
+        RunOptions {
+            run_id: run_id.clone(),
+            dry_run,
+        },
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            let summary = RunSummary::not_started(
+                &run_id,
+                &pipeline.name,
+                dry_run,
+                started_at,
+                e.to_string(),
+            );
+            let code = report::outcome(format, &summary);
+            return write_summary(summary_json.as_ref(), &summary, format, code);
+        }
+    };
+    let summary = control.block_on(async move {
+        let monitor = handle.monitor();
+        let on_signal = monitor.clone();
         tokio::spawn(async move {
             if stop_requested().await {
-                errln!("interrupted: draining what was read; press Ctrl-C again to abort");
+                report::interrupting(format);
                 on_signal.cancel();
                 if stop_requested().await {
                     // Whatever is cut short, the stream's lease need not wait for lease_ttl.
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(3),
-                        flux_stages::archive::lease::release_held(),
-                    )
-                    .await;
-                    errln!("aborted");
+                    on_signal.release_leases(Duration::from_secs(3)).await;
+                    report::aborted(format);
                     std::process::exit(EXIT_INTERRUPTED);
                 }
             }
         });
-        tracing::info!(pipeline = %pipeline.name, run_id = %run_id, "starting");
-        let mut reporter = None;
-        let dry_run = args.dry_run;
-        let result = runtime::run_with(&pipeline, &run_id, dry_run, stop, |live| {
-            reporter = Some(progress::Reporter::start(live, mode));
-        })
-        .await;
-        if let Some(r) = reporter {
-            r.finish();
+        let server = metrics.and_then(|l| serve_metrics(l, monitor.clone(), format));
+        let reporter = progress::Reporter::start(monitor, mode);
+        let summary = handle.wait().await;
+        reporter.finish();
+        if let Some(s) = server {
+            s.abort();
         }
-        // A run that failed never reached its sinks' end: release the leases they still hold,
-        // so the next run need not wait for lease_ttl.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            flux_stages::archive::lease::release_held(),
-        )
-        .await;
-        let report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                errln!("error: {e}");
-                return EXIT_RUNTIME;
-            }
-        };
-        err!("{}", progress::summary(&report));
-        if dry_run {
-            // The plan goes to standard output (payload samples never go to the log).
-            for s in &report.stages {
-                for l in &s.report {
-                    outln!("{}: {l}", s.id);
-                }
-            }
-        }
-        if report.output_closed {
-            // As a Unix tool whose reader went away (`| head`): no error, the shell's code.
-            errln!("stopped: standard output was closed by its reader");
-            EXIT_OUTPUT_CLOSED
-        } else if let Some(e) = &report.error {
-            errln!("error: {e}");
-            EXIT_RUNTIME
-        } else if report.interrupted {
-            errln!("interrupted: the run stopped early; everything read was committed");
-            EXIT_INTERRUPTED
-        } else {
-            EXIT_OK
-        }
+        summary
     });
     // Readers blocked on standard input (after Ctrl-C) must not keep the process alive.
-    rt.shutdown_background();
-    code
+    control.shutdown_background();
+    report::summary(format, &summary);
+    if dry_run {
+        // The plan goes to standard output (payload samples never go to the log).
+        for s in &summary.stages {
+            for l in &s.report {
+                outln!("{}: {l}", s.id);
+            }
+        }
+    }
+    let code = report::outcome(format, &summary);
+    write_summary(summary_json.as_ref(), &summary, format, code)
+}
+
+/// Binds `--metrics-listen`; the message names the option and the address.
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("--metrics-listen {addr}: cannot listen: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    Ok(listener)
+}
+
+/// Serves the run's metrics on the current runtime until the returned task is aborted.
+fn serve_metrics(
+    listener: std::net::TcpListener,
+    monitor: runtime::Monitor,
+    format: LogFormat,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            report::error(format, &format!("--metrics-listen: {e}"));
+            return None;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "serving metrics on http://{addr}/metrics");
+    }
+    Some(tokio::spawn(async move {
+        if let Err(e) = crate::metrics::serve(listener, monitor).await {
+            tracing::warn!("the metrics endpoint stopped: {e}");
+        }
+    }))
+}
+
+/// Writes `--summary-json` when asked; a failure to write it fails a run that succeeded.
+fn write_summary(
+    to: Option<&SummaryJson>,
+    summary: &RunSummary,
+    format: LogFormat,
+    code: i32,
+) -> i32 {
+    match to.map(|t| t.write(summary)) {
+        Some(Err(e)) => {
+            report::error(format, &e);
+            if code == EXIT_OK { EXIT_RUNTIME } else { code }
+        }
+        _ => code,
+    }
 }

@@ -1,8 +1,10 @@
 //! Compiling a loaded pipeline into a checked DAG (petgraph). Every check runs and every problem
 //! is reported at once: duplicate ids, unknown inputs, reading a sink, cycles (with the whole
 //! chain), stages whose output nobody reads, stages writing one file or archive or writing what
-//! the pipeline reads ([`places`]).
+//! the pipeline reads ([`places`]). A compiled pipeline carries per-stage [`Facts`] that the
+//! runtime acts on ([`facts`]).
 
+pub mod facts;
 mod places;
 pub mod plan;
 
@@ -17,6 +19,7 @@ use petgraph::visit::EdgeRef;
 
 use crate::config::{PipelineSpec, Port};
 use crate::diagnostic::{Diagnostic, did_you_mean};
+pub use facts::Facts;
 
 /// A stage in the compiled graph.
 #[derive(Debug, Clone)]
@@ -31,6 +34,9 @@ pub struct Node {
     pub config: StageConfig,
     /// Capacity of each channel into it.
     pub buffer: Capacity,
+    /// What compile derived for it from the whole graph (push-down, upstream streams,
+    /// resource needs).
+    pub facts: Facts,
 }
 
 /// An edge: records of `port` of the upstream stage flow into the downstream one.
@@ -61,6 +67,11 @@ impl Pipeline {
             .filter(|e| e.weight().port == port)
             .map(|e| e.target())
             .collect()
+    }
+
+    /// What the whole pipeline needs from the runtime it runs on (see [`Facts::resources`]).
+    pub fn resources(&self) -> flux_stages::registry::Resources {
+        facts::pipeline_resources(self.graph.node_weights())
     }
 }
 
@@ -100,6 +111,7 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
                 kind: kind.clone(),
                 config: config.clone(),
                 buffer: stage.buffer,
+                facts: Facts::default(),
             }),
             _ => None,
         };
@@ -286,7 +298,8 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
     let Ok(order) = toposort(&graph, None) else {
         return (None, diags);
     };
-    let graph = graph.map(|_, n| n.clone().expect("checked above"), |_, e| *e);
+    let mut graph = graph.map(|_, n| n.clone().expect("checked above"), |_, e| *e);
+    facts::derive(&mut graph);
     (
         Some(Pipeline {
             name: spec.name.clone(),

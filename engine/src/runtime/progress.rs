@@ -1,5 +1,5 @@
-//! Progress while a pipeline runs: a bar per source and per sink on a terminal, plain periodic
-//! log lines otherwise, and the final per-stage summary table. A source shows records, bytes and
+//! Progress while a pipeline runs, read from its snapshots: a bar per source and per sink on a
+//! terminal, plain periodic log lines otherwise (the summary table is [`super::table`]). A source shows records, bytes and
 //! rate; a sink shows what it wrote, its recent rate, what was throttled and retried, and once
 //! the number of records it will receive is known (a `compact` upstream announces its winners)
 //! the share done and an ETA.
@@ -8,19 +8,26 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use flux_stages::registry::Role;
-use flux_stages::stage::StageMetrics;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use super::{LiveMetrics, RunReport};
+use super::table::human_bytes;
+use super::{Monitor, StageSnapshot};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Bars on the terminal (standard error).
     Bars,
-    /// A log line per source every `interval`.
-    Log(Duration),
+    /// A log line per source and sink every `interval`; with `fields`, the figures are also
+    /// structured fields of the event (`records`, `bytes`, `rate`, `behind_ms`, …), for JSON
+    /// logs.
+    Log {
+        /// Time between lines.
+        interval: Duration,
+        /// Whether events carry the figures as fields too.
+        fields: bool,
+    },
     /// Nothing until the summary.
     Off,
 }
@@ -32,25 +39,23 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts reporting on the sources and sinks of `live`.
-    pub fn start(live: LiveMetrics, mode: Mode) -> Reporter {
-        let shown: Vec<usize> = (0..live.stages.len())
-            .filter(|&i| matches!(live.stages[i].role, Role::Source | Role::Sink))
-            .collect();
+    /// Starts reporting on the sources and sinks of the run `monitor` watches (on the current
+    /// tokio runtime).
+    pub fn start(monitor: Monitor, mode: Mode) -> Reporter {
         match mode {
             Mode::Off => Reporter {
                 task: None,
                 bars: None,
             },
-            Mode::Log(interval) => {
+            Mode::Log { interval, fields } => {
                 let task = tokio::spawn(async move {
-                    let mut lines = Lines::new(live, shown);
+                    let mut lines = Lines::new(monitor);
                     let mut tick = tokio::time::interval(interval);
                     tick.tick().await;
                     loop {
                         tick.tick().await;
-                        for (id, text) in lines.next() {
-                            tracing::info!(stage = %id, "{text}");
+                        for l in lines.next() {
+                            log(&l, fields);
                         }
                     }
                 });
@@ -63,22 +68,28 @@ impl Reporter {
                 let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
                 let style = ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                let bars: Vec<_> = shown
-                    .iter()
-                    .map(|&i| {
-                        let bar = multi.add(ProgressBar::new_spinner());
-                        bar.set_style(style.clone());
-                        bar.set_prefix(live.stages[i].id.clone());
-                        bar
-                    })
-                    .collect();
+                let draw = multi.clone();
                 let task = tokio::spawn(async move {
-                    let mut lines = Lines::new(live, shown);
+                    let mut lines = Lines::new(monitor);
+                    let mut bars: Vec<ProgressBar> = Vec::new();
                     let mut tick = tokio::time::interval(Duration::from_millis(200));
                     loop {
                         tick.tick().await;
-                        for ((_, text), bar) in lines.next().into_iter().zip(&bars) {
-                            bar.set_message(text);
+                        let now = lines.next();
+                        // The stages are known once their tasks have started.
+                        if bars.is_empty() {
+                            bars = now
+                                .iter()
+                                .map(|l| {
+                                    let bar = draw.add(ProgressBar::new_spinner());
+                                    bar.set_style(style.clone());
+                                    bar.set_prefix(l.stage.clone());
+                                    bar
+                                })
+                                .collect();
+                        }
+                        for (l, bar) in now.into_iter().zip(&bars) {
+                            bar.set_message(l.text);
                             bar.tick();
                         }
                     }
@@ -102,102 +113,164 @@ impl Reporter {
     }
 }
 
+/// Logs one progress line at INFO, with its figures as fields when `fields`.
+fn log(l: &Line, fields: bool) {
+    let f = &l.figures;
+    if fields {
+        tracing::info!(
+            stage = %l.stage,
+            records = f.records,
+            bytes = f.bytes,
+            rate = f.rate,
+            behind_ms = f.behind_ms,
+            expected = f.expected,
+            throttled = f.throttled,
+            retried = f.retried,
+            "{}",
+            l.text
+        );
+    } else {
+        tracing::info!(stage = %l.stage, "{}", l.text);
+    }
+}
+
 /// How far back the rate behind an ETA looks.
 const RATE_WINDOW: Duration = Duration::from_secs(30);
 
-/// Makes the progress lines of the shown stages, keeping each sink's recent history for its
-/// rate.
+/// One stage's progress line, and the figures in it.
+#[derive(Debug)]
+struct Line {
+    stage: String,
+    text: String,
+    figures: Figures,
+}
+
+/// The figures of a progress line, as numbers.
+#[derive(Debug, Default, PartialEq)]
+struct Figures {
+    /// Sources: records sent on; sinks: records written (delivered, for sinks that deliver
+    /// later).
+    records: u64,
+    /// Bytes, where the line shows them.
+    bytes: Option<u64>,
+    /// Records per second: a source's average since the start, a sink's over the last
+    /// [`RATE_WINDOW`] once measurable.
+    rate: Option<f64>,
+    /// Sources reading a stream: lag behind its tip, once known.
+    behind_ms: Option<u64>,
+    /// Sinks: the records they will receive in all, once known.
+    expected: Option<u64>,
+    /// Sinks: records throttled (0 for sources).
+    throttled: u64,
+    /// Sinks: records retried (0 for sources).
+    retried: u64,
+}
+
+/// Makes the progress lines of the sources and sinks, keeping each sink's recent history for
+/// its rate.
 struct Lines {
-    live: LiveMetrics,
-    shown: Vec<usize>,
+    monitor: Monitor,
     started: Instant,
-    /// Per shown stage: (when, records out) samples within [`RATE_WINDOW`].
-    history: Vec<std::collections::VecDeque<(Instant, u64)>>,
+    /// Per stage id: (when, records out) samples within [`RATE_WINDOW`].
+    history: std::collections::HashMap<String, std::collections::VecDeque<(Instant, u64)>>,
 }
 
 impl Lines {
-    fn new(live: LiveMetrics, shown: Vec<usize>) -> Lines {
-        let history = shown.iter().map(|_| Default::default()).collect();
+    fn new(monitor: Monitor) -> Lines {
         Lines {
-            live,
-            shown,
+            monitor,
             started: Instant::now(),
-            history,
+            history: Default::default(),
         }
     }
 
-    /// (stage id, line) per shown stage, now.
-    fn next(&mut self) -> Vec<(String, String)> {
+    /// One line per source and sink, now (none before the stages have started).
+    fn next(&mut self) -> Vec<Line> {
         let now = Instant::now();
-        let mut out = Vec::with_capacity(self.shown.len());
-        for (k, &i) in self.shown.iter().enumerate() {
-            let stage = &self.live.stages[i];
-            let m = &stage.metrics;
-            let text = if stage.role == Role::Source {
-                line(m, now - self.started)
-            } else {
-                // A sink that queues and delivers later counts deliveries; its byte counter
-                // is what it accepted, so it is not shown.
-                let (sent, bytes) = if m
-                    .counts_delivered
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    (StageMetrics::get(&m.delivered), None)
+        let snapshot = self.monitor.snapshot();
+        snapshot
+            .stages
+            .into_iter()
+            .filter(|s| matches!(s.role, Role::Source | Role::Sink))
+            .map(|stage| {
+                let figures = if stage.role == Role::Source {
+                    source_figures(&stage, now - self.started)
                 } else {
-                    (
-                        StageMetrics::get(&m.records_out),
-                        Some(StageMetrics::get(&m.bytes_out)),
-                    )
+                    let history = self.history.entry(stage.id.clone()).or_default();
+                    sink_figures(&stage, history, now)
                 };
-                let history = &mut self.history[k];
-                history.push_back((now, sent));
-                while history
-                    .front()
-                    .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
-                {
-                    history.pop_front();
+                let text = if stage.role == Role::Source {
+                    source_line(&figures)
+                } else {
+                    sink_line(&figures)
+                };
+                Line {
+                    stage: stage.id,
+                    text,
+                    figures,
                 }
-                let rate = history.front().and_then(|&(t, n)| {
-                    let secs = now.duration_since(t).as_secs_f64();
-                    (secs >= 0.5).then(|| (sent - n) as f64 / secs)
-                });
-                sink_line(&SinkProgress {
-                    sent,
-                    bytes,
-                    // What the sink itself dead-letters will not be written.
-                    expected: self
-                        .live
-                        .expected_in(i)
-                        .map(|n| n.saturating_sub(StageMetrics::get(&m.dead_lettered))),
-                    throttled: StageMetrics::get(&m.throttled),
-                    retried: StageMetrics::get(&m.retried),
-                    rate,
-                })
-            };
-            out.push((stage.id.clone(), text));
-        }
-        out
+            })
+            .collect()
     }
 }
 
-fn line(m: &StageMetrics, elapsed: Duration) -> String {
-    source_line(
-        StageMetrics::get(&m.records_out),
-        StageMetrics::get(&m.bytes_out),
-        elapsed,
-        m.behind_ms(),
-    )
+fn source_figures(s: &StageSnapshot, elapsed: Duration) -> Figures {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    Figures {
+        records: s.counters.records_out,
+        bytes: Some(s.counters.bytes_out),
+        rate: Some(s.counters.records_out as f64 / secs),
+        behind_ms: s.behind_ms,
+        ..Default::default()
+    }
+}
+
+fn sink_figures(
+    s: &StageSnapshot,
+    history: &mut std::collections::VecDeque<(Instant, u64)>,
+    now: Instant,
+) -> Figures {
+    // A sink that queues and delivers later counts deliveries; its byte counter is what it
+    // accepted, so it is not shown.
+    let (sent, bytes) = if s.counts_delivered {
+        (s.counters.delivered, None)
+    } else {
+        (s.counters.records_out, Some(s.counters.bytes_out))
+    };
+    history.push_back((now, sent));
+    while history
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+    {
+        history.pop_front();
+    }
+    let rate = history.front().and_then(|&(t, n)| {
+        let secs = now.duration_since(t).as_secs_f64();
+        (secs >= 0.5).then(|| (sent - n) as f64 / secs)
+    });
+    Figures {
+        records: sent,
+        bytes,
+        rate,
+        // What the sink itself dead-letters will not be written.
+        expected: s
+            .expected_in
+            .map(|n| n.saturating_sub(s.counters.dead_lettered)),
+        throttled: s.counters.throttled,
+        retried: s.counters.retried,
+        behind_ms: None,
+    }
 }
 
 /// `2000 records, 1.1 MiB, 400 records/s, 3.2 s behind the tip`
-fn source_line(records: u64, bytes: u64, elapsed: Duration, behind_ms: Option<u64>) -> String {
-    let secs = elapsed.as_secs_f64().max(0.001);
+fn source_line(f: &Figures) -> String {
     let mut text = format!(
-        "{records} records, {}, {:.0} records/s",
-        human_bytes(bytes),
-        records as f64 / secs
+        "{} records, {}, {:.0} records/s",
+        f.records,
+        human_bytes(f.bytes.unwrap_or(0)),
+        f.rate.unwrap_or(0.0)
     );
-    match behind_ms {
+    match f.behind_ms {
         Some(0) => text.push_str(", at the tip"),
         Some(ms) if ms < 60_000 => {
             let _ = write!(text, ", {:.1} s behind the tip", ms as f64 / 1000.0);
@@ -210,29 +283,15 @@ fn source_line(records: u64, bytes: u64, elapsed: Duration, behind_ms: Option<u6
     text
 }
 
-/// What a sink's progress line shows.
-#[derive(Debug, Default)]
-struct SinkProgress {
-    sent: u64,
-    /// Bytes written, for sinks whose byte counter follows `sent`.
-    bytes: Option<u64>,
-    /// Records the sink will receive in all, once upstream knows (e.g. after compaction).
-    expected: Option<u64>,
-    throttled: u64,
-    retried: u64,
-    /// Records per second over the last [`RATE_WINDOW`], once measurable.
-    rate: Option<f64>,
-}
-
 /// `1200 of 5000 records written (24 %), 1.1 MiB, 410 records/s, 3 throttled, 3 retried, ETA 9s`
-fn sink_line(p: &SinkProgress) -> String {
+fn sink_line(p: &Figures) -> String {
+    let sent = p.records;
     let mut text = match p.expected {
         Some(total) if total > 0 => format!(
-            "{} of {total} records written ({:.0} %)",
-            p.sent,
-            100.0 * p.sent.min(total) as f64 / total as f64
+            "{sent} of {total} records written ({:.0} %)",
+            100.0 * sent.min(total) as f64 / total as f64
         ),
-        _ => format!("{} records written", p.sent),
+        _ => format!("{sent} records written"),
     };
     if let Some(bytes) = p.bytes {
         let _ = write!(text, ", {}", human_bytes(bytes));
@@ -245,9 +304,9 @@ fn sink_line(p: &SinkProgress) -> String {
     }
     if let (Some(total), Some(rate)) = (p.expected, p.rate)
         && rate > 0.0
-        && total > p.sent
+        && total > sent
     {
-        let _ = write!(text, ", ETA {}", eta((total - p.sent) as f64 / rate));
+        let _ = write!(text, ", ETA {}", eta((total - sent) as f64 / rate));
     }
     text
 }
@@ -262,73 +321,14 @@ fn eta(secs: f64) -> String {
     }
 }
 
-/// Bytes with a binary unit, e.g. `12.3 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// The end-of-run table: records in/out, bytes, dead letters and seconds per stage, then what
-/// each sink reported.
-pub fn summary(report: &RunReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<10} {:<20} {:<9} {:>12} {:>12} {:>11} {:>11} {:>8} {:>10} {:>8}",
-        "role",
-        "stage",
-        "type",
-        "records in",
-        "records out",
-        "bytes in",
-        "bytes out",
-        "dead",
-        "skipped",
-        "seconds"
-    );
-    for s in &report.stages {
-        let _ = writeln!(
-            out,
-            "{:<10} {:<20} {:<9} {:>12} {:>12} {:>11} {:>11} {:>8} {:>10} {:>8.2}",
-            s.role.noun(),
-            s.id,
-            s.kind,
-            s.records_in,
-            s.records_out,
-            human_bytes(s.bytes_in),
-            human_bytes(s.bytes_out),
-            s.dead_lettered,
-            s.skipped,
-            s.seconds
-        );
-    }
-    for s in &report.stages {
-        for l in &s.report {
-            let _ = writeln!(out, "{}: {l}", s.id);
-        }
-    }
-    let _ = writeln!(out, "total {:.2}s", report.seconds);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sink_line_shows_share_rate_retries_and_eta_once_known() {
-        let mut p = SinkProgress {
-            sent: 1200,
+        let mut p = Figures {
+            records: 1200,
             bytes: Some(3 * 1024 * 1024),
             ..Default::default()
         };
@@ -350,28 +350,45 @@ mod tests {
             sink_line(&p),
             "1200 of 5000 records written (24 %), 400 records/s, 3 throttled, 5 retried, ETA 10s"
         );
-        p.sent = 5000;
+        p.records = 5000;
         assert!(!sink_line(&p).contains("ETA"), "{}", sink_line(&p));
     }
 
     #[test]
     fn a_source_line_shows_the_lag_when_known() {
-        let t = Duration::from_secs(5);
+        let stage = |behind_ms| StageSnapshot {
+            id: "s".into(),
+            role: Role::Source,
+            kind: "kinesis".into(),
+            counters: crate::runtime::Counters {
+                records_out: 2000,
+                bytes_out: 2048,
+                ..Default::default()
+            },
+            counts_delivered: false,
+            behind_ms,
+            expected_in: None,
+            checkpoint_age_ms: None,
+        };
+        let line =
+            |behind_ms| source_line(&source_figures(&stage(behind_ms), Duration::from_secs(5)));
+        assert_eq!(line(None), "2000 records, 2.0 KiB, 400 records/s");
         assert_eq!(
-            source_line(2000, 2048, t, None),
-            "2000 records, 2.0 KiB, 400 records/s"
-        );
-        assert_eq!(
-            source_line(2000, 2048, t, Some(0)),
+            line(Some(0)),
             "2000 records, 2.0 KiB, 400 records/s, at the tip"
         );
         assert_eq!(
-            source_line(2000, 2048, t, Some(3250)),
+            line(Some(3250)),
             "2000 records, 2.0 KiB, 400 records/s, 3.2 s behind the tip"
         );
         assert_eq!(
-            source_line(2000, 2048, t, Some(3_725_000)),
+            line(Some(3_725_000)),
             "2000 records, 2.0 KiB, 400 records/s, 1h02m behind the tip"
+        );
+        let f = source_figures(&stage(Some(3250)), Duration::from_secs(5));
+        assert_eq!(
+            (f.records, f.bytes, f.rate, f.behind_ms),
+            (2000, Some(2048), Some(400.0), Some(3250))
         );
     }
 

@@ -30,19 +30,41 @@ pub struct LeaseBody {
     pub expires_at: String,
 }
 
-/// The leases this process holds: (store, key, the entity tag last written).
-type Held = (Arc<dyn ObjectStore>, String, Arc<std::sync::Mutex<String>>);
+/// The leases this process holds: (run id, store, key, the entity tag last written).
+type Held = (
+    String,
+    Arc<dyn ObjectStore>,
+    String,
+    Arc<std::sync::Mutex<String>>,
+);
 
 static HELD: std::sync::Mutex<Vec<Held>> = std::sync::Mutex::new(Vec::new());
 
 /// Releases every lease this process still holds (each only if it is still ours), for exit
-/// paths that never reach the sink's end: a failed run, a second Ctrl-C. Errors are logged.
+/// paths that never reach the sink's end: a second Ctrl-C. Errors are logged.
 pub async fn release_held() {
+    release_where(|_| true).await;
+}
+
+/// Releases the leases that run `run_id` still holds (each only if it is still ours), for a
+/// run that ended without reaching its sinks' end (a failed run); other runs of the process
+/// keep theirs. Errors are logged.
+pub async fn release_held_by(run_id: &str) {
+    release_where(|r| r == run_id).await;
+}
+
+async fn release_where(which: impl Fn(&str) -> bool) {
     let held = HELD
         .lock()
-        .map(|mut h| std::mem::take(&mut *h))
+        .map(|mut h| {
+            let (take, keep) = std::mem::take(&mut *h)
+                .into_iter()
+                .partition(|(run, ..)| which(run));
+            *h = keep;
+            take
+        })
         .unwrap_or_default();
-    for (store, key, etag) in held {
+    for (_, store, key, etag) in held {
         let ours = etag.lock().map(|e| e.clone()).unwrap_or_default();
         match release_if_ours(&store, &key, &ours).await {
             Ok(true) => tracing::info!(lease = %key, "released the archive lease"),
@@ -213,7 +235,7 @@ impl Lease {
         };
         let etag = Arc::new(std::sync::Mutex::new(etag));
         if let Ok(mut held) = HELD.lock() {
-            held.push((store.clone(), key.clone(), etag.clone()));
+            held.push((run_id.to_owned(), store.clone(), key.clone(), etag.clone()));
         }
         let lost = Arc::new(std::sync::Mutex::new(None));
         let renewer = tokio::spawn(renew_forever(
@@ -246,7 +268,7 @@ impl Lease {
     pub async fn release(self) -> anyhow::Result<()> {
         self.renewer.abort();
         if let Ok(mut held) = HELD.lock() {
-            held.retain(|(_, _, e)| !Arc::ptr_eq(e, &self.etag));
+            held.retain(|(.., e)| !Arc::ptr_eq(e, &self.etag));
         }
         let ours = self.etag.lock().map(|e| e.clone()).unwrap_or_default();
         release_if_ours(&self.store, &self.key, &ours).await?;
@@ -362,8 +384,9 @@ mod tests {
     }
 
     /// A lease left behind by a run that ended without reaching its end (a failed run, a
-    /// second Ctrl-C) is released by [`release_held`]; one whose renewal another run replaced
-    /// is left alone.
+    /// second Ctrl-C) is released by [`release_held_by`] (and [`release_held`], which releases
+    /// those of every run: not called here, as it would race with the other tests); one whose
+    /// renewal another run replaced is left alone.
     #[tokio::test]
     async fn leases_left_by_an_early_exit_are_released() {
         let dir = tempfile::tempdir().unwrap();
@@ -385,9 +408,31 @@ mod tests {
             .put(&lease_key(&b), Bytes::from_static(b"{\"other\":1}"))
             .await
             .unwrap();
-        release_held().await;
+        release_held_by("run-1").await;
         assert!(store.get_opt(&lease_key(&a)).await.unwrap().is_none());
         assert!(store.get_opt(&lease_key(&b)).await.unwrap().is_some());
+    }
+
+    /// A failed run releases its own leases, not those another run of the process holds.
+    #[tokio::test]
+    async fn a_run_releases_only_its_own_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        let (a, b) = (
+            StreamName::parse("own-a").unwrap(),
+            StreamName::parse("own-b").unwrap(),
+        );
+        let la = Lease::acquire(&store, &a, "run-own-1", "p", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let lb = Lease::acquire(&store, &b, "run-own-2", "p", Duration::from_secs(60))
+            .await
+            .unwrap();
+        std::mem::forget(la);
+        release_held_by("run-own-1").await;
+        assert!(store.get_opt(&lease_key(&a)).await.unwrap().is_none());
+        assert!(store.get_opt(&lease_key(&b)).await.unwrap().is_some());
+        lb.release().await.unwrap();
     }
 
     #[tokio::test]

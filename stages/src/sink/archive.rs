@@ -159,8 +159,10 @@ impl ArchiveSinkConfig {
         Ok(())
     }
 
-    /// Builds the sink.
-    pub fn build(&self, run: RunInfo) -> Result<Box<dyn Sink>, String> {
+    /// Builds the sink. `expected` names the streams the upstream sources read (see
+    /// [`crate::registry::BuildContext::upstream_streams`]): each gets a run manifest, records
+    /// or not.
+    pub fn build(&self, run: RunInfo, expected: Vec<String>) -> Result<Box<dyn Sink>, String> {
         self.validate()?;
         if let Some(why) = crate::names::name_problem(&run.run_id) {
             return Err(format!("the run id {why}"));
@@ -183,7 +185,7 @@ impl ArchiveSinkConfig {
             writers: HashMap::new(),
             skipped: 0,
             written: HashMap::new(),
-            expected: Vec::new(),
+            expected,
         }))
     }
 }
@@ -641,10 +643,6 @@ impl Sink for ArchiveSink {
         Ok(())
     }
 
-    fn expect_streams(&mut self, streams: Vec<String>) {
-        self.expected = streams;
-    }
-
     fn take_skipped(&mut self) -> usize {
         std::mem::take(&mut self.skipped)
     }
@@ -658,7 +656,7 @@ impl Sink for ArchiveSink {
         // A stream that brought no record this run still gets its manifest (0 records): a
         // nightly job on a quiet stream leaves a trace that it ran.
         self.open_expected().await?;
-        let mut report = Vec::new();
+        let mut report = SinkReport::default();
         let mut streams: Vec<_> = self.streams.keys().cloned().collect();
         streams.sort();
         for stream in streams {
@@ -673,15 +671,19 @@ impl Sink for ArchiveSink {
                 lease.release().await?;
             }
             let m = &state.manifest;
-            report.push(format!(
-                "stream {stream}: archived {} records in {} objects, skipped {} already archived, removed {} orphaned objects; manifest {}/{}",
+            let manifest = format!(
+                "{}/{}",
+                self.store.url(),
+                layout::run_key(&state.name, &m.run_id)
+            );
+            report.lines.push(format!(
+                "stream {stream}: archived {} records in {} objects, skipped {} already archived, removed {} orphaned objects; manifest {manifest}",
                 m.records,
                 m.objects.len(),
                 m.skipped_already_archived,
                 m.removed_orphans.len(),
-                self.store.url(),
-                layout::run_key(&state.name, &m.run_id)
             ));
+            report.manifests.push(manifest);
         }
         Ok(report)
     }

@@ -317,7 +317,8 @@ impl Sink for FileSink {
         Ok(vec![format!(
             "wrote {} records ({} bytes) to {place}",
             self.records, self.bytes
-        )])
+        )]
+        .into())
     }
 }
 
@@ -430,7 +431,7 @@ mod tests {
         .await
         .unwrap()
         .unwrap();
-        assert!(report[0].starts_with("wrote 5 records"), "{report:?}");
+        assert!(report.lines[0].starts_with("wrote 5 records"), "{report:?}");
         // Checked before joining the reader, which waits forever if the FIFO was replaced.
         assert!(
             std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),

@@ -197,8 +197,12 @@ impl ArchiveSourceConfig {
         Ok(())
     }
 
-    /// Builds the source.
-    pub fn build(&self) -> Result<Box<dyn Source>, String> {
+    /// Builds the source; `prefilter` is a pushed-down filter's raw-bytes pre-check (see
+    /// [`crate::registry::BuildContext::pushdown`]).
+    pub fn build(
+        &self,
+        prefilter: Option<crate::expr::Prefilter>,
+    ) -> Result<Box<dyn Source>, String> {
         self.validate()?;
         Ok(Box::new(ArchiveSource {
             store: store::open_with(
@@ -209,7 +213,7 @@ impl ArchiveSourceConfig {
                 },
             )?,
             config: self.clone(),
-            prefilter: None,
+            prefilter: prefilter.filter(crate::expr::Prefilter::is_useful),
         }))
     }
 }
@@ -444,13 +448,6 @@ impl Source for ArchiveSource {
         }
         result
     }
-
-    fn push_down(&mut self, prefilter: crate::expr::Prefilter) -> bool {
-        if prefilter.is_useful() {
-            self.prefilter = Some(prefilter);
-        }
-        self.prefilter.is_some()
-    }
 }
 
 /// How long a source waits for its readers to stop once it has ended (each stops at its next
@@ -462,7 +459,8 @@ const READERS_STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(
 /// for the file reads and other blocking work.
 pub const MAX_ARRIVAL_SHARDS: usize = 3072;
 
-/// The blocking thread pool the engine's runtime needs (set by the `run` command).
+/// The blocking thread pool the engine's runtime needs for this source (declared by
+/// [`crate::registry::StageConfig::resources`]; the engine's runtime sizes its pool from it).
 pub const BLOCKING_THREADS: usize = 4096;
 
 /// Records the read-ahead of an arrival-order merge may hold in all (about 64 MB of typical

@@ -550,7 +550,7 @@ impl Sink for DdlSink {
                 "applied to Drill at {endpoint}: {plugins} storage plugins, {views} views"
             ));
         }
-        Ok(report)
+        Ok(report.into())
     }
 }
 

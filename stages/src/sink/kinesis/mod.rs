@@ -517,7 +517,7 @@ impl KinesisSink {
         }
     }
 
-    fn dry_run_report(&self) -> SinkReport {
+    fn dry_run_report(&self) -> Vec<String> {
         let state = self.state.as_ref().expect("started");
         let rps = f64::from(self.config.records_per_second_per_shard);
         let bps = self.config.bytes_per_second_per_shard.bytes() as f64;
@@ -557,7 +557,7 @@ impl KinesisSink {
 
     /// The report of a run stopped by a signal: what was sent, what was not, and what that
     /// leaves in the stream.
-    fn stopped_report(&self) -> SinkReport {
+    fn stopped_report(&self) -> Vec<String> {
         let mut out = self.report(None);
         out.push(format!(
             "stopped by a signal: sent {} records, did not send {}",
@@ -572,7 +572,7 @@ impl KinesisSink {
         out
     }
 
-    fn report(&self, closed: Option<Vec<(String, u64)>>) -> SinkReport {
+    fn report(&self, closed: Option<Vec<(String, u64)>>) -> Vec<String> {
         let s = &self.stats;
         let secs = match (s.first, s.last) {
             (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
@@ -695,14 +695,14 @@ impl Sink for KinesisSink {
         }
         self.start().await?;
         if self.dry_run {
-            return Ok(self.dry_run_report());
+            return Ok(self.dry_run_report().into());
         }
         self.drain().await?;
         if self.stopped() {
             let left = self.pending.len();
             self.pending.clear();
             self.leave(left);
-            return Ok(self.stopped_report());
+            return Ok(self.stopped_report().into());
         }
         let state = self.state.as_mut().expect("started");
         let closed = match &mut state.fences {
@@ -712,6 +712,6 @@ impl Sink for KinesisSink {
             ),
             None => None,
         };
-        Ok(self.report(closed))
+        Ok(self.report(closed).into())
     }
 }

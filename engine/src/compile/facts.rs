@@ -1,0 +1,195 @@
+//! Per-stage facts that compile derives from the whole graph, for the runtime to act on when it
+//! builds the stages: a filter's pre-check pushed down into the source it is the only reader of,
+//! the streams upstream of each sink, and what each stage needs from the runtime. The runtime
+//! hands them to the stages through their `BuildContext` and sizes its tokio runtime from them;
+//! it never changes a stage after it is built.
+
+use std::collections::{BTreeSet, HashSet};
+
+use flux_stages::expr::Prefilter;
+use flux_stages::registry::{Resources, Role};
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use super::{Edge, Node};
+use crate::config::Port;
+
+/// What compile decided about one stage.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Sources: the raw-bytes pre-check of the filter that is the source's only reader, and
+    /// that filter's id, when the source applies one (see
+    /// `flux_stages::registry::BuildContext::pushdown`).
+    pub pushdown: Option<(Prefilter, String)>,
+    /// Sinks: the streams the sources upstream of its main input read, sorted (dead-letter
+    /// edges carry rejects, not the stream's records, and are not followed).
+    pub upstream_streams: Vec<String>,
+    /// What the stage needs from the runtime.
+    pub resources: Resources,
+}
+
+/// Fills in [`Node::facts`] of every node of a checked graph.
+pub(super) fn derive(graph: &mut DiGraph<Node, Edge>) {
+    for n in graph.node_indices() {
+        let facts = Facts {
+            pushdown: pushdown(graph, n),
+            upstream_streams: upstream_streams(graph, n),
+            resources: graph[n].config.resources(),
+        };
+        graph[n].facts = facts;
+    }
+}
+
+/// A source's pushed-down pre-check: its only main-port reader is a filter with a useful one,
+/// and the source applies them.
+fn pushdown(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<(Prefilter, String)> {
+    let node = &graph[n];
+    if node.role != Role::Source || !node.config.accepts_pushdown() {
+        return None;
+    }
+    let readers: Vec<NodeIndex> = graph
+        .edges_directed(n, Direction::Outgoing)
+        .filter(|e| e.weight().port == Port::Main)
+        .map(|e| e.target())
+        .collect();
+    let [only] = readers.as_slice() else {
+        return None;
+    };
+    let reader = &graph[*only];
+    let pre = reader.config.pushdown_prefilter()?;
+    Some((pre, reader.id.clone()))
+}
+
+/// The streams a sink's upstream sources read.
+fn upstream_streams(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Vec<String> {
+    if graph[n].role != Role::Sink {
+        return Vec::new();
+    }
+    let mut streams = BTreeSet::new();
+    let mut seen = HashSet::new();
+    let mut todo = vec![n];
+    while let Some(m) = todo.pop() {
+        for e in graph.edges_directed(m, Direction::Incoming) {
+            if e.weight().port == Port::Main && seen.insert(e.source()) {
+                todo.push(e.source());
+            }
+        }
+        if let Some(s) = graph[m].config.source_stream() {
+            streams.insert(s.to_owned());
+        }
+    }
+    streams.into_iter().collect()
+}
+
+/// What a whole pipeline needs from its runtime: the largest need of any stage (each figure is
+/// a pool size, and the stages share one pool).
+pub fn pipeline_resources<'a>(nodes: impl Iterator<Item = &'a Node>) -> Resources {
+    nodes.fold(Resources::default(), |acc, n| Resources {
+        blocking_threads: acc.blocking_threads.max(n.facts.resources.blocking_threads),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::Pipeline;
+
+    fn compile(toml: &str) -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, toml).unwrap();
+        let loaded = crate::config::load_file(file.to_str().unwrap(), &Default::default());
+        let spec = loaded
+            .spec
+            .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+        let (p, diags) = crate::compile::compile(&spec);
+        p.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    fn node<'a>(p: &'a Pipeline, id: &str) -> &'a crate::compile::Node {
+        p.graph.node_weights().find(|n| n.id == id).unwrap()
+    }
+
+    const ARCHIVE_SOURCE: &str = r#"
+[sources.arch]
+type = "archive"
+url = "file:///tmp/flux-facts-test-archive"
+stream = "orders"
+"#;
+
+    #[test]
+    fn a_filter_that_is_the_only_reader_of_an_archive_source_is_pushed_down() {
+        let p = compile(&format!(
+            r#"{ARCHIVE_SOURCE}
+[transforms.eu]
+type = "filter"
+inputs = ["arch"]
+where = "@.data.region == 'eu'"
+[sinks.out]
+type = "file"
+inputs = ["eu"]
+path = "-"
+"#
+        ));
+        let (_, filter) = node(&p, "arch")
+            .facts
+            .pushdown
+            .as_ref()
+            .expect("pushed down");
+        assert_eq!(filter, "eu");
+        assert!(node(&p, "eu").facts.pushdown.is_none());
+        assert_eq!(node(&p, "out").facts.upstream_streams, ["orders"]);
+        assert_eq!(
+            p.resources().blocking_threads,
+            flux_stages::source::archive::BLOCKING_THREADS
+        );
+    }
+
+    #[test]
+    fn no_push_down_with_a_second_reader_nor_into_a_file_source() {
+        let p = compile(&format!(
+            r#"{ARCHIVE_SOURCE}
+[transforms.eu]
+type = "filter"
+inputs = ["arch"]
+where = "@.data.region == 'eu'"
+[sinks.out]
+type = "file"
+inputs = ["eu"]
+path = "-"
+[sinks.all]
+type = "file"
+inputs = ["arch"]
+path = "all.jsonl"
+"#
+        ));
+        assert!(node(&p, "arch").facts.pushdown.is_none());
+        let p = compile(
+            r#"
+[sources.f]
+type = "file"
+path = "in.jsonl"
+stream = "clicks"
+[transforms.eu]
+type = "filter"
+inputs = ["f"]
+where = "@.data.region == 'eu'"
+[sinks.out]
+type = "file"
+inputs = ["eu"]
+path = "-"
+[sinks.bad]
+type = "file"
+inputs = ["f.dead_letter"]
+path = "bad.jsonl"
+"#,
+        );
+        assert!(node(&p, "f").facts.pushdown.is_none());
+        assert_eq!(node(&p, "out").facts.upstream_streams, ["clicks"]);
+        assert!(
+            node(&p, "bad").facts.upstream_streams.is_empty(),
+            "dead letters are not the stream's records"
+        );
+        assert_eq!(p.resources().blocking_threads, 0);
+    }
+}

@@ -1,0 +1,82 @@
+//! Building every stage of a compiled pipeline, handing each what compile decided about it
+//! ([`crate::compile::Facts`]) through its `BuildContext`.
+
+use std::sync::Arc;
+
+use flux_stages::channel::Capacity;
+use flux_stages::registry::{BuildContext, BuiltStage, Role};
+use flux_stages::stage::{Emit, Pass, Transform};
+use petgraph::graph::DiGraph;
+
+use crate::compile::{Edge, Pipeline};
+
+/// A stage ready to run.
+pub struct Prepared {
+    /// Its id.
+    pub id: String,
+    /// Its role.
+    pub role: Role,
+    /// Its `type`, for summaries.
+    pub kind: String,
+    /// Capacity of each channel into it.
+    pub buffer: Capacity,
+    /// The stage itself.
+    pub stage: BuiltStage,
+}
+
+/// Builds every stage of a compiled pipeline. Errors name the stage.
+pub fn prepare(p: &Pipeline, run_id: &str) -> Result<DiGraph<Prepared, Edge>, String> {
+    prepare_with(p, run_id, false)
+}
+
+/// [`prepare`], for a dry run when `dry_run` (see [`BuildContext::dry_run`]).
+pub fn prepare_with(
+    p: &Pipeline,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<DiGraph<Prepared, Edge>, String> {
+    let mut err = None;
+    let graph = p.graph.map(
+        |_, node| {
+            let ctx = BuildContext {
+                pipeline: p.name.clone(),
+                run_id: run_id.to_owned(),
+                stage: node.id.clone(),
+                dry_run,
+                pushdown: node.facts.pushdown.as_ref().map(|(pre, _)| pre.clone()),
+                upstream_streams: node.facts.upstream_streams.clone(),
+            };
+            if let Some((_, filter)) = &node.facts.pushdown {
+                tracing::debug!(source = %node.id, filter = %filter, "filter pushed down into the source");
+            }
+            let stage = node.config.build(&ctx).unwrap_or_else(|e| {
+                err.get_or_insert(format!("{} `{}`: {e}", node.role.noun(), node.id));
+                // A placeholder that is never run: the error is returned below.
+                BuiltStage::Transform(Box::new(Noop))
+            });
+            Prepared {
+                id: node.id.clone(),
+                role: node.role,
+                kind: node.kind.clone(),
+                buffer: node.buffer,
+                stage,
+            }
+        },
+        |_, e| *e,
+    );
+    match err {
+        Some(e) => Err(e),
+        None => Ok(graph),
+    }
+}
+
+struct Noop;
+impl Transform for Noop {
+    fn process(
+        &mut self,
+        _: &Arc<flux_stages::record::Batch>,
+        _: &mut Emit,
+    ) -> anyhow::Result<Pass> {
+        Ok(Pass::Unchanged)
+    }
+}
