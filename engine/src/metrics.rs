@@ -200,6 +200,7 @@ mod tests {
             behind_ms,
             expected_in: None,
             checkpoint_age_ms,
+            finished: false,
         };
         let snap = Snapshot {
             run_id: "r-1".into(),

@@ -52,6 +52,8 @@ pub struct StageMetrics {
     /// Sinks: when the last checkpoint barrier completed (everything received before it was
     /// made durable), in milliseconds since the Unix epoch (0: none yet).
     checkpointed_at_ms: AtomicU64,
+    /// Set by the runtime once the stage has sent everything it will send.
+    pub finished: std::sync::atomic::AtomicBool,
 }
 
 impl StageMetrics {
@@ -357,6 +359,23 @@ impl From<Vec<String>> for SinkReport {
     }
 }
 
+/// Records a sink skipped on purpose, and their weight ([`crate::record::Record::weight`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// How many.
+    pub records: usize,
+    /// Their weight in all.
+    pub bytes: usize,
+}
+
+impl Skipped {
+    /// Counts one more record of `weight`.
+    pub fn add(&mut self, records: usize, bytes: usize) {
+        self.records += records;
+        self.bytes += bytes;
+    }
+}
+
 /// A stage that writes records outside the pipeline.
 #[async_trait]
 pub trait Sink: Send {
@@ -377,9 +396,9 @@ pub trait Sink: Send {
     ) -> anyhow::Result<()>;
 
     /// Records of the batches written so far that the sink skipped on purpose (e.g. archived
-    /// already) since the last call: counted as skipped, not as written.
-    fn take_skipped(&mut self) -> usize {
-        0
+    /// already) since the last call, with their weight: counted as skipped, not as written.
+    fn take_skipped(&mut self) -> Skipped {
+        Skipped::default()
     }
 
     /// Makes everything received so far durable (checkpoint barrier).

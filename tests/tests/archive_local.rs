@@ -230,6 +230,8 @@ fn a_rerun_archives_nothing_twice() {
         .split_whitespace()
         .collect();
     assert_eq!((sink[4], sink[10]), ("0", "2995"), "{err}");
+    // Nothing written is no bytes out either (docs/running.md, the summary's columns).
+    assert_eq!((sink[7], sink[8]), ("0", "B"), "{err}");
     assert_eq!(a.objects(), before);
 }
 

@@ -822,3 +822,25 @@ fn metrics_listen_errors_come_before_the_run() {
     );
     drop(busy);
 }
+
+/// Issue 13: `--progress-interval 0` is refused before anything runs, as the docs say.
+#[test]
+fn a_progress_interval_of_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            repo_root()
+                .join("pipelines/quickstart.toml")
+                .to_str()
+                .unwrap(),
+            "--progress-interval",
+            "0",
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--progress-interval"), "{stderr}");
+    assert!(!dir.path().join("archive").exists(), "it ran");
+}

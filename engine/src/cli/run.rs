@@ -19,8 +19,8 @@ pub(crate) struct RunArgs {
     /// Progress display: bars on a terminal, periodic log lines otherwise, or none.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
-    /// Seconds between progress log lines when not on a terminal.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds between progress log lines when not on a terminal (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     progress_interval: u64,
     /// Read, transform and check everything, but write nothing: the kinesis sink lists the
     /// target's shards and prints its plan (records, bytes and time per shard, a sample) on

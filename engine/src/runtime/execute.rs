@@ -192,6 +192,10 @@ async fn run_source(
     let mut ctx = SourceContext { output, stop };
     source.run(&mut ctx).await?;
     ctx.output.end().await?;
+    ctx.output
+        .metrics()
+        .finished
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(SinkReport::default())
 }
 
@@ -267,12 +271,17 @@ async fn run_sink(
                 let mut rejected = Vec::new();
                 s.write(batch, &mut rejected).await?;
                 let skipped = s.take_skipped();
-                StageMetrics::add(&output.metrics().skipped, skipped);
+                StageMetrics::add(&output.metrics().skipped, skipped.records);
+                // Out: what the sink accepted, neither rejected nor skipped.
+                let rejected_weight: usize = rejected.iter().map(|r| r.record.weight()).sum();
                 StageMetrics::add(
                     &output.metrics().records_out,
-                    n.saturating_sub(rejected.len() + skipped),
+                    n.saturating_sub(rejected.len() + skipped.records),
                 );
-                StageMetrics::add(&output.metrics().bytes_out, weight);
+                StageMetrics::add(
+                    &output.metrics().bytes_out,
+                    weight.saturating_sub(rejected_weight + skipped.bytes),
+                );
                 output.reject(rejected).await?;
             }
             Event::Barrier(id) => {
@@ -284,7 +293,7 @@ async fn run_sink(
             Event::End => {
                 let report = s.finish().await?;
                 // What the sink received but left unwritten at the end (a stopped replay).
-                StageMetrics::add(&output.metrics().skipped, s.take_skipped());
+                StageMetrics::add(&output.metrics().skipped, s.take_skipped().records);
                 output.end().await?;
                 return Ok(report);
             }

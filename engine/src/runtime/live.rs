@@ -82,6 +82,7 @@ impl LiveMetrics {
                     behind_ms: m.behind_ms(),
                     expected_in: self.expected_in(i),
                     checkpoint_age_ms: m.checkpointed_at_ms().map(|at| now_ms.saturating_sub(at)),
+                    finished: m.finished.load(std::sync::atomic::Ordering::Relaxed),
                 }
             })
             .collect()
@@ -139,6 +140,8 @@ pub struct StageSnapshot {
     /// Sinks: milliseconds since the last checkpoint barrier completed (everything received
     /// before it was made durable); `None` before the first.
     pub checkpoint_age_ms: Option<u64>,
+    /// Sources: it has read and sent everything (its rate no longer moves).
+    pub finished: bool,
 }
 
 /// Every stage's counters at one moment, as data.

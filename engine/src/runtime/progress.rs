@@ -164,6 +164,8 @@ struct Figures {
     throttled: u64,
     /// Sinks: records retried (0 for sources).
     retried: u64,
+    /// Sources: finished (the line says `done` instead of a rate).
+    done: bool,
 }
 
 /// Makes the progress lines of the sources and sinks, keeping each sink's recent history for
@@ -173,6 +175,8 @@ struct Lines {
     started: Instant,
     /// Per stage id: (when, records out) samples within [`RATE_WINDOW`].
     history: std::collections::HashMap<String, std::collections::VecDeque<(Instant, u64)>>,
+    /// Finished sources whose last line was shown.
+    shown_done: std::collections::HashSet<String>,
 }
 
 impl Lines {
@@ -181,6 +185,7 @@ impl Lines {
             monitor,
             started: Instant::now(),
             history: Default::default(),
+            shown_done: Default::default(),
         }
     }
 
@@ -188,10 +193,14 @@ impl Lines {
     fn next(&mut self) -> Vec<Line> {
         let now = Instant::now();
         let snapshot = self.monitor.snapshot();
+        let shown_done = &mut self.shown_done;
         snapshot
             .stages
             .into_iter()
             .filter(|s| matches!(s.role, Role::Source | Role::Sink))
+            // A finished source gets one last line (`done`), then none: its figures no longer
+            // move, and a rate over the whole run would only decay.
+            .filter(|s| !(s.finished && s.role == Role::Source) || shown_done.insert(s.id.clone()))
             .map(|stage| {
                 let figures = if stage.role == Role::Source {
                     source_figures(&stage, now - self.started)
@@ -219,7 +228,8 @@ fn source_figures(s: &StageSnapshot, elapsed: Duration) -> Figures {
     Figures {
         records: s.counters.records_out,
         bytes: Some(s.counters.bytes_out),
-        rate: Some(s.counters.records_out as f64 / secs),
+        rate: (!s.finished).then(|| s.counters.records_out as f64 / secs),
+        done: s.finished,
         behind_ms: s.behind_ms,
         ..Default::default()
     }
@@ -259,17 +269,24 @@ fn sink_figures(
         throttled: s.counters.throttled,
         retried: s.counters.retried,
         behind_ms: None,
+        done: false,
     }
 }
 
 /// `2000 records, 1.1 MiB, 400 records/s, 3.2 s behind the tip`
 fn source_line(f: &Figures) -> String {
     let mut text = format!(
-        "{} records, {}, {:.0} records/s",
+        "{} records, {}",
         f.records,
-        human_bytes(f.bytes.unwrap_or(0)),
-        f.rate.unwrap_or(0.0)
+        human_bytes(f.bytes.unwrap_or(0))
     );
+    match f.rate {
+        _ if f.done => text.push_str(", done"),
+        Some(rate) => {
+            let _ = write!(text, ", {rate:.0} records/s");
+        }
+        None => text.push_str(", 0 records/s"),
+    }
     match f.behind_ms {
         Some(0) => text.push_str(", at the tip"),
         Some(ms) if ms < 60_000 => {
@@ -369,6 +386,7 @@ mod tests {
             behind_ms,
             expected_in: None,
             checkpoint_age_ms: None,
+            finished: false,
         };
         let line =
             |behind_ms| source_line(&source_figures(&stage(behind_ms), Duration::from_secs(5)));
@@ -385,6 +403,12 @@ mod tests {
             line(Some(3_725_000)),
             "2000 records, 2.0 KiB, 400 records/s, 1h02m behind the tip"
         );
+        // A finished source says so instead of a rate that would only decay.
+        let mut done = stage(None);
+        done.finished = true;
+        let f = source_figures(&done, Duration::from_secs(5));
+        assert_eq!(f.rate, None);
+        assert_eq!(source_line(&f), "2000 records, 2.0 KiB, done");
         let f = source_figures(&stage(Some(3250)), Duration::from_secs(5));
         assert_eq!(
             (f.records, f.bytes, f.rate, f.behind_ms),

@@ -183,7 +183,7 @@ impl ArchiveSinkConfig {
             started_at: Utc::now(),
             streams: HashMap::new(),
             writers: HashMap::new(),
-            skipped: 0,
+            skipped: crate::stage::Skipped::default(),
             written: HashMap::new(),
             expected,
         }))
@@ -235,7 +235,7 @@ pub struct ArchiveSink {
     streams: HashMap<Arc<str>, StreamState>,
     writers: HashMap<(Arc<str>, Arc<str>), ObjectWriter>,
     /// Records skipped as archived already, since the runtime last asked.
-    skipped: usize,
+    skipped: crate::stage::Skipped,
     /// The streams the upstream sources read: each gets a run manifest, records or not.
     expected: Vec<String>,
     /// With `roll_per_window`: the last position this run wrote per (stream, shard).
@@ -627,7 +627,7 @@ impl Sink for ArchiveSink {
                 if let Some(s) = self.streams.get_mut(&r.stream) {
                     s.manifest.skipped_already_archived += 1;
                 }
-                self.skipped += 1;
+                self.skipped.add(1, r.weight());
                 continue;
             }
             self.append(r, &stream, &shard_id).await?;
@@ -643,7 +643,7 @@ impl Sink for ArchiveSink {
         Ok(())
     }
 
-    fn take_skipped(&mut self) -> usize {
+    fn take_skipped(&mut self) -> crate::stage::Skipped {
         std::mem::take(&mut self.skipped)
     }
 

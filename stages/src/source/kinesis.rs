@@ -232,6 +232,29 @@ impl Timing {
     }
 }
 
+/// Adds the time from its creation to its drop to `alive`: also when the reader holding it is
+/// aborted at the end of the run (its calls' time is counted as they end, so its life must be
+/// too, or the waiting share could pass 100 %).
+struct Alive {
+    timing: Arc<Timing>,
+    started: Instant,
+}
+
+impl Alive {
+    fn new(timing: Arc<Timing>) -> Alive {
+        Alive {
+            timing,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        Timing::add(&self.timing.alive, self.started.elapsed());
+    }
+}
+
 struct Reader {
     timing: Arc<Timing>,
     client: Client,
@@ -662,10 +685,9 @@ impl Reader {
 
     async fn run(self) {
         let tx = self.tx.clone();
-        let timing = self.timing.clone();
-        let started = Instant::now();
+        let alive = Alive::new(self.timing.clone());
         let result = self.read().await;
-        Timing::add(&timing.alive, started.elapsed());
+        drop(alive);
         if let Err(e) = result {
             let _ = tx.send(Event::Failed(e)).await;
         }
@@ -951,5 +973,26 @@ mod tests {
         assert!(w.contains("stream orders was last advanced 19h ago"), "{w}");
         assert!(w.contains("keeps records for 24h"), "{w}");
         assert!(w.contains("at least every 18h"), "{w}");
+    }
+
+    /// A reader aborted at the end of the run (as `run` aborts those still waiting) still
+    /// counts its life, so the waiting share is at most 100 %.
+    #[tokio::test]
+    async fn an_aborted_reader_counts_its_time_alive() {
+        let timing = Arc::new(Timing::default());
+        let t = timing.clone();
+        let task = tokio::spawn(async move {
+            let _alive = Alive::new(t.clone());
+            let called = Instant::now();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Timing::add(&t.in_calls, called.elapsed());
+            std::future::pending::<()>().await;
+        });
+        while timing.in_calls.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        let _ = task.await;
+        assert!(Timing::secs(&timing.alive) >= Timing::secs(&timing.in_calls));
     }
 }

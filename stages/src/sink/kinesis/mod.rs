@@ -122,7 +122,7 @@ struct Stats {
     /// Records received but not sent because the run was asked to stop.
     not_sent: u64,
     /// Of those, the ones not yet reported to the runtime as skipped.
-    unreported: usize,
+    unreported: crate::stage::Skipped,
 }
 
 #[derive(Default)]
@@ -265,9 +265,9 @@ impl KinesisSink {
     }
 
     /// Counts `n` records as received but not sent (the run was stopped).
-    fn leave(&mut self, n: usize) {
+    fn leave(&mut self, n: usize, weight: usize) {
         self.stats.not_sent += n as u64;
-        self.stats.unreported += n;
+        self.stats.unreported.add(n, weight);
     }
 
     /// Sleeps for `wait` unless the run is asked to stop first; false when it was.
@@ -648,7 +648,7 @@ impl Sink for KinesisSink {
         if self.stopped() && !self.dry_run {
             // Asked to stop: what still arrives (a compaction's winners, flushed at the end of
             // its input) is not sent.
-            self.leave(batch.len());
+            self.leave(batch.len(), crate::record::batch_weight(&batch));
             return Ok(());
         }
         self.start().await?;
@@ -675,7 +675,7 @@ impl Sink for KinesisSink {
         self.stop = stop;
     }
 
-    fn take_skipped(&mut self) -> usize {
+    fn take_skipped(&mut self) -> crate::stage::Skipped {
         std::mem::take(&mut self.stats.unreported)
     }
 
@@ -700,8 +700,9 @@ impl Sink for KinesisSink {
         self.drain().await?;
         if self.stopped() {
             let left = self.pending.len();
+            let weight = self.pending.iter().map(|e| e.record.weight()).sum();
             self.pending.clear();
-            self.leave(left);
+            self.leave(left, weight);
             return Ok(self.stopped_report().into());
         }
         let state = self.state.as_mut().expect("started");
