@@ -220,7 +220,7 @@ impl StageConfig {
             StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Window(c) => BuiltStage::Transform(c.build()?),
             StageConfig::Compact(c) => BuiltStage::Transform(c.build()?),
-            StageConfig::FileSink(c) => BuiltStage::Sink(c.build()?),
+            StageConfig::FileSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
             StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(
                 RunInfo {
                     run_id: ctx.run_id.clone(),

@@ -348,6 +348,9 @@ pub struct SinkReport {
     pub lines: Vec<String>,
     /// The run manifests it wrote, as URLs (the `archive` sink: one per stream).
     pub manifests: Vec<String>,
+    /// A dry run's plan (the `kinesis` sink: per shard, samples of payloads): printed once, on
+    /// standard output, and never logged.
+    pub plan: Vec<String>,
 }
 
 impl From<Vec<String>> for SinkReport {
@@ -355,6 +358,7 @@ impl From<Vec<String>> for SinkReport {
         SinkReport {
             lines,
             manifests: Vec::new(),
+            plan: Vec::new(),
         }
     }
 }

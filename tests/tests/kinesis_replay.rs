@@ -891,6 +891,28 @@ async fn a_dry_run_sends_nothing_and_prints_its_plan() {
         3,
         "{out}"
     );
+    // Samples are whole payloads as they would be sent, the replay annotation visible.
+    for l in out.lines().filter(|l| l.starts_with("out: sample: ")) {
+        let payload = l.split_once("bytes): ").unwrap().1;
+        let v: serde_json::Value =
+            serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_eq!(v["_flux"]["replay"]["id"], "INC-7", "{l}");
+    }
+    // The plan is printed once: on standard output, not in the log or summary on stderr.
+    assert!(
+        !err.contains("shard shardId-") && !err.contains("sample:"),
+        "{err}"
+    );
+    assert!(err.contains("the plan is on standard output"), "{err}");
+    // A dry run writes nothing: not the dead-letter file either.
+    assert!(
+        !s.dir.path().join("dlq.jsonl").exists(),
+        "the dry run wrote dlq.jsonl"
+    );
+    assert!(
+        err.contains("dlq: dry run: wrote nothing; would write 0 records"),
+        "{err}"
+    );
     let shards = s.read_back().await;
     assert_eq!(shards.len(), 3);
     assert!(

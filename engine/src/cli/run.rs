@@ -22,9 +22,10 @@ pub(crate) struct RunArgs {
     /// Seconds between progress log lines when not on a terminal (at least 1).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     progress_interval: u64,
-    /// Read, transform and check everything, but write nothing: the kinesis sink lists the
-    /// target's shards and prints its plan (records, bytes and time per shard, a sample) on
-    /// standard output. Pipelines with an archive sink refuse.
+    /// Read, transform and check everything, but write nothing: file sinks count what they
+    /// would write; the kinesis sink lists the target's shards and prints its plan (records,
+    /// bytes and time per shard, whole sample payloads) once, on standard output. Pipelines
+    /// with an archive sink refuse.
     #[arg(long)]
     dry_run: bool,
     /// Write the run's summary as one JSON object to FILE (replaced atomically), or with `-`
@@ -162,9 +163,10 @@ pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
     control.shutdown_background();
     report::summary(format, &summary);
     if dry_run {
-        // The plan goes to standard output (payload samples never go to the log).
+        // The plan goes to standard output, once (payload samples never go to the log); a dry
+        // run writes no records, so standard output carries nothing else.
         for s in &summary.stages {
-            for l in &s.report {
+            for l in &s.plan {
                 outln!("{}: {l}", s.id);
             }
         }

@@ -161,6 +161,7 @@ pub async fn execute(
                 seconds: at.duration_since(started).as_secs_f64(),
                 report: report.lines,
                 manifests: report.manifests,
+                plan: report.plan,
             }
         })
         .collect();

@@ -77,6 +77,10 @@ pub struct StageSummary {
     pub report: Vec<String>,
     /// Run manifests the stage wrote, as URLs (the `archive` sink: one per stream).
     pub manifests: Vec<String>,
+    /// A dry run's plan (see [`flux_stages::stage::SinkReport::plan`]): it shows payloads, so
+    /// it is not part of the JSON summary.
+    #[serde(skip)]
+    pub plan: Vec<String>,
 }
 
 /// How a run ended.
@@ -179,6 +183,7 @@ mod tests {
                 seconds: 0.5,
                 report: vec!["stream s: archived 3 records".into()],
                 manifests: vec!["file://./a/_flux/runs/x.json".into()],
+                plan: vec!["sample: secret payload".into()],
             }],
             manifests: vec!["file://./a/_flux/runs/x.json".into()],
             ..RunSummary::not_started("r1", "p", false, chrono::Utc::now(), "e".into())

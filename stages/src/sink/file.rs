@@ -54,11 +54,14 @@ fn default_format() -> LineFormat {
 
 impl FileSinkConfig {
     /// Builds the sink (the file is created when the first record arrives, or at the end).
-    pub fn build(&self) -> Result<Box<dyn Sink>, String> {
+    /// Builds the sink; `dry_run` (`run --dry-run`) counts what it would write and writes
+    /// nothing, not even to standard output.
+    pub fn build(&self, dry_run: bool) -> Result<Box<dyn Sink>, String> {
         if self.path.is_empty() {
             return Err("`path` must not be empty".into());
         }
         Ok(Box::new(FileSink {
+            dry_run,
             config: self.clone(),
             target: None,
             out: None,
@@ -163,6 +166,8 @@ struct Open {
 
 /// The running `file` sink.
 pub struct FileSink {
+    /// `run --dry-run`: count, write nothing.
+    dry_run: bool,
     config: FileSinkConfig,
     target: Option<Target>,
     out: Option<Open>,
@@ -293,6 +298,10 @@ impl Sink for FileSink {
             self.records += 1;
         }
         self.bytes += line.len() as u64;
+        if self.dry_run {
+            self.line = line;
+            return Ok(());
+        }
         let written = self.open()?.writer.write_all(&line);
         written.map_err(|e| self.error(e))?;
         self.line = line;
@@ -301,6 +310,13 @@ impl Sink for FileSink {
 
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
         let path = self.config.path.clone();
+        if self.dry_run {
+            return Ok(vec![format!(
+                "dry run: wrote nothing; would write {} records ({} bytes) to {path}",
+                self.records, self.bytes
+            )]
+            .into());
+        }
         let flushed = self.open()?.writer.flush();
         flushed.map_err(|e| self.error(e))?;
         let Open { writer, replace } = self.out.take().expect("opened above");
@@ -348,7 +364,7 @@ mod tests {
             path: path.to_str().unwrap().to_owned(),
             format: LineFormat::Data,
         };
-        let mut sink = config.build().map_err(anyhow::Error::msg)?;
+        let mut sink = config.build(false).map_err(anyhow::Error::msg)?;
         let mut rejected = Vec::new();
         sink.write(Arc::new((1..=n).map(rec).collect()), &mut rejected)
             .await?;
@@ -518,7 +534,7 @@ mod tests {
             path: out.to_str().unwrap().to_owned(),
             format: LineFormat::Data,
         };
-        let mut sink = config.build().unwrap();
+        let mut sink = config.build(false).unwrap();
         sink.write(Arc::new(vec![rec(9)]), &mut Vec::new())
             .await
             .unwrap();

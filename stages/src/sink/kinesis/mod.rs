@@ -66,7 +66,6 @@ const SCAN: usize = 20_000;
 pub const RELIST_AFTER: Duration = Duration::from_millis(100);
 /// Records shown in a dry run's sample, and how much of each payload.
 const SAMPLE: usize = 3;
-const SAMPLE_CHARS: usize = 120;
 
 impl KinesisSinkConfig {
     /// Builds the sink; `dry_run` sends nothing (see the module documentation).
@@ -498,11 +497,20 @@ impl KinesisSink {
         p.0 += 1;
         p.1 += e.size() as u64;
         if self.plan.samples.len() < SAMPLE {
-            let text = String::from_utf8_lossy(&e.record.data);
-            let mut shown: String = text.chars().take(SAMPLE_CHARS).collect();
-            if text.chars().count() > SAMPLE_CHARS {
-                shown.push('…');
-            }
+            // Whole and as sent: JSON shows as JSON (the `_flux` annotation visible); only a
+            // payload with control characters is escaped, and bytes that are not UTF-8 are
+            // shown in base64.
+            let shown = match std::str::from_utf8(&e.record.data) {
+                Ok(t) if !t.chars().any(char::is_control) => t.to_owned(),
+                Ok(t) => format!("(escaped) {}", t.escape_debug()),
+                Err(_) => {
+                    use base64::Engine as _;
+                    format!(
+                        "(not UTF-8, base64) {}",
+                        base64::engine::general_purpose::STANDARD.encode(&e.record.data)
+                    )
+                }
+            };
             let shard = self
                 .state
                 .as_ref()
@@ -512,7 +520,7 @@ impl KinesisSink {
                 "sample: {shard} key {:?} ({} bytes): {}",
                 e.key,
                 e.record.data.len(),
-                shown.escape_debug()
+                shown
             ));
         }
     }
@@ -695,7 +703,14 @@ impl Sink for KinesisSink {
         }
         self.start().await?;
         if self.dry_run {
-            return Ok(self.dry_run_report().into());
+            return Ok(SinkReport {
+                lines: vec![format!(
+                    "dry run: nothing sent to stream {}; the plan is on standard output",
+                    self.config.stream
+                )],
+                manifests: Vec::new(),
+                plan: self.dry_run_report(),
+            });
         }
         self.drain().await?;
         if self.stopped() {
