@@ -844,3 +844,235 @@ fn a_progress_interval_of_zero_is_refused() {
     assert!(stderr.contains("--progress-interval"), "{stderr}");
     assert!(!dir.path().join("archive").exists(), "it ran");
 }
+
+/// Issue 13: every `flux-engine` command in the README's and docs' shell blocks that can run
+/// here (no AWS, no placeholders, no shell variables) runs, in document order, in a fresh copy
+/// of the repository's pipelines and examples per document, and succeeds: the docs cannot drift
+/// from the binary unnoticed.
+mod docs_commands {
+    use std::path::Path;
+
+    use flux_tests::{repo_root, run_in, text};
+
+    /// Subcommands that run here without AWS; `run` only for pipelines that stay local.
+    const OFFLINE: &[&str] = &[
+        "validate", "plan", "render", "schema", "status", "ddl", "run",
+    ];
+
+    /// The `flux-engine …` lines of the `sh`/`bash`/`console` blocks of a Markdown text, with
+    /// `\` continuations joined.
+    fn commands(markdown: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut in_block = false;
+        let mut shell = false;
+        let mut pending = String::new();
+        for line in markdown.lines() {
+            let t = line.trim_start();
+            if t.starts_with("```") {
+                shell = !in_block
+                    && matches!(
+                        t.trim_start_matches('`').trim(),
+                        "sh" | "bash" | "console" | "shell"
+                    );
+                in_block = !in_block;
+                pending.clear();
+                continue;
+            }
+            if !in_block || !shell {
+                continue;
+            }
+            let t = t.trim_start_matches("$ ");
+            if let Some(head) = t.strip_suffix('\\') {
+                pending.push_str(head);
+                pending.push(' ');
+                continue;
+            }
+            let full = format!("{pending}{t}");
+            pending.clear();
+            if full.starts_with("flux-engine ") {
+                out.push(full);
+            } else if full.starts_with("cargo run ")
+                && let Some((_, args)) = full.split_once(" -- ")
+            {
+                // `cargo run … -p flux-engine -- ARGS` is the binary with ARGS.
+                out.push(format!("flux-engine {args}"));
+            }
+        }
+        out
+    }
+
+    /// Splits a command line as a POSIX shell would for the simple lines docs hold: quotes,
+    /// a trailing `# comment`, and stops at `|`, `>`, `&&` and `;` (what follows is not ours).
+    fn words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut cur = String::new();
+        let mut has = false;
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    has = true;
+                }
+                (None, c) if c.is_whitespace() => {
+                    if has {
+                        words.push(std::mem::take(&mut cur));
+                        has = false;
+                    }
+                }
+                (None, '#' | '|' | '>' | ';' | '&') if !has => break,
+                (None, c) => {
+                    cur.push(c);
+                    has = true;
+                }
+            }
+        }
+        if has {
+            words.push(cur);
+        }
+        words
+    }
+
+    /// Why a documented command cannot run here, if it cannot.
+    fn offline_problem(args: &[String], dir: &Path) -> Option<&'static str> {
+        let joined = args.join(" ");
+        if !OFFLINE.contains(&args.first().map(String::as_str).unwrap_or_default()) {
+            return Some("needs AWS or a running cluster");
+        }
+        let touches_data = ["run", "status", "ddl"].contains(&args[0].as_str());
+        if (touches_data && joined.contains("s3://")) || joined.contains("--metrics-listen") {
+            return Some("needs AWS or a network port");
+        }
+        if joined.contains('$') || joined.contains('…') || joined.contains('<') {
+            return Some("holds a placeholder");
+        }
+        if args[0] == "run" && !args.iter().any(|a| a.contains("quickstart")) {
+            return Some("runs against AWS");
+        }
+        // A `--vars-file` or pipeline the docs assume the reader wrote.
+        let missing = args
+            .windows(2)
+            .any(|w| w[0] == "--vars-file" && !dir.join(&w[1]).exists())
+            || args
+                .get(1)
+                .is_some_and(|f| f.ends_with(".toml") && !f.contains('*') && !dir.join(f).exists());
+        missing.then_some("uses a file the reader writes")
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
+        }
+    }
+
+    /// Expands the one glob docs use (`pipelines/*.toml`).
+    fn expand(args: Vec<String>, dir: &Path) -> Vec<String> {
+        args.into_iter()
+            .flat_map(|a| match a.strip_suffix("*.toml") {
+                Some(folder) => {
+                    let mut files: Vec<String> = std::fs::read_dir(dir.join(folder))
+                        .unwrap()
+                        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".toml"))
+                        .map(|n| format!("{folder}{n}"))
+                        .collect();
+                    files.sort();
+                    files
+                }
+                None => vec![a],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_documented_command_that_can_run_here_succeeds() {
+        let root = repo_root();
+        let mut docs = vec![root.join("README.md")];
+        let mut pages: Vec<_> = std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        pages.sort();
+        docs.extend(pages);
+        let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+        for doc in docs {
+            let dir = tempfile::tempdir().unwrap();
+            for sub in ["pipelines", "examples", "schemas"] {
+                copy_dir(&root.join(sub), &dir.path().join(sub));
+            }
+            let name = doc.strip_prefix(&root).unwrap().display().to_string();
+            for line in commands(&std::fs::read_to_string(&doc).unwrap()) {
+                let args: Vec<String> = words(&line).into_iter().skip(1).collect();
+                if let Some(why) = offline_problem(&args, dir.path()) {
+                    skipped.push(format!("{name}: {line} ({why})"));
+                    continue;
+                }
+                let args = expand(args, dir.path());
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = run_in(dir.path(), &argv);
+                let (stdout, stderr) = text(&out);
+                // A template without its variables is documented to fail, with a message.
+                let expected_failure = argv[0] == "validate"
+                    && args.iter().any(|a| a.ends_with(".j2"))
+                    && !args.iter().any(|a| a == "--var");
+                if !expected_failure {
+                    assert_eq!(
+                        out.status.code(),
+                        Some(0),
+                        "{name}: `{line}` failed:\n{stdout}\n{stderr}"
+                    );
+                }
+                ran.push(format!("{name}: {line}"));
+            }
+        }
+        // What ran and what could not, for whoever reads the test's output.
+        eprintln!(
+            "ran:\n  {}\nskipped:\n  {}",
+            ran.join("\n  "),
+            skipped.join("\n  ")
+        );
+        assert!(
+            ran.len() >= 10,
+            "only {} documented commands ran",
+            ran.len()
+        );
+    }
+
+    #[test]
+    fn the_line_splitter_reads_what_docs_write() {
+        assert_eq!(
+            words(r#"flux-engine render p.toml --var ticket="INC 42" --var a='b c'  # note"#),
+            [
+                "flux-engine",
+                "render",
+                "p.toml",
+                "--var",
+                "ticket=INC 42",
+                "--var",
+                "a=b c"
+            ]
+        );
+        assert_eq!(
+            words("flux-engine plan p.toml --format dot | dot -Tsvg > replay.svg"),
+            ["flux-engine", "plan", "p.toml", "--format", "dot"]
+        );
+        let found = commands(
+            "```sh\nflux-engine render a \\\n  --var b=c\nls\n```\n```toml\nflux-engine x\n```\n",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            words(&found[0]),
+            ["flux-engine", "render", "a", "--var", "b=c"]
+        );
+    }
+}
