@@ -1,4 +1,4 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
 //! 141 a run stopped because the reader of its standard output went away.
@@ -15,6 +15,8 @@ mod plan;
 mod render;
 mod run;
 mod schema;
+mod status;
+mod status_table;
 mod validate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -96,6 +98,9 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Manage archive leases (one archiver per stream): `lease release`.
     Lease(lease::LeaseArgs),
+    /// Show the health of an archive: checkpoints, runs, gaps, leases, leftovers, lag (exit 1
+    /// when something needs action).
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -121,6 +126,7 @@ pub fn run() -> i32 {
         Command::Schema => schema::schema(),
         Command::Cluster(a) => cluster::cluster(a),
         Command::Lease(a) => lease::lease(a),
+        Command::Status(a) => status::status(a),
     };
     output::finish(code)
 }
