@@ -1,4 +1,4 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
 //! 141 a run stopped because the reader of its standard output went away.
@@ -10,6 +10,8 @@
 mod output;
 
 mod cluster;
+mod ddl;
+mod ddl_out;
 mod lease;
 mod plan;
 mod render;
@@ -101,6 +103,8 @@ enum Command {
     /// Show the health of an archive: checkpoints, runs, gaps, leases, leftovers, lag (exit 1
     /// when something needs action).
     Status(status::StatusArgs),
+    /// Write the SQL of the `ddl` sink (DuckDB, Drill, Hive, Athena) for an existing archive.
+    Ddl(ddl::DdlArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -127,6 +131,7 @@ pub fn run() -> i32 {
         Command::Cluster(a) => cluster::cluster(a),
         Command::Lease(a) => lease::lease(a),
         Command::Status(a) => status::status(a),
+        Command::Ddl(a) => ddl::ddl(a),
     };
     output::finish(code)
 }
