@@ -192,7 +192,11 @@ pub fn render(
                 Some(s) => s.len(),
                 None => value.to_string().len(),
             };
-            if written.fetch_add(len, Ordering::Relaxed).saturating_add(len) > MAX_RENDERED_BYTES {
+            if written
+                .fetch_add(len, Ordering::Relaxed)
+                .saturating_add(len)
+                > MAX_RENDERED_BYTES
+            {
                 return Err(too_large());
             }
             // Captured template output already holds markers: it goes through as it is, and
@@ -652,7 +656,11 @@ mod placing {
         )
         .unwrap_err();
         assert_eq!(d.file, "t.toml");
-        assert!(d.message.contains("rendering stopped after"), "{}", d.message);
+        assert!(
+            d.message.contains("rendering stopped after"),
+            "{}",
+            d.message
+        );
         assert_eq!(d.location.as_ref().map(|l| l.line), Some(2), "{d:?}");
     }
 
@@ -664,7 +672,11 @@ mod placing {
             "{% for a in range(300) %}x = \"{{ \"z\" * 100000 }}\"\n{% endfor %}",
         ] {
             let d = render_with(t, &[]).unwrap_err();
-            assert!(d.message.contains("larger than 16 MiB"), "{t}: {}", d.message);
+            assert!(
+                d.message.contains("larger than 16 MiB"),
+                "{t}: {}",
+                d.message
+            );
         }
     }
 
