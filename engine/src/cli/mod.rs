@@ -1,4 +1,4 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl|completions`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
 //! 141 a run stopped because the reader of its standard output went away.
@@ -10,6 +10,7 @@
 mod output;
 
 mod cluster;
+mod completions;
 mod ddl;
 mod ddl_out;
 mod lease;
@@ -105,6 +106,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Write the SQL of the `ddl` sink (DuckDB, Drill, Hive, Athena) for an existing archive.
     Ddl(ddl::DdlArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -132,6 +135,7 @@ pub fn run() -> i32 {
         Command::Lease(a) => lease::lease(a),
         Command::Status(a) => status::status(a),
         Command::Ddl(a) => ddl::ddl(a),
+        Command::Completions(a) => completions::completions(a),
     };
     output::finish(code)
 }
