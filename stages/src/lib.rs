@@ -21,6 +21,7 @@ pub mod registry;
 pub mod replay;
 pub mod sink;
 pub mod source;
+pub mod sql;
 pub mod stage;
 pub mod store;
 pub mod transform;

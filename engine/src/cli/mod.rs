@@ -1,4 +1,4 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl|completions`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
 //! 141 a run stopped because the reader of its standard output went away.
@@ -10,12 +10,17 @@
 mod output;
 
 mod cluster;
+mod completions;
+mod ddl;
+mod ddl_out;
 mod lease;
 mod plan;
 mod render;
 mod report;
 mod run;
 mod schema;
+mod status;
+mod status_table;
 mod validate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -100,6 +105,13 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Manage archive leases (one archiver per stream): `lease release`.
     Lease(lease::LeaseArgs),
+    /// Show the health of an archive: checkpoints, runs, gaps, leases, leftovers, lag (exit 1
+    /// when something needs action).
+    Status(status::StatusArgs),
+    /// Write the SQL of the `ddl` sink (DuckDB, Drill, Hive, Athena) for an existing archive.
+    Ddl(ddl::DdlArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -125,6 +137,9 @@ pub fn run() -> i32 {
         Command::Schema => schema::schema(),
         Command::Cluster(a) => cluster::cluster(a),
         Command::Lease(a) => lease::lease(a),
+        Command::Status(a) => status::status(a),
+        Command::Ddl(a) => ddl::ddl(a),
+        Command::Completions(a) => completions::completions(a),
     };
     output::finish(code)
 }

@@ -4,3 +4,4 @@
 pub mod layout;
 pub mod lease;
 pub mod state;
+pub mod status;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectMeta, ObjectStore, PutCondition, StoreError};
+use super::{ObjectMeta, ObjectStore, PutCondition, StoreError, TemporaryObject};
 
 /// An object store rooted at a directory (created on first write).
 #[derive(Debug)]
@@ -162,6 +162,21 @@ impl ObjectStore for LocalStore {
             }
             // rename(2) is atomic: readers see the old name or the new one.
             std::fs::rename(&from_path, &to_path).map_err(|e| StoreError::io(&k, e))
+        })
+        .await
+    }
+
+    async fn list_temporary(&self, prefix: &str) -> Result<Vec<TemporaryObject>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+            let mut out = Vec::new();
+            walk_temporary(&root, &root.join(dir_part), &mut out)
+                .map_err(|e| StoreError::io(&prefix, e))?;
+            out.retain(|t| t.key.starts_with(&prefix));
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
         })
         .await
     }
@@ -364,6 +379,43 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<(
             out.push(ObjectMeta {
                 key,
                 size: entry.metadata()?.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The temporary files (`~tmp-…`, see [`write_atomic`]) below `dir`; lock files are not
+/// temporary (they live in [`LOCK_DIR`], which is skipped).
+fn walk_temporary(root: &Path, dir: &Path, out: &mut Vec<TemporaryObject>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ty = entry.file_type()?;
+        if ty.is_dir() && !crate::names::is_reserved_file_name(&name) {
+            walk_temporary(root, &entry.path(), out)?;
+        } else if ty.is_file() && name.starts_with("~tmp-") {
+            let path = entry.path();
+            let meta = entry.metadata()?;
+            let key = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(TemporaryObject {
+                key,
+                size: meta.len(),
+                since: meta
+                    .modified()
+                    .ok()
+                    .map(chrono::DateTime::<chrono::Utc>::from),
             });
         }
     }

@@ -84,6 +84,17 @@ pub struct ObjectMeta {
     pub size: u64,
 }
 
+/// Something an interrupted write left behind (see [`ObjectStore::list_temporary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryObject {
+    /// Its key relative to the store root.
+    pub key: String,
+    /// Size in bytes (0 when the store does not say).
+    pub size: u64,
+    /// When it was started (a file's modification time, an upload's initiation time).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// What can go wrong talking to a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -159,6 +170,15 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// whole (readers see no object or all of it), then removes `from`. Overwrites `to`.
     /// [`StoreError::NotFound`] when `from` does not exist (someone promoted it already).
     async fn promote(&self, from: &str, to: &str) -> Result<(), StoreError>;
+
+    /// Lists what an interrupted write can leave behind under `prefix`, invisible to
+    /// [`ObjectStore::list`]: temporary files (`~tmp-…`) in a local directory, incomplete
+    /// multipart uploads on S3. `key` is the object's key (local: the temporary file's own
+    /// path), `size` 0 where the store does not say.
+    async fn list_temporary(&self, prefix: &str) -> Result<Vec<TemporaryObject>, StoreError> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
 
     /// Reads an object, `None` when it does not exist.
     async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, StoreError> {

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncry
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
-use super::{ObjectMeta, ObjectReader, ObjectStore, PutCondition, StoreError};
+use super::{ObjectMeta, ObjectReader, ObjectStore, PutCondition, StoreError, TemporaryObject};
 use crate::aws::{AwsSettings, describe, sdk_config};
 
 /// Objects at or above this size are uploaded in parts.
@@ -298,6 +298,45 @@ impl ObjectStore for S3Store {
                     key: key.to_owned(),
                     size: obj.size().unwrap_or(0).max(0) as u64,
                 });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn list_temporary(&self, prefix: &str) -> Result<Vec<TemporaryObject>, StoreError> {
+        let client = self.client().await;
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(self.full(prefix))
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.err(prefix, &e))?;
+            for upload in page.uploads() {
+                let Some(key) = upload.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                out.push(TemporaryObject {
+                    key: key.to_owned(),
+                    size: 0,
+                    since: upload
+                        .initiated()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && id_marker.is_none() {
+                break;
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));

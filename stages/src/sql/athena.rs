@@ -4,7 +4,7 @@
 use super::columns::ColumnType;
 use super::hive::{PARTITIONS, raw_columns};
 use super::model::Model;
-use super::sql::{GeneratedFile, Quoting, list};
+use super::text::{GeneratedFile, Quoting, list};
 
 /// Athena's DDL is Hive DDL (backticks); its views are Trino SQL (double quotes).
 const DDL: Quoting = Quoting::Backtick;

@@ -9,7 +9,7 @@
 
 use super::columns::ColumnType;
 use super::model::{Model, SEQ_WIDTH, Shape};
-use super::sql::{GeneratedFile, Quoting, list};
+use super::text::{GeneratedFile, Quoting, list};
 
 const Q: Quoting = Quoting::Backtick;
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::hive::{cast, path_expr, seq_key as hive_seq_key, timestamp, unified_select};
 use super::model::{ArchiveRoot, Model};
-use super::sql::{GeneratedFile, Quoting, list};
+use super::text::{GeneratedFile, Quoting, list};
 
 const Q: Quoting = Quoting::Backtick;
 

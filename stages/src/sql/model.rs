@@ -126,6 +126,16 @@ pub struct DrillModel {
     pub metastore: String,
 }
 
+/// How DuckDB reaches an S3 archive, beyond the credential chain: the region and endpoint of
+/// the `aws` settings (an emulator, MinIO, a VPC endpoint). Empty: DuckDB's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuckdbS3 {
+    /// The region.
+    pub region: Option<String>,
+    /// The endpoint URL (`http://host:port` or `https://…`).
+    pub endpoint: Option<String>,
+}
+
 /// Everything the renderers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Model {
@@ -151,6 +161,11 @@ pub struct Model {
     pub hive_database: String,
     /// Drill settings.
     pub drill: DrillModel,
+    /// DuckDB: region and endpoint for the S3 secret.
+    pub duckdb_s3: DuckdbS3,
+    /// DuckDB: where `duckdb/views.sql` will be, for the header's `duckdb -init` line (`None`:
+    /// relative to the output folder).
+    pub duckdb_views_path: Option<String>,
 }
 
 /// Columns of the typed archive view, before the projections, in order (every engine).
