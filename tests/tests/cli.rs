@@ -847,7 +847,8 @@ fn a_progress_interval_of_zero_is_refused() {
 
 /// Issue 13: every `flux-engine` command in the README's and docs' shell blocks that can run
 /// here (no AWS, no placeholders, no shell variables) runs, in document order, in a fresh copy
-/// of the repository's pipelines and examples per document, and succeeds: the docs cannot drift
+/// of the repository's pipelines and examples per document where the quickstart has run (the
+/// docs are read after it), and succeeds: the docs cannot drift
 /// from the binary unnoticed.
 mod docs_commands {
     use std::path::Path;
@@ -1011,6 +1012,14 @@ mod docs_commands {
                 copy_dir(&root.join(sub), &dir.path().join(sub));
             }
             let name = doc.strip_prefix(&root).unwrap().display().to_string();
+            // The docs are read after the README's quickstart: its archive exists.
+            let out = run_in(dir.path(), &["run", "pipelines/quickstart.toml"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "the quickstart: {}",
+                text(&out).1
+            );
             for line in commands(&std::fs::read_to_string(&doc).unwrap()) {
                 let args: Vec<String> = words(&line).into_iter().skip(1).collect();
                 if let Some(why) = offline_problem(&args, dir.path()) {
