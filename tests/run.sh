@@ -35,6 +35,14 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The fuzz crate has a lock file of its own, which a new dependency of the engine changes: checked
+# here, in a second, rather than after the tests by the fuzz build.
+step "fuzz lock file"
+if ! (cd fuzz && cargo metadata --locked --format-version 1 >/dev/null); then
+  echo "fuzz/Cargo.lock is out of date: run 'cargo metadata --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null' and commit fuzz/Cargo.lock" >&2
+  exit 1
+fi
+
 step "emulators"
 env_lines=$(tests/emulators.sh up) && eval "$env_lines"
 # The AWS_ENDPOINT_URL_* lines are for manual runs of the binary; tests point each process they
