@@ -727,7 +727,7 @@ fn quoted_after(message: &str, prefix: &str) -> Option<String> {
 }
 
 /// The first `…` quoted word of a message, e.g. the key a validation message names.
-fn backticked_key(message: &str) -> Option<String> {
+pub(crate) fn backticked_key(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_owned())

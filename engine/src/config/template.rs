@@ -282,7 +282,7 @@ pub fn render(
         let d = template_error(file, template, &index, &err, &missing);
         let name = (err.kind() == ErrorKind::UndefinedError
             && d.message.starts_with("template variable `"))
-        .then(|| quoted(&d.message))
+        .then(|| super::load::backticked_key(&d.message))
         .flatten()
         .filter(|n| !trial.contains_key(n) && undefined.len() < 32);
         match name {
@@ -617,13 +617,6 @@ fn template_error(
     let mut d = Diagnostic::error(file, message).at(location);
     d.help = help;
     d
-}
-
-/// The first `…`-quoted word of a message.
-fn quoted(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
 }
 
 /// The `{{ … }}` around `range` (on its line), or the text of `range` itself.
