@@ -153,7 +153,13 @@ path = "{}"
     assert_eq!(snap.stages[0].counters.records_out, 4);
     let monitor = handle.monitor();
     handle.cancel();
-    assert_eq!(monitor.state(), RunState::Stopping);
+    // Cancelling takes effect at once: the run is no longer running. It may already have
+    // finished (its source stops at the cancel), so either later state is right here.
+    let state = monitor.state();
+    assert!(
+        matches!(state, RunState::Stopping | RunState::Finished),
+        "{state:?}"
+    );
     let summary = handle.wait_blocking();
     assert_eq!(monitor.state(), RunState::Finished);
     done_tx.send(()).unwrap();
