@@ -14,6 +14,12 @@
 //! "origin":{"stream":…,"shard_id":…,"sequence_number":…,"arrival_ts":…}}}`. The payload's own
 //! bytes are kept as they are; the annotation is appended (or merged into an existing `_flux`
 //! object). Payloads that are not JSON objects go to `dead_letter` (or stop the run).
+//!
+//! With `replay`, a record that is itself a replayed copy (an archive of a stream that received
+//! replays holds them) keeps its `origin`: a copy of a copy is still a version of the record that
+//! first arrived (docs/replay-protocol.md). A fence, or a payload whose protocol member is broken,
+//! is not a record to replay: it goes to `dead_letter` with the reason (the `archive` source's
+//! `skip_fences` leaves fences out before they get here).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +30,7 @@ use serde_json::Value;
 
 use crate::json::ObjectMembers;
 use crate::record::{Batch, Record};
-use crate::replay::{ReplayTag, Replayed, Version};
+use crate::replay::{Marker, ReplayTag, Replayed, Version};
 use crate::stage::{Emit, Pass, Rejected, Transform};
 
 pub use crate::replay::ReplayMode;
@@ -136,12 +142,23 @@ impl Annotate {
             out.insert(name.clone(), v);
         }
         if let Some(replay) = &self.replay {
+            let origin = match crate::replay::parse_marker(&record.data, &self.under) {
+                Ok(Marker::Live) => Version::of(record),
+                Ok(Marker::Replayed(copy)) => copy.origin,
+                Ok(Marker::Fence(f)) => {
+                    return Err(format!(
+                        "a fence of replay `{}` is not a record to replay (the archive source's `skip_fences = true` leaves fences out)",
+                        f.replay_id
+                    ));
+                }
+                Err(e) => return Err(format!("not replayed: a broken replay annotation: {e}")),
+            };
             let replayed = Replayed {
                 replay: ReplayTag {
                     id: replay.id.clone(),
                     mode: replay.mode,
                 },
-                origin: Version::of(record),
+                origin,
             };
             out.extend(replayed.members());
         }
@@ -298,6 +315,46 @@ mod tests {
             v["_flux"]["origin"]["arrival_ts"],
             "2026-11-25T10:00:00.123Z"
         );
+    }
+
+    #[test]
+    fn a_replayed_copy_keeps_its_origin_and_fences_are_not_replayed() {
+        let mut a = Annotate::new(&config(serde_json::json!({
+            "replay": {"id": "INC-2", "mode": "fill"}
+        })))
+        .unwrap();
+        let copy = r#"{"order_id":"o-1","_flux":{"replay":{"id":"INC-1","mode":"overwrite"},"origin":{"stream":"orders","shard_id":"shardId-000000000000","sequence_number":"7","arrival_ts":"2026-11-24T08:00:00.000Z"}}}"#;
+        let fence = crate::replay::Fence::open(
+            "INC-1",
+            ReplayMode::Overwrite,
+            parse_ts("2026-11-25T09:00:00Z").unwrap(),
+        );
+        let batch = Arc::new(vec![
+            rec(copy),
+            rec(std::str::from_utf8(&fence.payload("_flux")).unwrap()),
+            rec(r#"{"_flux":{"replay":{"id":"X","mode":"fill"}}}"#),
+        ]);
+        let mut emit = Emit::default();
+        a.process(&batch, &mut emit).unwrap();
+        assert_eq!(emit.records.len(), 1);
+        let v: Value = serde_json::from_slice(&emit.records[0].data).unwrap();
+        assert_eq!(v["_flux"]["replay"]["id"], "INC-2");
+        assert_eq!(v["_flux"]["origin"]["sequence_number"], "7");
+        assert_eq!(v["_flux"]["origin"]["shard_id"], "shardId-000000000000");
+        assert_eq!(
+            v["_flux"]["origin"]["arrival_ts"],
+            "2026-11-24T08:00:00.000Z"
+        );
+        let reasons: Vec<_> = emit.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(
+            reasons[0].contains("a fence of replay `INC-1` is not a record to replay"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("broken replay annotation"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("without `_flux.origin`"), "{reasons:?}");
     }
 
     #[test]

@@ -29,14 +29,7 @@ struct Head {
 
 impl Head {
     fn order(&self, other: &Head) -> Ordering {
-        let version = || {
-            order::compare(
-                self.entry.ms,
-                &self.entry.record,
-                other.entry.ms,
-                &other.entry.record,
-            )
-        };
+        let version = || order::compare(&self.entry.item, &other.entry.item);
         match self.by {
             By::Key => self.entry.key.cmp(&other.entry.key).then_with(version),
             By::Version => version(),
@@ -113,8 +106,7 @@ impl Merge {
             let Some(next) = self.next_entry()? else {
                 break;
             };
-            if order::compare(next.ms, &next.record, winner.ms, &winner.record) == Ordering::Greater
-            {
+            if order::compare(&next.item, &winner.item) == Ordering::Greater {
                 winner = next;
             }
         }
@@ -136,7 +128,7 @@ pub fn reduce(dir: &mut SpillDir, mut runs: Vec<PathBuf>, by: By) -> anyhow::Res
                 By::Version => merge.next_entry()?,
             };
             let Some(e) = next else { break };
-            out.write(&e.key, e.ms, &e.record)?;
+            out.write(&e.key, &e.item)?;
         }
         runs.insert(0, out.finish(dir)?);
     }

@@ -51,6 +51,12 @@
 //! naming it, or with `on_missing_key = "dead_letter"` goes to `<id>.dead_letter`: never silently
 //! one bucket.
 //!
+//! **Replays.** An archive of a stream that received replays also holds the replay protocol's
+//! records (docs/replay-protocol.md), found under `under` (default `_flux`): *fences* are left
+//! out, counted as skipped (they belong to no key); a *replayed copy* is ranked by its origin,
+//! the version of the record it copies, so a copy never outranks newer original writes of its
+//! key (see [`order::compare`]).
+//!
 //! **Windows.** With `per_window = true`, the key is (window, key), the window being the
 //! annotation `window = {start, end}` that a `window` transform upstream adds; a record without it
 //! is treated like a record without a key.
@@ -69,11 +75,13 @@ use serde::Deserialize;
 
 use crate::expr::Predicate;
 use crate::record::{Batch, Record};
+use crate::replay::Marker;
 use crate::stage::{Drain, Emit, Pass, Rejected, Transform};
 use crate::transform::filter::FilterExpr;
 use crate::units::Size;
 use key::KeyPath;
 use merge::{By, Merge};
+use order::Ranked;
 use spill::SpillDir;
 
 /// Records per batch emitted at the end.
@@ -142,6 +150,14 @@ pub struct CompactConfig {
     /// Where spill folders are created. Default: the system's temporary folder (`TMPDIR`).
     #[serde(default)]
     pub spill_dir: Option<String>,
+    /// The payload member the replay protocol uses (fences are left out, replayed copies rank
+    /// by their origin). Default `_flux` (as `annotate`'s `under`).
+    #[serde(default = "default_under")]
+    pub under: String,
+}
+
+fn default_under() -> String {
+    crate::replay::DEFAULT_KEY.into()
 }
 
 fn default_memory_limit() -> Size {
@@ -169,6 +185,9 @@ impl CompactConfig {
         if self.spill_dir.as_deref() == Some("") {
             return Err("`spill_dir` must not be empty".into());
         }
+        if self.under.is_empty() {
+            return Err("`under` must not be empty".into());
+        }
         Ok(())
     }
 
@@ -179,14 +198,8 @@ impl CompactConfig {
     }
 }
 
-/// A kept record and its effective arrival time.
-struct Kept {
-    ms: i64,
-    record: Record,
-}
-
 /// The hash table's bytes per slot (key, value and control byte).
-const SLOT: usize = std::mem::size_of::<(Box<[u8]>, Kept)>() + 1;
+const SLOT: usize = std::mem::size_of::<(Box<[u8]>, Ranked)>() + 1;
 
 /// Heap bytes a kept record and its key hold, estimated: payload, strings, and allocator
 /// overhead of the allocations behind them.
@@ -204,9 +217,21 @@ fn heap_bytes(key_len: usize, r: &Record) -> usize {
         + 4 * PER_ALLOCATION
 }
 
+/// [`heap_bytes`] of a kept record, its origin included.
+fn ranked_bytes(key_len: usize, r: &Ranked) -> usize {
+    heap_bytes(key_len, &r.record)
+        + r.origin.as_ref().map_or(0, |o| {
+            std::mem::size_of::<crate::replay::Version>()
+                + o.stream.len()
+                + o.shard_id.len()
+                + o.sequence_number.as_str().len()
+                + 4 * 24
+        })
+}
+
 /// What is left to emit at the end.
 enum Out {
-    Memory(std::vec::IntoIter<Kept>),
+    Memory(std::vec::IntoIter<Ranked>),
     Runs(Merge),
 }
 
@@ -219,8 +244,9 @@ pub struct Compact {
     on_missing: OnMissingKey,
     per_window: bool,
     spill_parent: Option<PathBuf>,
+    under: String,
     clocks: order::ShardClocks,
-    table: HashMap<Box<[u8]>, Kept>,
+    table: HashMap<Box<[u8]>, Ranked>,
     /// Heap bytes of the table's keys and records (see [`heap_bytes`]).
     held: usize,
     spill: Option<SpillDir>,
@@ -242,6 +268,7 @@ impl Compact {
             on_missing: cfg.on_missing_key,
             per_window: cfg.per_window,
             spill_parent: cfg.spill_dir.as_ref().map(PathBuf::from),
+            under: cfg.under.clone(),
             clocks: order::ShardClocks::default(),
             table: HashMap::new(),
             held: 0,
@@ -264,8 +291,21 @@ impl Compact {
         self.held + capacity * SLOT
     }
 
-    /// Adds one record to the state; `Err(reason)` when it has no key.
+    /// Adds one record to the state; `Err(reason)` when it has no key. Fences of the replay
+    /// protocol are left out and counted as skipped.
     fn add(&mut self, record: &Record) -> anyhow::Result<Result<(), String>> {
+        // A record that claims the protocol but breaks its format ranks as a live record; the
+        // `annotate` of a replay sends it to its dead-letter port with the reason.
+        let origin = match crate::replay::parse_marker(&record.data, &self.under) {
+            Ok(Marker::Fence(_)) => {
+                if let Some(m) = &self.metrics {
+                    crate::stage::StageMetrics::add(&m.skipped, 1);
+                }
+                return Ok(Ok(()));
+            }
+            Ok(Marker::Replayed(copy)) => Some(Box::new(copy.origin)),
+            Ok(Marker::Live) | Err(_) => None,
+        };
         let Some(key) = self.key.extract(record) else {
             return Ok(Err(format!(
                 "key path `{}` selects no value",
@@ -286,15 +326,16 @@ impl Compact {
         } else {
             &key
         };
-        let ms = self.clocks.effective_ms(record);
+        let item = Ranked {
+            ms: self.clocks.effective_ms(record),
+            origin,
+            record: record.clone(),
+        };
         if let Some(kept) = self.table.get_mut(key) {
-            if order::compare(ms, record, kept.ms, &kept.record) == std::cmp::Ordering::Greater {
-                let old = heap_bytes(key.len(), &kept.record);
-                let new = heap_bytes(key.len(), record);
-                *kept = Kept {
-                    ms,
-                    record: record.clone(),
-                };
+            if order::compare(&item, kept) == std::cmp::Ordering::Greater {
+                let old = ranked_bytes(key.len(), kept);
+                let new = ranked_bytes(key.len(), &item);
+                *kept = item;
                 self.held = self.held - old + new;
             }
         } else {
@@ -306,14 +347,8 @@ impl Compact {
                 self.spill_table()?;
             }
             let key: Box<[u8]> = key.into();
-            self.held += heap_bytes(key.len(), record);
-            self.table.insert(
-                key,
-                Kept {
-                    ms,
-                    record: record.clone(),
-                },
-            );
+            self.held += ranked_bytes(key.len(), &item);
+            self.table.insert(key, item);
         }
         if self.table_bytes(self.table.capacity()) > self.limit {
             self.spill_table()?;
@@ -336,11 +371,11 @@ impl Compact {
             self.spill = Some(dir);
         }
         let dir = self.spill.as_mut().expect("created above");
-        let mut entries: Vec<(&Box<[u8]>, &Kept)> = self.table.iter().collect();
+        let mut entries: Vec<(&Box<[u8]>, &Ranked)> = self.table.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut run = dir.create()?;
         for (key, kept) in entries {
-            run.write(key, kept.ms, &kept.record)?;
+            run.write(key, kept)?;
         }
         self.runs.push(run.finish(dir)?);
         self.table = HashMap::new();
@@ -350,14 +385,14 @@ impl Compact {
 
     /// Decides how the output is produced once the input has ended.
     fn prepare_output(&mut self) -> anyhow::Result<Out> {
-        let sort_bytes = self.table.len() * std::mem::size_of::<Kept>();
+        let sort_bytes = self.table.len() * std::mem::size_of::<Ranked>();
         if self.spill.is_none()
             && self.table_bytes(self.table.capacity()) + sort_bytes <= self.limit
         {
             let table = std::mem::take(&mut self.table);
             self.held = 0;
-            let mut kept: Vec<Kept> = table.into_values().collect();
-            kept.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+            let mut kept: Vec<Ranked> = table.into_values().collect();
+            kept.sort_unstable_by(order::compare);
             Self::announce(self.metrics.as_ref(), kept.len());
             return Ok(Out::Memory(kept.into_iter()));
         }
@@ -371,17 +406,14 @@ impl Compact {
             .limit
             .saturating_sub(merge::FAN_IN * 64 * 1024)
             .max(self.limit / 2);
-        let mut buffer: Vec<Kept> = Vec::new();
+        let mut buffer: Vec<Ranked> = Vec::new();
         let mut bytes = 0usize;
         let mut version_runs = Vec::new();
         let mut winners = 0usize;
         while let Some(w) = by_key.next_winner()? {
             winners += 1;
-            bytes += heap_bytes(0, &w.record) + 2 * std::mem::size_of::<Kept>();
-            buffer.push(Kept {
-                ms: w.ms,
-                record: w.record,
-            });
+            bytes += ranked_bytes(0, &w.item) + 2 * std::mem::size_of::<Ranked>();
+            buffer.push(w.item);
             if bytes > budget {
                 version_runs.push(write_sorted(dir, &mut buffer)?);
                 bytes = 0;
@@ -390,7 +422,7 @@ impl Compact {
         drop(by_key);
         Self::announce(self.metrics.as_ref(), winners);
         if version_runs.is_empty() {
-            buffer.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+            buffer.sort_unstable_by(order::compare);
             return Ok(Out::Memory(buffer.into_iter()));
         }
         if !buffer.is_empty() {
@@ -425,11 +457,11 @@ impl Compact {
 }
 
 /// Sorts `buffer` by version, writes it as a run and empties it.
-fn write_sorted(dir: &mut SpillDir, buffer: &mut Vec<Kept>) -> anyhow::Result<PathBuf> {
-    buffer.sort_unstable_by(|a, b| order::compare(a.ms, &a.record, b.ms, &b.record));
+fn write_sorted(dir: &mut SpillDir, buffer: &mut Vec<Ranked>) -> anyhow::Result<PathBuf> {
+    buffer.sort_unstable_by(order::compare);
     let mut run = dir.create()?;
     for k in buffer.drain(..) {
-        run.write(&[], k.ms, &k.record)?;
+        run.write(&[], &k)?;
     }
     *buffer = Vec::new();
     run.finish(dir)
@@ -493,7 +525,7 @@ impl Transform for Compact {
         while emit.records.len() < OUT_BATCH {
             let next = match &mut out {
                 Out::Memory(it) => it.next().map(|k| k.record),
-                Out::Runs(m) => m.next_entry()?.map(|e| e.record),
+                Out::Runs(m) => m.next_entry()?.map(|e| e.item.record),
             };
             let Some(record) = next else {
                 // Done: the spill folder goes now.

@@ -21,19 +21,68 @@
 //!
 //! A record that comes out of sequence order within its shard (not from the shipped sources)
 //! keeps its own arrival time.
+//!
+//! A replayed copy (a record a replay wrote, archived since: `_flux.replay` and `_flux.origin`)
+//! is ranked by its origin instead, as the replay protocol defines its version
+//! (docs/replay-protocol.md); see [`compare`].
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::record::{Record, SequenceNumber};
+use crate::replay::Version;
 
-/// Compares two records by version; `Greater` means `a` is newer.
-pub fn compare(a_ms: i64, a: &Record, b_ms: i64, b: &Record) -> Ordering {
-    a_ms.cmp(&b_ms)
-        .then_with(|| a.stream.cmp(&b.stream))
-        .then_with(|| a.shard_id.cmp(&b.shard_id))
-        .then_with(|| a.sequence_number.cmp(&b.sequence_number))
-        .then_with(|| a.sub_sequence_number.cmp(&b.sub_sequence_number))
+/// A record kept by compaction, with what places it in the version order.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    /// The record's effective arrival time in milliseconds (see the module doc).
+    pub ms: i64,
+    /// For a replayed copy (a record a replay wrote into the stream, archived since): the
+    /// version of the record it copies (`_flux.origin`), which is its version here.
+    pub origin: Option<Box<Version>>,
+    /// The record.
+    pub record: Record,
+}
+
+impl Ranked {
+    /// The version compared first: the origin's for a replayed copy, else the record's own.
+    fn version(&self) -> (i64, &str, &str, &SequenceNumber, Option<u64>) {
+        match &self.origin {
+            Some(o) => (
+                o.arrival_ts.timestamp_millis(),
+                &o.stream,
+                &o.shard_id,
+                &o.sequence_number,
+                o.sub_sequence_number,
+            ),
+            None => self.own(),
+        }
+    }
+
+    fn own(&self) -> (i64, &str, &str, &SequenceNumber, Option<u64>) {
+        let r = &self.record;
+        (
+            self.ms,
+            &r.stream,
+            &r.shard_id,
+            &r.sequence_number,
+            r.sub_sequence_number,
+        )
+    }
+}
+
+/// Compares two kept records by version; `Greater` means `a` is newer.
+///
+/// A replayed copy counts as the record it copies (docs/replay-protocol.md: a replayed
+/// record's version is its origin), so compacting an archive that received replays keeps each
+/// key's newest *original* state, not whichever copy a replay wrote last. A copy and its
+/// original (the same version) rank the original newer; copies of one origin rank by their own
+/// position, so the order stays total.
+pub fn compare(a: &Ranked, b: &Ranked) -> Ordering {
+    a.version()
+        .cmp(&b.version())
+        .then_with(|| b.origin.is_some().cmp(&a.origin.is_some()))
+        .then_with(|| a.own().cmp(&b.own()))
 }
 
 struct Clock {
@@ -105,6 +154,41 @@ mod tests {
         }
     }
 
+    fn live(ms: i64, r: &Record) -> Ranked {
+        Ranked {
+            ms,
+            origin: None,
+            record: r.clone(),
+        }
+    }
+
+    fn copy_of(original: &Record, copy: Record) -> Ranked {
+        Ranked {
+            ms: copy.arrival_ts.timestamp_millis(),
+            origin: Some(Box::new(Version::of(original))),
+            record: copy,
+        }
+    }
+
+    #[test]
+    fn a_replayed_copy_ranks_as_its_origin() {
+        // Live records of one key at 1000 (s0) and 2000 (s1); a replay at 5000 wrote a copy of
+        // the older one into s2. The copy is older than the newer original.
+        let older = rec("s0", 1, None, 1000);
+        let newer = rec("s1", 1, None, 2000);
+        let copy = copy_of(&older, rec("s2", 9, None, 5000));
+        assert_eq!(compare(&copy, &live(2000, &newer)), Ordering::Less);
+        assert_eq!(compare(&live(2000, &newer), &copy), Ordering::Greater);
+        // …and newer than what preceded its origin.
+        let oldest = rec("s1", 0, None, 500);
+        assert_eq!(compare(&copy, &live(500, &oldest)), Ordering::Greater);
+        // The original outranks its own copy; two copies of one origin rank by position.
+        assert_eq!(compare(&live(1000, &older), &copy), Ordering::Greater);
+        let later_copy = copy_of(&older, rec("s2", 12, None, 6000));
+        assert_eq!(compare(&later_copy, &copy), Ordering::Greater);
+        assert_eq!(compare(&copy, &copy.clone()), Ordering::Equal);
+    }
+
     #[test]
     fn agrees_with_the_lineage_order_when_times_are_monotone() {
         // Three shards, monotone times per shard with many equal milliseconds.
@@ -130,7 +214,7 @@ mod tests {
         for (i, a) in records.iter().enumerate() {
             for (j, b) in records.iter().enumerate() {
                 assert_eq!(
-                    compare(eff[i], a, eff[j], b),
+                    compare(&live(eff[i], a), &live(eff[j], b)),
                     lineage.compare(&Version::of(a), &Version::of(b)),
                     "{a:?} vs {b:?}"
                 );
@@ -144,7 +228,7 @@ mod tests {
         let (a, b) = (rec("s0", 1, None, 500), rec("s0", 2, None, 400));
         let (ea, eb) = (clocks.effective_ms(&a), clocks.effective_ms(&b));
         assert_eq!((ea, eb), (500, 500));
-        assert_eq!(compare(eb, &b, ea, &a), Ordering::Greater);
+        assert_eq!(compare(&live(eb, &b), &live(ea, &a)), Ordering::Greater);
         // Out of sequence order: its own time.
         assert_eq!(clocks.effective_ms(&rec("s0", 1, None, 300)), 300);
         // Another shard starts its own clock.

@@ -1,7 +1,8 @@
 //! Sorted runs on disk: the temporary folder, and writing and reading runs.
 //!
 //! A run is a file of entries, each `key length (u32 LE) · key · effective arrival ms (i64 LE) ·
-//! record length (u32 LE) · record`. The record is in a binary form of its own (`encode`):
+//! origin length (u32 LE) · origin (JSON; length 0 for a live record) · record length (u32 LE) ·
+//! record`. The record is in a binary form of its own (`encode`):
 //! length-prefixed fields, the payload bytes as they are and annotations as JSON, so it
 //! round-trips byte for byte and reading it back parses no JSON (runs are written and read by
 //! this process only). Runs of the second phase (sorted by version) have empty keys.
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use super::order::Ranked;
 use crate::record::{Interner, Record, SequenceNumber};
 
 const BUF: usize = 64 * 1024;
@@ -20,10 +22,8 @@ const BUF: usize = 64 * 1024;
 pub struct Entry {
     /// The compaction key (empty in runs sorted by version).
     pub key: Box<[u8]>,
-    /// The effective arrival time (see [`order`](super::order)).
-    pub ms: i64,
-    /// The record.
-    pub record: Record,
+    /// The record and its place in the version order.
+    pub item: Ranked,
 }
 
 /// The temporary folder that holds the runs of one compaction; removed when dropped (at the end
@@ -79,6 +79,7 @@ impl SpillDir {
             out: BufWriter::with_capacity(BUF, file),
             path,
             line: Vec::with_capacity(4096),
+            origin: Vec::new(),
             bytes: 0,
         })
     }
@@ -89,19 +90,22 @@ pub struct RunWriter {
     out: BufWriter<File>,
     path: PathBuf,
     line: Vec<u8>,
+    origin: Vec<u8>,
     bytes: u64,
 }
 
 impl RunWriter {
     /// Appends an entry.
-    pub fn write(&mut self, key: &[u8], ms: i64, record: &Record) -> anyhow::Result<()> {
+    pub fn write(&mut self, key: &[u8], item: &Ranked) -> anyhow::Result<()> {
         self.line.clear();
-        encode(record, &mut self.line)?;
-        let key_len = u32::try_from(key.len()).context("compaction key longer than 4 GiB")?;
-        let line_len = u32::try_from(self.line.len()).context("record longer than 4 GiB")?;
-        let io = write_entry(&mut self.out, key, ms, &self.line, key_len, line_len);
+        encode(&item.record, &mut self.line)?;
+        self.origin.clear();
+        if let Some(origin) = &item.origin {
+            serde_json::to_writer(&mut self.origin, origin)?;
+        }
+        let io = write_entry(&mut self.out, key, item.ms, &self.origin, &self.line);
         io.with_context(|| format!("cannot write {}", self.path.display()))?;
-        self.bytes += 16 + key.len() as u64 + self.line.len() as u64;
+        self.bytes += 20 + (key.len() + self.origin.len() + self.line.len()) as u64;
         Ok(())
     }
 
@@ -121,15 +125,20 @@ fn write_entry(
     out: &mut impl Write,
     key: &[u8],
     ms: i64,
+    origin: &[u8],
     line: &[u8],
-    key_len: u32,
-    line_len: u32,
-) -> std::io::Result<()> {
-    out.write_all(&key_len.to_le_bytes())?;
+) -> anyhow::Result<()> {
+    let len = |b: &[u8], what: &str| {
+        u32::try_from(b.len()).with_context(|| format!("{what} longer than 4 GiB"))
+    };
+    out.write_all(&len(key, "compaction key")?.to_le_bytes())?;
     out.write_all(key)?;
     out.write_all(&ms.to_le_bytes())?;
-    out.write_all(&line_len.to_le_bytes())?;
-    out.write_all(line)
+    out.write_all(&len(origin, "origin")?.to_le_bytes())?;
+    out.write_all(origin)?;
+    out.write_all(&len(line, "record")?.to_le_bytes())?;
+    out.write_all(line)?;
+    Ok(())
 }
 
 /// Reads one run in order; deletes the file when dropped.
@@ -179,11 +188,22 @@ impl RunReader {
         self.input.read_exact(&mut len)?;
         self.buf.resize(u32::from_le_bytes(len) as usize, 0);
         self.input.read_exact(&mut self.buf)?;
+        let origin = if self.buf.is_empty() {
+            None
+        } else {
+            Some(Box::new(serde_json::from_slice(&self.buf)?))
+        };
+        self.input.read_exact(&mut len)?;
+        self.buf.resize(u32::from_le_bytes(len) as usize, 0);
+        self.input.read_exact(&mut self.buf)?;
         let record = decode(&self.buf, &mut self.interner)?;
         Ok(Entry {
             key: key.into_boxed_slice(),
-            ms: i64::from_le_bytes(ms),
-            record,
+            item: Ranked {
+                ms: i64::from_le_bytes(ms),
+                origin,
+                record,
+            },
         })
     }
 }
@@ -302,9 +322,14 @@ mod tests {
             annotations: None,
         };
         record.annotate("window", serde_json::json!({"start": "a", "end": "b"}));
+        let ranked = |ms: i64, record: &Record, origin: Option<&Record>| Ranked {
+            ms,
+            origin: origin.map(|o| Box::new(crate::replay::Version::of(o))),
+            record: record.clone(),
+        };
         let mut w = dir.create().unwrap();
-        w.write(b"key", -7, &record).unwrap();
-        w.write(b"", 9, &record).unwrap();
+        w.write(b"key", &ranked(-7, &record, None)).unwrap();
+        w.write(b"", &ranked(9, &record, Some(&record))).unwrap();
         let other = Record {
             stream: "orders".into(),
             shard_id: "shardId-000000000003".into(),
@@ -318,17 +343,19 @@ mod tests {
             data: bytes::Bytes::from_static(br#"{"a":[1,"\u00e9"]}"#),
             annotations: None,
         };
-        w.write(b"k2", 1, &other).unwrap();
+        w.write(b"k2", &ranked(1, &other, None)).unwrap();
         let path = w.finish(&mut dir).unwrap();
         let root = dir.path().to_path_buf();
         let mut r = RunReader::open(path.clone()).unwrap();
         let a = r.next_entry().unwrap().unwrap();
-        assert_eq!((&*a.key, a.ms), (&b"key"[..], -7));
-        assert_eq!(a.record, record);
+        assert_eq!((&*a.key, a.item.ms), (&b"key"[..], -7));
+        assert_eq!((&a.item.record, &a.item.origin), (&record, &None));
         let b = r.next_entry().unwrap().unwrap();
-        assert_eq!((&*b.key, b.ms), (&b""[..], 9));
+        assert_eq!((&*b.key, b.item.ms), (&b""[..], 9));
+        let origin = crate::replay::Version::of(&record);
+        assert_eq!(b.item.origin.as_deref(), Some(&origin));
         let c = r.next_entry().unwrap().unwrap();
-        assert_eq!(c.record, other);
+        assert_eq!(c.item.record, other);
         assert!(r.next_entry().unwrap().is_none());
         drop(r);
         assert!(!path.exists());

@@ -89,19 +89,72 @@ fn run(cfg: &CompactConfig, input: &[Record]) -> (Vec<Record>, usize, u64) {
     (out, rejected, spilled)
 }
 
+/// [`generate`], with some records turned into what replays leave in an archive: copies of an
+/// earlier record of the same key (its payload plus `_flux.replay` and `_flux.origin`, the
+/// earlier record's position), and fences.
+fn generate_with_replays(seed: u64, n: usize, keys: u64) -> Vec<Record> {
+    let mut rng = Lcg(seed ^ 0x5eed);
+    let mut records = generate(seed, n, keys);
+    for i in 1..records.len() {
+        match rng.next(20) {
+            0 => {
+                let j = rng.next(i as u64) as usize;
+                let original = records[j].clone();
+                let origin = crate::replay::Version::of(&original);
+                let replayed = crate::replay::Replayed {
+                    replay: crate::replay::ReplayTag {
+                        id: format!("R{}", rng.next(3)),
+                        mode: crate::replay::ReplayMode::Overwrite,
+                    },
+                    origin,
+                };
+                let data = crate::transform::annotate::add_to_object(
+                    &original.data,
+                    "_flux",
+                    replayed.members(),
+                );
+                if let Ok(data) = data {
+                    records[i].data = bytes::Bytes::from(data);
+                }
+            }
+            1 => {
+                let fence = crate::replay::Fence::open(
+                    "R0",
+                    crate::replay::ReplayMode::Fill,
+                    ts_from_millis(5),
+                );
+                records[i].data = bytes::Bytes::from(fence.payload("_flux"));
+            }
+            _ => {}
+        }
+    }
+    records
+}
+
 /// The obvious implementation: last by sequence number within a shard... all monotone here, so
-/// by (arrival, shard, sequence); then drop tombstones; then sort by the same order.
+/// by (arrival, shard, sequence), a replayed copy by its origin's (and below the original it
+/// copies); then drop tombstones; then sort by the same order. Fences are left out.
 fn reference(input: &[Record], tombstones: bool, keep: bool) -> (Vec<Record>, usize) {
     let mut last: HashMap<String, &Record> = HashMap::new();
     let mut missing = 0;
     let version = |r: &Record| {
-        (
+        let own = (
             r.arrival_ts,
             r.shard_id.to_string(),
             r.sequence_number.clone(),
-        )
+        );
+        match crate::replay::parse_marker(&r.data, "_flux") {
+            Ok(crate::replay::Marker::Replayed(c)) => {
+                let o = c.origin;
+                ((o.arrival_ts, o.shard_id, o.sequence_number), false, own)
+            }
+            _ => (own.clone(), true, own),
+        }
     };
     for r in input {
+        if let Ok(crate::replay::Marker::Fence(_)) = crate::replay::parse_marker(&r.data, "_flux") {
+            continue;
+        }
         let v: Option<serde_json::Value> = serde_json::from_slice(&r.data).ok();
         let key = match v.as_ref().and_then(|v| v.get("customer_id")) {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -154,6 +207,88 @@ fn equals_the_reference_with_and_without_spilling() {
             assert_eq!(spill, expected, "spilled: seed {seed} tombstones {tomb}");
         }
     }
+}
+
+#[test]
+fn replayed_copies_rank_by_origin_and_fences_are_left_out() {
+    for seed in [4, 5] {
+        let input = generate_with_replays(seed, 6000, 400);
+        let copies = input
+            .iter()
+            .filter(|r| {
+                matches!(
+                    crate::replay::parse_marker(&r.data, "_flux"),
+                    Ok(crate::replay::Marker::Replayed(_))
+                )
+            })
+            .count();
+        assert!(copies > 100, "{copies} copies");
+        let (expected, missing) = reference(&input, false, false);
+        let (mem, rejected, spilled) = run(&config(serde_json::json!({})), &input);
+        assert_eq!((spilled, rejected), (0, missing));
+        assert_eq!(mem, expected, "seed {seed}");
+        let (spill, rejected, spilled) = run(
+            &config(serde_json::json!({"memory_limit": "64KiB"})),
+            &input,
+        );
+        assert!(spilled > 1, "{spilled} runs");
+        assert_eq!(rejected, missing);
+        assert_eq!(spill, expected, "spilled: seed {seed}");
+    }
+}
+
+#[test]
+fn a_copy_never_outranks_a_newer_original_write() {
+    let rec = |shard: &str, seq: u64, ms: i64, data: &str| Record {
+        stream: "orders".into(),
+        shard_id: shard.into(),
+        sequence_number: SequenceNumber::from_u64(seq),
+        sub_sequence_number: None,
+        partition_key: "k".into(),
+        arrival_ts: ts_from_millis(ms),
+        data: bytes::Bytes::from(data.to_owned()),
+        annotations: None,
+    };
+    let paid = rec("s0", 1, 1000, r#"{"customer_id":"o-1","status":"paid"}"#);
+    let lost = rec("s1", 1, 2000, r#"{"customer_id":"o-1","status":"lost"}"#);
+    // A replay at 9000 wrote a copy of `paid` into s0.
+    let copy = rec(
+        "s0",
+        7,
+        9000,
+        &format!(
+            r#"{{"customer_id":"o-1","status":"paid","_flux":{{"replay":{{"id":"R","mode":"overwrite"}},"origin":{}}}}}"#,
+            serde_json::to_string(&crate::replay::Version::of(&paid)).unwrap()
+        ),
+    );
+    let fence = rec(
+        "s1",
+        5,
+        8999,
+        &String::from_utf8(
+            crate::replay::Fence::open(
+                "R",
+                crate::replay::ReplayMode::Overwrite,
+                ts_from_millis(8999),
+            )
+            .payload("_flux"),
+        )
+        .unwrap(),
+    );
+    let input = [paid, lost.clone(), fence, copy];
+    let mut c = Compact::new(&config(serde_json::json!({})));
+    let metrics = Arc::new(crate::stage::StageMetrics::default());
+    c.attach_metrics(metrics.clone());
+    let mut emit = Emit::default();
+    c.process(&Arc::new(input.to_vec()), &mut emit).unwrap();
+    assert!(
+        emit.rejected.is_empty(),
+        "the fence is not a record without a key"
+    );
+    assert_eq!(crate::stage::StageMetrics::get(&metrics.skipped), 1);
+    let mut emit = Emit::default();
+    assert_eq!(c.finish(&mut emit).unwrap(), Drain::Done);
+    assert_eq!(emit.records, vec![lost]);
 }
 
 #[test]
