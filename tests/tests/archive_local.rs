@@ -1863,3 +1863,104 @@ fn skip_fences_leaves_out_the_fences_of_earlier_replays() {
     let columns: Vec<&str> = source_row.split_whitespace().collect();
     assert_eq!(columns[columns.len() - 2], "3", "{source_row}");
 }
+
+/// Issue 13: compacting an archive that received replays ranks each replayed copy by its origin
+/// (a copy of an old state never outranks a newer original write), leaves fences out (counted
+/// as the compact stage's skipped), and a copy replayed again keeps its origin.
+#[test]
+fn compacting_a_replayed_archive_ranks_copies_by_origin() {
+    let a = Archive::new();
+    let copy = |id: &str, status: &str, origin_stream: &str, shard: &str, seq: &str, at: &str| {
+        format!(
+            r#"{{"id":"{id}","status":"{status}","_flux":{{"replay":{{"id":"INC-7","mode":"overwrite"}},"origin":{{"stream":"{origin_stream}","shard_id":"{shard}","sequence_number":"{seq}","arrival_ts":"{at}"}}}}}}"#
+        )
+    };
+    let fence = r#"{"_flux":{"fence":{"replay_id":"INC-7","phase":"open","mode":"overwrite","opened_at":"2026-11-25T12:00:00.000Z"}}}"#;
+    let s0 = "shardId-000000000000";
+    let s1 = "shardId-000000000001";
+    let lines = [
+        // o-1: paid (10:00), then lost (11:00); the replay at 12:00 wrote a copy of `paid`.
+        (
+            s0,
+            "1",
+            "2026-11-25T10:00:00.000Z",
+            r#"{"id":"o-1","status":"paid"}"#.to_owned(),
+        ),
+        (s0, "2", "2026-11-25T12:00:00.000Z", fence.to_owned()),
+        (
+            s0,
+            "3",
+            "2026-11-25T12:00:01.000Z",
+            copy("o-1", "paid", "orders", s0, "1", "2026-11-25T10:00:00.000Z"),
+        ),
+        (
+            s1,
+            "4",
+            "2026-11-25T11:00:00.000Z",
+            r#"{"id":"o-1","status":"lost"}"#.to_owned(),
+        ),
+        (s1, "5", "2026-11-25T12:00:00.000Z", fence.to_owned()),
+        // o-3: only a copy, of a record that arrived in another stream.
+        (
+            s1,
+            "6",
+            "2026-11-25T12:00:02.000Z",
+            copy(
+                "o-3",
+                "new",
+                "orders-2025",
+                "shardId-000000000009",
+                "77",
+                "2025-01-02T03:04:05.006Z",
+            ),
+        ),
+    ];
+    let envelopes: Vec<String> = lines
+        .iter()
+        .map(|(shard, seq, at, data)| envelope("orders", shard, seq, at, data.as_bytes()))
+        .collect();
+    let input = a.dir.path().join("in.jsonl");
+    std::fs::write(&input, envelopes.join("\n") + "\n").unwrap();
+    let (code, err) = archive_envelopes(&a, &input);
+    assert_eq!(code, 0, "{err}");
+    let p = a.write_pipeline(
+        "compact-replayed.toml",
+        &format!(
+            "[sources.archive]\ntype = \"archive\"\nurl = \"{}\"\nstream = \"orders\"\n\n\
+             [transforms.latest]\ntype = \"compact\"\ninputs = [\"archive\"]\nkey = \"$.data.id\"\n\n\
+             [transforms.mark]\ntype = \"annotate\"\ninputs = [\"latest\"]\nreplay = {{ id = \"INC-8\", mode = \"overwrite\" }}\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"mark\"]\npath = \"out.jsonl\"\nformat = \"envelope\"\n",
+            a.url()
+        ),
+    );
+    let out = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+        .current_dir(a.dir.path())
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(a.dir.path().join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // Output in version order: o-3's origin (2025) first, then o-1's `lost` (11:00).
+    let o3 = &rows[0]["data"];
+    assert_eq!((&o3["id"], &o3["status"]), (&"o-3".into(), &"new".into()));
+    assert_eq!(o3["_flux"]["replay"]["id"], "INC-8");
+    assert_eq!(o3["_flux"]["origin"]["stream"], "orders-2025");
+    assert_eq!(o3["_flux"]["origin"]["sequence_number"], "77");
+    let o1 = &rows[1]["data"];
+    assert_eq!((&o1["id"], &o1["status"]), (&"o-1".into(), &"lost".into()));
+    assert_eq!(o1["_flux"]["origin"]["shard_id"], s1);
+    assert_eq!(o1["_flux"]["origin"]["sequence_number"], "4");
+    // The two fences: skipped by compact, no dead letters.
+    let compact_row = err
+        .lines()
+        .find(|l| l.starts_with("transform") && l.contains("latest"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let columns: Vec<&str> = compact_row.split_whitespace().collect();
+    assert_eq!(columns[columns.len() - 2], "2", "{compact_row}");
+    assert_eq!(columns[columns.len() - 3], "0", "{compact_row}");
+}
