@@ -275,3 +275,90 @@ async fn an_s3_archive_gets_every_engine_and_a_secret_with_endpoint_and_region()
     );
     assert_eq!(code, 2, "{err}");
 }
+
+/// Issue 13: an archive of a stream that received replays. The DuckDB archive view has the
+/// protocol's columns (`replay_id` for replayed copies, `is_fence`) and leaves fences out;
+/// `--include-fences` keeps them, told apart by `is_fence`.
+#[test]
+fn archive_views_leave_out_fences_and_name_the_replay_of_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let fence = |phase: &str, seq: &str| {
+        let data = format!(
+            r#"{{"_flux":{{"fence":{{"replay_id":"INC-7","phase":"{phase}","mode":"overwrite","opened_at":"2026-11-25T12:00:00.000Z"}}}}}}"#
+        );
+        (seq.to_owned(), data)
+    };
+    let records = [
+        ("1".to_owned(), r#"{"id":"o-1","total":5}"#.to_owned()),
+        fence("open", "2"),
+        (
+            "3".to_owned(),
+            r#"{"id":"o-1","total":5,"_flux":{"replay":{"id":"INC-7","mode":"overwrite"},"origin":{"stream":"orders","shard_id":"shardId-000000000000","sequence_number":"1","arrival_ts":"2026-11-25T10:00:00.000Z"}}}"#.to_owned(),
+        ),
+        fence("close", "4"),
+        ("5".to_owned(), r#"{"id":"o-2","total":7,"_flux":{"ticket":"T-1"}}"#.to_owned()),
+        ("6".to_owned(), "not json".to_owned()),
+    ];
+    let lines: Vec<String> = records
+        .iter()
+        .map(|(seq, data)| {
+            serde_json::json!({
+                "stream": "orders",
+                "shard_id": "shardId-000000000000",
+                "sequence_number": seq,
+                "partition_key": "k",
+                "arrival_ts": "2026-11-25T12:00:00.000Z",
+                "data_b64": base64_of(data.as_bytes()),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.path().join("archive.toml"),
+        "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\nformat = \"envelope\"\n\n\
+         [sinks.archive]\ntype = \"archive\"\ninputs = [\"in\"]\nurl = \"file://./archive\"\n",
+    )
+    .unwrap();
+    let out = flux_engine(&["run", "archive.toml", "--progress", "off"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let query =
+        "SELECT sequence_number AS seq, replay_id, is_fence FROM orders_archive ORDER BY seq";
+    let rows = |extra: &[&str], out_dir: &str| {
+        let mut args = vec!["file://./archive", "--stream", "orders", "--out", out_dir];
+        args.extend_from_slice(extra);
+        let (code, _, err) = ddl(dir.path(), &args, None);
+        assert_eq!(code, 0, "{err}");
+        let views = dir.path().join(out_dir).join("duckdb/views.sql");
+        duckdb::query(dir.path(), &views, query).unwrap()
+    };
+    let row = |seq: &str, replay: Option<&str>, is_fence: bool| serde_json::json!({"seq": seq, "replay_id": replay, "is_fence": is_fence});
+    assert_eq!(
+        rows(&[], "sql"),
+        [
+            row("1", None, false),
+            row("3", Some("INC-7"), false),
+            row("5", None, false),
+            row("6", None, false),
+        ]
+    );
+    assert_eq!(
+        rows(&["--include-fences"], "sql-all"),
+        [
+            row("1", None, false),
+            row("2", None, true),
+            row("3", Some("INC-7"), false),
+            row("4", None, true),
+            row("5", None, false),
+            row("6", None, false),
+        ]
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -552,7 +552,7 @@ fn unified_views_of_every_engine(w: &Work) -> PathBuf {
         .collect();
     assert_eq!(hive.len(), 2, "{hive:?}");
     assert_eq!(drill.len(), 1, "drill/views.sql has no unified view");
-    let live = "read_json('live_payloads.jsonl', format = 'newline_delimited', columns = {'order_id': 'VARCHAR', 'seq': 'VARCHAR', 'total': 'VARCHAR'})";
+    let live = "read_json('live_payloads.jsonl', format = 'newline_delimited', columns = {'order_id': 'VARCHAR', 'seq': 'VARCHAR', 'total': 'VARCHAR', '_flux': 'STRUCT(fence STRUCT(replay_id VARCHAR), replay STRUCT(id VARCHAR))'})";
     let mut init = std::fs::read_to_string(w.views()).unwrap();
     init.push_str(&format!(
         r#"

@@ -44,6 +44,10 @@ pub(crate) struct DdlArgs {
     /// Hive and Drill: the column (of --column) unique per record, for the unified view.
     #[arg(long, value_name = "COLUMN")]
     live_key: Option<String>,
+    /// Keep the fences of replays in the archive and unified views (default: left out; the
+    /// `is_fence` column tells them apart).
+    #[arg(long)]
+    include_fences: bool,
     /// AWS region for s3:// archives (also written into the DuckDB secret).
     #[arg(long)]
     region: Option<String>,
@@ -120,6 +124,7 @@ impl DdlArgs {
             "columns": columns,
             "snapshot": snapshot,
             "live_key": self.live_key,
+            "include_fences": self.include_fences,
             "aws": {
                 "region": self.region, "profile": self.profile, "endpoint": self.endpoint,
             },

@@ -22,6 +22,7 @@ fn cast(text: &str, ty: ColumnType) -> String {
         ColumnType::Boolean => format!("TRY_CAST({text} AS boolean)"),
         ColumnType::Date => format!("TRY_CAST({text} AS date)"),
         ColumnType::Timestamp => utc(text),
+        ColumnType::Presence => format!("({text} IS NOT NULL)"),
     }
 }
 
@@ -92,14 +93,23 @@ pub fn statements(m: &Model) -> Vec<String> {
         id("hour"),
         id("shard"),
     ];
-    items.extend(m.projections.iter().map(|p| {
+    let expr = |p: &super::columns::Projection| {
         let path: String = std::iter::once("data")
             .chain(p.spec.path.iter().map(String::as_str))
             .map(id)
             .collect::<Vec<_>>()
             .join(".");
-        format!("{} AS {}", cast(&path, p.spec.ty), id(&p.name))
-    }));
+        cast(&path, p.spec.ty)
+    };
+    items.extend(
+        m.projections
+            .iter()
+            .map(|p| format!("{} AS {}", expr(p), id(&p.name))),
+    );
+    let fences = m
+        .fence_filter()
+        .map(|p| format!("\nWHERE NOT {}", expr(p)))
+        .unwrap_or_default();
     vec![
         format!("DROP TABLE IF EXISTS {raw}"),
         format!(
@@ -108,7 +118,7 @@ pub fn statements(m: &Model) -> Vec<String> {
             location = DDL.string(&location),
         ),
         format!(
-            "CREATE OR REPLACE VIEW {}.{} AS\nSELECT\n{}\nFROM {}.{}",
+            "CREATE OR REPLACE VIEW {}.{} AS\nSELECT\n{}\nFROM {}.{}{fences}",
             id(db),
             id(&m.names.archive),
             list(&items),

@@ -25,6 +25,9 @@ pub enum ColumnType {
     Timestamp,
     /// A date, from `YYYY-MM-DD`.
     Date,
+    /// Boolean: whether the field holds a value (not null). Not a type users name in a spec:
+    /// the `is_fence` [protocol column](protocol_projections).
+    Presence,
 }
 
 impl ColumnType {
@@ -119,7 +122,7 @@ impl JsonSchema for ColumnSpec {
 pub struct ColumnName(pub String);
 
 /// Names the generated tables and views use themselves; a projection cannot take them.
-pub const RESERVED_COLUMNS: [&str; 12] = [
+pub const RESERVED_COLUMNS: [&str; 14] = [
     "stream",
     "shard_id",
     "sequence_number",
@@ -132,7 +135,47 @@ pub const RESERVED_COLUMNS: [&str; 12] = [
     "hour",
     "shard",
     "origin",
+    "replay_id",
+    "is_fence",
 ];
+
+/// The member of the payload the replay protocol uses (docs/replay-protocol.md).
+pub const PROTOCOL_MEMBER: &str = crate::replay::DEFAULT_KEY;
+
+/// The name of the column that tells fences from records.
+pub const IS_FENCE: &str = "is_fence";
+
+/// The replay protocol's columns, which every view over the archive and the live stream has
+/// after the user's projections (an archive of a stream that received replays holds the
+/// protocol's records; docs/replay-protocol.md):
+///
+/// - `replay_id`: for a replayed copy, the replay that wrote it (`_flux.replay.id`); NULL for
+///   live records and fences;
+/// - `is_fence`: true for a fence (`_flux.fence`), false for every other record.
+pub fn protocol_projections() -> Vec<Projection> {
+    let at = |path: &[&str], ty| ColumnSpec {
+        path: std::iter::once(PROTOCOL_MEMBER)
+            .chain(path.iter().copied())
+            .map(str::to_owned)
+            .collect(),
+        ty,
+    };
+    vec![
+        Projection {
+            name: "replay_id".into(),
+            spec: at(&["replay", "id"], ColumnType::String),
+        },
+        Projection {
+            name: IS_FENCE.into(),
+            spec: at(&["fence", "replay_id"], ColumnType::Presence),
+        },
+    ]
+}
+
+/// True for the columns of [`protocol_projections`].
+pub fn is_protocol_column(name: &str) -> bool {
+    name == "replay_id" || name == IS_FENCE
+}
 
 impl TryFrom<String> for ColumnName {
     type Error = String;
@@ -144,7 +187,7 @@ impl TryFrom<String> for ColumnName {
         }
         if RESERVED_COLUMNS.contains(&name.as_str()) {
             return Err(format!(
-                "column name {name:?} is taken by the envelope or a partition ({}); choose another name",
+                "column name {name:?} is taken by the envelope, a partition or the replay protocol ({}); choose another name",
                 RESERVED_COLUMNS.join(", ")
             ));
         }

@@ -8,7 +8,9 @@
 
 use serde_json::json;
 
-use super::hive::{cast, path_expr, seq_key as hive_seq_key, timestamp, unified_select};
+use super::hive::{
+    cast, data_expr, seq_key as hive_seq_key, timestamp, unified_select, without_fences,
+};
 use super::model::{ArchiveRoot, Model};
 use super::text::{GeneratedFile, Quoting, list};
 
@@ -115,23 +117,20 @@ pub fn statements(m: &Model) -> Vec<String> {
         format!("SUBSTR({}, 6) AS {}", t("dir1"), id("hour")),
         format!("SUBSTR({}, 7) AS {}", t("dir2"), id("shard")),
     ];
-    items.extend(m.projections.iter().map(|p| {
-        let mut path = vec!["data".to_string()];
-        path.extend(p.spec.path.iter().cloned());
-        format!(
-            "{} AS {}",
-            cast(&path_expr("t", &path), p.spec.ty),
-            id(&p.name)
-        )
-    }));
+    items.extend(
+        m.projections
+            .iter()
+            .map(|p| format!("{} AS {}", data_expr("t", p, cast), id(&p.name))),
+    );
     let plugin = Q.ident(&m.drill.plugin);
     let mut out = vec![
         format!(
-            "CREATE OR REPLACE VIEW {} AS\nSELECT\n{}\nFROM {plugin}.{}.{} AS t",
+            "CREATE OR REPLACE VIEW {} AS\nSELECT\n{}\nFROM {plugin}.{}.{} AS t{}",
             view(m, &m.names.archive),
             list(&items),
             id("archive"),
             id(&m.stream_dir()),
+            without_fences(m, "t", cast),
         ),
         format!(
             "CREATE OR REPLACE VIEW {} AS\nSELECT\n{}\nFROM {plugin}.{}.{} AS t",
@@ -153,7 +152,7 @@ pub fn statements(m: &Model) -> Vec<String> {
         Q.ident(&m.hive_database),
         Q.ident(&m.names.live)
     );
-    if !super::hive::live_columns(m).is_empty()
+    if m.has_user_projections()
         && let Some(select) = unified_select(
             m,
             &view(m, &m.names.archive),

@@ -22,22 +22,34 @@ pub fn seq_key(expr: &str) -> String {
     format!("lpad(ltrim({expr}, '0'), {SEQ_WIDTH}, '0')")
 }
 
-fn projection(p: &Projection) -> String {
+/// The expression of a projection over `data`.
+fn projection_expr(p: &Projection) -> String {
     let path = format!("$.{}", p.spec.path.join("."));
     let text = format!(
         "json_extract_string({}, {})",
         Q.ident("data"),
         Q.string(&path)
     );
-    let expr = match p.spec.ty {
+    match p.spec.ty {
         ColumnType::String => text,
         ColumnType::BigInt => format!("TRY_CAST({text} AS BIGINT)"),
         ColumnType::Double => format!("TRY_CAST({text} AS DOUBLE)"),
         ColumnType::Boolean => format!("TRY_CAST({text} AS BOOLEAN)"),
         ColumnType::Date => format!("TRY_CAST({text} AS DATE)"),
         ColumnType::Timestamp => format!("timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"),
-    };
-    format!("{expr} AS {}", Q.ident(&p.name))
+        ColumnType::Presence => format!("({text} IS NOT NULL)"),
+    }
+}
+
+fn projection(p: &Projection) -> String {
+    format!("{} AS {}", projection_expr(p), Q.ident(&p.name))
+}
+
+/// ` WHERE NOT <is_fence>` for the archive view, unless fences are kept.
+fn without_fences(m: &Model) -> String {
+    m.fence_filter()
+        .map(|p| format!("\nWHERE NOT {}", projection_expr(p)))
+        .unwrap_or_default()
 }
 
 /// The select list shared by the archive and live views; `dt`, `hour` and `shard` are given.
@@ -87,10 +99,11 @@ fn archive_view(m: &Model) -> String {
     );
     let id = |c: &str| Q.ident(c);
     format!(
-        "CREATE OR REPLACE VIEW {view} AS\nSELECT\n{items}\nFROM read_json(\n  {glob},\n  format = 'newline_delimited',\n  hive_partitioning = true,\n  hive_types = {{'dt': 'VARCHAR', 'hour': 'VARCHAR', 'shard': 'VARCHAR'}},\n  hive_types_autocast = false,\n  columns = {ENVELOPE_COLUMNS}\n)",
+        "CREATE OR REPLACE VIEW {view} AS\nSELECT\n{items}\nFROM read_json(\n  {glob},\n  format = 'newline_delimited',\n  hive_partitioning = true,\n  hive_types = {{'dt': 'VARCHAR', 'hour': 'VARCHAR', 'shard': 'VARCHAR'}},\n  hive_types_autocast = false,\n  columns = {ENVELOPE_COLUMNS}\n){fences}",
         view = id(&m.names.archive),
         items = list(&select_list(m, &id("dt"), &id("hour"), &id("shard"))),
         glob = Q.string(&glob),
+        fences = without_fences(m),
     )
 }
 
@@ -156,7 +169,7 @@ fn unified_view(m: &Model) -> String {
          SELECT 'live' AS {origin}, {l_cols}\n\
          FROM {live} AS l\n\
          LEFT JOIN {cp} ON l.{shard_id} = {cp}.{shard_id}\n\
-         WHERE {cp}.{seq} IS NULL OR {l_key} > {cp}.{seq}",
+         WHERE ({cp}.{seq} IS NULL OR {l_key} > {cp}.{seq}){l_fences}",
         view = id(&m.names.unified),
         shard_id = id("shard_id"),
         key = seq_key(&id("sequence_number")),
@@ -169,6 +182,10 @@ fn unified_view(m: &Model) -> String {
         live = id(&m.names.live),
         a_key = seq_key(&format!("a.{}", id("sequence_number"))),
         l_key = seq_key(&format!("l.{}", id("sequence_number"))),
+        l_fences = m
+            .fence_filter()
+            .map(|p| format!(" AND NOT l.{}", id(&p.name)))
+            .unwrap_or_default(),
     )
 }
 

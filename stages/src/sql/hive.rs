@@ -7,7 +7,7 @@
 //! at the archive root with `stream` as a partition column clashes with the envelope's own
 //! `stream` field, which Hive rejects.
 
-use super::columns::ColumnType;
+use super::columns::{ColumnType, Projection};
 use super::model::{Model, SEQ_WIDTH, Shape};
 use super::text::{GeneratedFile, Quoting, list};
 
@@ -48,6 +48,7 @@ pub fn cast(text: &str, ty: ColumnType) -> String {
         ColumnType::Boolean => format!("(lower({text}) = 'true')"),
         ColumnType::Date => format!("CAST({text} AS DATE)"),
         ColumnType::Timestamp => timestamp(text),
+        ColumnType::Presence => format!("({text} IS NOT NULL)"),
     }
 }
 
@@ -127,16 +128,30 @@ fn typed_select(m: &Model, raw: &str) -> String {
         format!("r.{}", id("hour")),
         format!("r.{}", id("shard")),
     ];
-    items.extend(m.projections.iter().map(|p| {
-        let mut path = vec!["data".to_string()];
-        path.extend(p.spec.path.iter().cloned());
-        format!(
-            "{} AS {}",
-            cast(&path_expr("r", &path), p.spec.ty),
-            id(&p.name)
-        )
-    }));
-    format!("SELECT\n{}\nFROM {raw} r", list(&items))
+    items.extend(
+        m.projections
+            .iter()
+            .map(|p| format!("{} AS {}", data_expr("r", p, cast), id(&p.name))),
+    );
+    format!(
+        "SELECT\n{}\nFROM {raw} r{}",
+        list(&items),
+        without_fences(m, "r", cast)
+    )
+}
+
+/// A projection read from `alias`.`data`, cast by `cast_of` (Hive's or Drill's).
+pub fn data_expr(alias: &str, p: &Projection, cast_of: fn(&str, ColumnType) -> String) -> String {
+    let mut path = vec!["data".to_string()];
+    path.extend(p.spec.path.iter().cloned());
+    cast_of(&path_expr(alias, &path), p.spec.ty)
+}
+
+/// `\nWHERE NOT <is_fence>` over `alias`.`data` for an archive view, unless fences are kept.
+pub fn without_fences(m: &Model, alias: &str, cast_of: fn(&str, ColumnType) -> String) -> String {
+    m.fence_filter()
+        .map(|p| format!("\nWHERE NOT {}", data_expr(alias, p, cast_of)))
+        .unwrap_or_default()
 }
 
 /// The statements of `hive/archive.sql`.
@@ -187,10 +202,11 @@ pub fn live_columns(m: &Model) -> Vec<(String, String)> {
     }
 }
 
-/// The statements of `hive/live.sql` (none without projections: the table needs columns).
+/// The statements of `hive/live.sql` (none without the user's projections: the table is for
+/// the unified view, which needs them).
 pub fn live_statements(m: &Model) -> Vec<String> {
     let cols = live_columns(m);
-    if cols.is_empty() {
+    if !m.has_user_projections() {
         return Vec::new();
     }
     let live = qualified(&m.hive_database, &m.names.live);
@@ -247,18 +263,25 @@ pub fn unified_select(
         )
     };
     Some(format!(
-        "SELECT u.* FROM (\n  SELECT {a_items}\n  {a_from}\n  UNION ALL\n  SELECT {l_items}\n  FROM {live} l\n  LEFT JOIN (\n    SELECT DISTINCT a.{k}\n    {k_from}\n  ) k ON {live_key} = k.{k}\n  WHERE k.{k} IS NULL\n) u",
+        "SELECT u.* FROM (\n  SELECT {a_items}\n  {a_from}\n  UNION ALL\n  SELECT {l_items}\n  FROM {live} l\n  LEFT JOIN (\n    SELECT DISTINCT a.{k}\n    {k_from}\n  ) k ON {live_key} = k.{k}\n  WHERE k.{k} IS NULL{l_fences}\n) u",
         a_items = archive_items.join(", "),
         a_from = archived("  "),
         l_items = live_items.join(", "),
         k_from = archived("    "),
         live_key = cast_of(&path_expr("l", &key.spec.path), key.spec.ty),
+        l_fences = m
+            .fence_filter()
+            .map(|p| format!(
+                " AND NOT {}",
+                cast_of(&path_expr("l", &p.spec.path), p.spec.ty)
+            ))
+            .unwrap_or_default(),
     ))
 }
 
 /// The statements of `hive/unified.sql` (none without `live_key` or projections).
 pub fn unified_statements(m: &Model) -> Vec<String> {
-    if live_columns(m).is_empty() {
+    if !m.has_user_projections() {
         return Vec::new();
     }
     let db = &m.hive_database;

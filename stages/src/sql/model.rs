@@ -145,8 +145,12 @@ pub struct Model {
     pub archive: ArchiveRoot,
     /// Table and view names.
     pub names: Names,
-    /// The user's projections, by column name.
+    /// The projections, by column name: the user's, then the replay protocol's
+    /// ([`protocol_projections`](super::columns::protocol_projections)).
     pub projections: Vec<Projection>,
+    /// Keep the replay protocol's fences in the archive and unified views (default: left out;
+    /// the `is_fence` column tells them apart either way).
+    pub include_fences: bool,
     /// DuckDB: the files of the local snapshot of the live stream (envelopes), a glob.
     pub snapshot: Option<String>,
     /// Hive and Drill: a projection whose value is unique per record, for the unified view.
@@ -217,6 +221,20 @@ impl Model {
             node.insert(last.clone(), Shape::Value);
         }
         Some(Shape::Object(root))
+    }
+
+    /// True when the user declared projections (beyond the protocol's columns).
+    pub fn has_user_projections(&self) -> bool {
+        self.projections
+            .iter()
+            .any(|p| !super::columns::is_protocol_column(&p.name))
+    }
+
+    /// The `is_fence` projection, when the views leave fences out (`include_fences` unset).
+    pub fn fence_filter(&self) -> Option<&Projection> {
+        (!self.include_fences)
+            .then(|| self.projection(super::columns::IS_FENCE))
+            .flatten()
     }
 
     /// The projection named `name`.

@@ -186,6 +186,10 @@ pub struct DdlSinkConfig {
     /// view drops live records whose value is archived. Without it, no Hive/Drill unified view.
     #[serde(default)]
     pub live_key: Option<String>,
+    /// Keep the replay protocol's fences in the archive and unified views. Default false: the
+    /// views hold records only (the `is_fence` column tells fences apart when kept).
+    #[serde(default)]
+    pub include_fences: bool,
     /// Shard ids for Athena's shard projection, besides those found in the archive's
     /// checkpoints and in the records the sink receives.
     #[serde(default)]
@@ -217,7 +221,8 @@ fn is_date(s: &str) -> bool {
 }
 
 impl DdlSinkConfig {
-    /// The projections, in column-name order.
+    /// The projections: the user's in column-name order, then the replay protocol's columns
+    /// (`replay_id`, `is_fence`).
     pub fn projections(&self) -> Vec<Projection> {
         self.columns
             .iter()
@@ -225,6 +230,7 @@ impl DdlSinkConfig {
                 name: name.0.clone(),
                 spec: spec.clone(),
             })
+            .chain(columns::protocol_projections())
             .collect()
     }
 
@@ -360,6 +366,7 @@ impl DdlSinkConfig {
                 unified: pick(&n.unified, defaults.unified),
             },
             projections: self.projections(),
+            include_fences: self.include_fences,
             snapshot: self.snapshot.clone(),
             live_key: self.live_key.clone(),
             shards: shards.into_iter().collect(),
@@ -535,7 +542,11 @@ mod tests {
         assert_eq!(m.names.live, "orders_now");
         assert_eq!(m.names.archive, "orders_archive");
         assert_eq!(m.shards, ["s-1", "s-2"]);
-        assert_eq!(m.projections.len(), 2);
+        // The user's two columns, then the replay protocol's.
+        let names: Vec<&str> = m.projections.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["id", "total", "replay_id", "is_fence"]);
+        assert!(!m.include_fences);
+        assert!(m.fence_filter().is_some());
         let files = generate(&m, &all_engines());
         let paths: Vec<&str> = files.iter().map(GeneratedFile::path).collect();
         assert_eq!(

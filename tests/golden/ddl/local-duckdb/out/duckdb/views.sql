@@ -18,7 +18,9 @@ SELECT
   TRY_CAST(json_extract_string("data", '$.seq') AS BIGINT) AS "n",
   json_extract_string("data", '$.order_id') AS "order_id",
   json_extract_string("data", '$.status') AS "status",
-  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total"
+  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total",
+  json_extract_string("data", '$._flux.replay.id') AS "replay_id",
+  (json_extract_string("data", '$._flux.fence.replay_id') IS NOT NULL) AS "is_fence"
 FROM read_json(
   './archive/stream=orders/dt=*/hour=*/shard=*/*.json.gz',
   format = 'newline_delimited',
@@ -26,7 +28,8 @@ FROM read_json(
   hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR', 'shard': 'VARCHAR'},
   hive_types_autocast = false,
   columns = {'stream': 'VARCHAR', 'shard_id': 'VARCHAR', 'sequence_number': 'VARCHAR', 'partition_key': 'VARCHAR', 'arrival_ts': 'VARCHAR', 'data': 'JSON', 'data_b64': 'VARCHAR', 'annotations': 'JSON'}
-);
+)
+WHERE NOT (json_extract_string("data", '$._flux.fence.replay_id') IS NOT NULL);
 
 CREATE OR REPLACE VIEW "orders_checkpoints" AS
 SELECT
@@ -59,7 +62,9 @@ SELECT
   TRY_CAST(json_extract_string("data", '$.seq') AS BIGINT) AS "n",
   json_extract_string("data", '$.order_id') AS "order_id",
   json_extract_string("data", '$.status') AS "status",
-  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total"
+  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total",
+  json_extract_string("data", '$._flux.replay.id') AS "replay_id",
+  (json_extract_string("data", '$._flux.fence.replay_id') IS NOT NULL) AS "is_fence"
 FROM read_json(
   'snapshot/*.jsonl',
   format = 'newline_delimited',
@@ -71,12 +76,12 @@ CREATE OR REPLACE VIEW "orders_unified" AS
 WITH "cp" AS MATERIALIZED (
   SELECT "shard_id", lpad(ltrim("sequence_number", '0'), 130, '0') AS "seq" FROM "orders_checkpoints"
 )
-SELECT 'archive' AS "origin", a."stream", a."shard_id", a."sequence_number", a."partition_key", a."arrival_ts", a."data_b64", a."data", a."dt", a."hour", a."shard", a."customer_id", a."n", a."order_id", a."status", a."total"
+SELECT 'archive' AS "origin", a."stream", a."shard_id", a."sequence_number", a."partition_key", a."arrival_ts", a."data_b64", a."data", a."dt", a."hour", a."shard", a."customer_id", a."n", a."order_id", a."status", a."total", a."replay_id", a."is_fence"
 FROM "orders_archive" AS a
 JOIN "cp" ON a."shard_id" = "cp"."shard_id"
 WHERE lpad(ltrim(a."sequence_number", '0'), 130, '0') <= "cp"."seq"
 UNION ALL
-SELECT 'live' AS "origin", l."stream", l."shard_id", l."sequence_number", l."partition_key", l."arrival_ts", l."data_b64", l."data", l."dt", l."hour", l."shard", l."customer_id", l."n", l."order_id", l."status", l."total"
+SELECT 'live' AS "origin", l."stream", l."shard_id", l."sequence_number", l."partition_key", l."arrival_ts", l."data_b64", l."data", l."dt", l."hour", l."shard", l."customer_id", l."n", l."order_id", l."status", l."total", l."replay_id", l."is_fence"
 FROM "orders_live" AS l
 LEFT JOIN "cp" ON l."shard_id" = "cp"."shard_id"
-WHERE "cp"."seq" IS NULL OR lpad(ltrim(l."sequence_number", '0'), 130, '0') > "cp"."seq";
+WHERE ("cp"."seq" IS NULL OR lpad(ltrim(l."sequence_number", '0'), 130, '0') > "cp"."seq") AND NOT l."is_fence";

@@ -10,7 +10,7 @@ CREATE EXTERNAL TABLE `default`.`orders_archive_raw` (
   `sequence_number` STRING,
   `partition_key` STRING,
   `arrival_ts` STRING,
-  `data` STRUCT<`created_at`:STRING, `customer`:STRUCT<`city`:STRING>, `customer_id`:STRING, `event_id`:STRING, `total`:STRING>,
+  `data` STRUCT<`_flux`:STRUCT<`fence`:STRUCT<`replay_id`:STRING>, `replay`:STRUCT<`id`:STRING>>, `created_at`:STRING, `customer`:STRUCT<`city`:STRING>, `customer_id`:STRING, `event_id`:STRING, `total`:STRING>,
   `data_b64` STRING
 )
 PARTITIONED BY (`dt` STRING, `hour` STRING, `shard` STRING)
@@ -48,5 +48,8 @@ SELECT
   CAST(try(from_iso8601_timestamp("data"."created_at")) AT TIME ZONE 'UTC' AS timestamp(3)) AS "created_at",
   "data"."customer_id" AS "customer_id",
   "data"."event_id" AS "event_id",
-  TRY_CAST("data"."total" AS double) AS "total"
-FROM "default"."orders_archive_raw";
+  TRY_CAST("data"."total" AS double) AS "total",
+  "data"."_flux"."replay"."id" AS "replay_id",
+  ("data"."_flux"."fence"."replay_id" IS NOT NULL) AS "is_fence"
+FROM "default"."orders_archive_raw"
+WHERE NOT ("data"."_flux"."fence"."replay_id" IS NOT NULL);

@@ -16,8 +16,11 @@ SELECT
   CAST(regexp_replace(regexp_replace(t.`data`.`created_at`, 'T', ' '), 'Z$', '') AS TIMESTAMP) AS `created_at`,
   t.`data`.`customer_id` AS `customer_id`,
   t.`data`.`event_id` AS `event_id`,
-  CAST(t.`data`.`total` AS DOUBLE) AS `total`
-FROM `flux`.`archive`.`stream=orders` AS t;
+  CAST(t.`data`.`total` AS DOUBLE) AS `total`,
+  t.`data`.`_flux`.`replay`.`id` AS `replay_id`,
+  (t.`data`.`_flux`.`fence`.`replay_id` IS NOT NULL) AS `is_fence`
+FROM `flux`.`archive`.`stream=orders` AS t
+WHERE NOT (t.`data`.`_flux`.`fence`.`replay_id` IS NOT NULL);
 
 CREATE OR REPLACE VIEW `dfs`.`tmp`.`orders_checkpoints` AS
 SELECT
@@ -30,12 +33,12 @@ FROM `flux`.`checkpoints`.`stream=orders` AS t;
 
 CREATE OR REPLACE VIEW `dfs`.`tmp`.`orders_unified` AS
 SELECT u.* FROM (
-  SELECT 'archive' AS `origin`, a.`city`, a.`created_at`, a.`customer_id`, a.`event_id`, a.`total`
+  SELECT 'archive' AS `origin`, a.`city`, a.`created_at`, a.`customer_id`, a.`event_id`, a.`total`, a.`replay_id`, a.`is_fence`
   FROM `dfs`.`tmp`.`orders_archive` a
   JOIN `dfs`.`tmp`.`orders_checkpoints` c ON a.`shard_id` = c.`shard_id`
   WHERE lpad(regexp_replace(a.`sequence_number`, '^0+', ''), 130, '0') <= lpad(regexp_replace(c.`sequence_number`, '^0+', ''), 130, '0')
   UNION ALL
-  SELECT 'live' AS `origin`, l.`customer`.`city` AS `city`, CAST(regexp_replace(regexp_replace(l.`created_at`, 'T', ' '), 'Z$', '') AS TIMESTAMP) AS `created_at`, l.`customer_id` AS `customer_id`, l.`event_id` AS `event_id`, CAST(l.`total` AS DOUBLE) AS `total`
+  SELECT 'live' AS `origin`, l.`customer`.`city` AS `city`, CAST(regexp_replace(regexp_replace(l.`created_at`, 'T', ' '), 'Z$', '') AS TIMESTAMP) AS `created_at`, l.`customer_id` AS `customer_id`, l.`event_id` AS `event_id`, CAST(l.`total` AS DOUBLE) AS `total`, l.`_flux`.`replay`.`id` AS `replay_id`, (l.`_flux`.`fence`.`replay_id` IS NOT NULL) AS `is_fence`
   FROM `hive`.`default`.`orders_live` l
   LEFT JOIN (
     SELECT DISTINCT a.`event_id`
@@ -43,5 +46,5 @@ SELECT u.* FROM (
     JOIN `dfs`.`tmp`.`orders_checkpoints` c ON a.`shard_id` = c.`shard_id`
     WHERE lpad(regexp_replace(a.`sequence_number`, '^0+', ''), 130, '0') <= lpad(regexp_replace(c.`sequence_number`, '^0+', ''), 130, '0')
   ) k ON l.`event_id` = k.`event_id`
-  WHERE k.`event_id` IS NULL
+  WHERE k.`event_id` IS NULL AND NOT (l.`_flux`.`fence`.`replay_id` IS NOT NULL)
 ) u;

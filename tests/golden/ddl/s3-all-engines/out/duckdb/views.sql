@@ -28,7 +28,9 @@ SELECT
   timezone('UTC', TRY_CAST(json_extract_string("data", '$.created_at') AS TIMESTAMPTZ)) AS "created_at",
   json_extract_string("data", '$.customer_id') AS "customer_id",
   json_extract_string("data", '$.event_id') AS "event_id",
-  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total"
+  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total",
+  json_extract_string("data", '$._flux.replay.id') AS "replay_id",
+  (json_extract_string("data", '$._flux.fence.replay_id') IS NOT NULL) AS "is_fence"
 FROM read_json(
   's3://acme-archive/kinesis/stream=orders/dt=*/hour=*/shard=*/*.json.gz',
   format = 'newline_delimited',
@@ -36,7 +38,8 @@ FROM read_json(
   hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR', 'shard': 'VARCHAR'},
   hive_types_autocast = false,
   columns = {'stream': 'VARCHAR', 'shard_id': 'VARCHAR', 'sequence_number': 'VARCHAR', 'partition_key': 'VARCHAR', 'arrival_ts': 'VARCHAR', 'data': 'JSON', 'data_b64': 'VARCHAR', 'annotations': 'JSON'}
-);
+)
+WHERE NOT (json_extract_string("data", '$._flux.fence.replay_id') IS NOT NULL);
 
 CREATE OR REPLACE VIEW "orders_checkpoints" AS
 SELECT
@@ -69,7 +72,9 @@ SELECT
   timezone('UTC', TRY_CAST(json_extract_string("data", '$.created_at') AS TIMESTAMPTZ)) AS "created_at",
   json_extract_string("data", '$.customer_id') AS "customer_id",
   json_extract_string("data", '$.event_id') AS "event_id",
-  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total"
+  TRY_CAST(json_extract_string("data", '$.total') AS DOUBLE) AS "total",
+  json_extract_string("data", '$._flux.replay.id') AS "replay_id",
+  (json_extract_string("data", '$._flux.fence.replay_id') IS NOT NULL) AS "is_fence"
 FROM read_json(
   'snapshot/orders.jsonl',
   format = 'newline_delimited',
@@ -81,12 +86,12 @@ CREATE OR REPLACE VIEW "orders_unified" AS
 WITH "cp" AS MATERIALIZED (
   SELECT "shard_id", lpad(ltrim("sequence_number", '0'), 130, '0') AS "seq" FROM "orders_checkpoints"
 )
-SELECT 'archive' AS "origin", a."stream", a."shard_id", a."sequence_number", a."partition_key", a."arrival_ts", a."data_b64", a."data", a."dt", a."hour", a."shard", a."city", a."created_at", a."customer_id", a."event_id", a."total"
+SELECT 'archive' AS "origin", a."stream", a."shard_id", a."sequence_number", a."partition_key", a."arrival_ts", a."data_b64", a."data", a."dt", a."hour", a."shard", a."city", a."created_at", a."customer_id", a."event_id", a."total", a."replay_id", a."is_fence"
 FROM "orders_archive" AS a
 JOIN "cp" ON a."shard_id" = "cp"."shard_id"
 WHERE lpad(ltrim(a."sequence_number", '0'), 130, '0') <= "cp"."seq"
 UNION ALL
-SELECT 'live' AS "origin", l."stream", l."shard_id", l."sequence_number", l."partition_key", l."arrival_ts", l."data_b64", l."data", l."dt", l."hour", l."shard", l."city", l."created_at", l."customer_id", l."event_id", l."total"
+SELECT 'live' AS "origin", l."stream", l."shard_id", l."sequence_number", l."partition_key", l."arrival_ts", l."data_b64", l."data", l."dt", l."hour", l."shard", l."city", l."created_at", l."customer_id", l."event_id", l."total", l."replay_id", l."is_fence"
 FROM "orders_live" AS l
 LEFT JOIN "cp" ON l."shard_id" = "cp"."shard_id"
-WHERE "cp"."seq" IS NULL OR lpad(ltrim(l."sequence_number", '0'), 130, '0') > "cp"."seq";
+WHERE ("cp"."seq" IS NULL OR lpad(ltrim(l."sequence_number", '0'), 130, '0') > "cp"."seq") AND NOT l."is_fence";

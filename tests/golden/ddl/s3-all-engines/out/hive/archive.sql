@@ -9,7 +9,7 @@ CREATE EXTERNAL TABLE `default`.`orders_archive_raw` (
   `sequence_number` STRING,
   `partition_key` STRING,
   `arrival_ts` STRING,
-  `data` STRUCT<`created_at`:STRING, `customer`:STRUCT<`city`:STRING>, `customer_id`:STRING, `event_id`:STRING, `total`:STRING>,
+  `data` STRUCT<`_flux`:STRUCT<`fence`:STRUCT<`replay_id`:STRING>, `replay`:STRUCT<`id`:STRING>>, `created_at`:STRING, `customer`:STRUCT<`city`:STRING>, `customer_id`:STRING, `event_id`:STRING, `total`:STRING>,
   `data_b64` STRING
 )
 PARTITIONED BY (`dt` STRING, `hour` STRING, `shard` STRING)
@@ -37,8 +37,11 @@ SELECT
   CAST(regexp_replace(regexp_replace(r.`data`.`created_at`, 'T', ' '), 'Z$', '') AS TIMESTAMP) AS `created_at`,
   r.`data`.`customer_id` AS `customer_id`,
   r.`data`.`event_id` AS `event_id`,
-  CAST(r.`data`.`total` AS DOUBLE) AS `total`
-FROM `default`.`orders_archive_raw` r;
+  CAST(r.`data`.`total` AS DOUBLE) AS `total`,
+  r.`data`.`_flux`.`replay`.`id` AS `replay_id`,
+  (r.`data`.`_flux`.`fence`.`replay_id` IS NOT NULL) AS `is_fence`
+FROM `default`.`orders_archive_raw` r
+WHERE NOT (r.`data`.`_flux`.`fence`.`replay_id` IS NOT NULL);
 
 DROP TABLE IF EXISTS `default`.`orders_checkpoints_lines`;
 

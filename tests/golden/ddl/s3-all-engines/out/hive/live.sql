@@ -4,6 +4,7 @@
 DROP TABLE IF EXISTS `default`.`orders_live`;
 
 CREATE TABLE `default`.`orders_live` (
+  `_flux` STRUCT<`fence`:STRUCT<`replay_id`:STRING>, `replay`:STRUCT<`id`:STRING>>,
   `created_at` STRING,
   `customer` STRUCT<`city`:STRING>,
   `customer_id` STRING,

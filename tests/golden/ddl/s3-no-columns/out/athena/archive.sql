@@ -10,6 +10,7 @@ CREATE EXTERNAL TABLE `analytics`.`orders_objects` (
   `sequence_number` STRING,
   `partition_key` STRING,
   `arrival_ts` STRING,
+  `data` STRUCT<`_flux`:STRUCT<`fence`:STRUCT<`replay_id`:STRING>, `replay`:STRUCT<`id`:STRING>>>,
   `data_b64` STRING
 )
 PARTITIONED BY (`dt` STRING, `hour` STRING, `shard` STRING)
@@ -42,5 +43,8 @@ SELECT
   "data_b64",
   "dt",
   "hour",
-  "shard"
-FROM "analytics"."orders_objects";
+  "shard",
+  "data"."_flux"."replay"."id" AS "replay_id",
+  ("data"."_flux"."fence"."replay_id" IS NOT NULL) AS "is_fence"
+FROM "analytics"."orders_objects"
+WHERE NOT ("data"."_flux"."fence"."replay_id" IS NOT NULL);

@@ -9,6 +9,7 @@ CREATE EXTERNAL TABLE `flux`.`orders_objects` (
   `sequence_number` STRING,
   `partition_key` STRING,
   `arrival_ts` STRING,
+  `data` STRUCT<`_flux`:STRUCT<`fence`:STRUCT<`replay_id`:STRING>, `replay`:STRUCT<`id`:STRING>>>,
   `data_b64` STRING
 )
 PARTITIONED BY (`dt` STRING, `hour` STRING, `shard` STRING)
@@ -31,8 +32,11 @@ SELECT
   r.`data_b64`,
   r.`dt`,
   r.`hour`,
-  r.`shard`
-FROM `flux`.`orders_objects` r;
+  r.`shard`,
+  r.`data`.`_flux`.`replay`.`id` AS `replay_id`,
+  (r.`data`.`_flux`.`fence`.`replay_id` IS NOT NULL) AS `is_fence`
+FROM `flux`.`orders_objects` r
+WHERE NOT (r.`data`.`_flux`.`fence`.`replay_id` IS NOT NULL);
 
 DROP TABLE IF EXISTS `flux`.`orders_checkpoints_lines`;
 
