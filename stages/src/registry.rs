@@ -90,6 +90,9 @@ pub struct BuildContext {
     /// configuration (see [`StageConfig::source_stream`]), so that a sink can account for a
     /// stream that brings no record (the `archive` sink writes its run manifest anyway).
     pub upstream_streams: Vec<String>,
+    /// A dry run's target shards for `kinesis` sinks, given on the command line (`--shards N`,
+    /// `--shards-file F`) instead of listed from the stream: the dry run needs no Kinesis.
+    pub offline_shards: Option<Vec<crate::sink::kinesis::shards::ShardRange>>,
 }
 
 /// What a stage needs from the runtime it runs on, beyond a task and its channels.
@@ -230,7 +233,9 @@ impl StageConfig {
                 ctx.upstream_streams.clone(),
             )?),
             StageConfig::DdlSink(c) => BuiltStage::Sink(c.build(&ctx.stage)?),
-            StageConfig::KinesisSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
+            StageConfig::KinesisSink(c) => {
+                BuiltStage::Sink(c.build(ctx.dry_run, ctx.offline_shards.as_deref())?)
+            }
         })
     }
 

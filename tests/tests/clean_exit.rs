@@ -145,7 +145,7 @@ fn a_failed_archive_read_leaves_nothing_running_on_the_runtime() {
             &pipeline,
             flux_engine::runtime::RunOptions {
                 run_id: format!("clean-exit-{attempt}"),
-                dry_run: false,
+                ..Default::default()
             },
         )
         .expect("the stages build")

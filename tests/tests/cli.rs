@@ -700,6 +700,17 @@ mod summary_json {
         assert_eq!(summary["dry_run"], true);
         assert_eq!(summary["outcome"], "succeeded");
         assert_eq!(stage(&summary, "out")["records_in"], 2);
+        // Target shards are for kinesis sinks: without one they are a usage error.
+        let out = flux_engine(&["run", "p.toml", "--dry-run", "--shards", "2"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("p.toml has no kinesis sink: --shards and --shards-file"),
+            "{stderr}"
+        );
     }
 
     /// SIGINT while a source waits on standard input: the run drains, exits 130, and the

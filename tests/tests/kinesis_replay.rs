@@ -1021,3 +1021,98 @@ async fn a_replay_with_nothing_to_send_fails_before_any_fence_when_records_are_r
     assert_eq!(code, 0, "{err}");
     s.cleanup().await;
 }
+
+/// Issue 13: a dry run without Kinesis. `--shards-file` (a saved ListShards response, as the AWS
+/// CLI prints it) and `--shards N` (equal ranges, as CreateStream makes them) give the same plan
+/// as a dry run that lists the stream, with the Kinesis endpoint unreachable; bad values are
+/// usage errors naming the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_dry_run_plans_like_a_listed_one_without_kinesis() {
+    let s = setup(4).await;
+    let archived = archive(120, 17);
+    let p = s.pipeline(&archived, &[], "");
+    let plan = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("out: shard ") || l.starts_with("out: total: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (code, out, err) = s.run(&p, &["--dry-run"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let listed = plan(&out);
+    assert_eq!(listed.len(), 5, "{out}");
+    assert!(out.contains("out: total: 120 records"), "{out}");
+
+    // The stream's shards as `aws kinesis list-shards` prints them.
+    let shards = s
+        .kinesis
+        .list_shards()
+        .stream_name(&s.stream)
+        .send()
+        .await
+        .unwrap();
+    let listing = serde_json::json!({
+        "Shards": shards.shards().iter().map(|sh| {
+            let range = sh.hash_key_range().unwrap();
+            serde_json::json!({
+                "ShardId": sh.shard_id(),
+                "HashKeyRange": {
+                    "StartingHashKey": range.starting_hash_key(),
+                    "EndingHashKey": range.ending_hash_key(),
+                },
+                "SequenceNumberRange": {
+                    "StartingSequenceNumber": sh.sequence_number_range().unwrap().starting_sequence_number(),
+                },
+            })
+        }).collect::<Vec<_>>()
+    });
+    let file = s.dir.path().join("shards.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&listing).unwrap()).unwrap();
+    // Nothing listens there: any AWS call would fail the run.
+    let dead = Some("http://127.0.0.1:9");
+    let file_arg = file.to_str().unwrap();
+    for args in [
+        &["--dry-run", "--shards-file", file_arg][..],
+        &["--dry-run", "--shards", "4"],
+    ] {
+        let (code, out, err) = s.run(&p, args, dead).await;
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_eq!(plan(&out), listed, "{args:?}");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.starts_with("out: sample: "))
+                .count(),
+            3,
+            "{out}"
+        );
+    }
+    // Usage errors: exit 2, naming the flag (or the file).
+    for (args, says) in [
+        (&["--shards", "4"][..], "--dry-run"),
+        (&["--dry-run", "--shards", "0"], "--shards 0"),
+        (
+            &["--dry-run", "--shards", "4", "--shards-file", file_arg],
+            "cannot be used with",
+        ),
+        (
+            &["--dry-run", "--shards-file", "nope.json"],
+            "--shards-file nope.json",
+        ),
+    ] {
+        let (code, _, err) = s.run(&p, args, dead).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    std::fs::write(&file, r#"{"Shards": [{"ShardId": "a", "HashKeyRange": {"StartingHashKey": "5", "EndingHashKey": "9"}}]}"#).unwrap();
+    let (code, _, err) = s
+        .run(&p, &["--dry-run", "--shards-file", file_arg], dead)
+        .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("do not cover"), "{err}");
+    let shards_now = s.read_back().await;
+    assert!(
+        shards_now.values().all(Vec::is_empty),
+        "a dry run wrote to the stream"
+    );
+    s.cleanup().await;
+}

@@ -1,5 +1,6 @@
 //! `flux-engine run FILE`: run a pipeline to its end.
 
+use flux_stages::sink::kinesis::shards::{ShardRange, even_shards, shards_from_json};
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -28,6 +29,19 @@ pub(crate) struct RunArgs {
     /// with an archive sink refuse.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: plan a kinesis sink's records over N shards with equal hash key ranges
+    /// (as CreateStream makes them) instead of listing the stream's: no Kinesis needed.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "dry_run",
+        conflicts_with = "shards_file"
+    )]
+    shards: Option<u32>,
+    /// With --dry-run: plan over the open shards of a saved listing (`aws kinesis list-shards
+    /// --stream-name S > FILE`, or describe-stream) instead of listing the stream's.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    shards_file: Option<std::path::PathBuf>,
     /// Write the run's summary as one JSON object to FILE (replaced atomically), or with `-`
     /// as the last line of standard error: outcome, run id, per-stage counters, manifests
     /// written, durations (schema in docs/running.md).
@@ -68,6 +82,23 @@ async fn stop_requested() -> bool {
     }
 }
 
+/// The dry run's target shards from `--shards` or `--shards-file`, when given.
+fn offline_shards(args: &RunArgs) -> Result<Option<Vec<ShardRange>>, String> {
+    if let Some(n) = args.shards {
+        return even_shards(n)
+            .map(Some)
+            .map_err(|e| format!("--shards {n}: {e}"));
+    }
+    let Some(path) = &args.shards_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--shards-file {}: {e}", path.display()))?;
+    shards_from_json(&text)
+        .map(Some)
+        .map_err(|e| format!("--shards-file {}: {e}", path.display()))
+}
+
 pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
     let summary_json = match args.summary_json.as_deref().map(SummaryJson::parse) {
         None => None,
@@ -87,10 +118,32 @@ pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
             return EXIT_INVALID;
         }
     };
+    let offline_shards = match offline_shards(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            report::error(format, &e);
+            return EXIT_INVALID;
+        }
+    };
     let pipeline = match load_and_compile(&args.file, &args.vars) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if offline_shards.is_some()
+        && !pipeline
+            .graph
+            .node_weights()
+            .any(|n| matches!(n.config, flux_stages::registry::StageConfig::KinesisSink(_)))
+    {
+        report::error(
+            format,
+            &format!(
+                "{} has no kinesis sink: --shards and --shards-file give a kinesis sink's target shards",
+                args.file
+            ),
+        );
+        return EXIT_INVALID;
+    }
     let mode = match args.progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => progress::Mode::Bars,
         ProgressArg::Auto | ProgressArg::Log => progress::Mode::Log {
@@ -120,6 +173,7 @@ pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
         RunOptions {
             run_id: run_id.clone(),
             dry_run,
+            offline_shards,
         },
     ) {
         Ok(h) => h,

@@ -21,7 +21,7 @@ fn compile(dir: &Path, toml: &str) -> Pipeline {
 fn options(run_id: &str) -> RunOptions {
     RunOptions {
         run_id: run_id.into(),
-        dry_run: false,
+        ..RunOptions::default()
     }
 }
 

@@ -15,6 +15,7 @@ use super::live::{LiveMetrics, RunState, Snapshot};
 use super::prepare::prepare_with;
 use super::summary::{Outcome, RunSummary, SUMMARY_VERSION, timestamp};
 use crate::compile::Pipeline;
+use flux_stages::sink::kinesis::shards::ShardRange;
 
 /// tokio's own default for the blocking pool, kept when no stage needs more.
 const DEFAULT_BLOCKING_THREADS: usize = 512;
@@ -31,6 +32,9 @@ pub struct RunOptions {
     /// A dry run: sinks that support it check and plan but write nothing; the others refuse
     /// to build.
     pub dry_run: bool,
+    /// A dry run's target shards for `kinesis` sinks, instead of listing the stream's (see
+    /// [`BuildContext::offline_shards`](flux_stages::registry::BuildContext::offline_shards)).
+    pub offline_shards: Option<Vec<ShardRange>>,
 }
 
 impl Default for RunOptions {
@@ -38,6 +42,7 @@ impl Default for RunOptions {
         RunOptions {
             run_id: new_run_id(),
             dry_run: false,
+            offline_shards: None,
         }
     }
 }
@@ -192,7 +197,7 @@ pub fn start(pipeline: &Pipeline, options: RunOptions) -> Result<RunHandle, Star
     let graph = {
         // Stages may create clients or spawn helpers as they are built: inside the run's runtime.
         let _inside = runtime.enter();
-        prepare_with(pipeline, &options.run_id, options.dry_run).map_err(StartError::Build)?
+        prepare_with(pipeline, &options).map_err(StartError::Build)?
     };
     let shared = Arc::new(Shared {
         run_id: options.run_id.clone(),

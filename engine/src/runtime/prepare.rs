@@ -8,6 +8,7 @@ use flux_stages::registry::{BuildContext, BuiltStage, Role};
 use flux_stages::stage::{Emit, Pass, Transform};
 use petgraph::graph::DiGraph;
 
+use super::handle::RunOptions;
 use crate::compile::{Edge, Pipeline};
 
 /// A stage ready to run.
@@ -26,23 +27,30 @@ pub struct Prepared {
 
 /// Builds every stage of a compiled pipeline. Errors name the stage.
 pub fn prepare(p: &Pipeline, run_id: &str) -> Result<DiGraph<Prepared, Edge>, String> {
-    prepare_with(p, run_id, false)
+    prepare_with(
+        p,
+        &RunOptions {
+            run_id: run_id.to_owned(),
+            ..RunOptions::default()
+        },
+    )
 }
 
-/// [`prepare`], for a dry run when `dry_run` (see [`BuildContext::dry_run`]).
-pub fn prepare_with(
-    p: &Pipeline,
-    run_id: &str,
-    dry_run: bool,
-) -> Result<DiGraph<Prepared, Edge>, String> {
+/// [`prepare`] with the run's options: a dry run (see [`BuildContext::dry_run`]), and its
+/// target shards given instead of listed.
+pub fn prepare_with(p: &Pipeline, options: &RunOptions) -> Result<DiGraph<Prepared, Edge>, String> {
     let mut err = None;
     let graph = p.graph.map(
         |_, node| {
             let ctx = BuildContext {
                 pipeline: p.name.clone(),
-                run_id: run_id.to_owned(),
+                run_id: options.run_id.clone(),
                 stage: node.id.clone(),
-                dry_run,
+                dry_run: options.dry_run,
+                offline_shards: options
+                    .dry_run
+                    .then(|| options.offline_shards.clone())
+                    .flatten(),
                 pushdown: node.facts.pushdown.as_ref().map(|(pre, _)| pre.clone()),
                 upstream_streams: node.facts.upstream_streams.clone(),
             };

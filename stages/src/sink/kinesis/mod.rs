@@ -28,7 +28,8 @@
 //!
 //! With `--dry-run` the sink lists the shards and checks every record, but sends nothing; its
 //! report gives per target shard the records, bytes and the time they would take at the
-//! configured rate, and a sample of records.
+//! configured rate, and a sample of records. Given the shards (`--shards N`, `--shards-file F`:
+//! [`shards::even_shards`], [`shards::shards_from_json`]), a dry run makes no AWS call at all.
 
 pub mod batch;
 pub mod config;
@@ -54,7 +55,7 @@ use config::KeyExpr;
 pub use config::KinesisSinkConfig;
 use fence::Fences;
 use rate::ShardRate;
-use shards::{ShardMap, parse_hash_key};
+use shards::{ShardMap, ShardRange, parse_hash_key};
 use target::{Outcome, Target};
 
 /// Attempts per entry before the run fails (throttled attempts wait for the shard's rate).
@@ -68,12 +69,23 @@ pub const RELIST_AFTER: Duration = Duration::from_millis(100);
 const SAMPLE: usize = 3;
 
 impl KinesisSinkConfig {
-    /// Builds the sink; `dry_run` sends nothing (see the module documentation).
-    pub fn build(&self, dry_run: bool) -> Result<Box<dyn Sink>, String> {
+    /// Builds the sink; `dry_run` sends nothing (see the module documentation), and with
+    /// `offline_shards` it plans against those shards instead of listing the stream's.
+    pub fn build(
+        &self,
+        dry_run: bool,
+        offline_shards: Option<&[ShardRange]>,
+    ) -> Result<Box<dyn Sink>, String> {
         self.validate()?;
+        let offline = match offline_shards {
+            Some(s) if dry_run => Some(ShardMap::new(s.to_vec())?),
+            Some(_) => return Err("shards given on the command line are for a dry run only".into()),
+            None => None,
+        };
         Ok(Box::new(KinesisSink {
             config: self.clone(),
             dry_run,
+            offline,
             partition: KeyExpr::compile("partition_key", self.partition_key.as_deref())?,
             explicit: KeyExpr::compile("explicit_hash_key", self.explicit_hash_key.as_deref())?,
             state: None,
@@ -93,6 +105,29 @@ struct Running {
     fences: Option<Fences>,
     /// When `map` was listed.
     listed: Instant,
+}
+
+impl Running {
+    /// A dry run's state for shards given instead of listed. Its client is never called: it
+    /// has a fixed region and no credentials, so building it reads no environment, profile or
+    /// instance metadata.
+    fn offline(map: ShardMap, stream: &str) -> Running {
+        let config = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("offline"))
+            .build();
+        let now = Instant::now();
+        Running {
+            target: Target::new(
+                aws_sdk_kinesis::Client::from_conf(config),
+                stream.to_owned(),
+            ),
+            rates: Vec::new(),
+            map,
+            fences: None,
+            listed: now,
+        }
+    }
 }
 
 /// Why the sink lists the shards again.
@@ -135,6 +170,8 @@ struct Plan {
 pub struct KinesisSink {
     config: KinesisSinkConfig,
     dry_run: bool,
+    /// A dry run's target shards, given instead of listed: no AWS call is made.
+    offline: Option<ShardMap>,
     partition: Option<KeyExpr>,
     explicit: Option<KeyExpr>,
     state: Option<Running>,
@@ -157,6 +194,10 @@ impl KinesisSink {
     /// Connects, lists the shards and (for a real replay with fences) writes the opening fences.
     async fn start(&mut self) -> anyhow::Result<()> {
         if self.state.is_some() {
+            return Ok(());
+        }
+        if let Some(map) = self.offline.clone() {
+            self.state = Some(Running::offline(map, &self.config.stream));
             return Ok(());
         }
         let shared = sdk_config(&self.config.aws).await;
