@@ -33,6 +33,9 @@
 #   FLUX_EMULATORS_STATE         the state file itself
 #   FLUX_TEST_DUCKDB_PYTHON      a python with the pinned duckdb package (SQL tests;
 #                                DuckDB is not an emulator, but is installed here too)
+#   FLUX_TEST_DUCKDB_S3_PYTHON   a python with duckdb $DUCKDB_S3_VERSION, whose httpfs and aws
+#   FLUX_TEST_DUCKDB_S3_EXTENSIONS  extensions are in this extension directory (S3 views
+#                                run against moto without downloading anything)
 #   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 #
 # Settings (environment):
@@ -79,6 +82,11 @@ readonly MOTO_REQUIREMENTS=(
 # Python wheel (it bundles the engine; no network at run time) in a venv of its
 # own, so that pinning it never rebuilds the moto venv of a running set.
 readonly DUCKDB_VERSION="2.0.0"
+# DuckDB reads S3 through its httpfs and aws extensions, which it downloads from
+# extensions.duckdb.org: out of reach here. PyPI carries them as packages for some DuckDB
+# versions (not 2.0.0): this one, in a virtualenv of its own, laid out as an extension
+# directory, lets the tests run the generated S3 views against moto with no download.
+readonly DUCKDB_S3_VERSION="1.5.5"
 
 readonly LOOPBACK="127.0.0.1"
 
@@ -93,6 +101,7 @@ readonly FLUX_CACHE
 readonly NPM_PREFIX="$FLUX_CACHE/npm"
 readonly VENV="$FLUX_CACHE/venv"
 readonly DUCKDB_VENV="$FLUX_CACHE/duckdb-venv"
+readonly DUCKDB_S3_VENV="$FLUX_CACHE/duckdb-s3-venv"
 readonly LOG_DIR="$FLUX_CACHE/logs"
 readonly RUN_DIR="$FLUX_CACHE/run"
 readonly STATE_FILE="${FLUX_EMULATORS_STATE:-$FLUX_CACHE/emulators.env}"
@@ -282,11 +291,51 @@ install_duckdb() {
   printf '%s' "$want" >"$stamp"
 }
 
+# ---------------------------------------------------------------------------
+# Install: a second duckdb with its httpfs and aws extensions from PyPI (see
+# DUCKDB_S3_VERSION), and the extension directory DuckDB loads them from
+# ($DUCKDB_S3_VENV/extensions/v<version>/<platform>/).
+# ---------------------------------------------------------------------------
+duckdb_platform() {
+  case "$(uname -m)" in
+    x86_64) echo linux_amd64 ;;
+    aarch64 | arm64) echo linux_arm64 ;;
+    *) die "no DuckDB extension packages for $(uname -m)" ;;
+  esac
+}
+
+install_duckdb_s3() {
+  need "$PYTHON" "install python3.11"
+  local v="$DUCKDB_S3_VERSION" stamp="$DUCKDB_S3_VENV/.flux-install-stamp" want dir
+  local -a packages=("duckdb==$v" "duckdb-extension-httpfs==$v" "duckdb-extension-aws==$v")
+  want="${packages[*]} | python $("$PYTHON" -c 'import sys; print(sys.version.split()[0], sys.base_prefix)')"
+  dir="$DUCKDB_S3_VENV/extensions/v$v/$(duckdb_platform)"
+  if [[ -f "$stamp" && "$(<"$stamp")" == "$want" && -f "$dir/httpfs.duckdb_extension" ]]; then
+    return 0
+  fi
+  log "installing ${packages[*]} into $DUCKDB_S3_VENV"
+  rm -rf "$DUCKDB_S3_VENV"
+  "$PYTHON" -m venv "$DUCKDB_S3_VENV" >&2 \
+    || die "cannot create a virtualenv with $PYTHON (apt-get install -y python3-venv)"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+    "$DUCKDB_S3_VENV/bin/python" -m pip install --quiet "${packages[@]}" >&2 \
+    || die "pip install ${packages[*]} failed"
+  mkdir -p "$dir"
+  local site ext
+  site=$("$DUCKDB_S3_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  for ext in httpfs aws; do
+    cp "$site/duckdb_extension_$ext/extensions/v$v/$ext.duckdb_extension" "$dir/" \
+      || die "the duckdb-extension-$ext package has no $ext.duckdb_extension for v$v"
+  done
+  printf '%s' "$want" >"$stamp"
+}
+
 install_all() {
   need curl "apt-get install -y curl"
   install_kinesis
   install_moto
   install_duckdb
+  install_duckdb_s3
 }
 
 # ---------------------------------------------------------------------------
@@ -475,6 +524,8 @@ write_state() { # write_state KPORT MPORT KPID MPID KLOG MLOG
       FLUX_EMULATORS_MOTO_LOG "$6" \
       FLUX_EMULATORS_STATE "$STATE_FILE" \
       FLUX_TEST_DUCKDB_PYTHON "$DUCKDB_VENV/bin/python" \
+      FLUX_TEST_DUCKDB_S3_PYTHON "$DUCKDB_S3_VENV/bin/python" \
+      FLUX_TEST_DUCKDB_S3_EXTENSIONS "$DUCKDB_S3_VENV/extensions" \
       AWS_ACCESS_KEY_ID test \
       AWS_SECRET_ACCESS_KEY test \
       AWS_REGION us-east-1 \
@@ -542,7 +593,7 @@ stop_pid() { # stop_pid NAME PID MARKER
 # ---------------------------------------------------------------------------
 cmd_install() {
   with_install_lock install_all
-  log "installed: kinesis-local@$KINESIS_LOCAL_VERSION ($NPM_PREFIX), ${MOTO_REQUIREMENTS[*]} ($VENV), duckdb==$DUCKDB_VERSION ($DUCKDB_VENV)"
+  log "installed: kinesis-local@$KINESIS_LOCAL_VERSION ($NPM_PREFIX), ${MOTO_REQUIREMENTS[*]} ($VENV), duckdb==$DUCKDB_VERSION ($DUCKDB_VENV), duckdb==$DUCKDB_S3_VERSION with httpfs and aws ($DUCKDB_S3_VENV)"
 }
 
 cmd_duckdb() {
@@ -586,6 +637,10 @@ cmd_up() {
     # A set started by an older version of this script has no DuckDB line in its state.
     grep -q '^export FLUX_TEST_DUCKDB_PYTHON=' "$STATE_FILE" \
       || printf 'export FLUX_TEST_DUCKDB_PYTHON=%q\n' "$DUCKDB_VENV/bin/python"
+    with_install_lock install_duckdb_s3
+    grep -q '^export FLUX_TEST_DUCKDB_S3_PYTHON=' "$STATE_FILE" \
+      || printf 'export %s=%q\n' FLUX_TEST_DUCKDB_S3_PYTHON "$DUCKDB_S3_VENV/bin/python" \
+        FLUX_TEST_DUCKDB_S3_EXTENSIONS "$DUCKDB_S3_VENV/extensions"
     return 0
   fi
   # A stale or half-dead set from an earlier run: clear it first.

@@ -315,22 +315,52 @@ pub mod duckdb {
     /// Runs, in `dir`, a DuckDB session that executes `init` (a file of statements, as
     /// `duckdb -init` does) and then `query`; returns each result row as a JSON object.
     pub fn query(dir: &Path, init: &Path, query: &str) -> Result<Vec<serde_json::Value>, String> {
+        run(&python(), None, dir, init, query)
+    }
+
+    /// [`query`] with the DuckDB that has its httpfs and aws extensions installed (see
+    /// `DUCKDB_S3_VERSION` in tests/emulators.sh), for views over S3 archives: the views'
+    /// `INSTALL`/`LOAD` find them in its extension directory, nothing is downloaded.
+    pub fn query_s3(
+        dir: &Path,
+        init: &Path,
+        query: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let var = |name: &str| {
+            std::env::var_os(name).unwrap_or_else(|| {
+                panic!("{name} is not set: start the emulators first with `eval \"$(tests/emulators.sh up)\"` (tests/run.sh does this)")
+            })
+        };
+        let python = PathBuf::from(var("FLUX_TEST_DUCKDB_S3_PYTHON"));
+        let extensions = PathBuf::from(var("FLUX_TEST_DUCKDB_S3_EXTENSIONS"));
+        run(&python, Some(&extensions), dir, init, query)
+    }
+
+    fn run(
+        python: &Path,
+        extensions: Option<&Path>,
+        dir: &Path,
+        init: &Path,
+        query: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
         const SCRIPT: &str = r#"
 import duckdb, sys
-con = duckdb.connect()
+config = {"extension_directory": sys.argv[3], "autoinstall_known_extensions": False} if sys.argv[3] else {}
+con = duckdb.connect(config=config)
 con.execute("SET TimeZone = 'UTC'")
 with open(sys.argv[1], encoding="utf-8") as f:
     con.execute(f.read())
 for (row,) in con.execute("SELECT to_json(t)::VARCHAR FROM (" + sys.argv[2] + ") AS t").fetchall():
     print(row)
 "#;
-        let out = Command::new(python())
+        let out = Command::new(python)
             .args(["-c", SCRIPT])
             .arg(init)
             .arg(query)
+            .arg(extensions.map(Path::as_os_str).unwrap_or_default())
             .current_dir(dir)
             .output()
-            .map_err(|e| format!("run {}: {e}", python().display()))?;
+            .map_err(|e| format!("run {}: {e}", python.display()))?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }

@@ -1,7 +1,8 @@
 //! `flux-engine ddl`: the `ddl` sink's SQL for an existing archive, without a pipeline. The
 //! DuckDB views of a local archive written by a real run are executed by DuckDB from another
 //! directory (the paths are absolute); files are never overwritten unless asked, nor written
-//! outside `--out`; for S3 the DuckDB secret carries the AWS settings' region and endpoint.
+//! outside `--out`; for S3 the DuckDB secret carries the AWS settings' region and endpoint, and
+//! DuckDB reads the archive on moto through it.
 
 use std::path::Path;
 
@@ -237,6 +238,20 @@ async fn an_s3_archive_gets_every_engine_and_a_secret_with_endpoint_and_region()
     assert!(
         duck.contains(&format!("'s3://{bucket}/archive/stream=orders/dt=*")),
         "{duck}"
+    );
+    // The file as generated, run by DuckDB (with its S3 extensions) from another directory:
+    // it reads the archive on moto through the secret's endpoint and region.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let rows = duckdb::query_s3(
+        elsewhere.path(),
+        &dir.path().join("out/duckdb/views.sql"),
+        "SELECT count(*) AS n, count(DISTINCT shard) AS shards, \
+         (SELECT count(*) FROM orders_checkpoints) AS checkpoints FROM orders_archive",
+    )
+    .unwrap();
+    assert_eq!(
+        rows,
+        [serde_json::json!({"n": 2995, "shards": 4, "checkpoints": 4})]
     );
     let athena = std::fs::read_to_string(dir.path().join("out/athena/archive.sql")).unwrap();
     assert!(
