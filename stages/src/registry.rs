@@ -14,7 +14,7 @@ use crate::sink::kinesis::KinesisSinkConfig;
 use crate::source::archive::ArchiveSourceConfig;
 use crate::source::file::FileSourceConfig;
 use crate::source::kinesis::KinesisSourceConfig;
-use crate::stage::{Sink, Source, Transform};
+use crate::stage::{RecordTransform, Sink, Source, StatefulTransform};
 use crate::transform::annotate::AnnotateConfig;
 use crate::transform::compact::CompactConfig;
 use crate::transform::filter::FilterConfig;
@@ -93,6 +93,30 @@ pub struct BuildContext {
     /// A dry run's target shards for `kinesis` sinks, given on the command line (`--shards N`,
     /// `--shards-file F`) instead of listed from the stream: the dry run needs no Kinesis.
     pub offline_shards: Option<Vec<crate::sink::kinesis::shards::ShardRange>>,
+    /// The stage's counters, which progress and the summary read: stages that count more than
+    /// records and bytes in and out (skipped, throttled, an expected total) keep them.
+    pub metrics: std::sync::Arc<crate::stage::StageMetrics>,
+    /// The run's stop signal (Ctrl-C, SIGTERM), for stages whose work is slow to finish: the
+    /// `kinesis` sink stops sending when it fires (a replay must stop within seconds).
+    pub stop: tokio_util::sync::CancellationToken,
+}
+
+impl BuildContext {
+    /// A context for building `stage` outside a run (tools, tests): fresh counters, a stop
+    /// signal that never fires.
+    pub fn detached(stage: &str) -> BuildContext {
+        BuildContext {
+            pipeline: String::new(),
+            run_id: String::new(),
+            stage: stage.to_owned(),
+            dry_run: false,
+            pushdown: None,
+            upstream_streams: Vec::new(),
+            offline_shards: None,
+            metrics: Default::default(),
+            stop: Default::default(),
+        }
+    }
 }
 
 /// What a stage needs from the runtime it runs on, beyond a task and its channels.
@@ -156,8 +180,10 @@ impl std::fmt::Display for Place {
 pub enum BuiltStage {
     /// A source.
     Source(Box<dyn Source>),
-    /// A transform.
-    Transform(Box<dyn Transform>),
+    /// A transform that decides about each record on its own.
+    PerRecord(Box<dyn RecordTransform>),
+    /// A transform with state across batches, run on the blocking pool.
+    Stateful(Box<dyn StatefulTransform>),
     /// A sink.
     Sink(Box<dyn Sink>),
 }
@@ -219,10 +245,10 @@ impl StageConfig {
             StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
             StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build(ctx.pushdown.clone())?),
             StageConfig::KinesisSource(c) => BuiltStage::Source(c.build()?),
-            StageConfig::Filter(c) => BuiltStage::Transform(c.build()?),
-            StageConfig::Annotate(c) => BuiltStage::Transform(c.build()?),
-            StageConfig::Window(c) => BuiltStage::Transform(c.build()?),
-            StageConfig::Compact(c) => BuiltStage::Transform(c.build()?),
+            StageConfig::Filter(c) => BuiltStage::PerRecord(c.build()?),
+            StageConfig::Annotate(c) => BuiltStage::PerRecord(c.build()?),
+            StageConfig::Window(c) => BuiltStage::Stateful(c.build()?),
+            StageConfig::Compact(c) => BuiltStage::Stateful(c.build(ctx.metrics.clone())?),
             StageConfig::FileSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
             StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(
                 RunInfo {
@@ -233,10 +259,14 @@ impl StageConfig {
                 ctx.upstream_streams.clone(),
             )?),
             StageConfig::DdlSink(c) => BuiltStage::Sink(c.build(&ctx.stage)?),
-            StageConfig::KinesisSink(c) => {
-                BuiltStage::Sink(c.build(ctx.dry_run, ctx.offline_shards.as_deref())?)
-            }
+            StageConfig::KinesisSink(c) => BuiltStage::Sink(c.build(ctx)?),
         })
+    }
+
+    /// True when every record into this stage leaves as one record or one dead letter (as in
+    /// `annotate`), so progress can carry an expected count through it.
+    pub fn one_to_one(&self) -> bool {
+        matches!(self, StageConfig::Annotate(_))
     }
 
     /// The byte capacity of the channels into this stage when `buffer_bytes` is not set, where

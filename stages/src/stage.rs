@@ -293,34 +293,29 @@ pub struct Emit {
     pub skipped: usize,
 }
 
-/// A stage that turns records into records. Runs synchronously on each batch; the runtime moves
-/// the results downstream.
-pub trait Transform: Send {
-    /// Hands the transform its stage's counters before the first batch (for transforms that
-    /// know ahead how much they will emit, see [`StageMetrics::set_expected_out`]).
-    fn attach_metrics(&mut self, _metrics: Arc<StageMetrics>) {}
-
-    /// True when every input record leaves as one output record or one dead letter (as in
-    /// `annotate`), so progress can carry an expected count through the stage.
-    fn one_to_one(&self) -> bool {
-        false
-    }
-
-    /// Processes one batch. Returning `Ok(None)` forwards the input batch unchanged (shared).
+/// A transform that decides about each record on its own (`filter`, `annotate`): no state
+/// across batches, no blocking work. The runtime calls it on its async workers, batch by batch,
+/// and forwards barriers and the end of the input itself.
+pub trait RecordTransform: Send {
+    /// Processes one batch. [`Pass::Unchanged`] forwards the input batch as it is (shared).
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass>;
+}
 
-    /// Called on a checkpoint barrier, before it is forwarded. Stateful transforms emit or persist
-    /// what the barrier closes.
-    fn barrier(&mut self, _id: u64, _emit: &mut Emit) -> anyhow::Result<()> {
-        Ok(())
-    }
+/// A transform with state across batches (`compact`, `window`): its calls may block (a
+/// compaction spills to disk and merges from it), so the runtime makes them on its blocking
+/// pool, never on an async worker. What it emits is forwarded by the runtime.
+pub trait StatefulTransform: Send + 'static {
+    /// Takes one batch into the state; emits what is complete.
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()>;
 
-    /// Called when every input has ended; emits remaining state. A transform with much state
-    /// emits it a batch at a time and returns [`Drain::More`]: the runtime forwards each batch
-    /// (downstream paces it) and calls again until [`Drain::Done`].
-    fn finish(&mut self, _emit: &mut Emit) -> anyhow::Result<Drain> {
-        Ok(Drain::Done)
-    }
+    /// Called on a checkpoint barrier, before it is forwarded: emit or persist what the barrier
+    /// closes.
+    fn barrier(&mut self, id: u64, emit: &mut Emit) -> anyhow::Result<()>;
+
+    /// Called when every input has ended; emits the remaining state. Much state is emitted a
+    /// batch at a time with [`Drain::More`]: the runtime forwards each batch (downstream paces
+    /// it) and calls again until [`Drain::Done`].
+    fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<Drain>;
 }
 
 /// Whether a transform has more to emit at the end of its input.
@@ -383,15 +378,6 @@ impl Skipped {
 /// A stage that writes records outside the pipeline.
 #[async_trait]
 pub trait Sink: Send {
-    /// Hands the sink its stage's counters before the first batch, for sinks that report more
-    /// than records and bytes (throttled, retried).
-    fn attach_metrics(&mut self, _metrics: Arc<StageMetrics>) {}
-
-    /// Hands the sink the run's stop signal (Ctrl-C, SIGTERM) before the first batch, for
-    /// sinks whose work is slow to finish: the `kinesis` sink stops sending when it fires,
-    /// rather than draining everything it received (a replay must stop within seconds).
-    fn attach_stop(&mut self, _stop: CancellationToken) {}
-
     /// Writes (or buffers) one batch. Records it cannot write go to `rejected`.
     async fn write(
         &mut self,

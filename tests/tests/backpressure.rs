@@ -13,7 +13,7 @@ use flux_stages::channel::Capacity;
 use flux_stages::record::{Batch, Record, SequenceNumber, ts_from_millis};
 use flux_stages::registry::{BuiltStage, Role};
 use flux_stages::stage::{
-    Emit, Pass, Rejected, Sink, SinkReport, Source, SourceContext, Transform,
+    Emit, Pass, RecordTransform, Rejected, Sink, SinkReport, Source, SourceContext,
 };
 use petgraph::graph::DiGraph;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +63,7 @@ impl Sink for Stuck {
 /// Counts what passes through.
 struct Pass1;
 
-impl Transform for Pass1 {
+impl RecordTransform for Pass1 {
     fn process(&mut self, _: &Arc<Batch>, _: &mut Emit) -> anyhow::Result<Pass> {
         Ok(Pass::Unchanged)
     }
@@ -78,6 +78,8 @@ fn prepared(id: &str, role: Role, records: usize, stage: BuiltStage) -> Prepared
             records,
             bytes: 1 << 30,
         },
+        one_to_one: false,
+        metrics: Default::default(),
         stage,
     }
 }
@@ -97,7 +99,7 @@ async fn a_stuck_sink_blocks_the_source_after_exactly_the_capacities() {
         "mid",
         Role::Transform,
         7,
-        BuiltStage::Transform(Box::new(Pass1)),
+        BuiltStage::PerRecord(Box::new(Pass1)),
     ));
     let out = g.add_node(prepared(
         "out",
@@ -236,7 +238,7 @@ async fn the_first_failure_stops_the_run_and_names_its_stage() {
         "mid",
         Role::Transform,
         4,
-        BuiltStage::Transform(Box::new(Pass1)),
+        BuiltStage::PerRecord(Box::new(Pass1)),
     ));
     let out = g.add_node(prepared(
         "burning",

@@ -8,7 +8,8 @@ use flux_stages::channel::{Receiver, Sender, channel};
 use flux_stages::record::batch_weight;
 use flux_stages::registry::BuiltStage;
 use flux_stages::stage::{
-    Drain, Emit, Output, Pass, Sink, SinkReport, Source, SourceContext, StageMetrics, Transform,
+    Drain, Emit, Output, Pass, RecordTransform, Sink, SinkReport, Source, SourceContext,
+    StageMetrics, StatefulTransform,
 };
 use petgraph::graph::DiGraph;
 use petgraph::visit::EdgeRef;
@@ -76,21 +77,14 @@ pub async fn execute(
         .zip(main_inputs)
         .enumerate()
     {
-        let mut p = node.weight;
-        let metrics = Arc::new(StageMetrics::default());
-        let one_to_one = match &mut p.stage {
-            BuiltStage::Transform(t) => {
-                t.attach_metrics(metrics.clone());
-                t.one_to_one()
-            }
-            _ => false,
-        };
+        let p = node.weight;
+        let metrics = p.metrics.clone();
         live.stages.push(LiveStage {
             id: p.id.clone(),
             role: p.role,
             kind: p.kind.clone(),
             inputs,
-            one_to_one,
+            one_to_one: p.one_to_one,
             metrics: metrics.clone(),
         });
         info.push((p.id.clone(), p.role, p.kind.clone(), metrics.clone()));
@@ -108,8 +102,9 @@ pub async fn execute(
         tasks.spawn(async move {
             let result = match p.stage {
                 BuiltStage::Source(s) => run_source(s, output, stop).await,
-                BuiltStage::Transform(t) => run_transform(t, Inputs::new(ins), output).await,
-                BuiltStage::Sink(s) => run_sink(s, Inputs::new(ins), output, stop).await,
+                BuiltStage::PerRecord(t) => run_per_record(t, Inputs::new(ins), output).await,
+                BuiltStage::Stateful(t) => run_stateful(t, Inputs::new(ins), output).await,
+                BuiltStage::Sink(s) => run_sink(s, Inputs::new(ins), output).await,
             };
             (i, id, role, result, Instant::now())
         });
@@ -219,8 +214,8 @@ fn count_in(output: &Output, batch: &flux_stages::record::Batch) {
     StageMetrics::add(&output.metrics().bytes_in, batch_weight(batch));
 }
 
-async fn run_transform(
-    mut t: Box<dyn Transform>,
+async fn run_per_record(
+    mut t: Box<dyn RecordTransform>,
     mut inputs: Inputs,
     output: Output,
 ) -> anyhow::Result<SinkReport> {
@@ -233,16 +228,64 @@ async fn run_transform(
                 let unchanged = (pass == Pass::Unchanged).then_some(batch);
                 forward(&output, emit, unchanged).await?;
             }
+            Event::Barrier(id) => output.barrier(id).await?,
+            Event::End => {
+                output.end().await?;
+                return Ok(SinkReport::default());
+            }
+        }
+    }
+}
+
+/// One call of a stateful transform.
+enum Call {
+    Process(Arc<flux_stages::record::Batch>),
+    Barrier(u64),
+    Finish,
+}
+
+/// Makes `call` on the blocking pool (a compaction's spill I/O must not hold an async worker);
+/// the transform travels there and back.
+async fn on_blocking_pool(
+    mut t: Box<dyn StatefulTransform>,
+    call: Call,
+) -> anyhow::Result<(Box<dyn StatefulTransform>, Emit, Drain)> {
+    tokio::task::spawn_blocking(move || {
+        let mut emit = Emit::default();
+        let drain = match call {
+            Call::Process(batch) => t.process(&batch, &mut emit).map(|()| Drain::Done),
+            Call::Barrier(id) => t.barrier(id, &mut emit).map(|()| Drain::Done),
+            Call::Finish => t.finish(&mut emit),
+        }?;
+        Ok((t, emit, drain))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the transform's blocking call ended abnormally: {e}"))?
+}
+
+async fn run_stateful(
+    mut t: Box<dyn StatefulTransform>,
+    mut inputs: Inputs,
+    output: Output,
+) -> anyhow::Result<SinkReport> {
+    loop {
+        match inputs.next().await? {
+            Event::Batch(batch) => {
+                count_in(&output, &batch);
+                let (back, emit, _) = on_blocking_pool(t, Call::Process(batch)).await?;
+                t = back;
+                forward(&output, emit, None).await?;
+            }
             Event::Barrier(id) => {
-                let mut emit = Emit::default();
-                t.barrier(id, &mut emit)?;
+                let (back, emit, _) = on_blocking_pool(t, Call::Barrier(id)).await?;
+                t = back;
                 forward(&output, emit, None).await?;
                 output.barrier(id).await?;
             }
             Event::End => {
                 loop {
-                    let mut emit = Emit::default();
-                    let drain = t.finish(&mut emit)?;
+                    let (back, emit, drain) = on_blocking_pool(t, Call::Finish).await?;
+                    t = back;
                     forward(&output, emit, None).await?;
                     if drain == Drain::Done {
                         break;
@@ -259,10 +302,7 @@ async fn run_sink(
     mut s: Box<dyn Sink>,
     mut inputs: Inputs,
     output: Output,
-    stop: CancellationToken,
 ) -> anyhow::Result<SinkReport> {
-    s.attach_metrics(output.metrics().clone());
-    s.attach_stop(stop);
     loop {
         match inputs.next().await? {
             Event::Batch(batch) => {

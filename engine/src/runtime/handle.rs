@@ -194,16 +194,17 @@ pub fn start(pipeline: &Pipeline, options: RunOptions) -> Result<RunHandle, Star
                 .max(DEFAULT_BLOCKING_THREADS),
         )
         .build()?;
+    let stop = CancellationToken::new();
     let graph = {
         // Stages may create clients or spawn helpers as they are built: inside the run's runtime.
         let _inside = runtime.enter();
-        prepare_with(pipeline, &options).map_err(StartError::Build)?
+        prepare_with(pipeline, &options, &stop).map_err(StartError::Build)?
     };
     let shared = Arc::new(Shared {
         run_id: options.run_id.clone(),
         pipeline: pipeline.name.clone(),
         started: Instant::now(),
-        stop: CancellationToken::new(),
+        stop,
         live: OnceLock::new(),
         state: AtomicU8::new(state_code(RunState::Running)),
         runtime: runtime.handle().clone(),

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use flux_stages::channel::Capacity;
 use flux_stages::registry::{BuildContext, BuiltStage, Role};
-use flux_stages::stage::{Emit, Pass, Transform};
+use flux_stages::stage::{Emit, Pass, RecordTransform, StageMetrics};
 use petgraph::graph::DiGraph;
+use tokio_util::sync::CancellationToken;
 
 use super::handle::RunOptions;
 use crate::compile::{Edge, Pipeline};
@@ -21,6 +22,11 @@ pub struct Prepared {
     pub kind: String,
     /// Capacity of each channel into it.
     pub buffer: Capacity,
+    /// True when every record into it leaves as one record or one dead letter (see
+    /// [`StageConfig::one_to_one`](flux_stages::registry::StageConfig::one_to_one)).
+    pub one_to_one: bool,
+    /// Its counters, which the stage itself holds too (see [`BuildContext::metrics`]).
+    pub metrics: Arc<StageMetrics>,
     /// The stage itself.
     pub stage: BuiltStage,
 }
@@ -33,12 +39,18 @@ pub fn prepare(p: &Pipeline, run_id: &str) -> Result<DiGraph<Prepared, Edge>, St
             run_id: run_id.to_owned(),
             ..RunOptions::default()
         },
+        &CancellationToken::new(),
     )
 }
 
-/// [`prepare`] with the run's options: a dry run (see [`BuildContext::dry_run`]), and its
-/// target shards given instead of listed.
-pub fn prepare_with(p: &Pipeline, options: &RunOptions) -> Result<DiGraph<Prepared, Edge>, String> {
+/// [`prepare`] with the run's options (a dry run, see [`BuildContext::dry_run`], and its target
+/// shards given instead of listed) and its stop signal, which stages that are slow to finish
+/// watch ([`BuildContext::stop`]).
+pub fn prepare_with(
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &CancellationToken,
+) -> Result<DiGraph<Prepared, Edge>, String> {
     let mut err = None;
     let graph = p.graph.map(
         |_, node| {
@@ -51,6 +63,8 @@ pub fn prepare_with(p: &Pipeline, options: &RunOptions) -> Result<DiGraph<Prepar
                     .dry_run
                     .then(|| options.offline_shards.clone())
                     .flatten(),
+                metrics: Arc::new(StageMetrics::default()),
+                stop: stop.clone(),
                 pushdown: node.facts.pushdown.as_ref().map(|(pre, _)| pre.clone()),
                 upstream_streams: node.facts.upstream_streams.clone(),
             };
@@ -60,13 +74,15 @@ pub fn prepare_with(p: &Pipeline, options: &RunOptions) -> Result<DiGraph<Prepar
             let stage = node.config.build(&ctx).unwrap_or_else(|e| {
                 err.get_or_insert(format!("{} `{}`: {e}", node.role.noun(), node.id));
                 // A placeholder that is never run: the error is returned below.
-                BuiltStage::Transform(Box::new(Noop))
+                BuiltStage::PerRecord(Box::new(Noop))
             });
             Prepared {
                 id: node.id.clone(),
                 role: node.role,
                 kind: node.kind.clone(),
                 buffer: node.buffer,
+                one_to_one: node.config.one_to_one(),
+                metrics: ctx.metrics.clone(),
                 stage,
             }
         },
@@ -79,7 +95,7 @@ pub fn prepare_with(p: &Pipeline, options: &RunOptions) -> Result<DiGraph<Prepar
 }
 
 struct Noop;
-impl Transform for Noop {
+impl RecordTransform for Noop {
     fn process(
         &mut self,
         _: &Arc<flux_stages::record::Batch>,

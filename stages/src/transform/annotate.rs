@@ -31,7 +31,7 @@ use serde_json::Value;
 use crate::json::ObjectMembers;
 use crate::record::{Batch, Record};
 use crate::replay::{Marker, ReplayTag, Replayed, Version};
-use crate::stage::{Emit, Pass, Rejected, Transform};
+use crate::stage::{Emit, Pass, RecordTransform, Rejected};
 
 pub use crate::replay::ReplayMode;
 
@@ -68,7 +68,7 @@ fn default_under() -> String {
 
 impl AnnotateConfig {
     /// Compiles templates and builds the transform.
-    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+    pub fn build(&self) -> Result<Box<dyn RecordTransform>, String> {
         Ok(Box::new(Annotate::new(self)?))
     }
 
@@ -249,11 +249,7 @@ fn offset_in(whole: &str, part: &str) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
-impl Transform for Annotate {
-    fn one_to_one(&self) -> bool {
-        true
-    }
-
+impl RecordTransform for Annotate {
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
         for record in batch.iter() {
             match self.annotate(record) {

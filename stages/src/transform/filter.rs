@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::expr::Predicate;
 use crate::record::{Batch, Record};
-use crate::stage::{Emit, Pass, Transform};
+use crate::stage::{Emit, Pass, RecordTransform};
 
 /// A filter expression, compiled when the pipeline is loaded (so a bad one is a load error
 /// pointing at its line).
@@ -59,7 +59,7 @@ pub struct FilterConfig {
 
 impl FilterConfig {
     /// Builds the transform.
-    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+    pub fn build(&self) -> Result<Box<dyn RecordTransform>, String> {
         Ok(Box::new(Filter {
             predicate: self.condition.0.clone(),
             invert: self.invert,
@@ -87,7 +87,7 @@ impl Filter {
     }
 }
 
-impl Transform for Filter {
+impl RecordTransform for Filter {
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
         let keep: Vec<bool> = batch.iter().map(|r| self.keep(r)).collect();
         if keep.iter().all(|k| *k) {

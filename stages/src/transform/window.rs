@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use crate::expr::ValuePath;
 use crate::record::{Batch, Record, format_ts, parse_ts, ts_from_millis};
-use crate::stage::{Drain, Emit, Pass, Rejected, Transform};
+use crate::stage::{Drain, Emit, Rejected, StatefulTransform};
 use crate::units::Duration as Dur;
 
 /// What happens to a record that arrives after its windows closed.
@@ -169,7 +169,7 @@ impl WindowConfig {
     }
 
     /// Builds the transform.
-    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+    pub fn build(&self) -> Result<Box<dyn StatefulTransform>, String> {
         self.validate()?;
         let path = |p: &str| ValuePath::compile(p).map_err(|e| e.to_string());
         Ok(Box::new(Window {
@@ -425,13 +425,18 @@ impl Window {
     }
 }
 
-impl Transform for Window {
-    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
+impl StatefulTransform for Window {
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()> {
         for r in batch.iter() {
             self.add(r, emit);
         }
         self.close(false, emit);
-        Ok(Pass::Emitted)
+        Ok(())
+    }
+
+    /// Windows close by the watermark, not by checkpoints: a barrier passes.
+    fn barrier(&mut self, _id: u64, _emit: &mut Emit) -> anyhow::Result<()> {
+        Ok(())
     }
 
     fn finish(&mut self, emit: &mut Emit) -> anyhow::Result<Drain> {
@@ -473,7 +478,7 @@ mod tests {
         }
     }
 
-    fn window(toml_text: &str) -> Box<dyn Transform> {
+    fn window(toml_text: &str) -> Box<dyn StatefulTransform> {
         let cfg: WindowConfig = toml::from_str(toml_text).expect("config");
         cfg.build().expect("build")
     }
@@ -481,7 +486,7 @@ mod tests {
     /// Runs batches through, then the end; returns (seq, window start ms, end ms) per output
     /// record, late record seqs, and the skipped count.
     fn run(
-        w: &mut Box<dyn Transform>,
+        w: &mut Box<dyn StatefulTransform>,
         batches: Vec<Vec<Record>>,
     ) -> (Vec<(u64, i64, i64)>, Vec<u64>, usize) {
         let mut out = Vec::new();

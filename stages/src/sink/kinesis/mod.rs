@@ -55,7 +55,7 @@ use config::KeyExpr;
 pub use config::KinesisSinkConfig;
 use fence::Fences;
 use rate::ShardRate;
-use shards::{ShardMap, ShardRange, parse_hash_key};
+use shards::{ShardMap, parse_hash_key};
 use target::{Outcome, Target};
 
 /// Attempts per entry before the run fails (throttled attempts wait for the shard's rate).
@@ -69,19 +69,22 @@ pub const RELIST_AFTER: Duration = Duration::from_millis(100);
 const SAMPLE: usize = 3;
 
 impl KinesisSinkConfig {
-    /// Builds the sink; `dry_run` sends nothing (see the module documentation), and with
-    /// `offline_shards` it plans against those shards instead of listing the stream's.
-    pub fn build(
-        &self,
-        dry_run: bool,
-        offline_shards: Option<&[ShardRange]>,
-    ) -> Result<Box<dyn Sink>, String> {
+    /// Builds the sink. In a dry run (`ctx.dry_run`) it sends nothing (see the module
+    /// documentation), and with `ctx.offline_shards` it plans against those shards instead of
+    /// listing the stream's. It counts what it delivers, throttles and retries in
+    /// `ctx.metrics`, and stops sending when `ctx.stop` fires.
+    pub fn build(&self, ctx: &crate::registry::BuildContext) -> Result<Box<dyn Sink>, String> {
         self.validate()?;
-        let offline = match offline_shards {
-            Some(s) if dry_run => Some(ShardMap::new(s.to_vec())?),
+        let dry_run = ctx.dry_run;
+        let offline = match &ctx.offline_shards {
+            Some(s) if dry_run => Some(ShardMap::new(s.clone())?),
             Some(_) => return Err("shards given on the command line are for a dry run only".into()),
             None => None,
         };
+        // A dry run delivers nothing: its progress counts what it checked.
+        ctx.metrics
+            .counts_delivered
+            .store(!dry_run, std::sync::atomic::Ordering::Relaxed);
         Ok(Box::new(KinesisSink {
             config: self.clone(),
             dry_run,
@@ -90,10 +93,10 @@ impl KinesisSinkConfig {
             explicit: KeyExpr::compile("explicit_hash_key", self.explicit_hash_key.as_deref())?,
             state: None,
             pending: VecDeque::new(),
-            metrics: None,
+            metrics: ctx.metrics.clone(),
             stats: Stats::default(),
             plan: Plan::default(),
-            stop: CancellationToken::new(),
+            stop: ctx.stop.clone(),
         }))
     }
 }
@@ -176,7 +179,7 @@ pub struct KinesisSink {
     explicit: Option<KeyExpr>,
     state: Option<Running>,
     pending: VecDeque<Entry>,
-    metrics: Option<Arc<StageMetrics>>,
+    metrics: Arc<StageMetrics>,
     stats: Stats,
     plan: Plan,
     /// The run's stop signal: once it fires nothing more is sent (see [`KinesisSink::stopped`]).
@@ -414,11 +417,9 @@ impl KinesisSink {
             for s in &throttled_shards {
                 state.rates[*s].throttled(now);
             }
-            if let Some(m) = &self.metrics {
-                StageMetrics::add(&m.throttled, throttled_n);
-                StageMetrics::add(&m.retried, failed.len());
-                StageMetrics::add(&m.delivered, written);
-            }
+            StageMetrics::add(&self.metrics.throttled, throttled_n);
+            StageMetrics::add(&self.metrics.retried, failed.len());
+            StageMetrics::add(&self.metrics.delivered, written);
             self.stats.throttled += throttled_n as u64;
             self.stats.retried += failed.len() as u64;
             for (shard, n) in early {
@@ -680,14 +681,6 @@ fn is_json_object(data: &[u8]) -> bool {
 
 #[async_trait]
 impl Sink for KinesisSink {
-    fn attach_metrics(&mut self, metrics: Arc<StageMetrics>) {
-        // A dry run delivers nothing: its progress counts what it checked.
-        metrics
-            .counts_delivered
-            .store(!self.dry_run, std::sync::atomic::Ordering::Relaxed);
-        self.metrics = Some(metrics);
-    }
-
     async fn write(
         &mut self,
         batch: Arc<Batch>,
@@ -718,10 +711,6 @@ impl Sink for KinesisSink {
             self.send_batch().await?;
         }
         Ok(())
-    }
-
-    fn attach_stop(&mut self, stop: CancellationToken) {
-        self.stop = stop;
     }
 
     fn take_skipped(&mut self) -> crate::stage::Skipped {

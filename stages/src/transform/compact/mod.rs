@@ -76,7 +76,7 @@ use serde::Deserialize;
 use crate::expr::Predicate;
 use crate::record::{Batch, Record};
 use crate::replay::Marker;
-use crate::stage::{Drain, Emit, Pass, Rejected, Transform};
+use crate::stage::{Drain, Emit, Rejected, StatefulTransform};
 use crate::transform::filter::FilterExpr;
 use crate::units::Size;
 use key::KeyPath;
@@ -191,10 +191,14 @@ impl CompactConfig {
         Ok(())
     }
 
-    /// Builds the transform.
-    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
+    /// Builds the transform; it announces its number of winners in `metrics` (expected out)
+    /// and counts the fences it leaves out there (skipped).
+    pub fn build(
+        &self,
+        metrics: Arc<crate::stage::StageMetrics>,
+    ) -> Result<Box<dyn StatefulTransform>, String> {
         self.validate()?;
-        Ok(Box::new(Compact::new(self)))
+        Ok(Box::new(Compact::new(self, metrics)))
     }
 }
 
@@ -255,11 +259,11 @@ pub struct Compact {
     /// Runs and bytes spilled, kept after the folder is removed.
     spilled: (u64, u64),
     /// The stage's counters: the number of winners is announced as the expected output.
-    metrics: Option<Arc<crate::stage::StageMetrics>>,
+    metrics: Arc<crate::stage::StageMetrics>,
 }
 
 impl Compact {
-    fn new(cfg: &CompactConfig) -> Compact {
+    fn new(cfg: &CompactConfig, metrics: Arc<crate::stage::StageMetrics>) -> Compact {
         Compact {
             key: cfg.key.0.clone(),
             tombstone: cfg.tombstone.as_ref().map(|t| t.0.clone()),
@@ -276,7 +280,7 @@ impl Compact {
             runs: Vec::new(),
             out: None,
             spilled: (0, 0),
-            metrics: None,
+            metrics,
         }
     }
 
@@ -298,9 +302,7 @@ impl Compact {
         // `annotate` of a replay sends it to its dead-letter port with the reason.
         let origin = match crate::replay::parse_marker(&record.data, &self.under) {
             Ok(Marker::Fence(_)) => {
-                if let Some(m) = &self.metrics {
-                    crate::stage::StageMetrics::add(&m.skipped, 1);
-                }
+                crate::stage::StageMetrics::add(&self.metrics.skipped, 1);
                 return Ok(Ok(()));
             }
             Ok(Marker::Replayed(copy)) => Some(Box::new(copy.origin)),
@@ -393,7 +395,7 @@ impl Compact {
             self.held = 0;
             let mut kept: Vec<Ranked> = table.into_values().collect();
             kept.sort_unstable_by(order::compare);
-            Self::announce(self.metrics.as_ref(), kept.len());
+            self.metrics.set_expected_out(kept.len() as u64);
             return Ok(Out::Memory(kept.into_iter()));
         }
         self.spill_table()?;
@@ -420,7 +422,7 @@ impl Compact {
             }
         }
         drop(by_key);
-        Self::announce(self.metrics.as_ref(), winners);
+        self.metrics.set_expected_out(winners as u64);
         if version_runs.is_empty() {
             buffer.sort_unstable_by(order::compare);
             return Ok(Out::Memory(buffer.into_iter()));
@@ -430,13 +432,6 @@ impl Compact {
         }
         let runs = merge::reduce(dir, version_runs, By::Version)?;
         Ok(Out::Runs(Merge::open(runs, By::Version)?))
-    }
-
-    /// Tells progress how many records will leave (tombstones dropped later lower it).
-    fn announce(metrics: Option<&Arc<crate::stage::StageMetrics>>, winners: usize) {
-        if let Some(m) = metrics {
-            m.set_expected_out(winners as u64);
-        }
     }
 
     fn is_tombstone(&self, record: &Record) -> bool {
@@ -479,12 +474,8 @@ fn window_prefix(r: &Record) -> Option<Vec<u8>> {
     Some(out)
 }
 
-impl Transform for Compact {
-    fn attach_metrics(&mut self, metrics: Arc<crate::stage::StageMetrics>) {
-        self.metrics = Some(metrics);
-    }
-
-    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<Pass> {
+impl StatefulTransform for Compact {
+    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()> {
         for record in batch.iter() {
             if let Err(reason) = self.add(record)? {
                 match self.on_missing {
@@ -501,7 +492,7 @@ impl Transform for Compact {
                 }
             }
         }
-        Ok(Pass::Emitted)
+        Ok(())
     }
 
     /// Barriers pass without flushing: the output is only known at the end (module doc).
@@ -535,8 +526,9 @@ impl Transform for Compact {
             };
             if self.survives(&record) {
                 emit.records.push(record);
-            } else if let Some(m) = &self.metrics {
-                m.expect_one_less();
+            } else {
+                // Progress expected the winner; a dropped tombstone lowers the count.
+                self.metrics.expect_one_less();
             }
         }
         self.out = Some(out);
