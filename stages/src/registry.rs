@@ -1,13 +1,20 @@
 //! The closed set of stage kinds, selected by a stage table's `type` key.
 //!
 //! The engine reads `type` from a stage table first, then decodes the rest of the table with
-//! [`StageConfig::decode`] (and friends) on the TOML deserializer itself, so every error keeps
-//! its line and key path. A new stage kind adds its file and one arm in each `match` here.
+//! [`StageConfig::decode`] on the TOML deserializer itself, so every error keeps its line and
+//! key path.
+//!
+//! **Adding a stage kind**: write its module (its configuration type, with serde and schemars
+//! derives, and the stage), implement [`StageKind`] for the configuration type there (how it is
+//! checked and built, and what the engine should know about it), and add one row to the table
+//! in [`stage_kinds!`]'s invocation below: role, `type` name, variant, configuration type. The
+//! decoding, the JSON Schema, the list of kinds per section and every dispatch come from that
+//! row.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
-use crate::sink::archive::{ArchiveSinkConfig, RunInfo};
+use crate::sink::archive::ArchiveSinkConfig;
 use crate::sink::ddl::DdlSinkConfig;
 use crate::sink::file::FileSinkConfig;
 use crate::sink::kinesis::KinesisSinkConfig;
@@ -50,13 +57,15 @@ impl Role {
         }
     }
 
-    /// The stage types this section accepts.
-    pub fn kinds(self) -> &'static [&'static str] {
-        match self {
-            Role::Source => &["archive", "file", "kinesis"],
-            Role::Transform => &["annotate", "compact", "filter", "window"],
-            Role::Sink => &["archive", "ddl", "file", "kinesis"],
-        }
+    /// The stage types this section accepts, sorted.
+    pub fn kinds(self) -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = KINDS
+            .iter()
+            .filter(|(role, _)| *role == self)
+            .map(|(_, name)| *name)
+            .collect();
+        kinds.sort_unstable();
+        kinds
     }
 
     /// Stage types that are planned but not yet available, for a clearer message.
@@ -127,33 +136,6 @@ pub struct Resources {
     pub blocking_threads: usize,
 }
 
-/// A decoded stage configuration of any role.
-#[derive(Debug, Clone)]
-pub enum StageConfig {
-    /// `type = "file"` source.
-    FileSource(FileSourceConfig),
-    /// `type = "archive"` source.
-    ArchiveSource(ArchiveSourceConfig),
-    /// `type = "kinesis"` source.
-    KinesisSource(KinesisSourceConfig),
-    /// `type = "filter"` transform.
-    Filter(FilterConfig),
-    /// `type = "annotate"` transform.
-    Annotate(AnnotateConfig),
-    /// `type = "window"` transform.
-    Window(WindowConfig),
-    /// `type = "compact"` transform.
-    Compact(CompactConfig),
-    /// `type = "file"` sink.
-    FileSink(FileSinkConfig),
-    /// `type = "archive"` sink.
-    ArchiveSink(ArchiveSinkConfig),
-    /// `type = "ddl"` sink.
-    DdlSink(Box<DdlSinkConfig>),
-    /// `type = "kinesis"` sink.
-    KinesisSink(KinesisSinkConfig),
-}
-
 /// A place outside the pipeline that stages read or write (see [`StageConfig::place`]); equal
 /// when they are the same file, stream or archive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,180 +170,262 @@ pub enum BuiltStage {
     Sink(Box<dyn Sink>),
 }
 
-impl StageConfig {
-    /// Decodes the stage table (without the engine keys) as the config of `role`/`kind`.
-    /// `Ok(None)` when the kind is unknown for the role.
-    pub fn decode<'de, D: Deserializer<'de>>(
-        role: Role,
-        kind: &str,
-        d: D,
-    ) -> Result<Option<StageConfig>, D::Error> {
-        Ok(Some(match (role, kind) {
-            (Role::Source, "file") => StageConfig::FileSource(FileSourceConfig::deserialize(d)?),
-            (Role::Source, "archive") => {
-                StageConfig::ArchiveSource(ArchiveSourceConfig::deserialize(d)?)
-            }
-            (Role::Source, "kinesis") => {
-                StageConfig::KinesisSource(KinesisSourceConfig::deserialize(d)?)
-            }
-            (Role::Transform, "filter") => StageConfig::Filter(FilterConfig::deserialize(d)?),
-            (Role::Transform, "annotate") => StageConfig::Annotate(AnnotateConfig::deserialize(d)?),
-            (Role::Transform, "window") => StageConfig::Window(WindowConfig::deserialize(d)?),
-            (Role::Transform, "compact") => StageConfig::Compact(CompactConfig::deserialize(d)?),
-            (Role::Sink, "file") => StageConfig::FileSink(FileSinkConfig::deserialize(d)?),
-            (Role::Sink, "archive") => StageConfig::ArchiveSink(ArchiveSinkConfig::deserialize(d)?),
-            (Role::Sink, "ddl") => StageConfig::DdlSink(Box::new(DdlSinkConfig::deserialize(d)?)),
-            (Role::Sink, "kinesis") => StageConfig::KinesisSink(KinesisSinkConfig::deserialize(d)?),
-            _ => return Ok(None),
-        }))
-    }
-
+/// What the engine needs of a stage kind, implemented by its configuration type (in the kind's
+/// own module). Only [`StageKind::build`] is required: the rest has the common answer.
+pub trait StageKind {
     /// Checks what serde cannot: value ranges, URLs, templates. The message names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            StageConfig::FileSource(c) => c.validate(),
-            StageConfig::ArchiveSource(c) => c.validate(),
-            StageConfig::KinesisSource(c) => c.validate(),
-            StageConfig::Filter(_) => Ok(()),
-            StageConfig::Annotate(c) => c.validate(),
-            StageConfig::Window(c) => c.validate(),
-            StageConfig::Compact(c) => c.validate(),
-            StageConfig::FileSink(_) => Ok(()),
-            StageConfig::ArchiveSink(c) => c.validate(),
-            StageConfig::DdlSink(c) => c.validate(),
-            StageConfig::KinesisSink(c) => c.validate(),
-        }
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
     }
 
     /// Builds the runnable stage.
-    pub fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
-        if ctx.dry_run && matches!(self, StageConfig::ArchiveSink(_)) {
-            return Err(
-                "the archive sink has no dry run; --dry-run works with kinesis and file sinks"
-                    .into(),
-            );
-        }
-        Ok(match self {
-            StageConfig::FileSource(c) => BuiltStage::Source(c.build()?),
-            StageConfig::ArchiveSource(c) => BuiltStage::Source(c.build(ctx.pushdown.clone())?),
-            StageConfig::KinesisSource(c) => BuiltStage::Source(c.build()?),
-            StageConfig::Filter(c) => BuiltStage::PerRecord(c.build()?),
-            StageConfig::Annotate(c) => BuiltStage::PerRecord(c.build()?),
-            StageConfig::Window(c) => BuiltStage::Stateful(c.build()?),
-            StageConfig::Compact(c) => BuiltStage::Stateful(c.build(ctx.metrics.clone())?),
-            StageConfig::FileSink(c) => BuiltStage::Sink(c.build(ctx.dry_run)?),
-            StageConfig::ArchiveSink(c) => BuiltStage::Sink(c.build(
-                RunInfo {
-                    run_id: ctx.run_id.clone(),
-                    pipeline: ctx.pipeline.clone(),
-                    stage: ctx.stage.clone(),
-                },
-                ctx.upstream_streams.clone(),
-            )?),
-            StageConfig::DdlSink(c) => BuiltStage::Sink(c.build(&ctx.stage)?),
-            StageConfig::KinesisSink(c) => BuiltStage::Sink(c.build(ctx)?),
-        })
-    }
+    fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String>;
 
     /// True when every record into this stage leaves as one record or one dead letter (as in
     /// `annotate`), so progress can carry an expected count through it.
-    pub fn one_to_one(&self) -> bool {
-        matches!(self, StageConfig::Annotate(_))
+    fn one_to_one(&self) -> bool {
+        false
     }
 
     /// The byte capacity of the channels into this stage when `buffer_bytes` is not set, where
-    /// it differs from the default: `compact` holds its input in its own bounded state, so a
-    /// large channel in front of it only adds memory outside `memory_limit`.
-    pub fn default_buffer_bytes(&self) -> Option<usize> {
-        match self {
-            StageConfig::Compact(_) => Some(2 * 1024 * 1024),
-            _ => None,
-        }
+    /// it differs from the default.
+    fn default_buffer_bytes(&self) -> Option<usize> {
+        None
     }
 
-    /// The stream a source's records carry, when its configuration decides it: a `kinesis`
-    /// source's stream name (also when configured by ARN), an `archive` source's stream, a
-    /// `file` source's `stream` with the `data` format (envelopes carry their own).
-    pub fn source_stream(&self) -> Option<&str> {
-        match self {
-            StageConfig::FileSource(c) if c.format == crate::source::file::LineFormat::Data => {
-                Some(&c.stream)
-            }
-            StageConfig::KinesisSource(c) => Some(c.stream_name()),
-            StageConfig::ArchiveSource(c) => Some(&c.stream),
-            _ => None,
-        }
+    /// The stream a source's records carry, when its configuration decides it.
+    fn source_stream(&self) -> Option<&str> {
+        None
     }
 
     /// The place outside the pipeline this stage reads (a source) or writes (a sink), as the
-    /// operating system or the store resolves it now; `None` for stages without one here
-    /// (Kinesis streams, DDL output). `Err` when the place is invalid.
-    pub fn place(&self) -> Option<Result<Place, String>> {
-        use crate::local_path::{StdStream, resolve};
-        let file = |path: &str, std: Option<StdStream>| match std {
-            Some(s) => Ok(Place::Std(s)),
-            None => resolve(std::path::Path::new(path))
-                .map(Place::File)
-                .map_err(|e| format!("{path}: {e}")),
-        };
-        Some(match self {
-            StageConfig::FileSource(c) => file(&c.path, StdStream::for_reading(&c.path)),
-            StageConfig::FileSink(c) => crate::sink::file::Target::of(&c.path)
-                .map_err(|e| format!("{}: {e}", c.path))
-                .and_then(|_| file(&c.path, StdStream::for_writing(&c.path))),
-            StageConfig::ArchiveSource(c) => {
-                crate::store::locate(&c.url, c.aws.endpoint.as_deref()).map(Place::Archive)
-            }
-            StageConfig::ArchiveSink(c) => {
-                crate::store::locate(&c.url, c.aws.endpoint.as_deref()).map(Place::Archive)
-            }
-            _ => return None,
-        })
+    /// operating system or the store resolves it now; `None` for stages without one here.
+    /// `Err` when the place is invalid.
+    fn place(&self) -> Option<Result<Place, String>> {
+        None
     }
 
     /// The raw-bytes pre-check a source may apply when this stage is its only reader: only a
     /// pre-check that can rule something out.
-    pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
-        match self {
-            StageConfig::Filter(f) if !f.invert => {
-                let pre = f.condition.0.prefilter();
-                pre.is_useful().then(|| pre.clone())
-            }
-            _ => None,
-        }
+    fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
+        None
     }
 
     /// Whether this source applies a pushed-down pre-check ([`BuildContext::pushdown`]).
-    pub fn accepts_pushdown(&self) -> bool {
-        matches!(self, StageConfig::ArchiveSource(_))
+    fn accepts_pushdown(&self) -> bool {
+        false
     }
 
     /// What the stage needs from the runtime (see [`Resources`]).
-    pub fn resources(&self) -> Resources {
-        match self {
-            // An arrival-order read keeps one reader thread per shard open at once.
-            StageConfig::ArchiveSource(_) => Resources {
-                blocking_threads: crate::source::archive::BLOCKING_THREADS,
-            },
-            _ => Resources::default(),
+    fn resources(&self) -> Resources {
+        Resources::default()
+    }
+}
+
+/// The table of stage kinds: one row per kind, `Role "type" => Variant(ConfigType)`. It makes
+/// [`StageConfig`], its decoding, its JSON Schema, the kinds per [`Role`] and the dispatch to
+/// [`StageKind`].
+macro_rules! stage_kinds {
+    ($($role:ident $name:literal => $variant:ident($config:ty)),* $(,)?) => {
+        /// A decoded stage configuration of any role and kind.
+        #[derive(Debug, Clone)]
+        pub enum StageConfig {
+            $(
+                #[doc = concat!("`type = \"", $name, "\"` in `[", stringify!($role), "s]`.")]
+                $variant($config),
+            )*
         }
+
+        /// Every (role, `type`) pair.
+        const KINDS: &[(Role, &str)] = &[$((Role::$role, $name)),*];
+
+        impl StageConfig {
+            /// Decodes the stage table (without the engine keys) as the config of
+            /// `role`/`kind`. `Ok(None)` when the kind is unknown for the role.
+            pub fn decode<'de, D: Deserializer<'de>>(
+                role: Role,
+                kind: &str,
+                d: D,
+            ) -> Result<Option<StageConfig>, D::Error> {
+                $(
+                    if role == Role::$role && kind == $name {
+                        return <$config as Deserialize>::deserialize(d)
+                            .map(|c| Some(StageConfig::$variant(c)));
+                    }
+                )*
+                Ok(None)
+            }
+
+            /// The JSON Schema of a kind's own keys (without the engine keys).
+            pub fn schema(
+                role: Role,
+                kind: &str,
+                generator: &mut SchemaGenerator,
+            ) -> Option<Schema> {
+                $(
+                    if role == Role::$role && kind == $name {
+                        return Some(<$config as JsonSchema>::json_schema(generator));
+                    }
+                )*
+                None
+            }
+
+            /// The kind behind this configuration.
+            pub fn kind(&self) -> &dyn StageKind {
+                match self {
+                    $(StageConfig::$variant(c) => c,)*
+                }
+            }
+        }
+    };
+}
+
+stage_kinds! {
+    Source "file" => FileSource(FileSourceConfig),
+    Source "archive" => ArchiveSource(ArchiveSourceConfig),
+    Source "kinesis" => KinesisSource(KinesisSourceConfig),
+    Transform "filter" => Filter(FilterConfig),
+    Transform "annotate" => Annotate(AnnotateConfig),
+    Transform "window" => Window(WindowConfig),
+    Transform "compact" => Compact(CompactConfig),
+    Sink "file" => FileSink(FileSinkConfig),
+    Sink "archive" => ArchiveSink(ArchiveSinkConfig),
+    Sink "ddl" => DdlSink(Box<DdlSinkConfig>),
+    Sink "kinesis" => KinesisSink(KinesisSinkConfig),
+}
+
+impl StageConfig {
+    /// Checks what serde cannot ([`StageKind::validate`]).
+    pub fn validate(&self) -> Result<(), String> {
+        self.kind().validate()
     }
 
-    /// The JSON Schema of a kind's own keys (without the engine keys).
-    pub fn schema(role: Role, kind: &str, generator: &mut SchemaGenerator) -> Option<Schema> {
-        Some(match (role, kind) {
-            (Role::Source, "file") => FileSourceConfig::json_schema(generator),
-            (Role::Source, "archive") => ArchiveSourceConfig::json_schema(generator),
-            (Role::Source, "kinesis") => KinesisSourceConfig::json_schema(generator),
-            (Role::Transform, "filter") => FilterConfig::json_schema(generator),
-            (Role::Transform, "annotate") => AnnotateConfig::json_schema(generator),
-            (Role::Transform, "window") => WindowConfig::json_schema(generator),
-            (Role::Transform, "compact") => CompactConfig::json_schema(generator),
-            (Role::Sink, "file") => FileSinkConfig::json_schema(generator),
-            (Role::Sink, "archive") => ArchiveSinkConfig::json_schema(generator),
-            (Role::Sink, "ddl") => DdlSinkConfig::json_schema(generator),
-            (Role::Sink, "kinesis") => KinesisSinkConfig::json_schema(generator),
-            _ => return None,
-        })
+    /// Builds the runnable stage ([`StageKind::build`]).
+    pub fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
+        self.kind().build(ctx)
+    }
+
+    /// See [`StageKind::one_to_one`].
+    pub fn one_to_one(&self) -> bool {
+        self.kind().one_to_one()
+    }
+
+    /// See [`StageKind::default_buffer_bytes`].
+    pub fn default_buffer_bytes(&self) -> Option<usize> {
+        self.kind().default_buffer_bytes()
+    }
+
+    /// See [`StageKind::source_stream`].
+    pub fn source_stream(&self) -> Option<&str> {
+        self.kind().source_stream()
+    }
+
+    /// See [`StageKind::place`].
+    pub fn place(&self) -> Option<Result<Place, String>> {
+        self.kind().place()
+    }
+
+    /// See [`StageKind::pushdown_prefilter`].
+    pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
+        self.kind().pushdown_prefilter()
+    }
+
+    /// See [`StageKind::accepts_pushdown`].
+    pub fn accepts_pushdown(&self) -> bool {
+        self.kind().accepts_pushdown()
+    }
+
+    /// See [`StageKind::resources`].
+    pub fn resources(&self) -> Resources {
+        self.kind().resources()
+    }
+}
+
+impl<K: StageKind + ?Sized> StageKind for Box<K> {
+    fn validate(&self) -> Result<(), String> {
+        (**self).validate()
+    }
+    fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
+        (**self).build(ctx)
+    }
+    fn one_to_one(&self) -> bool {
+        (**self).one_to_one()
+    }
+    fn default_buffer_bytes(&self) -> Option<usize> {
+        (**self).default_buffer_bytes()
+    }
+    fn source_stream(&self) -> Option<&str> {
+        (**self).source_stream()
+    }
+    fn place(&self) -> Option<Result<Place, String>> {
+        (**self).place()
+    }
+    fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
+        (**self).pushdown_prefilter()
+    }
+    fn accepts_pushdown(&self) -> bool {
+        (**self).accepts_pushdown()
+    }
+    fn resources(&self) -> Resources {
+        (**self).resources()
+    }
+}
+
+/// The place of a stage that reads or writes a local file (or a standard stream).
+pub(crate) fn file_place(
+    path: &str,
+    std: Option<crate::local_path::StdStream>,
+) -> Result<Place, String> {
+    match std {
+        Some(s) => Ok(Place::Std(s)),
+        None => crate::local_path::resolve(std::path::Path::new(path))
+            .map(Place::File)
+            .map_err(|e| format!("{path}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_decodes_has_a_schema_and_builds_or_says_why() {
+        let mut generator = SchemaGenerator::default();
+        for role in [Role::Source, Role::Transform, Role::Sink] {
+            assert!(!role.kinds().is_empty());
+            for kind in role.kinds() {
+                assert!(
+                    StageConfig::schema(role, kind, &mut generator).is_some(),
+                    "{role:?} {kind}"
+                );
+                // An empty table: decoded, or refused by serde (required keys) naming a key.
+                let empty = toml::Table::new();
+                match StageConfig::decode(role, kind, toml::Value::Table(empty)) {
+                    Ok(Some(c)) => {
+                        // Kinds without required keys: the row maps to the right variant.
+                        assert_eq!(
+                            c.kind().one_to_one(),
+                            kind == "annotate" && role == Role::Transform
+                        );
+                    }
+                    Ok(None) => panic!("{role:?} {kind} is listed but does not decode"),
+                    Err(e) => assert!(
+                        e.to_string().contains("missing field"),
+                        "{role:?} {kind}: {e}"
+                    ),
+                }
+            }
+            assert!(
+                StageConfig::decode(role, "nope", toml::Value::Table(Default::default()))
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(StageConfig::schema(role, "nope", &mut generator).is_none());
+        }
+        assert_eq!(
+            Role::Transform.kinds(),
+            ["annotate", "compact", "filter", "window"]
+        );
+        assert_eq!(Role::Sink.kinds(), ["archive", "ddl", "file", "kinesis"]);
     }
 }

@@ -367,7 +367,7 @@ impl Loader {
                 .help = Some(format!(
                     "add `type = \"…\"`; {} types are {}",
                     role.noun(),
-                    list(role.kinds())
+                    list(&role.kinds())
                 ));
             }
         }
@@ -616,7 +616,7 @@ impl Loader {
         let (message, help) = if role.planned_kinds().contains(&kind) {
             (
                 format!("{noun} type `{kind}` is not available in this version yet"),
-                format!("available {noun} types: {}", list(role.kinds())),
+                format!("available {noun} types: {}", list(&role.kinds())),
             )
         } else if let Some(other) = elsewhere {
             (
@@ -635,7 +635,7 @@ impl Loader {
         } else {
             (
                 format!("unknown {noun} type `{kind}`"),
-                format!("available {noun} types: {}", list(role.kinds())),
+                format!("available {noun} types: {}", list(&role.kinds())),
             )
         };
         self.error(Some(span), &format!("{path}.type"), message)

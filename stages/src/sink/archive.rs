@@ -688,3 +688,35 @@ impl Sink for ArchiveSink {
         Ok(report)
     }
 }
+
+impl crate::registry::StageKind for ArchiveSinkConfig {
+    fn validate(&self) -> Result<(), String> {
+        ArchiveSinkConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        if ctx.dry_run {
+            return Err(
+                "the archive sink has no dry run; --dry-run works with kinesis and file sinks"
+                    .into(),
+            );
+        }
+        let run = RunInfo {
+            run_id: ctx.run_id.clone(),
+            pipeline: ctx.pipeline.clone(),
+            stage: ctx.stage.clone(),
+        };
+        ArchiveSinkConfig::build(self, run, ctx.upstream_streams.clone())
+            .map(crate::registry::BuiltStage::Sink)
+    }
+
+    fn place(&self) -> Option<Result<crate::registry::Place, String>> {
+        Some(
+            crate::store::locate(&self.url, self.aws.endpoint.as_deref())
+                .map(crate::registry::Place::Archive),
+        )
+    }
+}

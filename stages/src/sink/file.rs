@@ -554,3 +554,21 @@ mod tests {
         assert!(err.contains("directory"), "{err}");
     }
 }
+
+impl crate::registry::StageKind for FileSinkConfig {
+    fn build(
+        &self,
+        ctx: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        FileSinkConfig::build(self, ctx.dry_run).map(crate::registry::BuiltStage::Sink)
+    }
+
+    fn place(&self) -> Option<Result<crate::registry::Place, String>> {
+        let std = crate::local_path::StdStream::for_writing(&self.path);
+        Some(
+            Target::of(&self.path)
+                .map_err(|e| format!("{}: {e}", self.path))
+                .and_then(|_| crate::registry::file_place(&self.path, std)),
+        )
+    }
+}

@@ -595,6 +595,42 @@ impl ShardReader {
     }
 }
 
+impl crate::registry::StageKind for ArchiveSourceConfig {
+    fn validate(&self) -> Result<(), String> {
+        ArchiveSourceConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        ArchiveSourceConfig::build(self, ctx.pushdown.clone())
+            .map(crate::registry::BuiltStage::Source)
+    }
+
+    fn source_stream(&self) -> Option<&str> {
+        Some(&self.stream)
+    }
+
+    fn place(&self) -> Option<Result<crate::registry::Place, String>> {
+        Some(
+            store::locate(&self.url, self.aws.endpoint.as_deref())
+                .map(crate::registry::Place::Archive),
+        )
+    }
+
+    fn accepts_pushdown(&self) -> bool {
+        true
+    }
+
+    /// An arrival-order read keeps one reader thread per shard open at once.
+    fn resources(&self) -> crate::registry::Resources {
+        crate::registry::Resources {
+            blocking_threads: BLOCKING_THREADS,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

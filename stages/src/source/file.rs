@@ -307,6 +307,29 @@ pub fn unparsed_line(source: &str, line_no: u64, text: &[u8]) -> Record {
     }
 }
 
+impl crate::registry::StageKind for FileSourceConfig {
+    fn validate(&self) -> Result<(), String> {
+        FileSourceConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        _: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        FileSourceConfig::build(self).map(crate::registry::BuiltStage::Source)
+    }
+
+    /// The `data` format's `stream`: envelopes carry their own.
+    fn source_stream(&self) -> Option<&str> {
+        (self.format == LineFormat::Data).then_some(self.stream.as_str())
+    }
+
+    fn place(&self) -> Option<Result<crate::registry::Place, String>> {
+        let std = crate::local_path::StdStream::for_reading(&self.path);
+        Some(crate::registry::file_place(&self.path, std))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -943,6 +943,24 @@ fn lag_behind_tip(behind: &std::collections::HashMap<String, u64>, running: usiz
     behind.values().max().copied()
 }
 
+impl crate::registry::StageKind for KinesisSourceConfig {
+    fn validate(&self) -> Result<(), String> {
+        KinesisSourceConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        _: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        KinesisSourceConfig::build(self).map(crate::registry::BuiltStage::Source)
+    }
+
+    /// Also when configured by ARN.
+    fn source_stream(&self) -> Option<&str> {
+        Some(self.stream_name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

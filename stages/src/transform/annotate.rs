@@ -264,6 +264,24 @@ impl RecordTransform for Annotate {
     }
 }
 
+impl crate::registry::StageKind for AnnotateConfig {
+    fn validate(&self) -> Result<(), String> {
+        AnnotateConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        _: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        AnnotateConfig::build(self).map(crate::registry::BuiltStage::PerRecord)
+    }
+
+    /// Every record leaves annotated or as a dead letter.
+    fn one_to_one(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

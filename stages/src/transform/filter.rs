@@ -104,6 +104,23 @@ impl RecordTransform for Filter {
     }
 }
 
+impl crate::registry::StageKind for FilterConfig {
+    fn build(
+        &self,
+        _: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        FilterConfig::build(self).map(crate::registry::BuiltStage::PerRecord)
+    }
+
+    fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
+        if self.invert {
+            return None;
+        }
+        let pre = self.condition.0.prefilter();
+        pre.is_useful().then(|| pre.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -459,6 +459,19 @@ pub fn window_of(r: &Record) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     Some((start, end))
 }
 
+impl crate::registry::StageKind for WindowConfig {
+    fn validate(&self) -> Result<(), String> {
+        WindowConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        _: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        WindowConfig::build(self).map(crate::registry::BuiltStage::Stateful)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -506,6 +506,19 @@ impl Sink for DdlSink {
     }
 }
 
+impl crate::registry::StageKind for DdlSinkConfig {
+    fn validate(&self) -> Result<(), String> {
+        DdlSinkConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        DdlSinkConfig::build(self, &ctx.stage).map(crate::registry::BuiltStage::Sink)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -761,3 +761,16 @@ impl Sink for KinesisSink {
         Ok(self.report(closed).into())
     }
 }
+
+impl crate::registry::StageKind for KinesisSinkConfig {
+    fn validate(&self) -> Result<(), String> {
+        KinesisSinkConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        KinesisSinkConfig::build(self, ctx).map(crate::registry::BuiltStage::Sink)
+    }
+}

@@ -536,5 +536,24 @@ impl StatefulTransform for Compact {
     }
 }
 
+impl crate::registry::StageKind for CompactConfig {
+    fn validate(&self) -> Result<(), String> {
+        CompactConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        ctx: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        CompactConfig::build(self, ctx.metrics.clone()).map(crate::registry::BuiltStage::Stateful)
+    }
+
+    /// `compact` holds its input in its own bounded state, so a large channel in front of it
+    /// only adds memory outside `memory_limit`.
+    fn default_buffer_bytes(&self) -> Option<usize> {
+        Some(2 * 1024 * 1024)
+    }
+}
+
 #[cfg(test)]
 mod tests;
