@@ -16,14 +16,12 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY engine/Cargo.toml engine/Cargo.toml
 COPY stages/Cargo.toml stages/Cargo.toml
-COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p engine/src stages/src tests/src \
+RUN mkdir -p engine/src stages/src \
     && echo 'fn main() {}' > engine/src/main.rs \
-    && touch engine/src/lib.rs stages/src/lib.rs tests/src/lib.rs \
+    && touch engine/src/lib.rs stages/src/lib.rs \
     && cargo fetch --locked
 COPY engine engine
 COPY stages stages
-COPY tests tests
 RUN cargo build --release --locked -p flux-engine --bin flux-engine \
     && install -m 0755 target/release/flux-engine /usr/local/bin/flux-engine
 

@@ -46,7 +46,7 @@ fi
 step "emulators"
 env_lines=$(tests/emulators.sh up) && eval "$env_lines"
 # The AWS_ENDPOINT_URL_* lines are for manual runs of the binary; tests point each process they
-# start at the emulators themselves (flux_tests::emulators::Emulators::apply).
+# start at the emulators themselves (engine/tests/it/support: emulators::Emulators::apply).
 unset AWS_ENDPOINT_URL_KINESIS AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_EMR
 trap 'tests/emulators.sh down || true' EXIT
 

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use flux_tests::emulators::{self, unique};
-use flux_tests::{duckdb, flux_engine, repo_root, text};
+use crate::support::emulators::{self, unique};
+use crate::support::{duckdb, flux_engine, repo_root, text};
 
 fn quickstart(dir: &Path, archive: &str, emu: Option<&emulators::Emulators>) {
     let mut cmd = flux_engine(&[

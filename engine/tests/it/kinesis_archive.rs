@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use crate::support::emulators::{self, Emulators, unique};
+use crate::support::{flux_engine, incompressible, text};
 use aws_sdk_kinesis::primitives::Blob;
-use flux_tests::emulators::{self, Emulators, unique};
-use flux_tests::{flux_engine, incompressible, text};
 
 /// What was put: (shard, sequence number, sub-sequence number) → (partition key, bytes).
 type SubPut = BTreeMap<(String, String, Option<u64>), (String, Vec<u8>)>;
@@ -911,7 +911,7 @@ async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
 /// what was put.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_server_errors_and_expired_iterators_are_survived() {
-    use flux_tests::fault_proxy::{Fault, FaultProxy};
+    use crate::support::fault_proxy::{Fault, FaultProxy};
     let s = setup(2).await;
     let mut put = Put::new();
     for i in 0..60 {

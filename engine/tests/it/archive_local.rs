@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flux_tests::{flux_engine, repo_root, run_in, text};
+use crate::support::{flux_engine, repo_root, run_in, text};
 
 struct Archive {
     dir: tempfile::TempDir,

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::emulators::{self, Emulators, unique};
+use crate::support::{flux_engine, repo_root, text};
 use aws_sdk_kinesis::primitives::Blob;
-use flux_tests::emulators::{self, Emulators, unique};
-use flux_tests::{flux_engine, repo_root, text};
 
 /// Runs `status … --json` (plus `args`) and returns the exit code, the report and stderr.
 fn status(dir: &Path, args: &[&str], emu: Option<&Emulators>) -> (i32, serde_json::Value, String) {

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::support::emulators::{self, unique};
+use crate::support::{duckdb, flux_engine, text};
 use aws_sdk_kinesis::primitives::Blob;
-use flux_tests::emulators::{self, unique};
-use flux_tests::{duckdb, flux_engine, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unified_view_holds_each_record_of_the_stream_once() {

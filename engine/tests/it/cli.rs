@@ -1,6 +1,6 @@
 //! The command line as users meet it: the committed schema, plans, rendering, exit codes.
 
-use flux_tests::{flux_engine, repo_root, run_in, text};
+use crate::support::{flux_engine, repo_root, run_in, text};
 
 #[test]
 fn the_committed_schema_is_current() {
@@ -519,7 +519,7 @@ mod summary_json {
     use std::io::{BufRead, Write};
     use std::process::Stdio;
 
-    use flux_tests::{flux_engine, repo_root, text};
+    use crate::support::{flux_engine, repo_root, text};
 
     /// Every stderr line of a `--log-format json` run is a JSON object.
     fn events(stderr: &str) -> Vec<serde_json::Value> {
@@ -864,7 +864,7 @@ fn a_progress_interval_of_zero_is_refused() {
 mod docs_commands {
     use std::path::Path;
 
-    use flux_tests::{repo_root, run_in, text};
+    use crate::support::{repo_root, run_in, text};
 
     /// Subcommands that run here without AWS; `run` only for pipelines that stay local.
     const OFFLINE: &[&str] = &[

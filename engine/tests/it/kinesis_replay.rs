@@ -10,6 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::support::emulators::{self, Emulators, unique};
+use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::{flux_engine, text};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use flux_stages::record::SequenceNumber;
@@ -17,9 +20,6 @@ use flux_stages::replay::{
     DEFAULT_KEY, FencePhase, Marker, Observed, Reconciler, Stamp, parse_marker,
 };
 use flux_stages::sink::kinesis::shards::hash_key;
-use flux_tests::emulators::{self, Emulators, unique};
-use flux_tests::fault_proxy::{Fault, FaultProxy};
-use flux_tests::{flux_engine, text};
 
 /// One archived record: (source shard, sequence number, key, payload).
 #[derive(Debug, Clone)]
@@ -351,7 +351,7 @@ async fn a_replay_arrives_exactly_once_in_key_order_between_fences_at_the_config
         &format!("records_per_second_per_shard = {rps}"),
     );
     // Build the binary first so the timing is the run's.
-    flux_tests::flux_engine_bin();
+    crate::support::flux_engine_bin();
     let started = Instant::now();
     let (code, _, err) = s.run(&p, &[], None).await;
     let elapsed = started.elapsed().as_secs_f64();

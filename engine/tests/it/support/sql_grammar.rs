@@ -491,7 +491,7 @@ pub enum Engine {
     /// Apache Drill (Calcite's parser): sqlparser's generic dialect and Calcite's reserved words.
     Drill,
     /// Hive: sqlparser's Hive dialect and the reserved words of the Hive DDL checker
-    /// ([`crate::hive_ddl::RESERVED`], which also counts a few keywords such as `HOUR`).
+    /// ([`crate::support::hive_ddl::RESERVED`], which also counts a few keywords such as `HOUR`).
     Hive,
     /// Athena's queries (Trino): sqlparser's generic dialect and Trino's reserved words.
     Athena,
@@ -513,7 +513,7 @@ impl Engine {
         match self {
             Engine::DuckDb => &[],
             Engine::Drill => CALCITE_RESERVED,
-            Engine::Hive => crate::hive_ddl::RESERVED,
+            Engine::Hive => crate::support::hive_ddl::RESERVED,
             Engine::Athena => TRINO_RESERVED,
         }
     }

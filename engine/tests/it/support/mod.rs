@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -12,49 +11,10 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `flux-engine` binary of this build (built on first use when missing).
+/// The `flux-engine` binary of this build: cargo builds it for this test target, with the
+/// same dependencies and features, before the tests run.
 pub fn flux_engine_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // current_exe is target/<profile>/deps/<test>-<hash>; the binary is target/<profile>/.
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>")
-            .to_path_buf();
-        let bin = profile_dir.join(format!("flux-engine{}", std::env::consts::EXE_SUFFIX));
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "-q", "-p", "flux-engine", "--bin", "flux-engine"])
-            .current_dir(repo_root());
-        // The variables cargo sets for this test crate (CARGO_MANIFEST_DIR, CARGO_PKG_*, …)
-        // would reach build scripts that rerun when they change (ring's does), and rebuild
-        // half the dependency tree on every test run.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_MANIFEST_")
-                || [
-                    "CARGO_CRATE_NAME",
-                    "CARGO_BIN_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                ]
-                .contains(&key.as_ref())
-            {
-                build.env_remove(key.as_ref());
-            }
-        }
-        if release {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of flux-engine failed");
-        assert!(bin.exists(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_flux-engine"))
 }
 
 /// A `flux-engine` command with logging kept quiet and no colour.

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use flux_tests::{flux_engine, repo_root, text};
+use crate::support::{flux_engine, repo_root, text};
 
 /// Every shell's script is produced, names the commands, and parses in its shell where that
 /// shell is installed (bash always is).
@@ -85,4 +85,89 @@ fn the_docker_smoke_script_parses_and_says_when_it_cannot_run() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("no container runtime here"), "{stdout}");
+}
+
+/// The Dockerfile's build stage without a container runtime: its COPY and RUN steps replayed in
+/// an empty folder, in order, up to the release build (too slow for the suite), with the
+/// dependencies fetched from the local cache (`--offline`, the host's packages: no network).
+/// Catches a manifest the image no longer copies, or a stub layout cargo cannot resolve; then
+/// checks that the whole workspace as the stage copies it resolves with the lock file.
+#[test]
+fn the_dockerfile_build_stage_resolves_the_workspace_it_copies() {
+    let root = repo_root();
+    let file = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let run = |command: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("PATH", {
+                let cargo_dir = std::path::Path::new(&cargo).parent().unwrap().to_path_buf();
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                std::env::join_paths(std::iter::once(cargo_dir).chain(std::env::split_paths(&path)))
+                    .unwrap()
+            })
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "`{command}`: {}", text(&out).1);
+    };
+    // What this build already downloaded: the host's packages, from the local cache.
+    let rustc = std::path::Path::new(&cargo).with_file_name("rustc");
+    let version = Command::new(if rustc.exists() {
+        rustc.as_os_str()
+    } else {
+        "rustc".as_ref()
+    })
+    .arg("-vV")
+    .output()
+    .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let host = version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap_or_else(|| panic!("rustc -vV names no host: {version}"));
+    let fetch = format!("cargo fetch --locked --offline --target {host}");
+    // The build stage's instructions, continuation lines joined.
+    let stage: String = file
+        .split("\nFROM ")
+        .nth(1)
+        .expect("a build stage")
+        .replace("\\\n", " ");
+    let mut steps = 0;
+    for line in stage.lines().map(str::trim) {
+        if let Some(args) = line.strip_prefix("COPY ") {
+            let parts: Vec<&str> = args.split_whitespace().collect();
+            let (to, sources) = parts.split_last().unwrap();
+            for from in sources {
+                let target = dir.path().join(to);
+                let source = root.join(from);
+                if source.is_dir() {
+                    run(&format!(
+                        "cp -r '{}' '{}'",
+                        source.display(),
+                        target.display()
+                    ));
+                } else {
+                    let target = if to.ends_with('/') {
+                        target.join(from)
+                    } else {
+                        target
+                    };
+                    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                    std::fs::copy(&source, &target).unwrap();
+                }
+            }
+            steps += 1;
+        } else if let Some(command) = line.strip_prefix("RUN ") {
+            if command.contains("cargo build --release") {
+                break;
+            }
+            run(&command.replace("cargo fetch --locked", &fetch));
+            steps += 1;
+        }
+    }
+    assert!(steps >= 5, "{steps} steps of the build stage ran");
+    run(&fetch);
 }

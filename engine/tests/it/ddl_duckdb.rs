@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use flux_tests::duckdb;
-use flux_tests::sql_grammar::code_blocks;
-use flux_tests::{repo_root, run_in, text};
+use crate::support::duckdb;
+use crate::support::sql_grammar::code_blocks;
+use crate::support::{repo_root, run_in, text};
 
 /// One generated record, as the test knows it.
 #[derive(Debug, Clone)]

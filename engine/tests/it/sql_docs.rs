@@ -1,10 +1,10 @@
 //! docs/sql.md's example queries, which it says run unchanged on DuckDB, Drill, Hive and Athena,
-//! are valid in each engine's grammar (flux_tests::sql_grammar: sqlparser with the closest
+//! are valid in each engine's grammar (crate::support::sql_grammar: sqlparser with the closest
 //! dialect, plus each engine's reserved words and name quotes). tests/ddl_duckdb.rs also runs
 //! them in DuckDB and checks their answers.
 
-use flux_tests::repo_root;
-use flux_tests::sql_grammar::{Engine, sql_blocks};
+use crate::support::repo_root;
+use crate::support::sql_grammar::{Engine, sql_blocks};
 
 const SECTION: &str = "Example queries (both routes)";
 

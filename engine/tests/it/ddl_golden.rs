@@ -2,14 +2,14 @@
 //! the pipelines under tests/golden/ddl/<case>/ (`FLUX_BLESS=1` rewrites them), and every
 //! statement parsed: by sqlparser-rs with the closest dialect (DuckDB, Hive, Generic for Drill's
 //! and Athena's views), and the Hive and Athena DDL also by the strict checker of
-//! flux_tests::hive_ddl (Hive's clause order, reserved words, STRUCT colons, no trailing
+//! crate::support::hive_ddl (Hive's clause order, reserved words, STRUCT colons, no trailing
 //! commas), since sqlparser accepts what Hive rejects. DuckDB's are also executed
 //! (tests/ddl_duckdb.rs).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use flux_tests::{assert_golden, flux_engine, hive_ddl, repo_root, text};
+use crate::support::{assert_golden, flux_engine, hive_ddl, repo_root, text};
 use sqlparser::dialect::{Dialect, DuckDbDialect, GenericDialect, HiveDialect};
 use sqlparser::parser::Parser;
 

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flux_tests::emulators::{self, unique};
-use flux_tests::fault_proxy::{Fault, FaultProxy};
-use flux_tests::{flux_engine, repo_root};
+use crate::support::emulators::{self, unique};
+use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::{flux_engine, repo_root};
 
 /// Envelope lines of one archived object of `shard`, `n` records from sequence `first`.
 fn object(stream: &str, shard: &str, first: u64, n: u64) -> Vec<u8> {

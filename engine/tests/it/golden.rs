@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flux_tests::{assert_golden, flux_engine, repo_root, text};
+use crate::support::{assert_golden, flux_engine, repo_root, text};
 
 /// An environment variable a golden file reads with `env(…)`; it must stay unset.
 const UNSET_ENV: &str = "FLUX_GOLDEN_ARCHIVE_URL";

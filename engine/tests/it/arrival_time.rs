@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use crate::support::emulators::{self, unique};
+use crate::support::{flux_engine, text};
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use flux_stages::record::kinesis_millis;
-use flux_tests::emulators::{self, unique};
-use flux_tests::{flux_engine, text};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use flux_tests::{run_in, text};
+use crate::support::{run_in, text};
 
 #[derive(Debug, Clone)]
 struct Request {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flux_tests::{repo_root, run_in, text};
+use crate::support::{repo_root, run_in, text};
 use serde_json::Value;
 
 /// One archived line and what the reference needs of it.
@@ -330,7 +330,7 @@ format = "envelope"
         ),
     )
     .unwrap();
-    let mut child = flux_tests::flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+    let mut child = crate::support::flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::emulators::{self, Emulators};
+use crate::support::{assert_golden, flux_engine, repo_root, text};
 use flux_engine::cluster::{bootstrap, file, steps};
 use flux_engine::config::VarOverrides;
-use flux_tests::emulators::{self, Emulators};
-use flux_tests::{assert_golden, flux_engine, repo_root, text};
 
 const ANALYTICS: &str = "pipelines/clusters/analytics.toml";
 
