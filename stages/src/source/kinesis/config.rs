@@ -1,0 +1,162 @@
+//! The `kinesis` source's settings.
+
+use super::*;
+
+/// Where each shard starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// The oldest record still in the stream.
+    #[default]
+    TrimHorizon,
+    /// Only records that arrive after the run starts.
+    Latest,
+    /// Records that arrived at or after `timestamp`.
+    AtTimestamp,
+    /// Just after the last archived record of each shard (from `checkpoints`); shards never
+    /// archived start at the trim horizon.
+    Checkpoint,
+}
+
+/// When the source ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopAt {
+    /// When every open shard is caught up and every closed shard was read to its end.
+    #[default]
+    CaughtUp,
+    /// Never (until Ctrl-C): a continuous archiver.
+    Never,
+}
+
+/// Reads records from a Kinesis data stream.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisSourceConfig {
+    /// The stream's name or ARN.
+    pub stream: String,
+    /// Only these shards (and, after resharding, their descendants); all when absent.
+    #[serde(default)]
+    pub shards: Option<Vec<String>>,
+    /// `trim_horizon` (default), `latest`, `at_timestamp` or `checkpoint`.
+    #[serde(default)]
+    pub start: StartAt,
+    /// The time for `start = "at_timestamp"`.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// The archive whose checkpoints `start = "checkpoint"` resumes from (`s3://…`, `file://…`).
+    #[serde(default)]
+    pub checkpoints: Option<String>,
+    /// `caught_up` (default) or `never`.
+    #[serde(default)]
+    pub stop: StopAt,
+    /// Records per GetRecords call, at most 10000 (the default).
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub limit: i32,
+    /// Least time between two GetRecords calls on one shard. Default "200ms".
+    #[serde(default = "default_poll")]
+    pub poll_interval: Dur,
+    /// Time between calls on a shard that returned nothing. Default "1s".
+    #[serde(default = "default_idle")]
+    pub idle_interval: Dur,
+    /// With `stop = "never"`: how often downstream stages checkpoint. Default "1m".
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: Dur,
+    /// With `start = "checkpoint"`: archive what is left even when records expired between a
+    /// shard's checkpoint and the oldest record still in the stream (a gap). The gap is recorded
+    /// in the archive under `_flux/gaps/`. Default false: the run refuses to start.
+    #[serde(default)]
+    pub allow_gaps: bool,
+    /// Split KPL-aggregated records into their user records (each with its own partition key
+    /// and a `sub_sequence_number`), as the KCL does. A corrupt aggregate goes to the
+    /// dead-letter route. Default true; false passes aggregates on as single records.
+    #[serde(default = "default_true")]
+    pub deaggregate: bool,
+    /// Region, profile, endpoint.
+    #[serde(default)]
+    pub aws: AwsSettings,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_limit() -> i32 {
+    10_000
+}
+fn default_poll() -> Dur {
+    Dur(Duration::from_millis(200))
+}
+fn default_idle() -> Dur {
+    Dur(Duration::from_secs(1))
+}
+fn default_checkpoint_interval() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+
+impl KinesisSourceConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::names::check_configured_stream(&self.stream)
+            .map_err(|e| format!("`stream`: {e}"))?;
+        for shard in self.shards.iter().flatten() {
+            crate::names::ShardId::parse(shard).map_err(|e| format!("`shards`: {e}"))?;
+        }
+        if !(1..=10_000).contains(&self.limit) {
+            return Err("`limit` must be between 1 and 10000".into());
+        }
+        match self.start {
+            StartAt::AtTimestamp if self.timestamp.is_none() => {
+                return Err("`timestamp` is required with start = \"at_timestamp\"".into());
+            }
+            StartAt::Checkpoint if self.checkpoints.is_none() => {
+                return Err(
+                    "`checkpoints` (the archive URL) is required with start = \"checkpoint\""
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.checkpoint_interval.0.is_zero() {
+            return Err("`checkpoint_interval` must be longer than 0s".into());
+        }
+        if let Some(url) = &self.checkpoints {
+            store::check_url(url).map_err(|e| format!("`checkpoints`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The stream's name (the last part of an ARN).
+    pub fn stream_name(&self) -> &str {
+        match self.stream.rsplit_once(":stream/") {
+            Some((_, name)) => name,
+            None => &self.stream,
+        }
+    }
+
+    /// Builds the source.
+    pub fn build(&self) -> Result<Box<dyn Source>, String> {
+        self.validate()?;
+        Ok(Box::new(KinesisSource {
+            config: self.clone(),
+        }))
+    }
+}
+
+impl crate::registry::StageKind for KinesisSourceConfig {
+    fn validate(&self) -> Result<(), String> {
+        KinesisSourceConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        _: &crate::registry::BuildContext,
+    ) -> Result<crate::registry::BuiltStage, String> {
+        KinesisSourceConfig::build(self).map(crate::registry::BuiltStage::Source)
+    }
+
+    /// Also when configured by ARN.
+    fn source_stream(&self) -> Option<&str> {
+        Some(self.stream_name())
+    }
+}
