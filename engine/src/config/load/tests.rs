@@ -1,0 +1,70 @@
+
+use super::*;
+
+fn load(text: &str) -> Loaded {
+    load_text("p.toml", text, &VarOverrides::default())
+}
+
+/// Inputs found by the `pipeline_load` fuzz target that panicked while locating their
+/// error (a range ending inside `→`; an error past a line's trailing `\r`): each loads to
+/// an error diagnostic that renders.
+#[test]
+fn errors_at_awkward_offsets_are_diagnostics_not_panics() {
+    for text in [
+        "{%→",
+        "{% →",
+        "[sources.orders]\ntype = \"file\"\ninputs\r",
+        "[sources.orders]\r\ntype =\r\n",
+        "a = 'x→\r\n",
+    ] {
+        let l = load(text);
+        assert!(l.has_errors(), "{text:?}");
+        for d in &l.diagnostics {
+            assert!(!d.to_string().is_empty());
+        }
+    }
+}
+
+#[test]
+fn loads_a_pipeline() {
+    let l = load(
+        "[pipeline]\nname = \"x\"\n[sources.a]\ntype = \"file\"\npath = \"in.jsonl\"\n[sinks.b]\ntype = \"file\"\ninputs = [\"a\"]\npath = \"-\"\nbuffer_records = 10\n",
+    );
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    let spec = l.spec.unwrap();
+    assert_eq!(spec.name, "x");
+    assert_eq!(spec.stages.len(), 2);
+    assert_eq!(spec.stages[1].inputs[0].stage, "a");
+    assert_eq!(spec.stages[1].buffer.records, 10);
+}
+
+#[test]
+fn stage_errors_keep_their_line_and_path() {
+    let l = load(
+        "[sinks.out]\ntype = \"file\"\ninputs = [\"a\"]\npth = \"x\"\n\n[sinks.arch]\ntype = \"archive\"\ninputs = [\"a\"]\nurl = \"x\"\nmax_bytes = \"12\"\n",
+    );
+    let mut d: Vec<_> = l
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.location.as_ref().unwrap().line,
+                d.field.clone().unwrap(),
+                d.message.clone(),
+            )
+        })
+        .collect();
+    d.sort();
+    assert_eq!(d[0].0, 4, "{d:?}");
+    assert_eq!(d[0].1, "sinks.out.pth");
+    assert_eq!(d[1].0, 10, "{d:?}");
+    assert_eq!(d[1].1, "sinks.arch.max_bytes");
+}
+
+#[test]
+fn template_errors_point_into_the_template() {
+    let text = "[vars]\nx = \"a.jsonl\"\n\n[sources.a]\ntype = \"file\"\npath = \"{{ x }}\"\nformat = \"{{ 'dat' }}\"\n";
+    let l = load(text);
+    let d = &l.diagnostics[0];
+    assert_eq!(d.location.as_ref().unwrap().line, 7, "{d}");
+}

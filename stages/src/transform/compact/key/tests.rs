@@ -1,0 +1,413 @@
+
+use super::*;
+use crate::record::{SequenceNumber, ts_from_millis};
+
+fn rec(data: &str) -> Record {
+    Record {
+        stream: "orders".into(),
+        shard_id: "shardId-000000000000".into(),
+        sequence_number: SequenceNumber::from_u64(1),
+        sub_sequence_number: None,
+        partition_key: "pk-1".into(),
+        arrival_ts: ts_from_millis(0),
+        data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+        annotations: None,
+    }
+}
+
+fn key(path: &str, data: &str) -> Option<String> {
+    KeyPath::compile(path)
+        .unwrap()
+        .extract(&rec(data))
+        .map(|k| String::from_utf8(k.into_owned()).unwrap())
+}
+
+#[test]
+fn forms_are_recognised() {
+    assert!(KeyPath::compile("partition_key").unwrap().is_fast());
+    assert!(KeyPath::compile("@.partition_key").unwrap().is_fast());
+    assert!(KeyPath::compile("$.data.customer_id").unwrap().is_fast());
+    assert!(KeyPath::compile("@.data.a.b_2").unwrap().is_fast());
+    assert!(!KeyPath::compile("$.data['a b']").unwrap().is_fast());
+    assert!(!KeyPath::compile("$.data").unwrap().is_fast());
+    assert!(!KeyPath::compile("$.shard_id").unwrap().is_fast());
+    assert!(KeyPath::compile("data.x").is_err());
+    assert!(KeyPath::compile("$.data[").is_err());
+}
+
+#[test]
+fn fast_path_agrees_with_the_general_path() {
+    let payloads = [
+        r#"{"a":{"b":"x"},"c":1}"#,
+        r#"{"c":[1,{"b":2}],"a":{"z":null,"b":"q\"uote\u00e9"}}"#,
+        r#"{"a":{"b":7}}"#,
+        r#"{"a":{"b":1.50}}"#,
+        r#"{"a":{"b":true}}"#,
+        r#"{"a":{"b":null}}"#,
+        r#"{"a":{"b":{"y":1,"x":[2]}}}"#,
+        r#"{"a":{"b":"first"},"a":{"b":"last"}}"#,
+        r#"{"a":[{"b":1}]}"#,
+        r#"{"a":"b"}"#,
+        r#"{}"#,
+        r#"[1,2]"#,
+        r#""text""#,
+        "not json",
+        r#"{"a":{"b":"x"}} trailing"#,
+        r#"{"a":{"b":"x"},"z":[}"#,
+    ];
+    let general = KeyPath {
+        source: String::new(),
+        kind: Kind::General(ValuePath::compile("$.data.a.b").unwrap()),
+    };
+    for p in payloads {
+        let fast = key("$.data.a.b", p);
+        let slow = general
+            .extract(&rec(p))
+            .map(|k| String::from_utf8(k.into_owned()).unwrap());
+        assert_eq!(fast, slow, "payload {p}");
+    }
+    assert_eq!(
+        key("$.data.a.b", r#"{"a":{"b":"x"}}"#).as_deref(),
+        Some("x")
+    );
+    assert_eq!(key("partition_key", "{}").as_deref(), Some("pk-1"));
+    assert_eq!(
+        key("$.data.a.b", r#"{"a":{"b":"x"},"a":{"c":1}}"#),
+        None,
+        "the last duplicate decides"
+    );
+    assert_eq!(
+        key("$.data.a", r#"{"a":1,"\u0061":2}"#).as_deref(),
+        Some("2"),
+        "also when spelled with escapes"
+    );
+    assert_eq!(
+        key("$.shard_id", "{}").as_deref(),
+        Some("shardId-000000000000")
+    );
+}
+
+fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (-1e6f64..1e6).prop_map(serde_json::Value::from),
+        "[a-c\\\"{}\\[\\]:, é\\\\]{0,6}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[abc]", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// The key of `data` under `path`, as text (keys of valid payloads are UTF-8).
+fn key_of(path: &str, data: &[u8]) -> Option<String> {
+    let mut r = rec("");
+    r.data = bytes::Bytes::copy_from_slice(data);
+    KeyPath::compile(path)
+        .unwrap()
+        .extract(&r)
+        .map(|k| String::from_utf8(k.into_owned()).unwrap())
+}
+
+/// The fast path (`$.data.k`) and the general path (`$.data['k']`) give the same answer
+/// for every payload, and that answer is also `expected`.
+fn both_paths(data: &[u8], expected: Option<&str>) {
+    let fast = key_of("$.data.k", data);
+    let general = key_of("$.data['k']", data);
+    let shown = String::from_utf8_lossy(data);
+    assert_eq!(fast, general, "fast vs general on {shown}");
+    assert_eq!(fast.as_deref(), expected, "payload {shown}");
+}
+
+#[test]
+fn payloads_that_are_not_json_have_no_key_on_either_path() {
+    let deep = format!(r#"{{"k":"a","z":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    let broken: [&[u8]; 12] = [
+        br#"{"k":"a", BROKEN"#,
+        br#"{"k":"a","z":[}"#,
+        br#"{"k":"a","z":tru}"#,
+        br#"{"k":"a","z":01}"#,
+        br#"{"k":"a"} trailing"#,
+        b"{\"k\":\"a\",\"z\":\"Zo\xe9\"}",
+        b"{\"k\":\"Zo\xe9\"}",
+        br#"{"k":"a","z":1e400}"#,
+        br#"{"k":"a","z":"\ud800"}"#,
+        br#"{"k":"a","z":"\q"}"#,
+        b"{\"k\":\"a\",\"z\":\"\x01\"}",
+        deep.as_bytes(),
+    ];
+    for data in broken {
+        both_paths(data, None);
+    }
+    both_paths(br#"{"k":"a","z":[1,{"y":null}]}"#, Some("a"));
+}
+
+#[test]
+fn numbers_are_keyed_by_their_exact_text_on_both_paths() {
+    both_paths(
+        br#"{"k":12345678901234567890123}"#,
+        Some("12345678901234567890123"),
+    );
+    both_paths(
+        br#"{"k":12345678901234567890124}"#,
+        Some("12345678901234567890124"),
+    );
+    both_paths(br#"{"k" : 1.50 }"#, Some("1.50"));
+    both_paths(br#"{"k":-0}"#, Some("-0"));
+    both_paths(br#"{"k":1E+2}"#, Some("1E+2"));
+    both_paths(br#"{"k":7}"#, Some("7"));
+    both_paths(br#"{"k":"7"}"#, Some("7"));
+    both_paths(br#"{"k":true}"#, Some("true"));
+    both_paths(br#"{"k":null}"#, None);
+    // Containers: compact, members sorted, the last duplicate kept, numbers as written.
+    both_paths(
+        br#"{"k":{ "b" : 12345678901234567890123, "a":[1.50, "x\u0041"], "b":2.0 }}"#,
+        Some(r#"{"a":[1.50,"xA"],"b":2.0}"#),
+    );
+    // Deeper and bracketed paths select the same text.
+    let data = br#"{"a":{"k":[10000000000000000000001, 1e-7]}}"#;
+    assert_eq!(
+        key_of("$.data.a.k", data).as_deref(),
+        Some("[10000000000000000000001,1e-7]")
+    );
+    assert_eq!(key_of("$.data.a.k", data), key_of("$.data.a['k']", data));
+    assert_eq!(
+        key_of("$.data.a.k[0]", data).as_deref(),
+        Some("10000000000000000000001")
+    );
+}
+
+/// A JSON-ish payload and the key `$.data.k` must give when the payload is valid JSON
+/// (`None` inside: no key; `Unknown`: a container, not predicted).
+#[derive(Debug, Clone)]
+enum Expect {
+    Key(Option<String>),
+    Unknown,
+}
+
+/// Writes `c` into a JSON string: as it is, as `\uXXXX` (UTF-16 units) or as a short escape.
+fn push_char(out: &mut String, c: char, mode: u8) {
+    let short = match c {
+        '"' => Some("\\\""),
+        '\\' => Some("\\\\"),
+        '/' => Some("\\/"),
+        '\n' => Some("\\n"),
+        _ => None,
+    };
+    match (mode, short) {
+        (2, Some(s)) => out.push_str(s),
+        (0, None) if c >= ' ' => out.push(c),
+        _ => {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+}
+
+fn json_string() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+    use proptest::prelude::*;
+    (
+        "[abk\"\\\\/é😀\n\u{1} ]{0,12}",
+        proptest::collection::vec(0u8..3, 12),
+        proptest::bool::weighted(0.03),
+    )
+        .prop_map(|(s, modes, lone_surrogate)| {
+            let mut text = String::from("\"");
+            for (c, m) in s.chars().zip(modes.iter().cycle()) {
+                push_char(&mut text, c, *m);
+            }
+            if lone_surrogate {
+                text.push_str("\\udc00");
+            }
+            text.push('"');
+            (text, Expect::Key(Some(s)))
+        })
+}
+
+fn whitespace() -> impl proptest::strategy::Strategy<Value = &'static str> {
+    proptest::sample::select(vec!["", "", "", " ", "\n  ", "\t", "\r\n"])
+}
+
+/// A member name: mostly the path's names, sometimes spelled with escapes.
+fn member_name() -> impl proptest::strategy::Strategy<Value = (String, String)> {
+    use proptest::prelude::*;
+    (
+        proptest::sample::select(vec!["k", "k", "a", "b", "kk", "K"]),
+        0u8..6,
+    )
+        .prop_map(|(name, mode)| {
+            let mut text = String::from("\"");
+            for c in name.chars() {
+                push_char(&mut text, c, u8::from(mode == 0));
+            }
+            text.push('"');
+            (name.to_owned(), text)
+        })
+}
+
+/// A scalar: numbers beyond u64 and f64 (also past f64's range), strings with escapes.
+fn json_ish_scalar() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+    use proptest::prelude::*;
+    let number = prop_oneof![
+        3 => "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,4})?",
+        1 => "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,4})?[eE][+-]?[0-9]{1,2}",
+        1 => "-?[1-9](\\.[0-9]{1,4})?[eE][+-]?[0-9]{3}",
+    ];
+    prop_oneof![
+        1 => Just(("null".to_owned(), Expect::Key(None))),
+        1 => Just(("true".to_owned(), Expect::Key(Some("true".into())))),
+        1 => Just(("false".to_owned(), Expect::Key(Some("false".into())))),
+        4 => number.prop_map(|n| (n.clone(), Expect::Key(Some(n)))),
+        4 => json_string(),
+    ]
+}
+
+fn json_ish_value() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+    use proptest::prelude::*;
+    json_ish_scalar().prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec((whitespace(), inner.clone(), whitespace()), 0..4).prop_map(
+                |items| {
+                    let items: Vec<String> = items
+                        .into_iter()
+                        .map(|(a, (v, _), b)| format!("{a}{v}{b}"))
+                        .collect();
+                    (format!("[{}]", items.join(",")), Expect::Unknown)
+                }
+            ),
+            json_ish_object(inner).prop_map(|(text, _)| (text, Expect::Unknown)),
+        ]
+    })
+}
+
+/// A payload: an object of mostly scalars, objects of scalars and deeper values.
+fn json_ish_payload() -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+    use proptest::prelude::*;
+    json_ish_object(prop_oneof![
+        4 => json_ish_scalar(),
+        1 => json_ish_object(json_ish_scalar()).prop_map(|(text, _)| (text, Expect::Unknown)),
+        1 => json_ish_value(),
+    ])
+}
+
+/// An object of `values`; the expectation is the last `k` member's.
+fn json_ish_object(
+    values: impl proptest::strategy::Strategy<Value = (String, Expect)>,
+) -> impl proptest::strategy::Strategy<Value = (String, Expect)> {
+    use proptest::prelude::*;
+    proptest::collection::vec((whitespace(), member_name(), whitespace(), values), 0..5).prop_map(
+        |members| {
+            let mut expect = Expect::Key(None);
+            let parts: Vec<String> = members
+                .into_iter()
+                .map(|(w1, (name, name_text), w2, (value, e))| {
+                    if name == "k" {
+                        expect = e;
+                    }
+                    format!("{w1}{name_text}{w2}:{w2}{value}{w1}")
+                })
+                .collect();
+            (format!("{{{}}}", parts.join(",")), expect)
+        },
+    )
+}
+
+/// How a generated payload is broken (or not).
+#[derive(Debug, Clone)]
+enum Damage {
+    None,
+    Truncate(proptest::sample::Index),
+    Insert(proptest::sample::Index, u8),
+    Replace(proptest::sample::Index, u8),
+    Append(Vec<u8>),
+}
+
+fn damage() -> impl proptest::strategy::Strategy<Value = Damage> {
+    use proptest::prelude::*;
+    let byte = proptest::sample::select(vec![
+        b'{', b'}', b'[', b']', b'"', b',', b':', b'\\', b' ', b'x', b'1', b'e', 0xe9, 0xff, 0x01,
+    ]);
+    prop_oneof![
+        4 => Just(Damage::None),
+        1 => any::<proptest::sample::Index>().prop_map(Damage::Truncate),
+        1 => (any::<proptest::sample::Index>(), byte.clone()).prop_map(|(i, b)| Damage::Insert(i, b)),
+        1 => (any::<proptest::sample::Index>(), byte.clone()).prop_map(|(i, b)| Damage::Replace(i, b)),
+        1 => proptest::collection::vec(byte, 1..4).prop_map(Damage::Append),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    /// For any JSON-ish payload (valid objects with random names, values, whitespace and
+    /// escapes; numbers beyond u64 and f64; broken, truncated and non-UTF-8 texts), the
+    /// fast path and the general path give the same key or both none, and for valid JSON
+    /// that key is the last `k` member's value (numbers by their exact text).
+    #[test]
+    fn fast_and_general_paths_agree_on_any_payload(
+        (text, expect) in json_ish_payload(),
+        damage in damage(),
+    ) {
+        let mut data = text.into_bytes();
+        match &damage {
+            Damage::None => {}
+            Damage::Truncate(i) => data.truncate(i.index(data.len() + 1)),
+            Damage::Insert(i, b) => data.insert(i.index(data.len() + 1), *b),
+            Damage::Replace(i, b) => {
+                let i = i.index(data.len());
+                data[i] = *b;
+            }
+            Damage::Append(bytes) => data.extend_from_slice(bytes),
+        }
+        let shown = String::from_utf8_lossy(&data).into_owned();
+        for (fast, general) in [("$.data.k", "$.data['k']"), ("$.data.a.k", "$.data['a']['k']")] {
+            proptest::prop_assert_eq!(
+                key_of(fast, &data), key_of(general, &data), "{} on {}", fast, shown
+            );
+        }
+        let valid = serde_json::from_slice::<serde_json::Value>(&data).is_ok();
+        let expected = match (&damage, valid, expect) {
+            (_, false, _) => Some(None),
+            (Damage::None, true, Expect::Key(k)) => Some(k),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            proptest::prop_assert_eq!(key_of("$.data.k", &data), expected, "payload {}", shown);
+        }
+    }
+}
+
+proptest::proptest! {
+    /// The structural scan selects what the general JSONPath selects, in compact and
+    /// pretty-printed payloads.
+    #[test]
+    fn scan_agrees_with_the_general_path(v in json_value(), pretty: bool, depth in 1usize..3) {
+        let text = if pretty {
+            serde_json::to_string_pretty(&v).unwrap()
+        } else {
+            serde_json::to_string(&v).unwrap()
+        };
+        let path = ["$.data", ".a", ".b"][..=depth].concat();
+        let general = KeyPath {
+            source: String::new(),
+            kind: Kind::General(ValuePath::compile(&path).unwrap()),
+        };
+        let slow = general
+            .extract(&rec(&text))
+            .map(|k| String::from_utf8(k.into_owned()).unwrap());
+        proptest::prop_assert_eq!(key(&path, &text), slow, "payload {}", text);
+        // The scan itself decided (the general path is only the fallback), except on
+        // numbers with an exponent, which it leaves to the parser.
+        let names: Vec<String> = ["a", "b"][..depth].iter().map(|s| (*s).to_owned()).collect();
+        if !text.contains(['e', 'E']) {
+            proptest::prop_assert!(scan::select(text.as_bytes(), &names).is_ok(), "unsure on {}", text);
+        }
+    }
+}
