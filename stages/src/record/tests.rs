@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn record(data: &[u8]) -> Record {

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::cluster::file::load_text;
 use crate::config::VarOverrides;

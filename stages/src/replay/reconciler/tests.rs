@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::record::ts_from_millis;
 use crate::replay::wire::{FenceCounts, Replayed};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::record::{SequenceNumber, parse_ts};
 

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::record::{SequenceNumber, ts_from_millis};
 
