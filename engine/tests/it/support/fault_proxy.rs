@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What to do to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// Answer 400 `ProvisionedThroughputExceededException`.
     Throttle,
     /// Answer 400 `ExpiredIteratorException`.
@@ -56,7 +56,7 @@ struct Schedule {
 
 /// A running proxy.
 #[derive(Clone)]
-pub struct FaultProxy {
+pub(crate) struct FaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     schedule: Arc<Mutex<Schedule>>,
@@ -64,7 +64,7 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Starts a proxy in front of `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> FaultProxy {
+    pub(crate) async fn start(upstream: &str) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -88,7 +88,7 @@ impl FaultProxy {
     }
 
     /// Sets the faults for the next requests of `operation` (counting restarts from now).
-    pub fn plan(&self, operation: &str, faults: Vec<Option<Fault>>) {
+    pub(crate) fn plan(&self, operation: &str, faults: Vec<Option<Fault>>) {
         let mut s = self.schedule.lock().expect("schedule");
         s.plans.insert(operation.to_owned(), faults);
         s.seen.insert(operation.to_owned(), 0);
@@ -96,12 +96,12 @@ impl FaultProxy {
 
     /// How many [`Fault::Trickle`] answers are being sent right now (a client that stops
     /// reading and closes its connection ends its answer at the next chunk).
-    pub fn trickling(&self) -> usize {
+    pub(crate) fn trickling(&self) -> usize {
         self.schedule.lock().expect("schedule").trickling
     }
 
     /// How many faults were injected into `operation`'s requests.
-    pub fn injected(&self, operation: &str) -> usize {
+    pub(crate) fn injected(&self, operation: &str) -> usize {
         let s = self.schedule.lock().expect("schedule");
         s.injected.get(operation).copied().unwrap_or(0)
     }

@@ -11,7 +11,7 @@
 
 /// Hive 3's reserved keywords (LanguageManual DDL, "Reserved Keywords"); as names they need
 /// backticks.
-pub const RESERVED: &[&str] = &[
+pub(crate) const RESERVED: &[&str] = &[
     "ALL",
     "ALTER",
     "AND",
@@ -415,7 +415,7 @@ impl P {
 }
 
 /// Checks one statement. `Ok(false)` when it is not a statement this checker knows.
-pub fn check(statement: &str) -> Result<bool, String> {
+pub(crate) fn check(statement: &str) -> Result<bool, String> {
     let head: Vec<String> = statement
         .split_whitespace()
         .take(3)

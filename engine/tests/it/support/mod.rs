@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The repository root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")
@@ -13,12 +13,12 @@ pub fn repo_root() -> PathBuf {
 
 /// The `flux-engine` binary of this build: cargo builds it for this test target, with the
 /// same dependencies and features, before the tests run.
-pub fn flux_engine_bin() -> PathBuf {
+pub(crate) fn flux_engine_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_flux-engine"))
 }
 
 /// A `flux-engine` command with logging kept quiet and no colour.
-pub fn flux_engine(args: &[&str]) -> Command {
+pub(crate) fn flux_engine(args: &[&str]) -> Command {
     let mut cmd = Command::new(flux_engine_bin());
     cmd.args(args)
         .env("RUST_LOG", "warn")
@@ -28,7 +28,7 @@ pub fn flux_engine(args: &[&str]) -> Command {
 }
 
 /// `len` bytes that gzip cannot compress (xorshift from `seed`), for objects of a known size.
-pub fn incompressible(len: usize, seed: &mut u32) -> Vec<u8> {
+pub(crate) fn incompressible(len: usize, seed: &mut u32) -> Vec<u8> {
     (0..len)
         .map(|_| {
             *seed ^= *seed << 13;
@@ -40,7 +40,7 @@ pub fn incompressible(len: usize, seed: &mut u32) -> Vec<u8> {
 }
 
 /// Runs `flux-engine` with `args` in `dir` and returns its output.
-pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run_in(dir: &Path, args: &[&str]) -> Output {
     flux_engine(args)
         .current_dir(dir)
         .output()
@@ -48,7 +48,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Standard output and error of a finished command, as text.
-pub fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -56,7 +56,7 @@ pub fn text(out: &Output) -> (String, String) {
 }
 
 /// Compares `actual` with the golden file at `path`; with `FLUX_BLESS=1` rewrites it instead.
-pub fn assert_golden(path: &Path, actual: &str) {
+pub(crate) fn assert_golden(path: &Path, actual: &str) {
     if std::env::var_os("FLUX_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(path, actual).expect("write golden file");
         return;
@@ -75,15 +75,15 @@ pub fn assert_golden(path: &Path, actual: &str) {
     }
 }
 
-pub mod fault_proxy;
+pub(crate) mod fault_proxy;
 
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
-pub mod emulators {
+pub(crate) mod emulators {
     use std::process::Command;
 
     /// The endpoints and the environment a child process needs to use them.
     #[derive(Debug, Clone)]
-    pub struct Emulators {
+    pub(crate) struct Emulators {
         /// kinesis-local.
         pub kinesis: String,
         /// moto_server (S3 and EMR).
@@ -93,7 +93,7 @@ pub mod emulators {
     }
 
     /// The running emulators; panics with instructions when they are not running.
-    pub fn get() -> Emulators {
+    pub(crate) fn get() -> Emulators {
         let var = |name: &str| {
             std::env::var(name).unwrap_or_else(|_| {
                 panic!(
@@ -120,7 +120,7 @@ pub mod emulators {
     impl Emulators {
         /// Points a child process (the flux-engine binary) at the emulators, with dummy
         /// credentials and no instance-metadata lookups.
-        pub fn apply(&self, cmd: &mut Command) {
+        pub(crate) fn apply(&self, cmd: &mut Command) {
             cmd.env("AWS_ENDPOINT_URL_KINESIS", &self.kinesis)
                 .env("AWS_ENDPOINT_URL_S3", &self.s3)
                 .env("AWS_ENDPOINT_URL_EMR", &self.emr)
@@ -148,17 +148,17 @@ pub mod emulators {
         }
 
         /// A Kinesis client for the emulator.
-        pub async fn kinesis(&self) -> aws_sdk_kinesis::Client {
+        pub(crate) async fn kinesis(&self) -> aws_sdk_kinesis::Client {
             aws_sdk_kinesis::Client::new(&self.config(&self.kinesis).await)
         }
 
         /// An EMR client for the emulator.
-        pub async fn emr(&self) -> aws_sdk_emr::Client {
+        pub(crate) async fn emr(&self) -> aws_sdk_emr::Client {
             aws_sdk_emr::Client::new(&self.config(&self.emr).await)
         }
 
         /// An S3 client for the emulator (path-style addressing).
-        pub async fn s3(&self) -> aws_sdk_s3::Client {
+        pub(crate) async fn s3(&self) -> aws_sdk_s3::Client {
             let shared = self.config(&self.s3).await;
             aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&shared)
@@ -171,7 +171,7 @@ pub mod emulators {
     /// Splits the first shard ListShards names at the middle of its hash key range and returns
     /// it (the parent). The emulator is shared: a split refused for its shard limit is retried
     /// briefly.
-    pub async fn split_first_shard(
+    pub(crate) async fn split_first_shard(
         kinesis: &aws_sdk_kinesis::Client,
         stream: &str,
     ) -> aws_sdk_kinesis::types::Shard {
@@ -207,7 +207,11 @@ pub mod emulators {
 
     /// Creates a stream of `shards` shards and waits until it is ACTIVE. The emulator is shared
     /// and limits the shards of all streams: a creation refused for that is retried for a while.
-    pub async fn create_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str, shards: i32) {
+    pub(crate) async fn create_stream(
+        kinesis: &aws_sdk_kinesis::Client,
+        stream: &str,
+        shards: i32,
+    ) {
         for attempt in 0.. {
             match kinesis
                 .create_stream()
@@ -241,7 +245,7 @@ pub mod emulators {
     }
 
     /// A name no other test uses (streams and buckets are per test).
-    pub fn unique(prefix: &str) -> String {
+    pub(crate) fn unique(prefix: &str) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
@@ -257,12 +261,12 @@ pub mod emulators {
 }
 
 /// DuckDB, for the SQL tests: the pinned Python package that `tests/emulators.sh` installs.
-pub mod duckdb {
+pub(crate) mod duckdb {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
     /// The Python that has the pinned `duckdb` package; panics with instructions without it.
-    pub fn python() -> PathBuf {
+    pub(crate) fn python() -> PathBuf {
         let p = std::env::var_os("FLUX_TEST_DUCKDB_PYTHON").unwrap_or_else(|| {
             panic!(
                 "FLUX_TEST_DUCKDB_PYTHON is not set: install DuckDB with \
@@ -274,14 +278,18 @@ pub mod duckdb {
 
     /// Runs, in `dir`, a DuckDB session that executes `init` (a file of statements, as
     /// `duckdb -init` does) and then `query`; returns each result row as a JSON object.
-    pub fn query(dir: &Path, init: &Path, query: &str) -> Result<Vec<serde_json::Value>, String> {
+    pub(crate) fn query(
+        dir: &Path,
+        init: &Path,
+        query: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
         run(&python(), None, dir, init, query)
     }
 
     /// [`query`] with the DuckDB that has its httpfs and aws extensions installed (see
     /// `DUCKDB_S3_VERSION` in tests/emulators.sh), for views over S3 archives: the views'
     /// `INSTALL`/`LOAD` find them in its extension directory, nothing is downloaded.
-    pub fn query_s3(
+    pub(crate) fn query_s3(
         dir: &Path,
         init: &Path,
         query: &str,
@@ -331,7 +339,7 @@ for (row,) in con.execute("SELECT to_json(t)::VARCHAR FROM (" + sys.argv[2] + ")
     }
 
     /// DuckDB's version, e.g. `v2.0.0`.
-    pub fn version() -> String {
+    pub(crate) fn version() -> String {
         let out = Command::new(python())
             .args(["-c", "import duckdb; print(duckdb.__version__)"])
             .output()
@@ -339,5 +347,5 @@ for (row,) in con.execute("SELECT to_json(t)::VARCHAR FROM (" + sys.argv[2] + ")
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
-pub mod hive_ddl;
-pub mod sql_grammar;
+pub(crate) mod hive_ddl;
+pub(crate) mod sql_grammar;

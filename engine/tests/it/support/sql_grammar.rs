@@ -12,7 +12,7 @@ use sqlparser::parser::Parser;
 
 /// The reserved keywords of Apache Calcite's SQL parser, which Drill uses (the bold words of
 /// Calcite's SQL reference, "Keywords"). As names they need backticks in Drill.
-pub const CALCITE_RESERVED: &[&str] = &[
+pub(crate) const CALCITE_RESERVED: &[&str] = &[
     "ABS",
     "ALL",
     "ALLOCATE",
@@ -397,7 +397,7 @@ pub const CALCITE_RESERVED: &[&str] = &[
 
 /// The reserved keywords of Trino, whose SQL Athena's queries and views use (Trino's
 /// "Keywords and identifiers"). As names they need double quotes.
-pub const TRINO_RESERVED: &[&str] = &[
+pub(crate) const TRINO_RESERVED: &[&str] = &[
     "ALTER",
     "AND",
     "AS",
@@ -484,7 +484,7 @@ pub const TRINO_RESERVED: &[&str] = &[
 
 /// An engine of docs/sql.md, for its query grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     /// DuckDB (sqlparser's DuckDB dialect; DuckDB reserves few words and the tests also run
     /// the queries in DuckDB).
     DuckDb,
@@ -499,7 +499,8 @@ pub enum Engine {
 
 impl Engine {
     /// Every engine.
-    pub const ALL: [Engine; 4] = [Engine::DuckDb, Engine::Drill, Engine::Hive, Engine::Athena];
+    pub(crate) const ALL: [Engine; 4] =
+        [Engine::DuckDb, Engine::Drill, Engine::Hive, Engine::Athena];
 
     fn dialect(self) -> Box<dyn Dialect> {
         match self {
@@ -529,7 +530,7 @@ impl Engine {
 
     /// Checks one query: it parses as exactly one statement, no unquoted name is a reserved
     /// word of the engine, and every quoted name uses one of the engine's name quotes.
-    pub fn check(self, sql: &str) -> Result<(), String> {
+    pub(crate) fn check(self, sql: &str) -> Result<(), String> {
         let parsed = Parser::parse_sql(self.dialect().as_ref(), sql)
             .map_err(|e| format!("{self:?}: does not parse: {e}"))?;
         let [statement] = parsed.as_slice() else {
@@ -570,7 +571,7 @@ impl Engine {
 
 /// One name (identifier) of a parsed statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Name {
+pub(crate) struct Name {
     /// The name without quotes.
     pub value: String,
     /// Its quote character, if quoted.
@@ -583,7 +584,7 @@ pub struct Name {
 /// Every name of a statement, in order. sqlparser 0.64 is used without its `visitor` feature,
 /// so the names are read from the statement's `Debug` form (`Ident { value: "…", quote_style:
 /// …, span: … }`); [`names_of`] checks that this still finds the names of a known query.
-pub fn names(statement: &Statement) -> Vec<Name> {
+pub(crate) fn names(statement: &Statement) -> Vec<Name> {
     const IDENT: &str = "Ident { value: \"";
     const FUNCTION: &str = "Function { name: ObjectName([Identifier(";
     let debug = format!("{statement:?}");
@@ -629,20 +630,20 @@ pub fn names(statement: &Statement) -> Vec<Name> {
 }
 
 /// The names of one SQL text parsed with sqlparser's generic dialect (for tests of [`names`]).
-pub fn names_of(sql: &str) -> Vec<Name> {
+pub(crate) fn names_of(sql: &str) -> Vec<Name> {
     let parsed = Parser::parse_sql(&GenericDialect {}, sql).expect("parses");
     parsed.iter().flat_map(names).collect()
 }
 
 /// The `sql` code blocks of one `## ` section of a Markdown text, each with the paragraph just
 /// above it (its caption, on one line).
-pub fn sql_blocks(markdown: &str, section: &str) -> Vec<(String, String)> {
+pub(crate) fn sql_blocks(markdown: &str, section: &str) -> Vec<(String, String)> {
     code_blocks(markdown, section, "sql")
 }
 
 /// The code blocks of language `lang` (```` ```lang ````) of one `## ` section of a Markdown
 /// text, each with the paragraph just above it (its caption, on one line).
-pub fn code_blocks(markdown: &str, section: &str, lang: &str) -> Vec<(String, String)> {
+pub(crate) fn code_blocks(markdown: &str, section: &str, lang: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut inside = false;
     let mut caption = String::new();

@@ -25,6 +25,8 @@
 //!   partition key, as a call holds at most one); the response names the shard, and the sink then
 //!   fences it before anything else is sent (see `KinesisSink::relist`). Its report counts them.
 //! - [`target`]: the AWS calls.
+//! - `check` (each record before it is sent), `send` (the batches, retries and relisting),
+//!   `report` (counters, the dry-run plan, the summary lines): the sink's own work, by concern.
 //!
 //! With `--dry-run` the sink lists the shards and checks every record, but sends nothing; its
 //! report gives per target shard the records, bytes and the time they would take at the

@@ -10,7 +10,7 @@
 /// The scan met something it does not decide (a text that is not JSON, or JSON whose parse it
 /// does not mirror).
 #[derive(Debug, PartialEq, Eq)]
-pub struct Unsure;
+pub(super) struct Unsure;
 
 /// Nesting deeper than this is left to the parser (serde_json refuses past 127 levels).
 const MAX_DEPTH: usize = 100;
@@ -24,7 +24,7 @@ const SERDE_TOKEN: &[u8] = b"$serde_json::private::RawValue";
 /// The text of the value at `names` (a member per name, the last duplicate winning, as when
 /// the text is parsed into a value), `Ok(None)` when the path is not there. Either answer means
 /// that the whole text is JSON as serde_json parses it.
-pub fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
+pub(super) fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
     // Outside strings the scan accepts ASCII only; inside them, any UTF-8.
     std::str::from_utf8(text).map_err(|_| Unsure)?;
     let mut s = Scanner {
