@@ -201,6 +201,7 @@ mod tests {
             expected_in: None,
             checkpoint_age_ms,
             finished: false,
+            objects: None,
         };
         let snap = Snapshot {
             run_id: "r-1".into(),

@@ -187,38 +187,16 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
         errln!("error: {e}");
         EXIT_INVALID
     })?;
-    let loaded = config::load_file(file, &overrides);
-    let mut diags = loaded.diagnostics;
-    let Some(spec) = loaded.spec else {
-        print_diagnostics(&diags);
-        errln!(
-            "{file}: {} error(s)",
-            diags.iter().filter(|d| d.is_error()).count()
-        );
-        return Err(EXIT_INVALID);
-    };
-    let load_errors = diags.iter().any(Diagnostic::is_error);
-    let (pipeline, mut more) = compile::compile(&spec);
-    more.iter_mut().for_each(|d| d.redact(&spec.secrets));
-    // With errors in the file already, "no source"/"no sink" only repeat them (a misspelt
-    // section name is the usual cause).
-    diags.extend(
-        more.into_iter()
-            .filter(|d| !(load_errors && d.location.is_none())),
-    );
-    // File order; diagnostics without a place come last.
-    diags.sort_by_key(|d| {
-        (
-            d.location.is_none(),
-            d.location.as_ref().map(|l| (l.line, l.column)),
-            d.severity,
-        )
-    });
-    print_diagnostics(&diags);
-    match pipeline {
-        Some(p) if !diags.iter().any(Diagnostic::is_error) => Ok(p),
-        _ => {
-            let errors = diags.iter().filter(|d| d.is_error()).count();
+    let checked = compile::check(config::load_file(file, &overrides));
+    print_diagnostics(&checked.diagnostics);
+    match checked.pipeline {
+        Some(p) => Ok(p),
+        None => {
+            let errors = checked
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .count();
             errln!("{file}: {errors} error(s)");
             Err(EXIT_INVALID)
         }

@@ -387,6 +387,7 @@ mod tests {
             expected_in: None,
             checkpoint_age_ms: None,
             finished: false,
+            objects: None,
         };
         let line =
             |behind_ms| source_line(&source_figures(&stage(behind_ms), Duration::from_secs(5)));
