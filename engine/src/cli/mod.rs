@@ -1,4 +1,4 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl|completions`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl|completions|serve`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
 //! 141 a run stopped because the reader of its standard output went away.
@@ -19,6 +19,7 @@ mod render;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod status;
 mod status_table;
 mod validate;
@@ -112,6 +113,9 @@ enum Command {
     Ddl(ddl::DdlArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Serve the search-and-replay console: an HTTP API and a web page to search archives,
+    /// start runs and watch them.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -140,6 +144,7 @@ pub fn run() -> i32 {
         Command::Status(a) => status::status(a),
         Command::Ddl(a) => ddl::ddl(a),
         Command::Completions(a) => completions::completions(a),
+        Command::Serve(a) => serve::serve(a),
     };
     output::finish(code)
 }
