@@ -116,6 +116,8 @@ pub fn assert_golden(path: &Path, actual: &str) {
 }
 
 pub mod fault_proxy;
+pub mod http;
+pub mod server;
 
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
 pub mod emulators {

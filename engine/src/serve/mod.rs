@@ -96,10 +96,10 @@ pub fn server_metrics(s: &Server) -> Result<String, std::fmt::Error> {
         runs.get_or_create(&vec![("state", state)])
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-    registry.register("serve_runs", "Runs of this server by state.", runs);
+    registry.register("serve_runs", "Runs of this server by state", runs);
     let searches = Gauge::<i64>::default();
     searches.set((MAX_SEARCHES - s.searches.available_permits()) as i64);
-    registry.register("serve_searches", "Searches running now.", searches);
+    registry.register("serve_searches", "Searches running now", searches);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

@@ -1,0 +1,156 @@
+//! A small blocking HTTP/1.0 client over `std::net` for the `serve` tests: one request per
+//! connection, the answer read to its end (or line by line, for streamed answers).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// An answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A client for one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    /// A bearer token to send.
+    pub token: Option<String>,
+}
+
+/// A streamed answer: status, headers, then the body line by line.
+pub struct Lines {
+    /// The status code.
+    pub status: u16,
+    reader: BufReader<TcpStream>,
+}
+
+impl Iterator for Lines {
+    type Item = String;
+    fn next(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
+        }
+    }
+}
+
+impl Lines {
+    /// Closes the connection (the server sees the client go away).
+    pub fn close(self) {
+        let _ = self.reader.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Client {
+    /// A client for `addr` without a token.
+    pub fn new(addr: &str) -> Client {
+        Client {
+            addr: addr.to_owned(),
+            token: None,
+        }
+    }
+
+    fn send(&self, method: &str, path: &str, body: &[u8]) -> BufReader<TcpStream> {
+        let mut s = TcpStream::connect(&self.addr).expect("connect to the server");
+        s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        if let Some(t) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        // A server may answer (413) before reading a large body, and close.
+        let _ = s.write_all(body);
+        BufReader::new(s)
+    }
+
+    fn head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        (status, headers)
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let mut reader = self.send(method, path, body);
+        let (status, headers) = Self::head(&mut reader);
+        let mut body = Vec::new();
+        let _ = reader.read_to_end(&mut body);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Answer {
+        self.request("GET", path, b"")
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.request("POST", path, body.to_string().as_bytes())
+    }
+
+    /// Sends a request and returns the answer's lines as they come.
+    pub fn lines(&self, method: &str, path: &str, body: &[u8]) -> Lines {
+        let mut reader = self.send(method, path, body);
+        let (status, _) = Self::head(&mut reader);
+        Lines { status, reader }
+    }
+}
