@@ -94,7 +94,8 @@ async function showPipelines(name) {
     list.append(el("li", {}, b));
   }
   const p = pipelines.find((x) => x.name === name);
-  if (p) showPipeline(p);
+  // The same pipeline shown already keeps its form (and what was typed into it).
+  if (p && $("#pipeline-detail").dataset.pipeline !== p.name) showPipeline(p);
 }
 
 function varsOf(form, p) {
@@ -111,6 +112,7 @@ function varsOf(form, p) {
 function showPipeline(p) {
   dryOk = null;
   const box = $("#pipeline-detail");
+  box.dataset.pipeline = p.name;
   const form = el("form", { class: "grid form-vars", id: "vars-form", onsubmit: (e) => e.preventDefault() });
   for (const v of p.vars) {
     const id = "var-" + v.name;

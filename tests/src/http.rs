@@ -44,6 +44,9 @@ pub struct Client {
     pub addr: String,
     /// A bearer token to send.
     pub token: Option<String>,
+    /// Speak HTTP/1.1 (with `Connection: close`) instead of 1.0, for servers that refuse 1.0
+    /// (chromedriver); answers must then not be chunked.
+    pub http11: bool,
 }
 
 /// A streamed answer: status, headers, then the body line by line.
@@ -77,14 +80,20 @@ impl Client {
         Client {
             addr: addr.to_owned(),
             token: None,
+            http11: false,
         }
     }
 
     fn send(&self, method: &str, path: &str, body: &[u8]) -> BufReader<TcpStream> {
         let mut s = TcpStream::connect(&self.addr).expect("connect to the server");
         s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        let version = if self.http11 {
+            "1.1\r\nConnection: close"
+        } else {
+            "1.0"
+        };
         let mut head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/{version}\r\nHost: {}\r\nContent-Length: {}\r\n",
             self.addr,
             body.len()
         );
@@ -129,7 +138,19 @@ impl Client {
         let mut reader = self.send(method, path, body);
         let (status, headers) = Self::head(&mut reader);
         let mut body = Vec::new();
-        let _ = reader.read_to_end(&mut body);
+        let length = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        match length {
+            // Some servers keep the connection open after the answer.
+            Some(n) => {
+                let _ = reader.by_ref().take(n).read_to_end(&mut body);
+            }
+            None => {
+                let _ = reader.read_to_end(&mut body);
+            }
+        }
         Answer {
             status,
             headers,

@@ -118,6 +118,7 @@ pub fn assert_golden(path: &Path, actual: &str) {
 pub mod fault_proxy;
 pub mod http;
 pub mod server;
+pub mod webdriver;
 
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
 pub mod emulators {
