@@ -360,3 +360,136 @@ fn a_restart_keeps_the_history_and_shows_in_flight_runs_interrupted() {
     let files = std::fs::read_dir(state.join("runs")).unwrap().count();
     assert_eq!(files, 2, "one file per run, no leftovers");
 }
+
+/// Every record of a stream, per shard in order: (shard, partition key, payload).
+async fn read_stream(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
+    for shard in shards.shards() {
+        let mut it = k
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(i) = it {
+            let r = k.get_records().shard_iterator(&i).limit(10_000).send().await.unwrap();
+            for rec in r.records() {
+                out.push((shard.shard_id().to_owned(), rec.partition_key().unwrap_or_default().to_owned(), rec.data().as_ref().to_vec()));
+            }
+            if r.records().is_empty() && r.millis_behind_latest() == Some(0) {
+                break;
+            }
+            it = r.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    out
+}
+
+/// Fences as (shard, phase, replay id, counts) and the other records as (shard, key, payload),
+/// sorted: what two replays of the same records must share (fences carry their start time).
+type Fences = Vec<(String, String, String, String)>;
+fn split_fences(records: Vec<(String, String, Vec<u8>)>) -> (Fences, Vec<(String, String, Vec<u8>)>) {
+    use flux_stages::replay::{DEFAULT_KEY, Marker, parse_marker};
+    let mut fences = Vec::new();
+    let mut rest = Vec::new();
+    for (shard, key, data) in records {
+        match parse_marker(&data, DEFAULT_KEY) {
+            Ok(Marker::Fence(f)) => fences.push((shard, format!("{:?}", f.phase), f.replay_id, format!("{:?}", f.counts))),
+            _ => rest.push((shard, key, data)),
+        }
+    }
+    fences.sort();
+    rest.sort();
+    (fences, rest)
+}
+
+fn replay_vars(target: &str, rate: u32) -> Value {
+    json!({"incident": "INC-API", "archive": "file://./archive", "stream": "orders", "target": target,
+        "from": "2026-11-25T00:00:00Z", "to": "2026-11-26T00:00:00Z", "rate": rate})
+}
+
+#[test]
+fn a_replay_through_the_api_equals_the_cli_and_a_cancel_stops_it() {
+    let emu = flux_tests::emulators::get();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let k = rt.block_on(emu.kinesis());
+    let unique = flux_tests::emulators::unique;
+    let (api_stream, cli_stream, slow, other) = (unique("api"), unique("cli"), unique("slow"), unique("slow2"));
+    for s in [&api_stream, &cli_stream] {
+        rt.block_on(flux_tests::emulators::create_stream(&k, s, 2));
+    }
+    for s in [&slow, &other] {
+        rt.block_on(flux_tests::emulators::create_stream(&k, s, 1));
+    }
+    let dir = quickstart_dir();
+    let served = start(dir.path(), &[], &[]);
+    let c = served.client();
+
+    // The same replay through the API and through the CLI: the same records and fences.
+    let id = post_ok(&c, "/api/runs", json!({"pipeline": "replay.toml.j2", "vars": replay_vars(&api_stream, 800)}))["id"].as_str().unwrap().to_owned();
+    let run = wait_run(&c, &id);
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let mut cmd = flux_tests::flux_engine(&["run", "pipelines/replay.toml.j2", "--progress", "off"]);
+    for (k, v) in replay_vars(&cli_stream, 800).as_object().unwrap() {
+        cmd.args(["--var", &format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned))]);
+    }
+    emu.apply(&mut cmd);
+    let out = cmd.current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (api_fences, api_records) = split_fences(rt.block_on(read_stream(&k, &api_stream)));
+    let (cli_fences, cli_records) = split_fences(rt.block_on(read_stream(&k, &cli_stream)));
+    assert!(!api_records.is_empty());
+    assert_eq!(api_records, cli_records);
+    assert_eq!(api_fences, cli_fences);
+    assert_eq!(api_fences.len(), 4, "an opening and a closing fence per shard: {api_fences:?}");
+
+    // A slow replay and a second one into the same stream: the second waits (one replay per
+    // target stream); a replay into another stream runs beside them.
+    let a = post_ok(&c, "/api/runs", json!({"pipeline": "replay.toml.j2", "vars": replay_vars(&slow, 5)}))["id"].as_str().unwrap().to_owned();
+    wait_state(&c, &a, "running");
+    let b = post_ok(&c, "/api/runs", json!({"pipeline": "replay.toml.j2", "vars": replay_vars(&slow, 5)}))["id"].as_str().unwrap().to_owned();
+    let o = post_ok(&c, "/api/runs", json!({"pipeline": "replay.toml.j2", "vars": replay_vars(&other, 5)}))["id"].as_str().unwrap().to_owned();
+    wait_state(&c, &o, "running");
+    assert_eq!(c.get(&format!("/api/runs/{b}")).json()["state"], "queued");
+    // Cancel mid-replay: once records are being delivered.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = c.get(&format!("/api/runs/{a}")).json();
+        let delivered = v["progress"]["stages"].as_array().and_then(|s| s.iter().find(|s| s["id"] == "stream")).map_or(0, |s| s["delivered"].as_u64().unwrap());
+        if delivered > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing delivered: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = Instant::now();
+    post_ok(&c, &format!("/api/runs/{a}/cancel"), json!({}));
+    let v = wait_run(&c, &a);
+    let took = asked.elapsed();
+    eprintln!("cancel to end of the replay: {took:?}");
+    assert_eq!(v["state"], "cancelled");
+    let sink = v["summary"]["stages"].as_array().unwrap().iter().find(|s| s["id"] == "stream").unwrap().clone();
+    let sent = sink["delivered"].as_u64().unwrap();
+    assert!(sink["skipped"].as_u64().unwrap() > 0, "it stopped before sending everything: {sink}");
+    // It sent nothing after it ended: the stream holds its opening fence and what it sent.
+    let (fences, records) = split_fences(rt.block_on(read_stream(&k, &slow)));
+    let before_b = (fences.len(), records.len());
+    assert_eq!(records.len() as u64, sent, "{fences:?}");
+    assert!(before_b.0 >= 1);
+    // The queued replay into that stream starts now; cancel it and the other.
+    wait_state(&c, &b, "running");
+    for id in [&b, &o] {
+        post_ok(&c, &format!("/api/runs/{id}/cancel"), json!({}));
+        assert_eq!(wait_run(&c, id)["state"], "cancelled");
+    }
+    let audit: Vec<String> = served.log_text().lines().filter(|l| l.contains("\"audit\":\"run_cancelled\"")).map(str::to_owned).collect();
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    for s in [&api_stream, &cli_stream, &slow, &other] {
+        let _ = rt.block_on(k.delete_stream().stream_name(s).enforce_consumer_deletion(true).send());
+    }
+}

@@ -80,6 +80,7 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
     b.wait_for("the diagnostic at line 41", "return document.querySelector('.diag[data-line=\"41\"]')");
     let diag = b.text(".diag[data-line=\"41\"]");
     assert!(diag.contains("from"), "{diag}");
+    b.js("document.querySelector('.diag').scrollIntoView({block: 'center'})", json!([]));
     shot(&b, "validation");
     b.fill("#var-from", "2026-11-25T00:00:00Z");
 
