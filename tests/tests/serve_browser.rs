@@ -2,7 +2,8 @@
 //! (`chromedriver`), against `flux-engine serve` and the emulators. It loads the page, fills the
 //! replay template's form, sees a validation error at its line, runs a search, starts a dry run
 //! and then a real replay into kinesis-local, watches the progress reach 100 %, and cancels a
-//! second, slow replay. Screenshots of the main screens go to docs/console/ (docs/console.md).
+//! second, slow replay. Screenshots of the main screens are saved in a temporary folder, and
+//! with `FLUX_BLESS=1` over the ones in docs/console/ that docs/console.md shows.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,11 @@ use flux_tests::webdriver::{self, Browser};
 use serde_json::json;
 
 fn shot(b: &Browser, name: &str) {
-    let dir = flux_tests::repo_root().join("docs/console");
+    let dir = if std::env::var_os("FLUX_BLESS").is_some_and(|v| v == "1") {
+        flux_tests::repo_root().join("docs/console")
+    } else {
+        std::env::temp_dir().join("flux-console-screenshots")
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join(format!("{name}.png"));
     b.screenshot(&path);
