@@ -48,7 +48,13 @@ pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
         "serve-{}.log",
         crate::emulators::unique("log").replace('/', "_")
     ));
-    let mut cmd = crate::flux_engine(&["serve", "--pipelines", "pipelines", "--listen", "127.0.0.1:0"]);
+    let mut cmd = crate::flux_engine(&[
+        "serve",
+        "--pipelines",
+        "pipelines",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     cmd.args(args)
         .current_dir(dir)
         .env("RUST_LOG", "info")

@@ -180,7 +180,11 @@ impl Browser {
         self.with_element(css, |e| {
             self.try_call("POST", &format!("/element/{e}/clear"), json!({}))?;
             if !text.is_empty() {
-                self.try_call("POST", &format!("/element/{e}/value"), json!({ "text": text }))?;
+                self.try_call(
+                    "POST",
+                    &format!("/element/{e}/value"),
+                    json!({ "text": text }),
+                )?;
             }
             Ok(Value::Null)
         });

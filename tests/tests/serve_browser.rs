@@ -35,13 +35,19 @@ fn fill_replay(b: &Browser, target: &str, from: &str, rate: &str) {
 
 /// Clicks "Dry run", waits for it to succeed, then clicks "Start run"; returns the run id.
 fn dry_run_then_run(b: &Browser) -> String {
-    b.wait_for("a valid form", "return document.querySelector('#check-state').textContent.startsWith('valid')");
+    b.wait_for(
+        "a valid form",
+        "return document.querySelector('#check-state').textContent.startsWith('valid')",
+    );
     b.click("#btn-dry");
     b.wait_for(
         "the dry run to succeed",
         "return /succeeded/.test(document.querySelector('#dry-state').textContent)",
     );
-    b.wait_for("Start run to be enabled", "return !document.querySelector('#btn-run').disabled");
+    b.wait_for(
+        "Start run to be enabled",
+        "return !document.querySelector('#btn-run').disabled",
+    );
     b.click("#btn-run");
     b.wait_for("the run page", "return location.hash.startsWith('#run/')")
         .as_bool()
@@ -55,7 +61,9 @@ fn dry_run_then_run(b: &Browser) -> String {
 #[test]
 fn the_console_searches_replays_and_cancels_in_a_browser() {
     if !webdriver::available() {
-        panic!("Chromium and chromedriver are missing: apt-get install chromium chromium-driver (tests/run.sh does)");
+        panic!(
+            "Chromium and chromedriver are missing: apt-get install chromium chromium-driver (tests/run.sh does)"
+        );
     }
     let emu = emulators::get();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -73,7 +81,10 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
 
     // The page loads; its load time is printed (not asserted).
     b.goto(&format!("{base}/#pipelines"));
-    b.wait_for("the pipeline list", "return document.querySelectorAll('#pipeline-list button').length >= 4");
+    b.wait_for(
+        "the pipeline list",
+        "return document.querySelectorAll('#pipeline-list button').length >= 4",
+    );
     let load = b.js("const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime", json!([]));
     eprintln!("page load: {load} ms");
 
@@ -82,16 +93,25 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
     b.click("#pipeline-list li:nth-child(4) button");
     b.find("#pipeline-detail[data-pipeline=\"replay.toml.j2\"] #var-incident");
     fill_replay(&b, &fast, "yesterday", "800");
-    b.wait_for("the diagnostic at line 41", "return document.querySelector('.diag[data-line=\"41\"]')");
+    b.wait_for(
+        "the diagnostic at line 41",
+        "return document.querySelector('.diag[data-line=\"41\"]')",
+    );
     let diag = b.text(".diag[data-line=\"41\"]");
     assert!(diag.contains("from"), "{diag}");
-    b.js("document.querySelector('.diag').scrollIntoView({block: 'center'})", json!([]));
+    b.js(
+        "document.querySelector('.diag').scrollIntoView({block: 'center'})",
+        json!([]),
+    );
     shot(&b, "validation");
     b.fill("#var-from", "2026-11-25T00:00:00Z");
 
     // A dry run, then the real replay; the run page reaches 100 %.
     let id = dry_run_then_run(&b);
-    b.wait_for("the replay to succeed", "return document.querySelector('#r-state').textContent === 'succeeded'");
+    b.wait_for(
+        "the replay to succeed",
+        "return document.querySelector('#r-state').textContent === 'succeeded'",
+    );
     assert_eq!(b.text("#r-fraction"), "100 %");
     shot(&b, "run");
     let run = served.client().get(&format!("/api/runs/{id}")).json();
@@ -107,14 +127,26 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
 
     // A search: results as a table, a record expanded.
     b.goto(&format!("{base}/#search"));
-    b.fill("#s-where", "@.data.status == 'cancelled' && @.data.total > 100");
+    b.fill(
+        "#s-where",
+        "@.data.status == 'cancelled' && @.data.total > 100",
+    );
     b.fill("#s-limit", "20");
     b.click("#s-go");
-    b.wait_for("the search to end", "return document.querySelector('#s-counts').textContent.startsWith('done')");
-    let rows = b.js("return document.querySelectorAll('#s-results tr.record-row').length", json!([]));
+    b.wait_for(
+        "the search to end",
+        "return document.querySelector('#s-counts').textContent.startsWith('done')",
+    );
+    let rows = b.js(
+        "return document.querySelectorAll('#s-results tr.record-row').length",
+        json!([]),
+    );
     assert_eq!(rows, 20);
     b.click("#s-results tr.record-row button");
-    assert!(b.text("#s-results tr.record-detail pre").contains("\"order_id\""));
+    assert!(
+        b.text("#s-results tr.record-detail pre")
+            .contains("\"order_id\"")
+    );
     shot(&b, "search");
 
     // A second, slow replay is cancelled from its page.
@@ -128,18 +160,27 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
     );
     shot(&b, "run-live");
     b.click("#r-cancel");
-    b.wait_for("the cancelled state", "return document.querySelector('#r-state').textContent === 'cancelled'");
+    b.wait_for(
+        "the cancelled state",
+        "return document.querySelector('#r-state').textContent === 'cancelled'",
+    );
     let cancelled = served.client().get(&format!("/api/runs/{slow_id}")).json();
     assert_eq!(cancelled["cancelled_by"], "local");
     assert_eq!(cancelled["summary"]["outcome"], "interrupted");
 
     // The history and the archive health.
     b.goto(&format!("{base}/#runs"));
-    b.wait_for("the history", "return document.querySelectorAll('#run-table tbody tr').length >= 4");
+    b.wait_for(
+        "the history",
+        "return document.querySelectorAll('#run-table tbody tr').length >= 4",
+    );
     shot(&b, "runs");
     b.goto(&format!("{base}/#health"));
     b.click("#health-form button");
-    b.wait_for("the health report", "return document.querySelector('#h-report table')");
+    b.wait_for(
+        "the health report",
+        "return document.querySelector('#h-report table')",
+    );
     shot(&b, "health");
     drop(b);
     for s in [&fast, &slow] {

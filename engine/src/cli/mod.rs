@@ -197,11 +197,7 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
     match checked.pipeline {
         Some(p) => Ok(p),
         None => {
-            let errors = checked
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .count();
+            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
             errln!("{file}: {errors} error(s)");
             Err(EXIT_INVALID)
         }

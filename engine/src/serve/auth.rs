@@ -147,7 +147,9 @@ mod tests {
             "token"
         );
         assert_eq!(
-            t.check(&headers("Bearer 0123456789abcdef")).unwrap_err().status,
+            t.check(&headers("Bearer 0123456789abcdef"))
+                .unwrap_err()
+                .status,
             StatusCode::UNAUTHORIZED
         );
         assert!(t.check(&HeaderMap::new()).is_err());

@@ -109,8 +109,12 @@ impl History {
     pub fn open(state_dir: &str) -> Result<History, String> {
         let root = Path::new(state_dir);
         let runs = root.join("runs");
-        std::fs::create_dir_all(&runs)
-            .map_err(|e| format!("--state-dir {state_dir}: cannot create {}: {e}", runs.display()))?;
+        std::fs::create_dir_all(&runs).map_err(|e| {
+            format!(
+                "--state-dir {state_dir}: cannot create {}: {e}",
+                runs.display()
+            )
+        })?;
         Ok(History {
             runs,
             audit: root.join("audit.jsonl"),

@@ -69,7 +69,10 @@ impl Sink for OutputSink {
         rejected: &mut Vec<Rejected>,
     ) -> anyhow::Result<()> {
         let mut line = Vec::new();
-        let mut out = self.out.lock().map_err(|_| anyhow::anyhow!("output lock"))?;
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|_| anyhow::anyhow!("output lock"))?;
         let mut kept: usize = out.lines.iter().map(String::len).sum();
         for r in batch.iter() {
             line.clear();

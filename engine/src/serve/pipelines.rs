@@ -104,8 +104,7 @@ pub fn diagnostics_json(diags: &[Diagnostic]) -> Vec<DiagnosticJson> {
 impl PipelineDir {
     /// Opens the directory; the error names it.
     pub fn open(dir: &str) -> Result<PipelineDir, String> {
-        let root = std::fs::canonicalize(dir)
-            .map_err(|e| format!("--pipelines {dir}: {e}"))?;
+        let root = std::fs::canonicalize(dir).map_err(|e| format!("--pipelines {dir}: {e}"))?;
         if !root.is_dir() {
             return Err(format!("--pipelines {dir}: not a directory"));
         }
@@ -253,11 +252,7 @@ fn describe(name: &str, text: &str) -> PipelineInfo {
         });
     }
     let checked = check_text(name, text, Vec::new());
-    let errors = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .count();
+    let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
     PipelineInfo {
         name: name.to_owned(),
         template: is_template,
@@ -305,7 +300,14 @@ mod tests {
         .unwrap();
         let p = PipelineDir::open(dir.path().to_str().unwrap()).unwrap();
         assert!(p.resolve("a.toml").is_ok());
-        for bad in ["../a.toml", "/etc/passwd", "a.txt", ".a.toml", "x/../a.toml", ""] {
+        for bad in [
+            "../a.toml",
+            "/etc/passwd",
+            "a.txt",
+            ".a.toml",
+            "x/../a.toml",
+            "",
+        ] {
             assert_eq!(p.resolve(bad).unwrap_err().status, 400, "{bad}");
         }
         assert_eq!(p.resolve("b.toml").unwrap_err().status, 404);

@@ -64,9 +64,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/app.css", get(assets::app_css))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(protected)
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -371,7 +371,13 @@ impl Runs {
     }
 
     /// Runs one pipeline to its end and records how it ended.
-    async fn execute(self: Arc<Self>, id: String, pipeline: Pipeline, dry_run: bool, out: SharedOutput) {
+    async fn execute(
+        self: Arc<Self>,
+        id: String,
+        pipeline: Pipeline,
+        dry_run: bool,
+        out: SharedOutput,
+    ) {
         let started_at = chrono::Utc::now();
         let name = pipeline.name.clone();
         let run_id = id.clone();

@@ -198,7 +198,11 @@ pub async fn start(
             .iter()
             .find(|d| d.is_error())
             .map(|d| {
-                let key = d.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+                let key = d
+                    .field
+                    .as_deref()
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
                 format!("{key}{}", d.message)
             })
             .unwrap_or_else(|| "invalid search".into());
@@ -238,16 +242,18 @@ pub async fn start(
     let monitor = handle.monitor();
     let _ = monitor_slot.set(monitor.clone());
     let (lines_tx, lines_rx) = mpsc::channel::<String>(64);
-    tokio::spawn(drive(
-        handle,
-        monitor,
-        rx,
-        lines_tx,
-        returned,
-        Duration::from_secs(timeout),
-        limit,
-        permit,
-    ));
+    tokio::spawn(
+        Running {
+            monitor,
+            records: rx,
+            lines: lines_tx,
+            returned,
+            timeout: Duration::from_secs(timeout),
+            limit,
+            _permit: permit,
+        }
+        .drive(handle),
+    );
     let stream = futures_util::stream::unfold(lines_rx, |mut rx| async move {
         rx.recv()
             .await
@@ -263,17 +269,52 @@ pub async fn start(
         .into_response())
 }
 
-/// Forwards records and progress to the client until the run ends; cancels the run when the
-/// deadline passes or the client goes away (its line channel closes).
-async fn drive(
-    handle: runtime::RunHandle,
+/// A search in flight: its run, what it found and where the answer goes.
+struct Running {
     monitor: Monitor,
-    mut records: mpsc::Receiver<Box<serde_json::value::RawValue>>,
+    records: mpsc::Receiver<Box<serde_json::value::RawValue>>,
     lines: mpsc::Sender<String>,
     returned: Arc<AtomicU64>,
     timeout: Duration,
     limit: usize,
+    /// Held until the search ends (the server's limit on searches at once).
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Running {
+    /// Forwards records and progress to the client until the run ends; cancels the run when
+    /// the deadline passes or the client goes away (its line channel closes).
+    async fn drive(self, handle: runtime::RunHandle) {
+        let Running {
+            monitor,
+            mut records,
+            lines,
+            returned,
+            timeout,
+            limit,
+            _permit,
+        } = self;
+        drive(
+            handle,
+            monitor,
+            &mut records,
+            &lines,
+            &returned,
+            timeout,
+            limit,
+        )
+        .await;
+    }
+}
+
+async fn drive(
+    handle: runtime::RunHandle,
+    monitor: Monitor,
+    records: &mut mpsc::Receiver<Box<serde_json::value::RawValue>>,
+    lines: &mpsc::Sender<String>,
+    returned: &Arc<AtomicU64>,
+    timeout: Duration,
+    limit: usize,
 ) {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut reason = None;
