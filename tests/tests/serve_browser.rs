@@ -94,11 +94,11 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
     b.find("#pipeline-detail[data-pipeline=\"replay.toml.j2\"] #var-incident");
     fill_replay(&b, &fast, "yesterday", "800");
     b.wait_for(
-        "the diagnostic at line 41",
-        "return document.querySelector('.diag[data-line=\"41\"]')",
+        "the diagnostic of `from` at line 41",
+        "const d = document.querySelector('.diag[data-line=\"41\"]'); return d && d.textContent.includes('RFC 3339')",
     );
     let diag = b.text(".diag[data-line=\"41\"]");
-    assert!(diag.contains("from"), "{diag}");
+    assert!(diag.contains("sources.archive.from"), "{diag}");
     b.js(
         "document.querySelector('.diag').scrollIntoView({block: 'center'})",
         json!([]),
