@@ -3,12 +3,13 @@
 //! search archives, start, watch and cancel runs, archive health, metrics.
 //!
 //! Files: [`api`] (errors, bodies, limits), [`auth`] (tokens), [`pipelines`] (the directory),
-//! [`runs`] (queue and runs), [`history`] (`--state-dir`), [`output`] (what runs write to
-//! standard output), [`progress`], [`search`], [`health`], [`assets`] (the page), [`routes`].
+//! [`runs`] (the runs and their state), [`schedule`] (starting and running them), [`history`] (`--state-dir`), [`output`] (what runs write to
+//! standard output), [`progress`], [`search`] and [`found`], [`health`], [`assets`] (the page), [`routes`].
 
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod found;
 pub mod health;
 pub mod history;
 pub mod output;
@@ -16,6 +17,7 @@ pub mod pipelines;
 pub mod progress;
 pub mod routes;
 pub mod runs;
+pub mod schedule;
 pub mod search;
 
 use std::net::SocketAddr;

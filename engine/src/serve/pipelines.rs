@@ -180,7 +180,8 @@ impl PipelineDir {
             files: Vec::new(),
             pairs,
         };
-        Ok(config::load::render_text(name, &text, &overrides).map(|r| r.text))
+        // Values read with `env("…")` are the server's environment: never sent to a client.
+        Ok(config::load::render_text(name, &text, &overrides).map(|r| redact(&r.text, &r.secrets)))
     }
 }
 
@@ -191,6 +192,17 @@ pub fn check_text(name: &str, text: &str, pairs: Vec<(String, String)>) -> Check
         pairs,
     };
     compile::check(config::load_text(name, text, &overrides))
+}
+
+/// `text` with every value of `secrets` replaced by `[value of env()]`, longest first.
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for s in secrets {
+        out = out.replace(s.as_str(), "[value of env()]");
+    }
+    out
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -313,6 +325,15 @@ mod tests {
         assert_eq!(p.resolve("b.toml").unwrap_err().status, 404);
         #[cfg(unix)]
         assert_eq!(p.resolve("link.toml").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn rendered_text_never_holds_environment_values() {
+        let secrets = vec!["abc".to_owned(), "abcdef".to_owned(), String::new()];
+        assert_eq!(
+            redact("key = \"abcdef\" # abc", &secrets),
+            "key = \"[value of env()]\" # [value of env()]"
+        );
     }
 
     #[test]

@@ -10,16 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use flux_stages::record::Batch;
-use flux_stages::stage::{Rejected, Sink, SinkReport};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::api::ApiError;
-use crate::runtime::{self, Monitor, ProvidedSinks, RunOptions, Snapshot};
+use super::found::{ResultSink, counts};
+use crate::runtime::{self, Monitor, ProvidedSinks, RunOptions};
 
 /// The most records a search returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -60,52 +58,6 @@ pub struct SearchRequest {
     /// Give up after this many seconds (default 60, at most [`MAX_TIMEOUT_SECONDS`]).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
-}
-
-/// The counts of a search.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
-    /// Data objects of the stream listed.
-    pub objects_listed: u64,
-    /// Objects left unread (outside the time window or shards).
-    pub objects_pruned: u64,
-    /// Objects read so far.
-    pub objects_read: u64,
-    /// Stored bytes of the objects read.
-    pub bytes_read: u64,
-    /// Records looked at: passed on by the source plus those it skipped (outside the bounds,
-    /// ruled out by the pushed-down filter before parsing).
-    pub records_scanned: u64,
-    /// Records that matched.
-    pub matched: u64,
-    /// Records returned.
-    pub returned: u64,
-    /// Seconds since the search started.
-    pub elapsed_seconds: f64,
-}
-
-fn counts(snap: &Snapshot, returned: u64) -> Counts {
-    let mut c = Counts {
-        returned,
-        elapsed_seconds: snap.elapsed_seconds,
-        ..Default::default()
-    };
-    for s in &snap.stages {
-        if let Some(o) = s.objects {
-            c.objects_listed += o.listed;
-            c.objects_pruned += o.pruned;
-            c.objects_read += o.read;
-            c.bytes_read += o.bytes;
-        }
-        match s.role {
-            flux_stages::registry::Role::Source => {
-                c.records_scanned += s.counters.records_out + s.counters.skipped;
-            }
-            flux_stages::registry::Role::Sink => c.matched += s.counters.records_in,
-            flux_stages::registry::Role::Transform => {}
-        }
-    }
-    c
 }
 
 impl SearchRequest {
@@ -370,54 +322,4 @@ async fn drive(
         "counts": c,
     });
     let _ = lines.send(end.to_string() + "\n").await;
-}
-
-/// The sink the search provides: hands the first `limit` records (as envelopes) to the
-/// stream, counts the rest; with `stop_at_limit`, stops the run at the limit.
-struct ResultSink {
-    tx: Option<mpsc::Sender<Box<serde_json::value::RawValue>>>,
-    limit: u64,
-    bytes: usize,
-    returned: Arc<AtomicU64>,
-    stop_at_limit: bool,
-    monitor: Arc<std::sync::OnceLock<Monitor>>,
-}
-
-#[async_trait]
-impl Sink for ResultSink {
-    async fn write(&mut self, batch: Arc<Batch>, _: &mut Vec<Rejected>) -> anyhow::Result<()> {
-        let mut line = Vec::new();
-        for r in batch.iter() {
-            let Some(tx) = &self.tx else { break };
-            line.clear();
-            r.write_envelope(&mut line);
-            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-            self.bytes += text.len();
-            if self.bytes > MAX_RESULT_BYTES {
-                self.tx = None;
-                break;
-            }
-            let raw = serde_json::value::RawValue::from_string(text)?;
-            // The channel holds `limit` records, so this never waits on a slow client for long.
-            if tx.send(raw).await.is_err() {
-                self.tx = None;
-                break;
-            }
-            if self.returned.fetch_add(1, Ordering::Relaxed) + 1 >= self.limit {
-                self.tx = None;
-            }
-        }
-        if self.tx.is_none()
-            && self.stop_at_limit
-            && let Some(m) = self.monitor.get()
-        {
-            m.cancel();
-        }
-        Ok(())
-    }
-
-    async fn finish(&mut self) -> anyhow::Result<SinkReport> {
-        self.tx = None;
-        Ok(SinkReport::default())
-    }
 }
