@@ -43,6 +43,17 @@ if ! (cd fuzz && cargo metadata --locked --format-version 1 >/dev/null); then
   exit 1
 fi
 
+# The console's browser test (engine/tests/it/serve_browser.rs) drives Debian's headless Chromium
+# through chromedriver.
+step "chromium"
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+/usr/bin/chromium --version
+
 step "emulators"
 env_lines=$(tests/emulators.sh up) && eval "$env_lines"
 # The AWS_ENDPOINT_URL_* lines are for manual runs of the binary; tests point each process they

@@ -14,3 +14,4 @@ pub mod config;
 pub mod diagnostic;
 pub mod metrics;
 pub mod runtime;
+pub mod serve;

@@ -79,32 +79,52 @@ const STAGE_COUNTERS: [StageCounter; 9] = [
 /// The OpenMetrics text of a snapshot.
 pub fn encode_snapshot(snap: &Snapshot) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("flux");
-    let labels = |s: &crate::runtime::StageSnapshot| -> StageLabels {
-        vec![
+    register_runs(&mut registry, std::slice::from_ref(snap), false);
+    let mut out = String::new();
+    encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+/// Registers the metrics of runs: with `per_run`, every series also carries the `run_id`
+/// label (a server with several runs at once); without, one run's series as `run` serves them.
+pub fn register_runs(registry: &mut Registry, snaps: &[Snapshot], per_run: bool) {
+    let labels = |snap: &Snapshot, s: &crate::runtime::StageSnapshot| -> StageLabels {
+        let mut l = Vec::with_capacity(4);
+        if per_run {
+            l.push(("run_id", snap.run_id.clone()));
+        }
+        l.extend([
             ("stage", s.id.clone()),
             ("role", s.role.noun().to_owned()),
             ("type", s.kind.clone()),
-        ]
+        ]);
+        l
     };
     for (name, help, read) in STAGE_COUNTERS {
         let family = Family::<StageLabels, Counter>::default();
-        for s in &snap.stages {
-            family.get_or_create(&labels(s)).inc_by(read(&s.counters));
+        for snap in snaps {
+            for s in &snap.stages {
+                family
+                    .get_or_create(&labels(snap, s))
+                    .inc_by(read(&s.counters));
+            }
         }
         registry.register(format!("stage_{name}"), help, family);
     }
     let behind = Family::<StageLabels, Gauge>::default();
     let checkpoint_age = Family::<StageLabels, Gauge<f64, AtomicU64>>::default();
-    for s in &snap.stages {
-        if let Some(ms) = s.behind_ms {
-            behind
-                .get_or_create(&labels(s))
-                .set(i64::try_from(ms).unwrap_or(i64::MAX));
-        }
-        if let Some(ms) = s.checkpoint_age_ms {
-            checkpoint_age
-                .get_or_create(&labels(s))
-                .set(ms as f64 / 1000.0);
+    for snap in snaps {
+        for s in &snap.stages {
+            if let Some(ms) = s.behind_ms {
+                behind
+                    .get_or_create(&labels(snap, s))
+                    .set(i64::try_from(ms).unwrap_or(i64::MAX));
+            }
+            if let Some(ms) = s.checkpoint_age_ms {
+                checkpoint_age
+                    .get_or_create(&labels(snap, s))
+                    .set(ms as f64 / 1000.0);
+            }
         }
     }
     registry.register(
@@ -118,35 +138,42 @@ pub fn encode_snapshot(snap: &Snapshot) -> Result<String, std::fmt::Error> {
         Unit::Seconds,
         checkpoint_age,
     );
-    let state = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
-    for s in RunState::ALL {
-        state
-            .get_or_create(&vec![("state", s.name())])
-            .set(i64::from(s == snap.state));
+    let state = Family::<Vec<(&'static str, String)>, Gauge>::default();
+    let info = Family::<Vec<(&'static str, String)>, Gauge>::default();
+    let elapsed = Family::<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>::default();
+    for snap in snaps {
+        let run: Vec<(&'static str, String)> = if per_run {
+            vec![("run_id", snap.run_id.clone())]
+        } else {
+            Vec::new()
+        };
+        for s in RunState::ALL {
+            let mut l = run.clone();
+            l.push(("state", s.name().to_owned()));
+            state.get_or_create(&l).set(i64::from(s == snap.state));
+        }
+        info.get_or_create(&vec![
+            ("run_id", snap.run_id.clone()),
+            ("pipeline", snap.pipeline.clone()),
+        ])
+        .set(1);
+        elapsed.get_or_create(&run).set(snap.elapsed_seconds);
     }
     registry.register(
         "run_state",
         "1 for the run's current state, 0 for the others.",
         state,
     );
-    let info = Family::<Vec<(&'static str, String)>, Gauge>::default();
-    info.get_or_create(&vec![
-        ("run_id", snap.run_id.clone()),
-        ("pipeline", snap.pipeline.clone()),
-    ])
-    .set(1);
     registry.register("run_info", "The run's id and pipeline (always 1).", info);
-    let elapsed = Gauge::<f64, AtomicU64>::default();
-    elapsed.set(snap.elapsed_seconds);
-    registry.register_with_unit(
-        "run_elapsed",
-        "Time since the run started.",
-        Unit::Seconds,
-        elapsed,
-    );
-    let mut out = String::new();
-    encode(&mut out, &registry)?;
-    Ok(out)
+    let help = "Time since the run started.";
+    match snaps {
+        [one] if !per_run => {
+            let gauge = Gauge::<f64, AtomicU64>::default();
+            gauge.set(one.elapsed_seconds);
+            registry.register_with_unit("run_elapsed", help, Unit::Seconds, gauge);
+        }
+        _ => registry.register_with_unit("run_elapsed", help, Unit::Seconds, elapsed),
+    }
 }
 
 /// The routes: `GET /metrics` and `GET /healthz` (200 and the run's state while it runs).
@@ -201,6 +228,7 @@ mod tests {
             expected_in: None,
             checkpoint_age_ms,
             finished: false,
+            objects: None,
         };
         let snap = Snapshot {
             run_id: "r-1".into(),

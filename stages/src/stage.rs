@@ -54,6 +54,22 @@ pub struct StageMetrics {
     checkpointed_at_ms: AtomicU64,
     /// Set by the runtime once the stage has sent everything it will send.
     pub finished: std::sync::atomic::AtomicBool,
+    /// Sources reading stored objects (`archive`): what they listed, pruned and read.
+    pub objects: ObjectCounters,
+}
+
+/// What a source reading stored objects did with them (the `archive` source), for search
+/// previews and progress: counted as it goes.
+#[derive(Debug, Default)]
+pub struct ObjectCounters {
+    /// Data objects of the stream listed.
+    pub listed: AtomicU64,
+    /// Listed objects left unread because their folders fall outside the bounds.
+    pub pruned: AtomicU64,
+    /// Objects opened and read.
+    pub read: AtomicU64,
+    /// Stored (compressed) bytes of the objects read.
+    pub bytes: AtomicU64,
 }
 
 impl StageMetrics {

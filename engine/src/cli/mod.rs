@@ -1,4 +1,4 @@
-//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl|completions`.
+//! The command line: `flux-engine validate|plan|render|run|schema|cluster|lease|status|ddl|completions|serve`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid pipeline or usage, 130 interrupted,
 //! 141 a run stopped because the reader of its standard output went away.
@@ -19,6 +19,7 @@ mod render;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod status;
 mod status_table;
 mod validate;
@@ -112,6 +113,9 @@ enum Command {
     Ddl(ddl::DdlArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Serve the search-and-replay console: an HTTP API and a web page to search archives,
+    /// start runs and watch them.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -140,6 +144,7 @@ pub fn run() -> i32 {
         Command::Status(a) => status::status(a),
         Command::Ddl(a) => ddl::ddl(a),
         Command::Completions(a) => completions::completions(a),
+        Command::Serve(a) => serve::serve(a),
     };
     output::finish(code)
 }
@@ -187,38 +192,12 @@ pub(crate) fn load_and_compile(file: &str, vars: &VarArgs) -> Result<Pipeline, i
         errln!("error: {e}");
         EXIT_INVALID
     })?;
-    let loaded = config::load_file(file, &overrides);
-    let mut diags = loaded.diagnostics;
-    let Some(spec) = loaded.spec else {
-        print_diagnostics(&diags);
-        errln!(
-            "{file}: {} error(s)",
-            diags.iter().filter(|d| d.is_error()).count()
-        );
-        return Err(EXIT_INVALID);
-    };
-    let load_errors = diags.iter().any(Diagnostic::is_error);
-    let (pipeline, mut more) = compile::compile(&spec);
-    more.iter_mut().for_each(|d| d.redact(&spec.secrets));
-    // With errors in the file already, "no source"/"no sink" only repeat them (a misspelt
-    // section name is the usual cause).
-    diags.extend(
-        more.into_iter()
-            .filter(|d| !(load_errors && d.location.is_none())),
-    );
-    // File order; diagnostics without a place come last.
-    diags.sort_by_key(|d| {
-        (
-            d.location.is_none(),
-            d.location.as_ref().map(|l| (l.line, l.column)),
-            d.severity,
-        )
-    });
-    print_diagnostics(&diags);
-    match pipeline {
-        Some(p) if !diags.iter().any(Diagnostic::is_error) => Ok(p),
-        _ => {
-            let errors = diags.iter().filter(|d| d.is_error()).count();
+    let checked = compile::check(config::load_file(file, &overrides));
+    print_diagnostics(&checked.diagnostics);
+    match checked.pipeline {
+        Some(p) => Ok(p),
+        None => {
+            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
             errln!("{file}: {errors} error(s)");
             Err(EXIT_INVALID)
         }

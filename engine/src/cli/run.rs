@@ -64,7 +64,7 @@ enum ProgressArg {
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM (what schedulers such as Kubernetes, ECS and systemd
 /// send to stop a job); false when no signal handler could be installed.
-async fn stop_requested() -> bool {
+pub(crate) async fn stop_requested() -> bool {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

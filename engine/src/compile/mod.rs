@@ -75,6 +75,51 @@ impl Pipeline {
     }
 }
 
+/// A loaded file compiled: the pipeline when it has no error, and every diagnostic in file
+/// order (those without a place last). What `validate` and `run` print and what `serve`
+/// returns as JSON.
+#[derive(Debug)]
+pub struct Checked {
+    /// The pipeline, when there is no error.
+    pub pipeline: Option<Pipeline>,
+    /// Errors and warnings.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Compiles what [`crate::config::load_file`] or [`crate::config::load_text`] loaded, keeping
+/// the load's diagnostics: secrets redacted, sorted by place.
+pub fn check(loaded: crate::config::Loaded) -> Checked {
+    let mut diags = loaded.diagnostics;
+    let Some(spec) = loaded.spec else {
+        return Checked {
+            pipeline: None,
+            diagnostics: diags,
+        };
+    };
+    let load_errors = diags.iter().any(Diagnostic::is_error);
+    let (pipeline, mut more) = compile(&spec);
+    more.iter_mut().for_each(|d| d.redact(&spec.secrets));
+    // With errors in the file already, "no source"/"no sink" only repeat them (a misspelt
+    // section name is the usual cause).
+    diags.extend(
+        more.into_iter()
+            .filter(|d| !(load_errors && d.location.is_none())),
+    );
+    // File order; diagnostics without a place come last.
+    diags.sort_by_key(|d| {
+        (
+            d.location.is_none(),
+            d.location.as_ref().map(|l| (l.line, l.column)),
+            d.severity,
+        )
+    });
+    let ok = !diags.iter().any(Diagnostic::is_error);
+    Checked {
+        pipeline: pipeline.filter(|_| ok),
+        diagnostics: diags,
+    }
+}
+
 /// Compiles a spec. Returns the pipeline when there are no errors, and every diagnostic.
 pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
     let file = spec.file.as_str();

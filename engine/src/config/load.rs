@@ -77,6 +77,16 @@ pub fn load_text(file: &str, text: &str, overrides: &VarOverrides) -> Loaded {
             };
         }
     };
+    load_rendered(file, text, rendered)
+}
+
+/// Loads a pipeline that a program wrote as plain TOML (no template syntax is interpreted,
+/// whatever its strings hold): `serve` builds its search pipelines this way.
+pub fn load_generated(file: &str, text: &str) -> Loaded {
+    load_rendered(file, text, Rendered::plain(text))
+}
+
+fn load_rendered(file: &str, text: &str, rendered: Rendered) -> Loaded {
     let mut loader = Loader {
         file: file.to_owned(),
         source: LineIndex::new(text),

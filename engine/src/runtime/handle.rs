@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::execute::{RunReport, execute};
 use super::live::{LiveMetrics, RunState, Snapshot};
-use super::prepare::prepare_with;
+use super::prepare::{ProvidedSinks, prepare_provided};
 use super::summary::{Outcome, RunSummary, SUMMARY_VERSION, timestamp};
 use crate::compile::Pipeline;
 use flux_stages::sink::kinesis::shards::ShardRange;
@@ -184,6 +184,16 @@ pub struct RunHandle {
 ///
 /// Callable from synchronous code and from inside another tokio runtime alike.
 pub fn start(pipeline: &Pipeline, options: RunOptions) -> Result<RunHandle, StartError> {
+    start_with(pipeline, options, ProvidedSinks::default())
+}
+
+/// [`start`], with some sinks provided by the caller instead of built from the pipeline file
+/// (see [`ProvidedSinks`]).
+pub fn start_with(
+    pipeline: &Pipeline,
+    options: RunOptions,
+    provided: ProvidedSinks,
+) -> Result<RunHandle, StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("flux-run")
@@ -198,7 +208,7 @@ pub fn start(pipeline: &Pipeline, options: RunOptions) -> Result<RunHandle, Star
     let graph = {
         // Stages may create clients or spawn helpers as they are built: inside the run's runtime.
         let _inside = runtime.enter();
-        prepare_with(pipeline, &options, &stop).map_err(StartError::Build)?
+        prepare_provided(pipeline, &options, &stop, provided).map_err(StartError::Build)?
     };
     let shared = Arc::new(Shared {
         run_id: options.run_id.clone(),

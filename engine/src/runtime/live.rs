@@ -83,6 +83,7 @@ impl LiveMetrics {
                     expected_in: self.expected_in(i),
                     checkpoint_age_ms: m.checkpointed_at_ms().map(|at| now_ms.saturating_sub(at)),
                     finished: m.finished.load(std::sync::atomic::Ordering::Relaxed),
+                    objects: ObjectCounts::read(&m.objects),
                 }
             })
             .collect()
@@ -142,6 +143,36 @@ pub struct StageSnapshot {
     pub checkpoint_age_ms: Option<u64>,
     /// Sources: it has read and sent everything (its rate no longer moves).
     pub finished: bool,
+    /// Sources reading stored objects (`archive`): what they listed, pruned and read; `None`
+    /// for other stages and before the listing.
+    pub objects: Option<ObjectCounts>,
+}
+
+/// [`flux_stages::stage::ObjectCounters`] as numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ObjectCounts {
+    /// Data objects of the stream listed.
+    pub listed: u64,
+    /// Listed objects left unread (outside the bounds).
+    pub pruned: u64,
+    /// Objects read so far.
+    pub read: u64,
+    /// Stored (compressed) bytes of the objects read so far.
+    pub bytes: u64,
+}
+
+impl ObjectCounts {
+    /// Reads the counters; `None` until the stage listed something.
+    pub fn read(c: &flux_stages::stage::ObjectCounters) -> Option<ObjectCounts> {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let counts = ObjectCounts {
+            listed: get(&c.listed),
+            pruned: get(&c.pruned),
+            read: get(&c.read),
+            bytes: get(&c.bytes),
+        };
+        (counts.listed > 0).then_some(counts)
+    }
 }
 
 /// Every stage's counters at one moment, as data.

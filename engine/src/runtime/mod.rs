@@ -29,9 +29,9 @@ mod summary;
 pub mod table;
 
 pub use execute::{RunReport, execute};
-pub use handle::{Monitor, RunHandle, RunOptions, StartError, new_run_id, start};
-pub use live::{LiveMetrics, LiveStage, RunState, Snapshot, StageSnapshot};
-pub use prepare::{Prepared, prepare, prepare_with};
+pub use handle::{Monitor, RunHandle, RunOptions, StartError, new_run_id, start, start_with};
+pub use live::{LiveMetrics, LiveStage, ObjectCounts, RunState, Snapshot, StageSnapshot};
+pub use prepare::{Prepared, ProvidedSinks, prepare, prepare_provided, prepare_with};
 pub use summary::{Counters, Outcome, RunSummary, SUMMARY_VERSION, StageSummary};
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Building every stage of a compiled pipeline, handing each what compile decided about it
 //! ([`crate::compile::Facts`]) through its `BuildContext`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use flux_stages::channel::Capacity;
 use flux_stages::registry::{BuildContext, BuiltStage, Role};
-use flux_stages::stage::{Emit, Pass, RecordTransform, StageMetrics};
+use flux_stages::stage::{Emit, Pass, RecordTransform, Sink, StageMetrics};
 use petgraph::graph::DiGraph;
 use tokio_util::sync::CancellationToken;
 
@@ -51,9 +52,61 @@ pub fn prepare_with(
     options: &RunOptions,
     stop: &CancellationToken,
 ) -> Result<DiGraph<Prepared, Edge>, String> {
+    prepare_provided(p, options, stop, ProvidedSinks::default())
+}
+
+/// Sinks an embedding program provides itself, by stage id: each replaces the sink of that id
+/// that the pipeline file configures (which is then not built), and runs as any sink does
+/// (counters, stop signal, summary). A server collects search results this way, without a
+/// second runtime or a sink kind that pipeline files could name.
+#[derive(Default)]
+pub struct ProvidedSinks(HashMap<String, Box<dyn Sink>>);
+
+impl ProvidedSinks {
+    /// Provides the sink for the stage `id`.
+    pub fn insert(&mut self, id: impl Into<String>, sink: Box<dyn Sink>) {
+        self.0.insert(id.into(), sink);
+    }
+
+    /// True when no sink is provided.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// [`prepare_with`], with some sinks provided by the caller (see [`ProvidedSinks`]). A provided
+/// sink whose id names no sink of the pipeline is an error.
+pub fn prepare_provided(
+    p: &Pipeline,
+    options: &RunOptions,
+    stop: &CancellationToken,
+    mut provided: ProvidedSinks,
+) -> Result<DiGraph<Prepared, Edge>, String> {
     let mut err = None;
+    for id in provided.0.keys() {
+        if !p
+            .graph
+            .node_weights()
+            .any(|n| n.role == Role::Sink && &n.id == id)
+        {
+            return Err(format!("no sink `{id}` to provide"));
+        }
+    }
     let graph = p.graph.map(
         |_, node| {
+            if node.role == Role::Sink
+                && let Some(sink) = provided.0.remove(&node.id)
+            {
+                return Prepared {
+                    id: node.id.clone(),
+                    role: node.role,
+                    kind: node.kind.clone(),
+                    buffer: node.buffer,
+                    one_to_one: false,
+                    metrics: Arc::new(StageMetrics::default()),
+                    stage: BuiltStage::Sink(sink),
+                };
+            }
             let ctx = BuildContext {
                 pipeline: p.name.clone(),
                 run_id: options.run_id.clone(),

@@ -21,5 +21,7 @@ mod golden;
 mod kinesis_archive;
 mod kinesis_replay;
 mod packaging;
+mod serve;
+mod serve_browser;
 mod sql_docs;
 mod status;

@@ -276,8 +276,9 @@ async fn plan_objects(
     store: &Arc<dyn ObjectStore>,
     stream: &StreamName,
     bounds: &Bounds,
-) -> anyhow::Result<(Vec<DataObject>, usize)> {
+) -> anyhow::Result<(Vec<DataObject>, usize, ObjectSizes)> {
     let listed = store.list(&layout::stream_prefix(stream)).await?;
+    let sizes: ObjectSizes = Arc::new(listed.iter().map(|m| (m.key.clone(), m.size)).collect());
     let all: Vec<DataObject> = listed
         .iter()
         .filter_map(|m| layout::parse_data_key(stream, &m.key))
@@ -292,8 +293,11 @@ async fn plan_objects(
             .cmp(&(b.hour, &b.shard_id, b.range.as_ref().map(|r| &r.0)))
             .then_with(|| a.key.cmp(&b.key))
     });
-    Ok((chosen, total))
+    Ok((chosen, total, sizes))
 }
+
+/// The stored size of each listed object, by key.
+type ObjectSizes = Arc<std::collections::HashMap<String, u64>>;
 
 #[async_trait]
 impl Source for ArchiveSource {
@@ -313,7 +317,16 @@ impl Source for ArchiveSource {
         };
         let stream = StreamName::parse(&self.config.stream).map_err(anyhow::Error::msg)?;
         self.store.check_root().await?;
-        let (objects, total) = plan_objects(&self.store, &stream, &bounds).await?;
+        let (objects, total, sizes) = plan_objects(&self.store, &stream, &bounds).await?;
+        let metrics = ctx.output.metrics().clone();
+        metrics
+            .objects
+            .listed
+            .store(total as u64, std::sync::atomic::Ordering::Relaxed);
+        metrics.objects.pruned.store(
+            (total - objects.len()) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if total == 0 {
             tracing::warn!(
                 stage = ctx.output.stage(),
@@ -395,6 +408,8 @@ impl Source for ArchiveSource {
                 tx,
                 stop: stop_readers.clone(),
                 skip_fences: skip_fences.clone(),
+                sizes: sizes.clone(),
+                metrics: metrics.clone(),
             };
             shard_readers.push((reader, list));
         }
@@ -493,6 +508,10 @@ struct ShardReader {
     stop: tokio_util::sync::CancellationToken,
     /// With `skip_fences`: the protocol member, and the fences left out so far (all shards).
     skip_fences: Option<(Arc<str>, Arc<std::sync::atomic::AtomicU64>)>,
+    /// Stored sizes of the listed objects.
+    sizes: ObjectSizes,
+    /// The source's counters (objects read and their bytes).
+    metrics: Arc<crate::stage::StageMetrics>,
 }
 
 impl ShardReader {
@@ -507,7 +526,17 @@ impl ShardReader {
                 _ = self.stop.cancelled() => return,
             };
             let stream = match opened {
-                Ok(s) => store::stop_reading_on(s, self.stop.clone()),
+                Ok(s) => {
+                    let objects = &self.metrics.objects;
+                    objects
+                        .read
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    objects.bytes.fetch_add(
+                        self.sizes.get(&obj.key).copied().unwrap_or(0),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    store::stop_reading_on(s, self.stop.clone())
+                }
                 Err(e) => {
                     let _ = self
                         .tx

@@ -45,6 +45,7 @@ fn a_source_line_shows_the_lag_when_known() {
         expected_in: None,
         checkpoint_age_ms: None,
         finished: false,
+        objects: None,
     };
     let line = |behind_ms| source_line(&source_figures(&stage(behind_ms), Duration::from_secs(5)));
     assert_eq!(line(None), "2000 records, 2.0 KiB, 400 records/s");

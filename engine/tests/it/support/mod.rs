@@ -76,6 +76,9 @@ pub(crate) fn assert_golden(path: &Path, actual: &str) {
 }
 
 pub(crate) mod fault_proxy;
+pub(crate) mod http;
+pub(crate) mod server;
+pub(crate) mod webdriver;
 
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
 pub(crate) mod emulators {
