@@ -6,5 +6,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(flux_engine::cli::run());
+    std::process::exit(flux_engine::cli::main());
 }

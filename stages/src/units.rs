@@ -83,32 +83,36 @@ impl JsonSchema for Size {
 
 /// A duration written with a unit: `"500ms"`, `"15m"`, `"1h 30m"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Duration(pub std::time::Duration);
+pub struct HumanDuration(pub std::time::Duration);
 
-impl FromStr for Duration {
+impl FromStr for HumanDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s).map(Duration).map_err(|e| {
-            format!("invalid duration {s:?} ({e}); write it like \"15m\", \"30s\" or \"1h 30m\"")
-        })
+        humantime::parse_duration(s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                format!(
+                    "invalid duration {s:?} ({e}); write it like \"15m\", \"30s\" or \"1h 30m\""
+                )
+            })
     }
 }
 
-impl fmt::Display for Duration {
+impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
     }
 }
 
-impl<'de> Deserialize<'de> for Duration {
+impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl de::Visitor<'_> for V {
-            type Value = Duration;
+            type Value = HumanDuration;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a duration with a unit, like \"15m\"")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
                 v.parse().map_err(E::custom)
             }
         }
@@ -116,13 +120,13 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-impl Serialize for Duration {
+impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-impl JsonSchema for Duration {
+impl JsonSchema for HumanDuration {
     fn schema_name() -> Cow<'static, str> {
         "Duration".into()
     }
@@ -188,9 +192,9 @@ mod tests {
     #[test]
     fn durations_parse() {
         assert_eq!(
-            "15m".parse::<Duration>().unwrap().0,
+            "15m".parse::<HumanDuration>().unwrap().0,
             std::time::Duration::from_secs(900)
         );
-        assert!("15".parse::<Duration>().is_err());
+        assert!("15".parse::<HumanDuration>().is_err());
     }
 }

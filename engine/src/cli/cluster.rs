@@ -4,7 +4,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use flux_stages::aws::AwsSettings;
 use flux_stages::store::{self, StoreOptions};
-use flux_stages::units::Duration;
+use flux_stages::units::HumanDuration;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, VarArgs, print_diagnostics};
 use crate::cluster::file::{self, ClusterFile};
@@ -42,10 +42,10 @@ struct UpArgs {
     wait: bool,
     /// How long --wait waits.
     #[arg(long, default_value = "45m")]
-    timeout: Duration,
+    timeout: HumanDuration,
     /// How often --wait asks.
     #[arg(long, default_value = "30s")]
-    poll_interval: Duration,
+    poll_interval: HumanDuration,
 }
 
 #[derive(Args, Debug)]
@@ -95,12 +95,12 @@ fn load(path: &str, vars: &VarArgs) -> Result<ClusterFile, i32> {
 }
 
 /// Everything `up` sends: the scripts to upload (key below the prefix, text) and the request.
-struct Plan {
+struct LaunchPlan {
     uploads: Vec<(String, String)>,
     request: RunJobFlow,
 }
 
-fn plan(path: &str, f: &ClusterFile, vars: &VarArgs) -> Result<Plan, String> {
+fn plan(path: &str, f: &ClusterFile, vars: &VarArgs) -> Result<LaunchPlan, String> {
     let overrides = vars.overrides()?;
     let model = match &f.ddl {
         Some(ddl) => {
@@ -120,7 +120,7 @@ fn plan(path: &str, f: &ClusterFile, vars: &VarArgs) -> Result<Plan, String> {
     for s in &ddl_steps {
         uploads.push((s.key.clone(), s.script.clone()));
     }
-    Ok(Plan {
+    Ok(LaunchPlan {
         uploads,
         request: RunJobFlow::new(f, bootstrap_url.as_deref(), &ddl_steps),
     })
@@ -175,7 +175,7 @@ fn up(args: UpArgs) -> i32 {
     })
 }
 
-async fn launch(f: &ClusterFile, plan: &Plan, args: &UpArgs) -> Result<(), String> {
+async fn launch(f: &ClusterFile, plan: &LaunchPlan, args: &UpArgs) -> Result<(), String> {
     let client = emr::client(&f.aws).await;
     let name = &f.cluster.name;
     let existing = emr::find_by_name(&client, name).await?;
@@ -252,7 +252,7 @@ async fn wait(
 }
 
 fn humantime_secs(d: std::time::Duration) -> String {
-    Duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+    HumanDuration(std::time::Duration::from_secs(d.as_secs())).to_string()
 }
 
 async fn state_of(client: &aws_sdk_emr::Client, id: &str) -> Result<(String, String), String> {

@@ -119,7 +119,7 @@ enum Command {
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
-pub fn run() -> i32 {
+pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -137,7 +137,7 @@ pub fn run() -> i32 {
         Command::Validate(a) => validate::validate(a),
         Command::Plan(a) => plan::plan(a),
         Command::Render(a) => render::render(a),
-        Command::Run(a) => run::run(a, cli.log_format),
+        Command::Run(a) => run::run_pipeline(a, cli.log_format),
         Command::Schema => schema::schema(),
         Command::Cluster(a) => cluster::cluster(a),
         Command::Lease(a) => lease::lease(a),

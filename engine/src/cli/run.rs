@@ -99,7 +99,7 @@ fn offline_shards(args: &RunArgs) -> Result<Option<Vec<ShardRange>>, String> {
         .map_err(|e| format!("--shards-file {}: {e}", path.display()))
 }
 
-pub(crate) fn run(args: RunArgs, format: LogFormat) -> i32 {
+pub(crate) fn run_pipeline(args: RunArgs, format: LogFormat) -> i32 {
     let summary_json = match args.summary_json.as_deref().map(SummaryJson::parse) {
         None => None,
         Some(Ok(s)) => Some(s),

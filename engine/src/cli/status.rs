@@ -10,7 +10,7 @@ use flux_stages::aws::AwsSettings;
 use flux_stages::names::StreamName;
 use flux_stages::record::parse_ts;
 use flux_stages::store::StoreOptions;
-use flux_stages::units::Duration as Dur;
+use flux_stages::units::HumanDuration;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_RUNTIME};
 
@@ -69,7 +69,7 @@ impl StatusArgs {
             .expiry_margin
             .as_deref()
             .map(|m| {
-                m.parse::<Dur>()
+                m.parse::<HumanDuration>()
                     .map(|d| d.0)
                     .map_err(|e| format!("--expiry-margin: {e}"))
             })

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use flux_stages::aws::AwsSettings;
 use flux_stages::sink::ddl::DdlSinkConfig;
-use flux_stages::units::Duration;
+use flux_stages::units::HumanDuration;
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -69,7 +69,7 @@ pub struct ClusterSection {
     pub key_name: Option<String>,
     /// Terminate after this long without work, e.g. "1h" (EMR accepts 1 minute to 7 days).
     #[serde(default)]
-    pub idle_timeout: Option<Duration>,
+    pub idle_timeout: Option<HumanDuration>,
     /// Tags on the cluster (and its instances).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

@@ -35,7 +35,7 @@ use serde_json::Value;
 use crate::expr::ValuePath;
 use crate::record::{Batch, Record, format_ts, parse_ts, ts_from_millis};
 use crate::stage::{Drain, Emit, Rejected, StatefulTransform};
-use crate::units::Duration as Dur;
+use crate::units::HumanDuration;
 
 /// What happens to a record that arrives after its windows closed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -54,13 +54,13 @@ pub enum Late {
 pub struct WindowConfig {
     /// Window length (tumbling and sliding windows).
     #[serde(default)]
-    pub size: Option<Dur>,
+    pub size: Option<HumanDuration>,
     /// Distance between window starts (sliding windows); equal to `size` when absent (tumbling).
     #[serde(default)]
-    pub slide: Option<Dur>,
+    pub slide: Option<HumanDuration>,
     /// Session windows: a session ends after this long without a record (per `key`).
     #[serde(default)]
-    pub gap: Option<Dur>,
+    pub gap: Option<HumanDuration>,
     /// Session windows only: the JSONPath (into the envelope view) or `partition_key` whose
     /// value separates sessions. One session stream for all records when absent.
     #[serde(default)]
@@ -71,7 +71,7 @@ pub struct WindowConfig {
     pub time: String,
     /// How long after a window's end records may still join it. Default "0s".
     #[serde(default)]
-    pub allowed_lateness: Option<Dur>,
+    pub allowed_lateness: Option<HumanDuration>,
     /// `dead_letter` (default) or `drop`.
     #[serde(default)]
     pub late: Late,
@@ -90,7 +90,7 @@ enum Kind {
     Session { gap: i64 },
 }
 
-fn millis(d: Dur) -> i64 {
+fn millis(d: HumanDuration) -> i64 {
     i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -19,7 +19,7 @@ pub struct ArchiveSinkConfig {
     /// so a quiet shard's records reach the archive within this delay. No limit by default;
     /// with `stop = "never"` objects are rolled at every checkpoint barrier anyway.
     #[serde(default)]
-    pub max_age: Option<crate::units::Duration>,
+    pub max_age: Option<crate::units::HumanDuration>,
     /// Roll an object whenever the `window` annotation (`{start, end}`, from a `window`
     /// transform upstream) changes, so each object holds the records of one window of one
     /// shard. Needs each shard's records in sequence order (tumbling windows on arrival time);
@@ -36,7 +36,7 @@ pub struct ArchiveSinkConfig {
     /// How long the archive lease (one archiver per stream) lasts without renewal; a run that
     /// died holds the stream this long. Default "5m".
     #[serde(default = "default_lease_ttl")]
-    pub lease_ttl: crate::units::Duration,
+    pub lease_ttl: crate::units::HumanDuration,
     /// Server-side encryption of written objects: `aws:kms`, `aws:kms:dsse` or `AES256`
     /// (default: the bucket's default encryption).
     #[serde(default)]
@@ -59,8 +59,8 @@ fn default_max_bytes() -> Size {
 fn default_level() -> u32 {
     6
 }
-fn default_lease_ttl() -> crate::units::Duration {
-    crate::units::Duration(std::time::Duration::from_secs(300))
+fn default_lease_ttl() -> crate::units::HumanDuration {
+    crate::units::HumanDuration(std::time::Duration::from_secs(300))
 }
 
 /// Who is writing: recorded in checkpoints and the run manifest.

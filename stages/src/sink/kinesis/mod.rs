@@ -60,7 +60,7 @@ use config::KeyExpr;
 pub use config::KinesisSinkConfig;
 use fence::Fences;
 use rate::ShardRate;
-use report::{Plan, Stats};
+use report::{DryRunPlan, Stats};
 use shards::{ShardMap, parse_hash_key};
 use target::{Outcome, Target};
 
@@ -101,7 +101,7 @@ impl KinesisSinkConfig {
             pending: VecDeque::new(),
             metrics: ctx.metrics.clone(),
             stats: Stats::default(),
-            plan: Plan::default(),
+            plan: DryRunPlan::default(),
             stop: ctx.stop.clone(),
         }))
     }
@@ -160,7 +160,7 @@ pub struct KinesisSink {
     pending: VecDeque<Entry>,
     metrics: Arc<StageMetrics>,
     stats: Stats,
-    plan: Plan,
+    plan: DryRunPlan,
     /// The run's stop signal: once it fires nothing more is sent (see [`KinesisSink::stopped`]).
     stop: CancellationToken,
 }

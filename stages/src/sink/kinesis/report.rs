@@ -24,7 +24,7 @@ pub(super) struct Stats {
 }
 
 #[derive(Default)]
-pub(super) struct Plan {
+pub(super) struct DryRunPlan {
     /// Per shard index: records, bytes.
     pub(super) per_shard: BTreeMap<usize, (u64, u64)>,
     pub(super) samples: Vec<String>,

@@ -56,13 +56,13 @@ pub struct KinesisSourceConfig {
     pub limit: i32,
     /// Least time between two GetRecords calls on one shard. Default "200ms".
     #[serde(default = "default_poll")]
-    pub poll_interval: Dur,
+    pub poll_interval: HumanDuration,
     /// Time between calls on a shard that returned nothing. Default "1s".
     #[serde(default = "default_idle")]
-    pub idle_interval: Dur,
+    pub idle_interval: HumanDuration,
     /// With `stop = "never"`: how often downstream stages checkpoint. Default "1m".
     #[serde(default = "default_checkpoint_interval")]
-    pub checkpoint_interval: Dur,
+    pub checkpoint_interval: HumanDuration,
     /// With `start = "checkpoint"`: archive what is left even when records expired between a
     /// shard's checkpoint and the oldest record still in the stream (a gap). The gap is recorded
     /// in the archive under `_flux/gaps/`. Default false: the run refuses to start.
@@ -84,14 +84,14 @@ fn default_true() -> bool {
 fn default_limit() -> i32 {
     10_000
 }
-fn default_poll() -> Dur {
-    Dur(Duration::from_millis(200))
+fn default_poll() -> HumanDuration {
+    HumanDuration(Duration::from_millis(200))
 }
-fn default_idle() -> Dur {
-    Dur(Duration::from_secs(1))
+fn default_idle() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
 }
-fn default_checkpoint_interval() -> Dur {
-    Dur(Duration::from_secs(60))
+fn default_checkpoint_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
 }
 
 impl KinesisSourceConfig {

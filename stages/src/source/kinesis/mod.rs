@@ -48,7 +48,7 @@ use crate::record::{Record, SequenceNumber, kinesis_millis, ts_from_millis};
 use crate::source::kpl;
 use crate::stage::{Rejected, Source, SourceContext, StageMetrics};
 use crate::store;
-use crate::units::{Duration as Dur, Timestamp};
+use crate::units::{HumanDuration, Timestamp};
 
 pub use config::{KinesisSourceConfig, StartAt, StopAt};
 use reader::{Reader, Timing};
