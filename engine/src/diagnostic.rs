@@ -23,6 +23,43 @@ pub enum Severity {
     Warning,
 }
 
+/// What kind of problem a diagnostic reports: for programs that act on it (the compile passes,
+/// the console's API, scripts reading JSON); the message says it to people. Stable names in
+/// JSON (`unknown_key`, …).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnosticKind {
+    /// Anything else.
+    #[default]
+    Other,
+    /// The file is not valid TOML.
+    Syntax,
+    /// The template does not render (syntax, budget, a filter's error).
+    Template,
+    /// A template variable is used but set nowhere.
+    MissingVariable,
+    /// A stage `type` that its section does not have.
+    UnknownKind,
+    /// A key the table does not have.
+    UnknownKey,
+    /// A required key is not set.
+    MissingKey,
+    /// A value of the wrong type or out of range, or a setting the stage refuses.
+    InvalidValue,
+    /// Two stages share an id.
+    DuplicateId,
+    /// `inputs` names a stage that does not exist.
+    UnknownInput,
+    /// `inputs` names a sink's main output (sinks have none).
+    ReadsSink,
+    /// The stages form a cycle.
+    Cycle,
+    /// A stage's output is read by nothing.
+    UnreadOutput,
+    /// Two stages write one place, or a stage writes what the pipeline reads.
+    SharedPlace,
+}
+
 /// A position in a source file, resolved for display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -51,6 +88,8 @@ pub struct Diagnostic {
     pub message: String,
     /// What to do about it.
     pub help: Option<String>,
+    /// What kind of problem it is.
+    pub kind: DiagnosticKind,
 }
 
 impl Diagnostic {
@@ -63,7 +102,13 @@ impl Diagnostic {
             field: None,
             message: message.into(),
             help: None,
+            kind: DiagnosticKind::Other,
         }
+    }
+
+    /// An error of `kind` about `file`.
+    pub fn error_of(kind: DiagnosticKind, file: &str, message: impl Into<String>) -> Self {
+        Diagnostic::error(file, message).kind(kind)
     }
 
     /// A warning about `file`.
@@ -77,6 +122,12 @@ impl Diagnostic {
     /// Sets the key path.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    /// Sets the kind.
+    pub fn kind(mut self, kind: DiagnosticKind) -> Self {
+        self.kind = kind;
         self
     }
 

@@ -5,6 +5,8 @@
 //! runtime acts on ([`facts`]).
 
 pub mod facts;
+#[cfg(test)]
+mod kind_tests;
 mod places;
 pub mod plan;
 
@@ -18,7 +20,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::config::{PipelineSpec, Port};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, did_you_mean};
 pub use facts::Facts;
 
 /// A stage in the compiled graph.
@@ -143,6 +145,7 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
                 )
                 .at(stage.location.clone())
                 .field(stage.path())
+                .kind(DiagnosticKind::DuplicateId)
                 .help(
                     "stage ids are shared across [sources], [transforms] and [sinks]; rename one",
                 ),
@@ -197,6 +200,7 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
                     file,
                     format!("unknown input `{}` in {}", input.stage, stage.path()),
                 )
+                .kind(DiagnosticKind::UnknownInput)
                 .at(input.location.clone())
                 .field(field);
                 let ids = spec
@@ -224,6 +228,7 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
                     Diagnostic::error(file, format!("`{}` reads sink `{}`, but a sink has no output", stage.id, input.stage))
                         .at(input.location.clone())
                         .field(field)
+                        .kind(DiagnosticKind::ReadsSink)
                         .help(format!("read the stage that feeds `{}` instead, or `{}.dead_letter` for the records it rejects", input.stage, input.stage)),
                 );
                 continue;
@@ -257,13 +262,17 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
             )
             .at(first.location.clone())
             .field(first.path())
+            .kind(DiagnosticKind::Cycle)
             .help("a pipeline is a DAG; break the cycle by removing one of these inputs"),
         );
     }
 
     // Pass 4: outputs nobody reads (not worth saying when an input name is already wrong).
     let unknown_inputs = diags.iter().any(|d| {
-        d.message.starts_with("unknown input") || d.message.starts_with("duplicate stage id")
+        matches!(
+            d.kind,
+            DiagnosticKind::UnknownInput | DiagnosticKind::DuplicateId
+        )
     });
     for stage in &spec.stages {
         if unknown_inputs {
@@ -293,6 +302,7 @@ pub fn compile(spec: &PipelineSpec) -> (Option<Pipeline>, Vec<Diagnostic>) {
             )
             .at(stage.location.clone())
             .field(stage.path())
+            .kind(DiagnosticKind::UnreadOutput)
             .help(format!(
                 "add `\"{}\"` to the `inputs` of a transform or sink, or remove the stage",
                 stage.id

@@ -18,7 +18,7 @@ use flux_stages::registry::{Place, Role, StageConfig};
 use flux_stages::store::StoreLocation;
 
 use crate::config::{PipelineSpec, StageSpec};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
 
 /// One stage's place, with the key that names it.
 struct Use<'a> {
@@ -60,7 +60,7 @@ pub(super) fn check(
             Some(Ok(place)) => place,
             Some(Err(e)) => {
                 diags.push(
-                    Diagnostic::error(file, e)
+                    Diagnostic::error_of(DiagnosticKind::InvalidValue, file, e)
                         .at(stage.key_location(key))
                         .field(format!("{}.{key}", stage.path())),
                 );
@@ -111,7 +111,7 @@ pub(super) fn check(
             ),
         };
         diags.push(
-            Diagnostic::error(file, message)
+            Diagnostic::error_of(DiagnosticKind::SharedPlace, file, message)
                 .at(w.stage.key_location(w.key))
                 .field(w.field())
                 .help(help),
@@ -132,7 +132,8 @@ pub(super) fn check(
             .collect();
         for r in readers.iter().filter(|r| r.place == w.place) {
             let diag = match &w.place {
-                Place::File(_) => Diagnostic::error(
+                Place::File(_) => Diagnostic::error_of(
+                    DiagnosticKind::SharedPlace,
                     file,
                     format!(
                         "{} writes {}, the file {} reads: the run would replace its own input",
@@ -152,7 +153,8 @@ pub(super) fn check(
                     else {
                         continue;
                     };
-                    Diagnostic::error(
+                    Diagnostic::error_of(
+                        DiagnosticKind::SharedPlace,
                         file,
                         format!(
                             "{} archives stream `{stream}` into {}, the archive {} reads it from: a loop",

@@ -16,7 +16,7 @@ use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use super::spec::{InputRef, PipelineSpec, StageSpec};
 use super::template::{self, Rendered};
 use super::vars::{self, VarOverrides};
-use crate::diagnostic::{Diagnostic, LineIndex, Location, did_you_mean};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, LineIndex, Location, did_you_mean};
 
 /// The result of loading: the spec when it could be built at all, and every diagnostic.
 #[derive(Debug)]
@@ -148,8 +148,12 @@ pub(crate) fn syntax_errors(
 }
 
 fn syntax_error(file: &str, e: &toml::de::Error, loc: Option<Location>) -> Diagnostic {
-    let mut d =
-        Diagnostic::error(file, format!("invalid TOML: {}", first_line(e.message()))).at(loc);
+    let mut d = Diagnostic::error_of(
+        DiagnosticKind::Syntax,
+        file,
+        format!("invalid TOML: {}", first_line(e.message())),
+    )
+    .at(loc);
     d.help = quoting_help(e.message());
     d
 }
@@ -306,6 +310,7 @@ impl Loader {
                 (other, _) => {
                     let msg = format!("unknown key `{other}` in [pipeline]");
                     let d = self.error(Some(k.span()), &field, msg);
+                    d.kind = DiagnosticKind::UnknownKey;
                     d.help = Some("[pipeline] takes `name` and `description`".into());
                 }
             }
@@ -497,7 +502,7 @@ impl Loader {
                     Some((k, s)) => (format!("{path}.{k}"), s),
                     None => (path.clone(), kind_span),
                 };
-                self.error(Some(span), &field, message);
+                self.error(Some(span), &field, message).kind = DiagnosticKind::InvalidValue;
             } else if left_out.is_empty() {
                 if !buffer_bytes_set && let Some(bytes) = config.default_buffer_bytes() {
                     stage.buffer.bytes = bytes;
@@ -563,6 +568,7 @@ impl Loader {
                 &field,
                 format!("`{path}` is missing the required key `{name}`"),
             );
+            d.kind = DiagnosticKind::MissingKey;
             d.help = Some(format!(
                 "add `{name} = …` to [{path}]; see docs/pipeline-reference.md"
             ));
@@ -586,6 +592,7 @@ impl Loader {
                     "`{key}` is a TOML date-time without quotes; times are written as strings here"
                 ),
             );
+            d.kind = DiagnosticKind::InvalidValue;
             d.help = Some(format!("write it in quotes: {key} = \"{t}\""));
             return None;
         }
@@ -593,6 +600,7 @@ impl Loader {
             let expected = expected_fields(&message);
             let names: Vec<&str> = expected.iter().map(String::as_str).collect();
             let d = self.error(Some(span.unwrap_or(header)), &field, plain_types(&message));
+            d.kind = DiagnosticKind::InvalidValue;
             d.help = did_you_mean(&variant, names.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"));
             return None;
@@ -614,6 +622,10 @@ impl Loader {
             _ => None,
         };
         let d = self.error(Some(span.unwrap_or(header)), &field, message);
+        d.kind = match unknown {
+            Some(_) => DiagnosticKind::UnknownKey,
+            None => DiagnosticKind::InvalidValue,
+        };
         d.help = help;
         suggestion.map(str::to_owned)
     }
@@ -648,8 +660,9 @@ impl Loader {
                 format!("available {noun} types: {}", list(&role.kinds())),
             )
         };
-        self.error(Some(span), &format!("{path}.type"), message)
-            .help = Some(help);
+        let d = self.error(Some(span), &format!("{path}.type"), message);
+        d.kind = DiagnosticKind::UnknownKind;
+        d.help = Some(help);
     }
 
     fn inputs(&mut self, path: &str, v: Spanned<DeValue<'_>>, stage: &mut StageSpec) {

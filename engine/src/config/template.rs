@@ -26,7 +26,7 @@ use minijinja::{
 };
 
 use super::escape::{self, Lexer, Place};
-use crate::diagnostic::{Diagnostic, LineIndex};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, LineIndex};
 
 /// The most template instructions (minijinja's fuel) one render may run: far above what a
 /// pipeline file needs (a loop over 500 shards takes some tens of thousands), far below what
@@ -515,8 +515,12 @@ impl Placer<'_> {
             ),
             None => (String::new(), None),
         };
-        let mut d = Diagnostic::error(self.file, format!("the value of `{{{{ {expr} }}}}` {why}"))
-            .at(location);
+        let mut d = Diagnostic::error_of(
+            DiagnosticKind::Template,
+            self.file,
+            format!("the value of `{{{{ {expr} }}}}` {why}"),
+        )
+        .at(location);
         d.help = help;
         d
     }
@@ -567,11 +571,16 @@ fn template_error(
                     "pass it with `--var {first}=…`, put it in a `--vars-file`, or give it a default in [vars]"
                 )
             };
-            return Diagnostic::error(file, format!("template variable `{first}` is not defined"))
-                .at(location)
-                .help(help);
+            return Diagnostic::error_of(
+                DiagnosticKind::MissingVariable,
+                file,
+                format!("template variable `{first}` is not defined"),
+            )
+            .at(location)
+            .help(help);
         }
-        return Diagnostic::error(
+        return Diagnostic::error_of(
+            DiagnosticKind::MissingVariable,
             file,
             format!("template: undefined value {detail}")
                 .trim_end()
@@ -591,7 +600,8 @@ fn template_error(
         .map(|e| format!("`{{{{ {e} }}}}`: "))
         .unwrap_or_default();
     if err.kind() == ErrorKind::OutOfFuel {
-        return Diagnostic::error(
+        return Diagnostic::error_of(
+            DiagnosticKind::Template,
             file,
             format!("template: rendering stopped after {RENDER_FUEL} steps"),
         )
@@ -614,7 +624,7 @@ fn template_error(
     } else {
         None
     };
-    let mut d = Diagnostic::error(file, message).at(location);
+    let mut d = Diagnostic::error_of(DiagnosticKind::Template, file, message).at(location);
     d.help = help;
     d
 }

@@ -71,6 +71,9 @@ pub struct DiagnosticJson {
     pub message: String,
     /// What to do about it.
     pub help: Option<String>,
+    /// What kind of problem it is (`unknown_key`, `missing_variable`, …; see
+    /// [`DiagnosticKind`](crate::diagnostic::DiagnosticKind)).
+    pub kind: crate::diagnostic::DiagnosticKind,
     /// The diagnostic as the CLI prints it.
     pub rendered: String,
 }
@@ -91,6 +94,7 @@ impl From<&Diagnostic> for DiagnosticJson {
             field: d.field.clone(),
             message: d.message.clone(),
             help: d.help.clone(),
+            kind: d.kind,
             rendered: d.to_string(),
         }
     }
