@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use flux_stages::record::Batch;
 use flux_stages::registry::StageConfig;
+use flux_stages::sink::file::append_line;
 use flux_stages::source::file::LineFormat;
 use flux_stages::stage::{Rejected, Sink, SinkReport};
 
@@ -76,20 +77,12 @@ impl Sink for OutputSink {
         let mut kept: usize = out.lines.iter().map(String::len).sum();
         for r in batch.iter() {
             line.clear();
-            match self.format {
-                LineFormat::Envelope => r.write_envelope(&mut line),
-                LineFormat::Data => {
-                    if r.data.contains(&b'\n') || r.data.contains(&b'\r') {
-                        rejected.push(Rejected {
-                            record: r.clone(),
-                            reason: "payload contains a line break; use format = \"envelope\""
-                                .into(),
-                        });
-                        continue;
-                    }
-                    line.extend_from_slice(&r.data);
-                    line.push(b'\n');
-                }
+            if let Err(reason) = append_line(self.format, r, &mut line) {
+                rejected.push(Rejected {
+                    record: r.clone(),
+                    reason,
+                });
+                continue;
             }
             self.records += 1;
             self.bytes += line.len() as u64;

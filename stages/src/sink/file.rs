@@ -31,7 +31,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::local_path::{self, StdStream};
-use crate::record::Batch;
+use crate::record::{Batch, Record};
 use crate::source::file::LineFormat;
 use crate::stage::{Rejected, Sink, SinkReport};
 
@@ -280,20 +280,12 @@ impl Sink for FileSink {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         for r in batch.iter() {
-            match format {
-                LineFormat::Envelope => r.write_envelope(&mut line),
-                LineFormat::Data => {
-                    if r.data.contains(&b'\n') || r.data.contains(&b'\r') {
-                        rejected.push(Rejected {
-                            record: r.clone(),
-                            reason: "payload contains a line break; use format = \"envelope\""
-                                .into(),
-                        });
-                        continue;
-                    }
-                    line.extend_from_slice(&r.data);
-                    line.push(b'\n');
-                }
+            if let Err(reason) = append_line(format, r, &mut line) {
+                rejected.push(Rejected {
+                    record: r.clone(),
+                    reason,
+                });
+                continue;
             }
             self.records += 1;
         }
@@ -553,6 +545,22 @@ mod tests {
         let err = write(Path::new(&slash), 1).await.unwrap_err().to_string();
         assert!(err.contains("directory"), "{err}");
     }
+}
+
+/// Appends `r` to `out` as one line in `format`; the reason when it cannot be one line (a
+/// payload with a line break in the `data` format).
+pub fn append_line(format: LineFormat, r: &Record, out: &mut Vec<u8>) -> Result<(), String> {
+    match format {
+        LineFormat::Envelope => r.write_envelope(out),
+        LineFormat::Data => {
+            if r.data.contains(&b'\n') || r.data.contains(&b'\r') {
+                return Err("payload contains a line break; use format = \"envelope\"".into());
+            }
+            out.extend_from_slice(&r.data);
+            out.push(b'\n');
+        }
+    }
+    Ok(())
 }
 
 impl crate::registry::StageKind for FileSinkConfig {
