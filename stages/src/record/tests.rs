@@ -1,3 +1,5 @@
+use std::cmp::Ordering;
+
 use super::*;
 
 fn record(data: &[u8]) -> Record {
