@@ -244,48 +244,77 @@ enum Call {
     Finish,
 }
 
-/// Makes `call` on the blocking pool (a compaction's spill I/O must not hold an async worker);
-/// the transform travels there and back.
-async fn on_blocking_pool(
-    mut t: Box<dyn StatefulTransform>,
-    call: Call,
-) -> anyhow::Result<(Box<dyn StatefulTransform>, Emit, Drain)> {
-    tokio::task::spawn_blocking(move || {
-        let mut emit = Emit::default();
-        let drain = match call {
-            Call::Process(batch) => t.process(&batch, &mut emit).map(|()| Drain::Done),
-            Call::Barrier(id) => t.barrier(id, &mut emit).map(|()| Drain::Done),
-            Call::Finish => t.finish(&mut emit),
-        }?;
-        Ok((t, emit, drain))
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("the transform's blocking call ended abnormally: {e}"))?
+/// What a call produced: its output, and whether there is more (for [`Call::Finish`]).
+type Answer = anyhow::Result<(Emit, Drain)>;
+
+/// A stateful transform on a thread of the blocking pool of its own, for the stage's whole life:
+/// its calls may block (a compaction's spill I/O) without holding an async worker, and its
+/// state is allocated and freed on one thread (per-thread allocator caches stay one).
+struct StatefulWorker {
+    calls: tokio::sync::mpsc::Sender<(Call, tokio::sync::oneshot::Sender<Answer>)>,
+    thread: tokio::task::JoinHandle<()>,
+}
+
+impl StatefulWorker {
+    fn start(mut t: Box<dyn StatefulTransform>) -> StatefulWorker {
+        let (calls, mut rx) =
+            tokio::sync::mpsc::channel::<(Call, tokio::sync::oneshot::Sender<Answer>)>(1);
+        let thread = tokio::task::spawn_blocking(move || {
+            while let Some((call, reply)) = rx.blocking_recv() {
+                let mut emit = Emit::default();
+                let drain = match call {
+                    Call::Process(batch) => t.process(&batch, &mut emit).map(|()| Drain::Done),
+                    Call::Barrier(id) => t.barrier(id, &mut emit).map(|()| Drain::Done),
+                    Call::Finish => t.finish(&mut emit),
+                };
+                let failed = drain.is_err();
+                let _ = reply.send(drain.map(|d| (emit, d)));
+                if failed {
+                    return;
+                }
+            }
+        });
+        StatefulWorker { calls, thread }
+    }
+
+    /// Makes one call and waits for its answer.
+    async fn call(&mut self, call: Call) -> anyhow::Result<(Emit, Drain)> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.calls.send((call, reply)).await.is_ok();
+        match answer.await {
+            Ok(answer) if sent => answer,
+            // The thread is gone: a panic in the transform, reported as such.
+            _ => match (&mut self.thread).await {
+                Err(e) => Err(anyhow::anyhow!(
+                    "the transform's thread ended abnormally: {e}"
+                )),
+                Ok(()) => Err(anyhow::anyhow!("the transform's thread ended")),
+            },
+        }
+    }
 }
 
 async fn run_stateful(
-    mut t: Box<dyn StatefulTransform>,
+    t: Box<dyn StatefulTransform>,
     mut inputs: Inputs,
     output: Output,
 ) -> anyhow::Result<SinkReport> {
+    let mut worker = StatefulWorker::start(t);
     loop {
         match inputs.next().await? {
             Event::Batch(batch) => {
                 count_in(&output, &batch);
-                let (back, emit, _) = on_blocking_pool(t, Call::Process(batch)).await?;
-                t = back;
+                let (emit, _) = worker.call(Call::Process(batch)).await?;
                 forward(&output, emit, None).await?;
             }
             Event::Barrier(id) => {
-                let (back, emit, _) = on_blocking_pool(t, Call::Barrier(id)).await?;
-                t = back;
+                let (emit, _) = worker.call(Call::Barrier(id)).await?;
                 forward(&output, emit, None).await?;
                 output.barrier(id).await?;
             }
             Event::End => {
                 loop {
-                    let (back, emit, drain) = on_blocking_pool(t, Call::Finish).await?;
-                    t = back;
+                    let (emit, drain) = worker.call(Call::Finish).await?;
                     forward(&output, emit, None).await?;
                     if drain == Drain::Done {
                         break;
