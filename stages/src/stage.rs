@@ -318,8 +318,8 @@ pub trait RecordTransform: Send {
 }
 
 /// A transform with state across batches (`compact`, `window`): its calls may block (a
-/// compaction spills to disk and merges from it), so the runtime makes them on its blocking
-/// pool, never on an async worker. What it emits is forwarded by the runtime.
+/// compaction spills to disk and merges from it), so the runtime runs it on a thread of its
+/// blocking pool, never on an async worker. What it emits is forwarded by the runtime.
 pub trait StatefulTransform: Send + 'static {
     /// Takes one batch into the state; emits what is complete.
     fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()>;
