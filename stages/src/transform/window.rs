@@ -24,6 +24,10 @@
 //! after a held record of the same shard); with event-time windows it is not, and the stage is
 //! meant for bounded inputs (archive replays).
 
+mod config;
+use config::{Kind, MAX_TIME, MIN_TIME};
+pub use config::{Late, WindowConfig};
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -36,162 +40,6 @@ use crate::expr::ValuePath;
 use crate::record::{Batch, Record, format_ts, parse_ts, ts_from_millis};
 use crate::stage::{Drain, Emit, Rejected, StatefulTransform};
 use crate::units::HumanDuration;
-
-/// What happens to a record that arrives after its windows closed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Late {
-    /// To the stage's `dead_letter` port (or stop the run when nothing reads it).
-    #[default]
-    DeadLetter,
-    /// Dropped, counted in the `skipped` column of the run summary.
-    Drop,
-}
-
-/// Groups records into tumbling, sliding or session windows.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WindowConfig {
-    /// Window length (tumbling and sliding windows).
-    #[serde(default)]
-    pub size: Option<HumanDuration>,
-    /// Distance between window starts (sliding windows); equal to `size` when absent (tumbling).
-    #[serde(default)]
-    pub slide: Option<HumanDuration>,
-    /// Session windows: a session ends after this long without a record (per `key`).
-    #[serde(default)]
-    pub gap: Option<HumanDuration>,
-    /// Session windows only: the JSONPath (into the envelope view) or `partition_key` whose
-    /// value separates sessions. One session stream for all records when absent.
-    #[serde(default)]
-    pub key: Option<String>,
-    /// `arrival` (the record's `arrival_ts`, default) or a JSONPath into the envelope view
-    /// selecting an RFC 3339 string or epoch milliseconds, e.g. `$.data.created_at`.
-    #[serde(default = "default_time")]
-    pub time: String,
-    /// How long after a window's end records may still join it. Default "0s".
-    #[serde(default)]
-    pub allowed_lateness: Option<HumanDuration>,
-    /// `dead_letter` (default) or `drop`.
-    #[serde(default)]
-    pub late: Late,
-}
-
-fn default_time() -> String {
-    "arrival".into()
-}
-
-/// The kind of windows, resolved from the config.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    /// Fixed windows `size` long every `slide` (tumbling when equal), in milliseconds.
-    Fixed { size: i64, slide: i64 },
-    /// Sessions separated by `gap` milliseconds of silence.
-    Session { gap: i64 },
-}
-
-fn millis(d: HumanDuration) -> i64 {
-    i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The earliest event time a window can hold: 0000-01-01T00:00:00.000Z (RFC 3339's and the
-/// archive's range), in epoch milliseconds.
-const MIN_TIME: i64 = -62_167_219_200_000;
-/// The latest: 9999-12-31T23:59:59.999Z. Window ends (exclusive) must not pass it either, so
-/// that every bound can be written as an RFC 3339 time.
-const MAX_TIME: i64 = 253_402_300_799_999;
-/// The longest `size`, `slide`, `gap` or `allowed_lateness`: 100 years, which keeps every
-/// window computation far inside `i64`.
-const MAX_SPAN: i64 = 36_525 * 86_400_000;
-
-impl WindowConfig {
-    fn kind(&self) -> Result<Kind, String> {
-        match (self.size, self.slide, self.gap) {
-            (Some(size), slide, None) => {
-                let size = millis(size);
-                let slide = slide.map(millis).unwrap_or(size);
-                if size < 1 || slide < 1 {
-                    return Err("`size` and `slide` must be at least 1ms".into());
-                }
-                if slide > size {
-                    return Err(format!(
-                        "`slide` ({slide}ms) must not be longer than `size` ({size}ms): records between windows would belong to none"
-                    ));
-                }
-                if size / slide > 1000 {
-                    return Err("`size` / `slide` must be at most 1000 (windows per record)".into());
-                }
-                if self.key.is_some() {
-                    return Err("`key` applies to session windows (`gap`) only".into());
-                }
-                Ok(Kind::Fixed { size, slide })
-            }
-            (None, None, Some(gap)) => {
-                let gap = millis(gap);
-                if gap < 1 {
-                    return Err("`gap` must be at least 1ms".into());
-                }
-                Ok(Kind::Session { gap })
-            }
-            (None, Some(_), _) => Err("`slide` needs `size`".into()),
-            (Some(_), _, Some(_)) => Err(
-                "set either `size` (tumbling/sliding windows) or `gap` (session windows), not both"
-                    .into(),
-            ),
-            (None, None, None) => {
-                Err("missing `size` (tumbling/sliding windows) or `gap` (session windows)".into())
-            }
-        }
-    }
-
-    /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
-        self.kind()?;
-        for (key, value) in [
-            ("size", self.size),
-            ("slide", self.slide),
-            ("gap", self.gap),
-            ("allowed_lateness", self.allowed_lateness),
-        ] {
-            if value.is_some_and(|d| millis(d) > MAX_SPAN) {
-                return Err(format!("`{key}` must be at most 100 years (36525d)"));
-            }
-        }
-        if self.time != "arrival" {
-            ValuePath::compile(&self.time).map_err(|e| format!("`time`: {e}"))?;
-        }
-        if let Some(k) = &self.key
-            && k != "partition_key"
-        {
-            ValuePath::compile(k).map_err(|e| format!("`key`: {e}"))?;
-        }
-        Ok(())
-    }
-
-    /// Builds the transform.
-    pub fn build(&self) -> Result<Box<dyn StatefulTransform>, String> {
-        self.validate()?;
-        let path = |p: &str| ValuePath::compile(p).map_err(|e| e.to_string());
-        Ok(Box::new(Window {
-            kind: self.kind()?,
-            time: match self.time.as_str() {
-                "arrival" => None,
-                p => Some(path(p)?),
-            },
-            key: match self.key.as_deref() {
-                None => None,
-                Some("partition_key") => Some(KeyOf::PartitionKey),
-                Some(p) => Some(KeyOf::Path(path(p)?)),
-            },
-            lateness: self.allowed_lateness.map(millis).unwrap_or(0),
-            late: self.late,
-            watermark: i64::MIN,
-            fixed: BTreeMap::new(),
-            sessions: HashMap::new(),
-            seq: 0,
-        }))
-    }
-}
 
 enum KeyOf {
     PartitionKey,
@@ -457,19 +305,6 @@ pub fn window_of(r: &Record) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let start = parse_ts(w.get("start")?.as_str()?).ok()?;
     let end = parse_ts(w.get("end")?.as_str()?).ok()?;
     Some((start, end))
-}
-
-impl crate::registry::StageKind for WindowConfig {
-    fn validate(&self) -> Result<(), String> {
-        WindowConfig::validate(self)
-    }
-
-    fn build(
-        &self,
-        _: &crate::registry::BuildContext,
-    ) -> Result<crate::registry::BuiltStage, String> {
-        WindowConfig::build(self).map(crate::registry::BuiltStage::Stateful)
-    }
 }
 
 #[cfg(test)]
