@@ -7,7 +7,7 @@
 //! **Adding a stage kind**: write its module (its configuration type, with serde and schemars
 //! derives, and the stage), implement [`StageKind`] for the configuration type there (how it is
 //! checked and built, and what the engine should know about it), and add one row to the table
-//! in [`stage_kinds!`]'s invocation below: role, `type` name, variant, configuration type. The
+//! in the `stage_kinds!` invocation below: role, `type` name, variant, configuration type. The
 //! decoding, the JSON Schema, the list of kinds per section and every dispatch come from that
 //! row.
 

@@ -28,7 +28,7 @@ pub struct LiveStage {
     pub kind: String,
     /// The stages feeding its main input (indices into [`LiveMetrics::stages`]).
     pub inputs: Vec<usize>,
-    /// A transform that sends each record on or to dead letter (see `Transform::one_to_one`).
+    /// A transform that sends each record on or to dead letter (see `StageKind::one_to_one`).
     pub one_to_one: bool,
     /// Its counters.
     pub metrics: Arc<StageMetrics>,

@@ -24,8 +24,8 @@
 //! the checkpoint names). Records whose stream name or shard id is not a legal Kinesis name, or
 //! whose arrival time the layout cannot hold, are dead-lettered.
 //!
-//! Files: [`config`] (the settings), this module (the sink: routing records to their shard's
-//! object, rerun and order checks), [`writer`] (one open object), [`commit`] (leases and
+//! Files: `config` (the settings), this module (the sink: routing records to their shard's
+//! object, rerun and order checks), `writer` (one open object), `commit` (leases and
 //! checkpoints: opening a stream, committing an object, the run manifest's gaps).
 
 mod commit;

@@ -20,9 +20,9 @@
 //!   with nothing more to read and every closed shard was read to its end.
 
 //!
-//! Files: [`config`] (the settings), [`resume`] (where each shard starts: checkpoints, gaps,
+//! Files: `config` (the settings), `resume` (where each shard starts: checkpoints, gaps,
 //! retention), this module (the shard scheduler: parents before children, the end of the run),
-//! [`reader`] (one shard's GetRecords loop, KPL de-aggregation, timing).
+//! `reader` (one shard's GetRecords loop, KPL de-aggregation, timing).
 
 mod config;
 mod reader;
