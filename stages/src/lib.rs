@@ -16,6 +16,7 @@ pub mod fault;
 pub mod json;
 pub mod local_path;
 pub mod names;
+pub mod problems;
 pub mod record;
 pub mod registry;
 pub mod replay;

@@ -173,9 +173,10 @@ pub enum BuiltStage {
 /// What the engine needs of a stage kind, implemented by its configuration type (in the kind's
 /// own module). Only [`StageKind::build`] is required: the rest has the common answer.
 pub trait StageKind {
-    /// Checks what serde cannot: value ranges, URLs, templates. The message names the key.
-    fn validate(&self) -> Result<(), String> {
-        Ok(())
+    /// Checks what serde cannot (value ranges, URLs, templates, keys that contradict each
+    /// other), recording every problem with the key it is about.
+    fn validate(&self, problems: &mut crate::problems::Problems) {
+        let _ = problems;
     }
 
     /// Builds the runnable stage.
@@ -295,9 +296,9 @@ stage_kinds! {
 }
 
 impl StageConfig {
-    /// Checks what serde cannot ([`StageKind::validate`]).
-    pub fn validate(&self) -> Result<(), String> {
-        self.kind().validate()
+    /// Checks what serde cannot ([`StageKind::validate`]): every problem, with its key.
+    pub fn validate(&self) -> Vec<crate::problems::Problem> {
+        crate::problems::Problems::all(|p| self.kind().validate(p))
     }
 
     /// Builds the runnable stage ([`StageKind::build`]).
@@ -342,8 +343,8 @@ impl StageConfig {
 }
 
 impl<K: StageKind + ?Sized> StageKind for Box<K> {
-    fn validate(&self) -> Result<(), String> {
-        (**self).validate()
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        (**self).validate(p)
     }
     fn build(&self, ctx: &BuildContext) -> Result<BuiltStage, String> {
         (**self).build(ctx)

@@ -131,7 +131,7 @@ impl DdlArgs {
         });
         let config: DdlSinkConfig =
             serde_json::from_value(value).map_err(|e| as_flags(&e.to_string()))?;
-        config.validate().map_err(|e| as_flags(&e))?;
+        flux_stages::problems::Problems::first(|p| config.check(p)).map_err(|e| as_flags(&e))?;
         Ok(config)
     }
 }

@@ -11,12 +11,13 @@ use flux_stages::sink::ddl::DdlSinkConfig;
 use flux_stages::units::HumanDuration;
 use serde::Deserialize;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
 use crate::config::VarOverrides;
-use crate::config::load::{expected_fields, first_line, list, plain_types, render_text};
+use crate::config::decode::{self, Scope, TableNames, find_key};
+use crate::config::load::render_text;
 use crate::config::template::Rendered;
-use crate::diagnostic::{Diagnostic, LineIndex, did_you_mean};
+use crate::diagnostic::{Diagnostic, LineIndex};
 
 /// The Drill version installed when `[drill] version` is not set.
 pub const DEFAULT_DRILL_VERSION: &str = "1.21.2";
@@ -257,7 +258,6 @@ pub fn load_text(
 
 fn decode(file: &str, text: &str, rendered: &Rendered) -> Result<ClusterFile, Vec<Diagnostic>> {
     let ctx = Ctx {
-        file,
         source: LineIndex::new(text),
         rendered,
     };
@@ -269,20 +269,24 @@ fn decode(file: &str, text: &str, rendered: &Rendered) -> Result<ClusterFile, Ve
     }
     let span = root.span();
     let table = root.into_inner();
-    let mut track = serde_path_to_error::Track::new();
-    let value = Spanned::new(span.clone(), DeValue::Table(table.clone()));
-    let decoded = ClusterFile::deserialize(serde_path_to_error::Deserializer::new(
-        ValueDeserializer::from(value),
-        &mut track,
-    ));
-    let parsed = match decoded {
+    let value = Spanned::new(span, DeValue::Table(table.clone()));
+    let parsed = match decode::decode_into::<ClusterFile>(value) {
         Ok(f) => f,
-        Err(err) => {
-            return Err(vec![ctx.decode_error(
-                &table,
-                track.path().to_string(),
-                err,
-            )]);
+        Err(failure) => {
+            let scope = Scope {
+                prefix: "",
+                names: TableNames::Sections("the cluster file"),
+                docs: "docs/cluster.md",
+                fallback: None,
+            };
+            let p = decode::translate(&failure.error, &failure.path, &table, &scope);
+            let mut d =
+                Diagnostic::error_of(p.kind, file, p.message).at(p.span.map(|s| ctx.locate(s)));
+            if !p.field.is_empty() {
+                d = d.field(p.field);
+            }
+            d.help = p.help;
+            return Err(vec![d]);
         }
     };
     let problems = validate(&parsed);
@@ -292,10 +296,10 @@ fn decode(file: &str, text: &str, rendered: &Rendered) -> Result<ClusterFile, Ve
         Err(problems
             .into_iter()
             .map(|(key, message)| {
-                let span = find(&table, &key).or_else(|| {
+                let span = find_key(&table, &key).or_else(|| {
                     // a missing key: point at its section
                     let parent = key.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
-                    find(&table, parent)
+                    find_key(&table, parent)
                 });
                 Diagnostic::error(file, message)
                     .at(span.map(|s| ctx.locate(s)))
@@ -444,25 +448,7 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// The span of a dotted key path (`cluster.name`), key first, else its value.
-fn find(table: &DeTable<'_>, path: &str) -> Option<Range<usize>> {
-    let mut parts = path.split('.').filter(|p| !p.is_empty()).peekable();
-    let mut current = table;
-    while let Some(part) = parts.next() {
-        let (k, v) = current.iter().find(|(k, _)| k.get_ref() == part)?;
-        if parts.peek().is_none() {
-            return Some(k.span());
-        }
-        match v.get_ref() {
-            DeValue::Table(t) => current = t,
-            _ => return Some(v.span()),
-        }
-    }
-    None
-}
-
 struct Ctx<'a> {
-    file: &'a str,
     source: LineIndex,
     rendered: &'a Rendered,
 }
@@ -470,85 +456,6 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn locate(&self, span: Range<usize>) -> crate::diagnostic::Location {
         self.source.locate(self.rendered.source_range(span))
-    }
-
-    fn decode_error(&self, table: &DeTable<'_>, path: String, err: toml::de::Error) -> Diagnostic {
-        let message = first_line(err.message());
-        let path = if path == "." || path == "?" {
-            String::new()
-        } else {
-            path
-        };
-        let unknown = message
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split_once('`'))
-            .map(|(n, _)| n.to_owned());
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split_once('`'))
-            .map(|(n, _)| n.to_owned());
-        if let Some(name) = missing {
-            let key = if path.is_empty() {
-                name.clone()
-            } else {
-                format!("{path}.{name}")
-            };
-            let section = if path.is_empty() {
-                None
-            } else {
-                find(table, &path)
-            };
-            let where_ = if path.is_empty() {
-                "the cluster file".to_owned()
-            } else {
-                format!("[{path}]")
-            };
-            return Diagnostic::error(
-                self.file,
-                format!("{where_} is missing the required key `{name}`"),
-            )
-            .at(section.map(|s| self.locate(s)))
-            .field(key)
-            .help(format!("add `{name} = …`; see docs/cluster.md"));
-        }
-        if let Some(name) = unknown {
-            // the tracked path ends with the unknown key itself
-            let key = if path.is_empty() {
-                name.clone()
-            } else if path == name || path.ends_with(&format!(".{name}")) {
-                path.clone()
-            } else {
-                format!("{path}.{name}")
-            };
-            let expected = expected_fields(err.message());
-            let names: Vec<&str> = expected.iter().map(String::as_str).collect();
-            let help = match did_you_mean(&name, names.iter().copied()) {
-                Some(s) => Some(format!("did you mean `{s}`?")),
-                None if !names.is_empty() => Some(format!("expected one of {}", list(&names))),
-                None => None,
-            };
-            let span = err.span().or_else(|| find(table, &key));
-            let section = key.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
-            let mut d = Diagnostic::error(
-                self.file,
-                if section.is_empty() {
-                    format!("unknown key `{name}`")
-                } else {
-                    format!("unknown key `{name}` in [{section}]")
-                },
-            )
-            .at(span.map(|s| self.locate(s)))
-            .field(key);
-            d.help = help;
-            return d;
-        }
-        let span = err.span().or_else(|| find(table, &path));
-        let mut d =
-            Diagnostic::error(self.file, plain_types(&message)).at(span.map(|s| self.locate(s)));
-        if !path.is_empty() {
-            d = d.field(path);
-        }
-        d
     }
 }
 

@@ -11,8 +11,10 @@ use flux_stages::channel::Capacity;
 use flux_stages::registry::{Role, StageConfig};
 use flux_stages::units::Size;
 use toml::Spanned;
-use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeString, DeTable, DeValue};
 
+pub(crate) use super::decode::first_line;
+use super::decode::{self, DecodeErrorKind, DecodeProblem, Scope, TableNames, list};
 use super::spec::{InputRef, PipelineSpec, StageSpec};
 use super::template::{self, Rendered};
 use super::vars::{self, VarOverrides};
@@ -171,10 +173,6 @@ pub(crate) fn quoting_help(message: &str) -> Option<String> {
     .iter()
     .any(|m| message.contains(m))
     .then(|| "text values must be quoted, e.g. `url = \"file://./archive\"`".to_owned())
-}
-
-pub(crate) fn first_line(s: &str) -> String {
-    s.trim().lines().next().unwrap_or_default().to_owned()
 }
 
 struct Loader {
@@ -453,39 +451,35 @@ impl Loader {
         // reported a second time as missing).
         let mut work = table.clone();
         let mut left_out: Vec<String> = Vec::new();
-        let mut suggested: Vec<String> = Vec::new();
+        let mut suggested: Vec<&'static str> = Vec::new();
         let mut bad_values = false;
+        let scope = Scope {
+            prefix: &path,
+            names: TableNames::Stage(&path),
+            docs: "docs/pipeline-reference.md",
+            fallback: Some(header.clone()),
+        };
         let config = loop {
             let rest = Spanned::new(table_span.clone(), DeValue::Table(work.clone()));
-            let mut track = serde_path_to_error::Track::new();
-            let result = StageConfig::decode(
-                role,
-                &kind,
-                serde_path_to_error::Deserializer::new(ValueDeserializer::from(rest), &mut track),
-            );
-            let err = match result {
+            let failure = match decode::decode(rest, |d| StageConfig::decode(role, &kind, d)) {
                 Ok(config) => break config,
-                Err(err) => err,
+                Err(failure) => failure,
             };
-            let message = first_line(err.message());
             // A required key reported missing because it was left out above, or because an
             // unknown key was already reported as its misspelling: said once is enough.
-            if quoted_after(&message, "missing field `")
-                .is_some_and(|k| left_out.contains(&k) || suggested.contains(&k))
+            if let DecodeErrorKind::MissingField(k) = failure.error.kind
+                && (left_out.iter().any(|l| l == k) || suggested.contains(&k))
             {
                 break None;
             }
-            let inner = track.path().to_string();
-            let top = match inner.split('.').next() {
-                Some(k) if !k.is_empty() && k != "?" => Some(k.to_owned()),
-                _ => quoted_after(&message, "unknown field `"),
-            };
-            suggested.extend(self.config_error(&path, &table, header.clone(), inner, err));
+            let problem = decode::translate(&failure.error, &failure.path, &table, &scope);
+            suggested.extend(problem.suggestion);
+            let top = problem.top_key.clone();
+            let unknown = problem.kind == DiagnosticKind::UnknownKey;
+            self.report(problem);
             match top {
                 Some(k) if work.contains_key(k.as_str()) && left_out.len() < 64 => {
-                    if quoted_after(&message, "unknown field `").is_none() {
-                        bad_values = true;
-                    }
+                    bad_values |= !unknown;
                     work.remove(k.as_str());
                     left_out.push(k);
                 }
@@ -495,15 +489,22 @@ impl Loader {
         // Checked only as written: with a bad value left out, the check would judge a
         // configuration the author did not write. Unknown keys left out change nothing.
         if let Some(config) = config.filter(|_| !bad_values) {
-            if let Err(message) = config.validate() {
-                let span = backticked_key(&message)
-                    .and_then(|k| table.get(k.as_str()).map(|v| (k, v.span())));
-                let (field, span) = match span {
-                    Some((k, s)) => (format!("{path}.{k}"), s),
-                    None => (path.clone(), kind_span),
+            let problems = config.validate();
+            for problem in &problems {
+                // Where the key is written, its value; a key not written (or a problem of the
+                // table as a whole), the stage's `type`.
+                let at = problem
+                    .key
+                    .as_deref()
+                    .and_then(|k| decode::find_value(&table, k).map(|span| (k, span)));
+                let (field, span) = match at {
+                    Some((k, span)) => (format!("{path}.{k}"), span),
+                    None => (path.clone(), kind_span.clone()),
                 };
-                self.error(Some(span), &field, message).kind = DiagnosticKind::InvalidValue;
-            } else if left_out.is_empty() {
+                self.error(Some(span), &field, problem.message.clone()).kind =
+                    DiagnosticKind::InvalidValue;
+            }
+            if problems.is_empty() && left_out.is_empty() {
                 if !buffer_bytes_set && let Some(bytes) = config.default_buffer_bytes() {
                     stage.buffer.bytes = bytes;
                 }
@@ -513,121 +514,11 @@ impl Loader {
         Some(stage)
     }
 
-    fn config_error(
-        &mut self,
-        path: &str,
-        table: &DeTable<'_>,
-        header: Range<usize>,
-        inner_path: String,
-        err: toml::de::Error,
-    ) -> Option<String> {
-        let message = first_line(err.message());
-        let unknown = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(name, _)| name.to_owned());
-        let inner_path = if inner_path == "." || inner_path == "?" {
-            String::new()
-        } else {
-            inner_path
-        };
-        let inner_path = match &unknown {
-            Some(name) if inner_path == *name => String::new(),
-            Some(name) => inner_path
-                .strip_suffix(&format!(".{name}"))
-                .map(str::to_owned)
-                .unwrap_or(inner_path),
-            None => inner_path,
-        };
-        let field = match (&unknown, inner_path.is_empty()) {
-            (Some(name), true) => format!("{path}.{name}"),
-            (Some(name), false) => format!("{path}.{inner_path}.{name}"),
-            (None, true) => path.to_owned(),
-            (None, false) => format!("{path}.{inner_path}"),
-        };
-        let span = err.span().or_else(|| {
-            unknown.as_ref().and_then(|name| {
-                table
-                    .iter()
-                    .find(|(k, _)| k.get_ref() == name)
-                    .map(|(k, _)| k.span())
-            })
-        });
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(name, _)| name.to_owned());
-        if let Some(name) = missing {
-            let field = if inner_path.is_empty() {
-                format!("{path}.{name}")
-            } else {
-                format!("{path}.{inner_path}.{name}")
-            };
-            let d = self.error(
-                Some(header),
-                &field,
-                format!("`{path}` is missing the required key `{name}`"),
-            );
-            d.kind = DiagnosticKind::MissingKey;
-            d.help = Some(format!(
-                "add `{name} = …` to [{path}]; see docs/pipeline-reference.md"
-            ));
-            return None;
-        }
-        // A TOML date-time where a string goes: serde sees a map (toml's private datetime
-        // wrapper) and says so; the author wrote a time without quotes.
-        let top_value = inner_path
-            .split('.')
-            .next()
-            .and_then(|k| table.iter().find(|(key, _)| key.get_ref() == k))
-            .map(|(k, v)| (k.get_ref().to_string(), v.get_ref()));
-        if inner_path.split('.').count() == 1
-            && message.starts_with("invalid type: map")
-            && let Some((key, DeValue::Datetime(t))) = top_value
-        {
-            let d = self.error(
-                Some(span.unwrap_or(header)),
-                &field,
-                format!(
-                    "`{key}` is a TOML date-time without quotes; times are written as strings here"
-                ),
-            );
-            d.kind = DiagnosticKind::InvalidValue;
-            d.help = Some(format!("write it in quotes: {key} = \"{t}\""));
-            return None;
-        }
-        if let Some(variant) = quoted_after(&message, "unknown variant `") {
-            let expected = expected_fields(&message);
-            let names: Vec<&str> = expected.iter().map(String::as_str).collect();
-            let d = self.error(Some(span.unwrap_or(header)), &field, plain_types(&message));
-            d.kind = DiagnosticKind::InvalidValue;
-            d.help = did_you_mean(&variant, names.iter().copied())
-                .map(|s| format!("did you mean `{s}`?"));
-            return None;
-        }
-        let message = match &unknown {
-            Some(name) => format!("unknown key `{name}` in `{path}`"),
-            None => plain_types(&message),
-        };
-        let expected = expected_fields(err.message());
-        let names: Vec<&str> = expected.iter().map(String::as_str).collect();
-        let suggestion = unknown
-            .as_ref()
-            .and_then(|name| did_you_mean(name, names.iter().copied()));
-        let help = match (&unknown, suggestion) {
-            (Some(_), Some(s)) => Some(format!("did you mean `{s}`?")),
-            (Some(_), None) if !names.is_empty() => {
-                Some(format!("expected one of {}", list(&names)))
-            }
-            _ => None,
-        };
-        let d = self.error(Some(span.unwrap_or(header)), &field, message);
-        d.kind = match unknown {
-            Some(_) => DiagnosticKind::UnknownKey,
-            None => DiagnosticKind::InvalidValue,
-        };
-        d.help = help;
-        suggestion.map(str::to_owned)
+    /// Reports a decoding problem as a diagnostic.
+    fn report(&mut self, problem: DecodeProblem) {
+        let d = self.error(problem.span, &problem.field, problem.message);
+        d.kind = problem.kind;
+        d.help = problem.help;
     }
 
     fn unknown_kind(&mut self, role: Role, kind: &str, path: &str, span: Range<usize>) {
@@ -705,35 +596,6 @@ impl Loader {
     }
 }
 
-/// Rewrites serde's Rust type names into what a pipeline author writes.
-pub(crate) fn plain_types(message: &str) -> String {
-    let mut m = message.to_owned();
-    for (rust, plain) in [
-        (
-            "expected u64",
-            "expected a whole number (without quotes), e.g. 1000",
-        ),
-        (
-            "expected u32",
-            "expected a whole number (without quotes), e.g. 4",
-        ),
-        (
-            "expected usize",
-            "expected a whole number (without quotes), e.g. 1024",
-        ),
-        ("expected i64", "expected a whole number (without quotes)"),
-        ("expected f64", "expected a number (without quotes)"),
-        (
-            "expected a boolean",
-            "expected true or false (without quotes)",
-        ),
-        ("expected a string", "expected a string in quotes"),
-    ] {
-        m = m.replace(rust, plain);
-    }
-    m
-}
-
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id
@@ -741,38 +603,11 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
-/// The `…`-quoted word right after `prefix` at the start of `message`.
-fn quoted_after(message: &str, prefix: &str) -> Option<String> {
-    message
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name.to_owned())
-}
-
 /// The first `…` quoted word of a message, e.g. the key a validation message names.
 pub(crate) fn backticked_key(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_owned())
-}
-
-pub(crate) fn expected_fields(message: &str) -> Vec<String> {
-    let Some((_, rest)) = message.split_once("expected ") else {
-        return Vec::new();
-    };
-    rest.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
-pub(crate) fn list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

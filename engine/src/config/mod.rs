@@ -1,5 +1,6 @@
 //! Pipeline files: read, render (minijinja), parse (TOML, keeping spans), decode each stage.
 
+pub(crate) mod decode;
 pub mod escape;
 pub mod load;
 pub mod schema;

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::lines::{Lines, Parsed, buffered, forward, spawn_reader_with};
 use crate::expr::ValuePath;
+use crate::problems::Problems;
 use chrono::SubsecRound;
 
 use crate::record::{Interner, Record, SequenceNumber, parse_ts};
@@ -84,36 +85,38 @@ fn default_batch() -> usize {
 }
 
 impl FileSourceConfig {
-    /// Checks the settings that serde cannot (paths, counts).
-    pub fn validate(&self) -> Result<(), String> {
-        crate::names::StreamName::parse(&self.stream).map_err(|e| format!("`stream`: {e}"))?;
+    /// Checks the settings that serde cannot (paths, counts): every problem, with its key.
+    pub fn check(&self, p: &mut Problems) {
+        p.check("stream", crate::names::StreamName::parse(&self.stream));
         if self.shards == 0 {
-            return Err("`shards` must be at least 1".into());
+            p.add("shards", "`shards` must be at least 1");
         }
         if self.batch_records == 0 {
-            return Err("`batch_records` must be at least 1".into());
+            p.add("batch_records", "`batch_records` must be at least 1");
         }
         for (field, path) in [
             ("partition_key", self.partition_key.as_deref()),
             ("arrival_ts", self.arrival_ts.as_deref()),
         ] {
-            if let Some(p) = path.filter(|p| p.starts_with('$')) {
-                ValuePath::compile(p).map_err(|e| format!("`{field}`: {e}"))?;
+            if let Some(path) = path.filter(|path| path.starts_with('$')) {
+                p.check(field, ValuePath::compile(path));
             }
         }
         if self
             .arrival_ts
             .as_deref()
-            .is_some_and(|p| !p.starts_with('$'))
+            .is_some_and(|path| !path.starts_with('$'))
         {
-            return Err("`arrival_ts` must be a JSONPath such as \"$.created_at\"".into());
+            p.add(
+                "arrival_ts",
+                "`arrival_ts` must be a JSONPath such as \"$.created_at\"",
+            );
         }
-        Ok(())
     }
 
     /// Builds the source.
     pub fn build(&self) -> Result<Box<dyn Source>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         Ok(Box::new(FileSource {
             config: self.clone(),
         }))
@@ -308,8 +311,8 @@ pub fn unparsed_line(source: &str, line_no: u64, text: &[u8]) -> Record {
 }
 
 impl crate::registry::StageKind for FileSourceConfig {
-    fn validate(&self) -> Result<(), String> {
-        FileSourceConfig::validate(self)
+    fn validate(&self, p: &mut Problems) {
+        self.check(p)
     }
 
     fn build(

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::json::ObjectMembers;
+use crate::problems::Problems;
 use crate::record::{Batch, Record};
 use crate::replay::{Marker, ReplayTag, Replayed, Version};
 use crate::stage::{Emit, Pass, RecordTransform, Rejected};
@@ -72,10 +73,29 @@ impl AnnotateConfig {
         Ok(Box::new(Annotate::new(self)?))
     }
 
-    /// Checks the settings: a non-empty `under`, at least one annotation, templates that parse.
-    pub fn validate(&self) -> Result<(), String> {
-        Annotate::new(self).map(|_| ())
+    /// Checks the settings: a non-empty `under`, at least one annotation, templates that
+    /// parse; every problem, with its key.
+    pub fn check(&self, p: &mut Problems) {
+        if self.under.is_empty() {
+            p.add("under", "`under` must not be empty");
+        }
+        if self.fields.is_empty() && self.replay.is_none() {
+            p.add_general("nothing to add: set `fields`, `replay`, or both");
+        }
+        let mut env = minijinja::Environment::new();
+        for (name, value) in &self.fields {
+            if let Some(template) = value.as_str().filter(|s| is_template(s))
+                && let Err(e) = env.add_template_owned(name.clone(), template.to_owned())
+            {
+                p.add("fields", format!("fields.{name}: invalid template: {e}"));
+            }
+        }
     }
+}
+
+/// True when a field's value is a template rendered per record, not a constant.
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
 }
 
 enum FieldValue {
@@ -93,18 +113,13 @@ pub struct Annotate {
 
 impl Annotate {
     fn new(cfg: &AnnotateConfig) -> Result<Annotate, String> {
-        if cfg.under.is_empty() {
-            return Err("`under` must not be empty".into());
-        }
-        if cfg.fields.is_empty() && cfg.replay.is_none() {
-            return Err("nothing to add: set `fields`, `replay`, or both".into());
-        }
+        Problems::first(|p| cfg.check(p))?;
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         let mut fields = Vec::new();
         for (name, value) in &cfg.fields {
             let fv = match value {
-                Value::String(s) if s.contains("{{") || s.contains("{%") => {
+                Value::String(s) if is_template(s) => {
                     env.add_template_owned(name.clone(), s.clone())
                         .map_err(|e| format!("fields.{name}: invalid template: {e}"))?;
                     FieldValue::Template(name.clone())
@@ -265,8 +280,8 @@ impl RecordTransform for Annotate {
 }
 
 impl crate::registry::StageKind for AnnotateConfig {
-    fn validate(&self) -> Result<(), String> {
-        AnnotateConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

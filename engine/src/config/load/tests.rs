@@ -67,3 +67,67 @@ fn template_errors_point_into_the_template() {
     let d = &l.diagnostics[0];
     assert_eq!(d.location.as_ref().unwrap().line, 7, "{d}");
 }
+
+/// A stage's settings check reports every problem it finds, each at the key it is about.
+#[test]
+fn every_settings_problem_of_a_stage_is_reported_at_its_key() {
+    let l = load(
+        "[sources.a]\ntype = \"file\"\npath = \"in.jsonl\"\n\
+         [sinks.b]\ntype = \"archive\"\ninputs = [\"a\"]\nurl = \"file://./a\"\n\
+         max_records = 0\ngzip_level = 12\nlease_ttl = \"0s\"\n",
+    );
+    let found: Vec<(Option<&str>, usize)> = l
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.field.as_deref(),
+                d.location.as_ref().map_or(0, |l| l.line),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some("sinks.b.max_records"), 8),
+            (Some("sinks.b.gzip_level"), 9),
+            (Some("sinks.b.lease_ttl"), 10),
+        ],
+        "{:?}",
+        l.diagnostics
+    );
+    assert!(
+        l.diagnostics
+            .iter()
+            .all(|d| d.kind == DiagnosticKind::InvalidValue)
+    );
+    assert!(l.spec.unwrap().stages[1].config.is_none());
+}
+
+/// Errors of a type's own conversion (a filter expression, a size) point at the value, as
+/// the typed decoder places them.
+#[test]
+fn conversion_errors_point_at_their_value() {
+    let l = load(
+        "[sources.a]\ntype = \"file\"\npath = \"in.jsonl\"\n\
+         [transforms.f]\ntype = \"filter\"\ninputs = [\"a\"]\nwhere = \"@.x = 1\"\n\
+         [sinks.b]\ntype = \"archive\"\ninputs = [\"f\"]\nurl = \"file://./a\"\nmax_bytes = \"lots\"\n",
+    );
+    let found: Vec<_> = l
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let loc = d.location.as_ref().unwrap();
+            (d.field.clone().unwrap_or_default(), loc.line, loc.column)
+        })
+        .collect();
+    assert_eq!(
+        found[0],
+        ("transforms.f.where".to_owned(), 7, 9),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{:?}", l.diagnostics);
+    assert_eq!(found[1].0, "sinks.b.max_bytes");
+    assert_eq!(found[1].1, 12);
+    assert_eq!(l.diagnostics[1].kind, DiagnosticKind::InvalidValue);
+}

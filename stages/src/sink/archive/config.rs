@@ -1,6 +1,7 @@
 //! The `archive` sink's settings.
 
 use super::*;
+use crate::problems::Problems;
 
 /// Writes records to an archive, one gzip JSON Lines object per shard and hour (or less).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -76,32 +77,36 @@ pub struct RunInfo {
 
 impl ArchiveSinkConfig {
     /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
-        store::check_url(&self.url).map_err(|e| format!("`url`: {e}"))?;
+    pub fn check(&self, p: &mut Problems) {
+        p.check("url", store::check_url(&self.url));
         if self.max_records == 0 {
-            return Err("`max_records` must be at least 1".into());
+            p.add("max_records", "`max_records` must be at least 1");
         }
         if self.max_age.is_some_and(|a| a.0.is_zero()) {
-            return Err("`max_age` must be longer than 0s".into());
+            p.add("max_age", "`max_age` must be longer than 0s");
         }
         if self.max_bytes.bytes() < 1024 {
-            return Err("`max_bytes` must be at least 1KiB".into());
+            p.add("max_bytes", "`max_bytes` must be at least 1KiB");
         }
         if self.gzip_level > 9 {
-            return Err("`gzip_level` must be between 0 and 9".into());
+            p.add("gzip_level", "`gzip_level` must be between 0 and 9");
         }
         if self.max_bytes.bytes() > MAX_OBJECT_BYTES {
-            return Err("`max_bytes` must be at most 4GiB (objects are promoted with S3's CopyObject, which stops at 5 GB)".into());
+            p.add(
+                "max_bytes",
+                "`max_bytes` must be at most 4GiB (objects are promoted with S3's CopyObject, which stops at 5 GB)",
+            );
         }
         if self.lease_ttl.0 < std::time::Duration::from_secs(1) {
-            return Err("`lease_ttl` must be at least 1s".into());
+            p.add("lease_ttl", "`lease_ttl` must be at least 1s");
         }
         if let Some(sse) = &self.sse
             && !["aws:kms", "aws:kms:dsse", "AES256"].contains(&sse.as_str())
         {
-            return Err(format!(
-                "`sse` must be \"aws:kms\", \"aws:kms:dsse\" or \"AES256\", not {sse:?}"
-            ));
+            p.add(
+                "sse",
+                format!("`sse` must be \"aws:kms\", \"aws:kms:dsse\" or \"AES256\", not {sse:?}"),
+            );
         }
         if self.kms_key_id.is_some()
             && !self
@@ -109,16 +114,15 @@ impl ArchiveSinkConfig {
                 .as_deref()
                 .is_some_and(|s| s.starts_with("aws:kms"))
         {
-            return Err("`kms_key_id` needs `sse = \"aws:kms\"`".into());
+            p.add("kms_key_id", "`kms_key_id` needs `sse = \"aws:kms\"`");
         }
-        Ok(())
     }
 
     /// Builds the sink. `expected` names the streams the upstream sources read (see
     /// [`crate::registry::BuildContext::upstream_streams`]): each gets a run manifest, records
     /// or not.
     pub fn build(&self, run: RunInfo, expected: Vec<String>) -> Result<Box<dyn Sink>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         if let Some(why) = crate::names::name_problem(&run.run_id) {
             return Err(format!("the run id {why}"));
         }
@@ -146,8 +150,8 @@ impl ArchiveSinkConfig {
 }
 
 impl crate::registry::StageKind for ArchiveSinkConfig {
-    fn validate(&self) -> Result<(), String> {
-        ArchiveSinkConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

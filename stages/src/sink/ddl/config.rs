@@ -1,6 +1,7 @@
 //! The `ddl` sink's settings: engines, names, projections, per-engine options.
 
 use super::*;
+use crate::problems::Problems;
 
 pub(super) fn all_engines() -> Vec<Engine> {
     Engine::all()
@@ -198,44 +199,50 @@ impl DdlSinkConfig {
         self.engines.contains(&engine)
     }
 
-    /// Checks what serde cannot. The message names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        let root = ArchiveRoot::parse(&self.archive).map_err(|e| format!("`archive`: {e}"))?;
-        store::check_url(&self.out).map_err(|e| format!("`out`: {e}"))?;
-        crate::names::StreamName::parse(&self.stream).map_err(|e| format!("`stream`: {e}"))?;
+    /// Checks what serde cannot: every problem, with the key it is about.
+    pub fn check(&self, p: &mut Problems) {
+        let root = p.check("archive", ArchiveRoot::parse(&self.archive));
+        p.check("out", store::check_url(&self.out));
+        p.check("stream", crate::names::StreamName::parse(&self.stream));
         if self.engines.is_empty() {
-            return Err(
-                "`engines` must name at least one of \"duckdb\", \"drill\", \"hive\", \"athena\""
-                    .into(),
+            p.add(
+                "engines",
+                "`engines` must name at least one of \"duckdb\", \"drill\", \"hive\", \"athena\"",
             );
         }
         let unique: BTreeSet<_> = self.engines.iter().collect();
         if unique.len() != self.engines.len() {
-            return Err("`engines` lists an engine twice".into());
+            p.add("engines", "`engines` lists an engine twice");
         }
         for (engine, name, who) in [
             (Engine::Hive, "hive", "Hive on EMR"),
             (Engine::Athena, "athena", "Athena"),
         ] {
-            if self.has(engine) && !root.is_s3() {
-                return Err(format!(
-                    "`archive`: {who} reads the archive from S3, but {:?} is a local directory; use an s3:// archive or leave \"{name}\" out of `engines`",
-                    self.archive
-                ));
+            if self.has(engine) && root.as_ref().is_some_and(|r| !r.is_s3()) {
+                p.add(
+                    "archive",
+                    format!(
+                        "`archive`: {who} reads the archive from S3, but {:?} is a local directory; use an s3:// archive or leave \"{name}\" out of `engines`",
+                        self.archive
+                    ),
+                );
             }
         }
-        columns::check_paths(&self.projections())?;
+        p.check_as_is("columns", columns::check_paths(&self.projections()));
         if let Some(key) = &self.live_key
             && !self.columns.keys().any(|c| &c.0 == key)
         {
-            return Err(format!(
-                "`live_key` {key:?} is not one of `columns` ({}); declare the payload field that identifies a record there",
-                self.columns
-                    .keys()
-                    .map(|c| c.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            p.add(
+                "live_key",
+                format!(
+                    "`live_key` {key:?} is not one of `columns` ({}); declare the payload field that identifies a record there",
+                    self.columns
+                        .keys()
+                        .map(|c| c.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
         }
         let names = &self.names;
         for (key, value) in [
@@ -248,68 +255,83 @@ impl DdlSinkConfig {
             if let Some(v) = value
                 && !is_identifier(v)
             {
-                return Err(format!(
-                    "`names`: {key} = {v:?} must be letters, digits and `_`, not starting with a digit"
-                ));
+                p.add(
+                    "names",
+                    format!(
+                        "`names`: {key} = {v:?} must be letters, digits and `_`, not starting with a digit"
+                    ),
+                );
             }
         }
         if matches!(&self.snapshot, Some(s) if s.is_empty()) {
-            return Err("`snapshot` must not be empty".into());
+            p.add("snapshot", "`snapshot` must not be empty");
         }
         if let Some(s) = self
             .shards
             .iter()
             .find(|s| s.is_empty() || s.contains([',', '\'']))
         {
-            return Err(format!("`shards`: {s:?} is not a shard id"));
+            p.add("shards", format!("`shards`: {s:?} is not a shard id"));
         }
         let d = &self.drill;
-        if let Some(endpoint) = &d.endpoint {
-            drill_rest::check_endpoint(endpoint)
-                .map_err(|e| e.replacen("`drill.endpoint`", "`drill`: endpoint", 1))?;
+        if let Some(endpoint) = &d.endpoint
+            && let Err(e) = drill_rest::check_endpoint(endpoint)
+        {
+            p.add(
+                "drill",
+                e.replacen("`drill.endpoint`", "`drill`: endpoint", 1),
+            );
         }
         if !["s3a", "s3"].contains(&d.filesystem.as_str()) {
-            return Err(format!(
-                "`drill`: filesystem must be \"s3a\" or \"s3\" (EMRFS), not {:?}",
-                d.filesystem
-            ));
+            p.add(
+                "drill",
+                format!(
+                    "`drill`: filesystem must be \"s3a\" or \"s3\" (EMRFS), not {:?}",
+                    d.filesystem
+                ),
+            );
         }
         for (key, value) in [("plugin", &d.plugin), ("hive_plugin", &d.hive_plugin)] {
             if !is_identifier(value) {
-                return Err(format!(
-                    "`drill`: {key} = {value:?} must be letters, digits and `_`"
-                ));
+                p.add(
+                    "drill",
+                    format!("`drill`: {key} = {value:?} must be letters, digits and `_`"),
+                );
             }
         }
         if !d.views.split('.').all(is_identifier) {
-            return Err(format!(
-                "`drill`: views = {:?} must be a workspace such as \"dfs.tmp\"",
-                d.views
-            ));
+            p.add(
+                "drill",
+                format!(
+                    "`drill`: views = {:?} must be a workspace such as \"dfs.tmp\"",
+                    d.views
+                ),
+            );
         }
         for (key, db) in [
             ("hive", &self.hive.database),
             ("athena", &self.athena.database),
         ] {
             if !is_identifier(db) {
-                return Err(format!(
-                    "`{key}`: database = {db:?} must be letters, digits and `_`"
-                ));
+                p.add(
+                    key,
+                    format!("`{key}`: database = {db:?} must be letters, digits and `_`"),
+                );
             }
         }
         if let Some(since) = &self.athena.since
             && !is_date(since)
         {
-            return Err(format!(
-                "`athena`: since = {since:?} must be a date, YYYY-MM-DD"
-            ));
+            p.add(
+                "athena",
+                format!("`athena`: since = {since:?} must be a date, YYYY-MM-DD"),
+            );
         }
-        Ok(())
     }
 
     /// The model the renderers use, given the shard ids known and Athena's first day.
     pub fn model(&self, shards: BTreeSet<String>, athena_since: String) -> Result<Model, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         let defaults = Names::for_stream(&self.stream);
         let n = &self.names;
         let pick = |v: &Option<String>, d: String| v.clone().unwrap_or(d);
@@ -350,7 +372,7 @@ impl DdlSinkConfig {
 
     /// Builds the sink.
     pub fn build(&self, stage: &str) -> Result<Box<dyn Sink>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         Ok(Box::new(DdlSink {
             config: self.clone(),
             stage: stage.to_owned(),
@@ -361,8 +383,8 @@ impl DdlSinkConfig {
 }
 
 impl crate::registry::StageKind for DdlSinkConfig {
-    fn validate(&self) -> Result<(), String> {
-        DdlSinkConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

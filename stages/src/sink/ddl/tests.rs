@@ -6,7 +6,7 @@ fn config(extra: &str) -> Result<DdlSinkConfig, String> {
         "archive = \"s3://acme/kinesis\"\nstream = \"orders\"\nout = \"sql\"\ncolumns = {{ id = \"data.id\", total = \"data.total:double\" }}\n{extra}"
     );
     let c: DdlSinkConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
-    c.validate().map(|_| c)
+    crate::problems::Problems::first(|p| c.check(p)).map(|_| c)
 }
 
 #[test]

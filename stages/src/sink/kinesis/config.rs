@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
 use crate::aws::AwsSettings;
 use crate::expr::ValuePath;
+use crate::problems::Problems;
 use crate::record::Record;
 use crate::replay::{DEFAULT_KEY, ReplayMode};
 use crate::units::Size;
@@ -95,54 +96,71 @@ impl KinesisSinkConfig {
     }
 
     /// Checks the settings; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        crate::names::check_configured_stream(&self.stream)
-            .map_err(|e| format!("`stream`: {e}"))?;
+    pub fn check(&self, p: &mut Problems) {
+        p.check(
+            "stream",
+            crate::names::check_configured_stream(&self.stream),
+        );
         if !(1..=MAX_BATCH_RECORDS).contains(&self.max_batch_records) {
-            return Err(format!(
-                "`max_batch_records` must be between 1 and {MAX_BATCH_RECORDS} (the PutRecords limit), not {}",
-                self.max_batch_records
-            ));
+            p.add(
+                "max_batch_records",
+                format!(
+                    "`max_batch_records` must be between 1 and {MAX_BATCH_RECORDS} (the PutRecords limit), not {}",
+                    self.max_batch_records
+                ),
+            );
         }
         let bytes = self.max_batch_bytes.bytes();
         if !(1024..=MAX_BATCH_BYTES as u64).contains(&bytes) {
-            return Err(format!(
-                "`max_batch_bytes` must be between 1KiB and 5MiB (the PutRecords limit), not {}",
-                self.max_batch_bytes
-            ));
+            p.add(
+                "max_batch_bytes",
+                format!(
+                    "`max_batch_bytes` must be between 1KiB and 5MiB (the PutRecords limit), not {}",
+                    self.max_batch_bytes
+                ),
+            );
         }
         if self.records_per_second_per_shard == 0 {
-            return Err("`records_per_second_per_shard` must be at least 1".into());
+            p.add(
+                "records_per_second_per_shard",
+                "`records_per_second_per_shard` must be at least 1",
+            );
         }
         if self.bytes_per_second_per_shard.bytes() < 1024 {
-            return Err("`bytes_per_second_per_shard` must be at least 1KiB".into());
+            p.add(
+                "bytes_per_second_per_shard",
+                "`bytes_per_second_per_shard` must be at least 1KiB",
+            );
         }
         if self.under.is_empty() {
-            return Err("`under` must not be empty".into());
+            p.add("under", "`under` must not be empty");
         }
         if self.fences {
             match &self.replay_id {
-                None => {
-                    return Err(
-                        "`replay_id` is required with fences = true (the default); set it to the replay's id, e.g. \"{{ incident }}\", or set fences = false for a plain replay"
-                            .into(),
-                    );
-                }
+                None => p.add(
+                    "replay_id",
+                    "`replay_id` is required with fences = true (the default); set it to the replay's id, e.g. \"{{ incident }}\", or set fences = false for a plain replay",
+                ),
                 Some(id) if id.trim().is_empty() => {
-                    return Err("`replay_id` must not be empty".into());
+                    p.add("replay_id", "`replay_id` must not be empty")
                 }
                 _ => {}
             }
             if self.mode.is_none() {
-                return Err(
-                    "`mode` (\"fill\" or \"overwrite\") is required with fences = true (the default)"
-                        .into(),
+                p.add(
+                    "mode",
+                    "`mode` (\"fill\" or \"overwrite\") is required with fences = true (the default)",
                 );
             }
         }
-        KeyExpr::compile("partition_key", self.partition_key.as_deref())?;
-        KeyExpr::compile("explicit_hash_key", self.explicit_hash_key.as_deref())?;
-        Ok(())
+        p.check_as_is(
+            "partition_key",
+            KeyExpr::compile("partition_key", self.partition_key.as_deref()),
+        );
+        p.check_as_is(
+            "explicit_hash_key",
+            KeyExpr::compile("explicit_hash_key", self.explicit_hash_key.as_deref()),
+        );
     }
 
     /// The stream's name (the last part of an ARN).
@@ -221,7 +239,7 @@ mod tests {
             b.extend(e.clone());
         }
         let c = parse(base);
-        c.validate().map(|_| c)
+        crate::problems::Problems::first(|p| c.check(p)).map(|_| c)
     }
 
     #[test]
@@ -256,15 +274,18 @@ mod tests {
     fn fences_need_an_id_and_a_mode() {
         let no_id: KinesisSinkConfig = parse(json!({"stream": "s", "mode": "fill"}));
         assert!(
-            no_id
-                .validate()
+            crate::problems::Problems::first(|p| no_id.check(p))
                 .unwrap_err()
                 .contains("`replay_id` is required")
         );
         let no_mode: KinesisSinkConfig = parse(json!({"stream": "s", "replay_id": "x"}));
-        assert!(no_mode.validate().unwrap_err().contains("`mode`"));
+        assert!(
+            crate::problems::Problems::first(|p| no_mode.check(p))
+                .unwrap_err()
+                .contains("`mode`")
+        );
         let plain: KinesisSinkConfig = parse(json!({"stream": "s", "fences": false}));
-        assert!(plain.validate().is_ok());
+        assert!(crate::problems::Problems::first(|p| plain.check(p)).is_ok());
     }
 
     #[test]

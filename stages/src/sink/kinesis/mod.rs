@@ -80,7 +80,7 @@ impl KinesisSinkConfig {
     /// listing the stream's. It counts what it delivers, throttles and retries in
     /// `ctx.metrics`, and stops sending when `ctx.stop` fires.
     pub fn build(&self, ctx: &crate::registry::BuildContext) -> Result<Box<dyn Sink>, String> {
-        self.validate()?;
+        crate::problems::Problems::first(|p| self.check(p))?;
         let dry_run = ctx.dry_run;
         let offline = match &ctx.offline_shards {
             Some(s) if dry_run => Some(ShardMap::new(s.clone())?),
@@ -316,8 +316,8 @@ impl Sink for KinesisSink {
 }
 
 impl crate::registry::StageKind for KinesisSinkConfig {
-    fn validate(&self) -> Result<(), String> {
-        KinesisSinkConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

@@ -1,6 +1,7 @@
 //! The `archive` source's settings.
 
 use super::*;
+use crate::problems::Problems;
 
 /// Reads the records of one stream from an archive (a local directory or, later, S3).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -120,45 +121,51 @@ impl SequenceRange {
 
 impl ArchiveSourceConfig {
     /// Checks bounds and the URL.
-    pub fn validate(&self) -> Result<(), String> {
-        store::check_url(&self.url).map_err(|e| format!("`url`: {e}"))?;
-        StreamName::parse(&self.stream).map_err(|e| format!("`stream`: {e}"))?;
+    pub fn check(&self, p: &mut Problems) {
+        p.check("url", store::check_url(&self.url));
+        p.check("stream", StreamName::parse(&self.stream));
         for shard in self.shards.iter().flatten() {
-            crate::names::ShardId::parse(shard).map_err(|e| format!("`shards`: {e}"))?;
+            p.check("shards", crate::names::ShardId::parse(shard));
         }
         for shard in self.sequences.keys() {
-            crate::names::ShardId::parse(shard).map_err(|e| format!("`sequences`: {e}"))?;
+            p.check("sequences", crate::names::ShardId::parse(shard));
         }
         if let (Some(from), Some(to)) = (self.from, self.to)
             && from >= to
         {
-            return Err(format!(
-                "`from` ({}) must be before `to` ({})",
-                crate::record::format_ts(&from.0),
-                crate::record::format_ts(&to.0)
-            ));
+            p.add(
+                "from",
+                format!(
+                    "`from` ({}) must be before `to` ({})",
+                    crate::record::format_ts(&from.0),
+                    crate::record::format_ts(&to.0)
+                ),
+            );
         }
         if self.batch_records == 0 {
-            return Err("`batch_records` must be at least 1".into());
+            p.add("batch_records", "`batch_records` must be at least 1");
         }
         if self.under.is_empty() {
-            return Err(
-                "`under` must name the replay protocol's payload member, e.g. \"_flux\"".into(),
+            p.add(
+                "under",
+                "`under` must name the replay protocol's payload member, e.g. \"_flux\"",
             );
         }
         if self.concurrency == Some(0) {
-            return Err("`concurrency` must be at least 1".into());
+            p.add("concurrency", "`concurrency` must be at least 1");
         }
         if self.prefetch == 0 {
-            return Err("`prefetch` must be at least 1".into());
+            p.add("prefetch", "`prefetch` must be at least 1");
         }
         if self.limit == Some(0) {
-            return Err("`limit` must be at least 1 (leave it out to read everything)".into());
+            p.add(
+                "limit",
+                "`limit` must be at least 1 (leave it out to read everything)",
+            );
         }
         for (shard, range) in &self.sequences {
-            range.parse(shard)?;
+            p.check_as_is("sequences", range.parse(shard));
         }
-        Ok(())
     }
 
     /// Builds the source; `prefilter` is a pushed-down filter's raw-bytes pre-check (see
@@ -167,7 +174,7 @@ impl ArchiveSourceConfig {
         &self,
         prefilter: Option<crate::expr::Prefilter>,
     ) -> Result<Box<dyn Source>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         Ok(Box::new(ArchiveSource {
             store: store::open_with(
                 &self.url,
@@ -183,8 +190,8 @@ impl ArchiveSourceConfig {
 }
 
 impl crate::registry::StageKind for ArchiveSourceConfig {
-    fn validate(&self) -> Result<(), String> {
-        ArchiveSourceConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

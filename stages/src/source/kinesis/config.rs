@@ -1,6 +1,7 @@
 //! The `kinesis` source's settings.
 
 use super::*;
+use crate::problems::Problems;
 
 /// Where each shard starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -96,34 +97,37 @@ fn default_checkpoint_interval() -> HumanDuration {
 
 impl KinesisSourceConfig {
     /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
-        crate::names::check_configured_stream(&self.stream)
-            .map_err(|e| format!("`stream`: {e}"))?;
+    pub fn check(&self, p: &mut Problems) {
+        p.check(
+            "stream",
+            crate::names::check_configured_stream(&self.stream),
+        );
         for shard in self.shards.iter().flatten() {
-            crate::names::ShardId::parse(shard).map_err(|e| format!("`shards`: {e}"))?;
+            p.check("shards", crate::names::ShardId::parse(shard));
         }
         if !(1..=10_000).contains(&self.limit) {
-            return Err("`limit` must be between 1 and 10000".into());
+            p.add("limit", "`limit` must be between 1 and 10000");
         }
         match self.start {
-            StartAt::AtTimestamp if self.timestamp.is_none() => {
-                return Err("`timestamp` is required with start = \"at_timestamp\"".into());
-            }
-            StartAt::Checkpoint if self.checkpoints.is_none() => {
-                return Err(
-                    "`checkpoints` (the archive URL) is required with start = \"checkpoint\""
-                        .into(),
-                );
-            }
+            StartAt::AtTimestamp if self.timestamp.is_none() => p.add(
+                "timestamp",
+                "`timestamp` is required with start = \"at_timestamp\"",
+            ),
+            StartAt::Checkpoint if self.checkpoints.is_none() => p.add(
+                "checkpoints",
+                "`checkpoints` (the archive URL) is required with start = \"checkpoint\"",
+            ),
             _ => {}
         }
         if self.checkpoint_interval.0.is_zero() {
-            return Err("`checkpoint_interval` must be longer than 0s".into());
+            p.add(
+                "checkpoint_interval",
+                "`checkpoint_interval` must be longer than 0s",
+            );
         }
         if let Some(url) = &self.checkpoints {
-            store::check_url(url).map_err(|e| format!("`checkpoints`: {e}"))?;
+            p.check("checkpoints", store::check_url(url));
         }
-        Ok(())
     }
 
     /// The stream's name (the last part of an ARN).
@@ -136,7 +140,7 @@ impl KinesisSourceConfig {
 
     /// Builds the source.
     pub fn build(&self) -> Result<Box<dyn Source>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         Ok(Box::new(KinesisSource {
             config: self.clone(),
         }))
@@ -144,8 +148,8 @@ impl KinesisSourceConfig {
 }
 
 impl crate::registry::StageKind for KinesisSourceConfig {
-    fn validate(&self) -> Result<(), String> {
-        KinesisSourceConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

@@ -1,6 +1,7 @@
 //! The `compact` transform's settings.
 
 use super::*;
+use crate::problems::Problems;
 
 /// A key path, compiled when the pipeline is loaded.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,26 +85,28 @@ pub const MIN_MEMORY_LIMIT: Size = Size(64 * 1024);
 
 impl CompactConfig {
     /// Checks what serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn check(&self, p: &mut Problems) {
         if self.memory_limit < MIN_MEMORY_LIMIT {
-            return Err(format!(
-                "`memory_limit` must be at least {MIN_MEMORY_LIMIT}, found {}",
-                self.memory_limit
-            ));
+            p.add(
+                "memory_limit",
+                format!(
+                    "`memory_limit` must be at least {MIN_MEMORY_LIMIT}, found {}",
+                    self.memory_limit
+                ),
+            );
         }
         if self.keep_tombstones && self.tombstone.is_none() {
-            return Err(
-                "`keep_tombstones = true` needs `tombstone`, the expression that marks a tombstone"
-                    .into(),
+            p.add(
+                "keep_tombstones",
+                "`keep_tombstones = true` needs `tombstone`, the expression that marks a tombstone",
             );
         }
         if self.spill_dir.as_deref() == Some("") {
-            return Err("`spill_dir` must not be empty".into());
+            p.add("spill_dir", "`spill_dir` must not be empty");
         }
         if self.under.is_empty() {
-            return Err("`under` must not be empty".into());
+            p.add("under", "`under` must not be empty");
         }
-        Ok(())
     }
 
     /// Builds the transform; it announces its number of winners in `metrics` (expected out)
@@ -112,14 +115,14 @@ impl CompactConfig {
         &self,
         metrics: Arc<crate::stage::StageMetrics>,
     ) -> Result<Box<dyn StatefulTransform>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         Ok(Box::new(Compact::new(self, metrics)))
     }
 }
 
 impl crate::registry::StageKind for CompactConfig {
-    fn validate(&self) -> Result<(), String> {
-        CompactConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

@@ -352,7 +352,7 @@ fn config_checks() {
     let bad = |v: serde_json::Value| {
         serde_json::from_value::<CompactConfig>(v)
             .map_err(|e| e.to_string())
-            .and_then(|c| c.validate())
+            .and_then(|c| crate::problems::Problems::first(|p| c.check(p)))
             .unwrap_err()
     };
     assert!(

@@ -1,6 +1,7 @@
 //! The `window` transform's settings: the kind of window, its time, lateness, keys.
 
 use super::*;
+use crate::problems::{Problem, Problems};
 
 /// What happens to a record that arrives after its windows closed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -70,48 +71,71 @@ pub(super) const MAX_TIME: i64 = 253_402_300_799_999;
 pub(super) const MAX_SPAN: i64 = 36_525 * 86_400_000;
 
 impl WindowConfig {
-    fn kind(&self) -> Result<Kind, String> {
+    fn kind(&self) -> Result<Kind, Problem> {
+        let problem = |key: Option<&str>, message: String| Problem {
+            key: key.map(str::to_owned),
+            message,
+        };
         match (self.size, self.slide, self.gap) {
             (Some(size), slide, None) => {
                 let size = millis(size);
                 let slide = slide.map(millis).unwrap_or(size);
                 if size < 1 || slide < 1 {
-                    return Err("`size` and `slide` must be at least 1ms".into());
+                    return Err(problem(
+                        Some(if size < 1 { "size" } else { "slide" }),
+                        "`size` and `slide` must be at least 1ms".into(),
+                    ));
                 }
                 if slide > size {
-                    return Err(format!(
-                        "`slide` ({slide}ms) must not be longer than `size` ({size}ms): records between windows would belong to none"
+                    return Err(problem(
+                        Some("slide"),
+                        format!(
+                            "`slide` ({slide}ms) must not be longer than `size` ({size}ms): records between windows would belong to none"
+                        ),
                     ));
                 }
                 if size / slide > 1000 {
-                    return Err("`size` / `slide` must be at most 1000 (windows per record)".into());
+                    return Err(problem(
+                        Some("size"),
+                        "`size` / `slide` must be at most 1000 (windows per record)".into(),
+                    ));
                 }
                 if self.key.is_some() {
-                    return Err("`key` applies to session windows (`gap`) only".into());
+                    return Err(problem(
+                        Some("key"),
+                        "`key` applies to session windows (`gap`) only".into(),
+                    ));
                 }
                 Ok(Kind::Fixed { size, slide })
             }
             (None, None, Some(gap)) => {
                 let gap = millis(gap);
                 if gap < 1 {
-                    return Err("`gap` must be at least 1ms".into());
+                    return Err(problem(Some("gap"), "`gap` must be at least 1ms".into()));
                 }
                 Ok(Kind::Session { gap })
             }
-            (None, Some(_), _) => Err("`slide` needs `size`".into()),
-            (Some(_), _, Some(_)) => Err(
+            (None, Some(_), _) => Err(problem(Some("slide"), "`slide` needs `size`".into())),
+            (Some(_), _, Some(_)) => Err(problem(
+                Some("size"),
                 "set either `size` (tumbling/sliding windows) or `gap` (session windows), not both"
                     .into(),
-            ),
-            (None, None, None) => {
-                Err("missing `size` (tumbling/sliding windows) or `gap` (session windows)".into())
-            }
+            )),
+            (None, None, None) => Err(problem(
+                None,
+                "missing `size` (tumbling/sliding windows) or `gap` (session windows)".into(),
+            )),
         }
     }
 
-    /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
-        self.kind()?;
+    /// Checks the settings: every problem, with its key.
+    pub fn check(&self, p: &mut Problems) {
+        if let Err(problem) = self.kind() {
+            match problem.key {
+                Some(key) => p.add(&key, problem.message),
+                None => p.add_general(problem.message),
+            }
+        }
         for (key, value) in [
             ("size", self.size),
             ("slide", self.slide),
@@ -119,26 +143,25 @@ impl WindowConfig {
             ("allowed_lateness", self.allowed_lateness),
         ] {
             if value.is_some_and(|d| millis(d) > MAX_SPAN) {
-                return Err(format!("`{key}` must be at most 100 years (36525d)"));
+                p.add(key, format!("`{key}` must be at most 100 years (36525d)"));
             }
         }
         if self.time != "arrival" {
-            ValuePath::compile(&self.time).map_err(|e| format!("`time`: {e}"))?;
+            p.check("time", ValuePath::compile(&self.time));
         }
         if let Some(k) = &self.key
             && k != "partition_key"
         {
-            ValuePath::compile(k).map_err(|e| format!("`key`: {e}"))?;
+            p.check("key", ValuePath::compile(k));
         }
-        Ok(())
     }
 
     /// Builds the transform.
     pub fn build(&self) -> Result<Box<dyn StatefulTransform>, String> {
-        self.validate()?;
+        Problems::first(|p| self.check(p))?;
         let path = |p: &str| ValuePath::compile(p).map_err(|e| e.to_string());
         Ok(Box::new(Window {
-            kind: self.kind()?,
+            kind: self.kind().map_err(|p| p.message)?,
             time: match self.time.as_str() {
                 "arrival" => None,
                 p => Some(path(p)?),
@@ -159,8 +182,8 @@ impl WindowConfig {
 }
 
 impl crate::registry::StageKind for WindowConfig {
-    fn validate(&self) -> Result<(), String> {
-        WindowConfig::validate(self)
+    fn validate(&self, p: &mut crate::problems::Problems) {
+        self.check(p)
     }
 
     fn build(

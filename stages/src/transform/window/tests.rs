@@ -179,10 +179,8 @@ fn event_time_comes_from_the_payload() {
 #[test]
 fn bad_settings_say_what_is_wrong() {
     let err = |t: &str| {
-        toml::from_str::<WindowConfig>(t)
-            .unwrap()
-            .validate()
-            .unwrap_err()
+        let c = toml::from_str::<WindowConfig>(t).unwrap();
+        crate::problems::Problems::first(|p| c.check(p)).unwrap_err()
     };
     assert!(err("").contains("missing `size`"));
     assert!(err("size = \"1m\"\ngap = \"1m\"").contains("not both"));
@@ -231,5 +229,9 @@ fn out_of_range_event_times_are_dead_lettered_and_keep_the_watermark() {
 #[test]
 fn spans_longer_than_a_century_are_refused() {
     let cfg: WindowConfig = serde_json::from_str(r#"{"size": "36526d"}"#).unwrap();
-    assert!(cfg.validate().unwrap_err().contains("`size`"));
+    assert!(
+        crate::problems::Problems::first(|p| cfg.check(p))
+            .unwrap_err()
+            .contains("`size`")
+    );
 }
