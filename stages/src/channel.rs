@@ -31,11 +31,17 @@ pub struct Capacity {
     pub bytes: usize,
 }
 
+/// Records in flight at most on a channel whose stage sets no `buffer_records`.
+pub const DEFAULT_RECORDS: usize = 16 * 1024;
+/// Bytes in flight at most on a channel whose stage sets no `buffer_bytes` (and whose kind has
+/// no default of its own).
+pub const DEFAULT_BYTES: usize = 16 * 1024 * 1024;
+
 impl Default for Capacity {
     fn default() -> Self {
         Capacity {
-            records: 16 * 1024,
-            bytes: 16 * 1024 * 1024,
+            records: DEFAULT_RECORDS,
+            bytes: DEFAULT_BYTES,
         }
     }
 }

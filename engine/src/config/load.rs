@@ -9,16 +9,17 @@ use std::ops::Range;
 
 use flux_stages::channel::Capacity;
 use flux_stages::registry::{Role, StageConfig};
-use flux_stages::units::Size;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 pub(crate) use super::decode::first_line;
-use super::decode::{self, DecodeErrorKind, DecodeProblem, Scope, TableNames, list};
+use super::decode::{self, DecodeProblem, Scope, TableNames, list};
+use super::engine_keys::{EngineKeys, Inputs};
 use super::spec::{InputRef, PipelineSpec, StageSpec};
 use super::template::{self, Rendered};
 use super::vars::{self, VarOverrides};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, LineIndex, Location, did_you_mean};
+use serde::Deserialize;
 
 /// The result of loading: the spec when it could be built at all, and every diagnostic.
 #[derive(Debug)]
@@ -352,88 +353,68 @@ impl Loader {
             type_location: None,
             keys: Default::default(),
         };
-        // `type`
-        let kind_span;
-        match table.remove("type") {
-            Some(v) => {
-                kind_span = v.span();
-                stage.type_location = Some(self.locate(v.span()));
-                match v.get_ref() {
-                    DeValue::String(s) => stage.kind = Some(s.to_string()),
-                    other => {
-                        let found = other.type_str();
-                        self.error(
-                            Some(v.span()),
-                            &format!("{path}.type"),
-                            format!("`type` must be a string, found {found}"),
-                        );
-                    }
-                }
-            }
-            None => {
-                kind_span = header.clone();
-                self.error(
-                    Some(header.clone()),
-                    &format!("{path}.type"),
-                    format!("{} `{id}` has no `type`", role.noun()),
-                )
-                .help = Some(format!(
-                    "add `type = \"…\"`; {} types are {}",
-                    role.noun(),
-                    list(&role.kinds())
-                ));
+        let scope = Scope {
+            prefix: &path,
+            names: TableNames::Stage(&path),
+            docs: "docs/pipeline-reference.md",
+            fallback: Some(header.clone()),
+        };
+        // The engine's keys, decoded apart from the kind's own.
+        let mut engine = DeTable::new();
+        for name in EngineKeys::NAMES {
+            if let Some((k, v)) = table.remove_entry(name) {
+                engine.insert(k, v);
             }
         }
-        // `inputs`
-        match table.remove("inputs") {
-            Some(v) if role == Role::Source => {
-                self.error(Some(v.span()), &format!("{path}.inputs"), format!("source `{id}` cannot have `inputs`"))
-                    .help = Some("sources read from outside the pipeline; move this stage to [transforms] or [sinks] if it reads other stages".into());
-            }
-            Some(v) => self.inputs(&path, v, &mut stage),
-            None if role != Role::Source => {
-                self.error(
-                    Some(header.clone()),
-                    &format!("{path}.inputs"),
-                    format!("{} `{id}` has no `inputs`", role.noun()),
-                )
-                .help = Some("add `inputs = [\"<upstream id>\"]`".into());
-            }
-            None => {}
+        let type_span = engine.get("type").map(Spanned::span);
+        let kind_span = type_span.clone().unwrap_or_else(|| header.clone());
+        stage.type_location = type_span.map(|s| self.locate(s));
+        if role == Role::Source
+            && let Some(v) = engine.remove("inputs")
+        {
+            self.error(Some(v.span()), &format!("{path}.inputs"), format!("source `{id}` cannot have `inputs`"))
+                .help = Some("sources read from outside the pipeline; move this stage to [transforms] or [sinks] if it reads other stages".into());
         }
-        // buffer settings
-        if let Some(v) = table.remove("buffer_records") {
-            match v
-                .get_ref()
-                .as_integer()
-                .and_then(|i| i.as_str().parse::<usize>().ok())
-            {
-                Some(n) if n >= 1 => stage.buffer.records = n,
-                _ => {
-                    self.error(
-                        Some(v.span()),
-                        &format!("{path}.buffer_records"),
-                        "`buffer_records` must be a positive integer",
-                    );
-                }
-            }
+        let input_items: Vec<Range<usize>> = match engine.get("inputs").map(Spanned::get_ref) {
+            Some(DeValue::Array(items)) => items.iter().map(Spanned::span).collect(),
+            _ => Vec::new(),
+        };
+        let decoded = decode::decode_every(&engine, table_span.clone(), &scope, |d| {
+            EngineKeys::deserialize(d)
+        });
+        decoded.problems.into_iter().for_each(|p| self.report(p));
+        let keys = decoded.value.unwrap_or_default();
+        if !engine.contains_key("type") {
+            self.error(
+                Some(header.clone()),
+                &format!("{path}.type"),
+                format!("{} `{id}` has no `type`", role.noun()),
+            )
+            .help = Some(format!(
+                "add `type = \"…\"`; {} types are {}",
+                role.noun(),
+                list(&role.kinds())
+            ));
         }
-        let buffer_bytes_set = table.contains_key("buffer_bytes");
-        if let Some(v) = table.remove("buffer_bytes") {
-            match v.get_ref().as_str().map(|s| s.parse::<Size>()) {
-                Some(Ok(size)) if size.bytes() >= 1 => stage.buffer.bytes = size.bytes() as usize,
-                Some(Err(e)) => {
-                    self.error(Some(v.span()), &format!("{path}.buffer_bytes"), e);
-                }
-                _ => {
-                    self.error(
-                        Some(v.span()),
-                        &format!("{path}.buffer_bytes"),
-                        "`buffer_bytes` must be a size string like \"16MiB\"",
-                    );
-                }
-            }
+        if role != Role::Source && !engine.contains_key("inputs") {
+            self.error(
+                Some(header.clone()),
+                &format!("{path}.inputs"),
+                format!("{} `{id}` has no `inputs`", role.noun()),
+            )
+            .help = Some("add `inputs = [\"<upstream id>\"]`".into());
         }
+        if let Some(inputs) = &keys.inputs {
+            self.inputs(
+                &path,
+                inputs,
+                &input_items,
+                engine.get("inputs"),
+                &mut stage,
+            );
+        }
+        stage.kind = keys.kind.as_ref().map(|t| t.0.clone());
+        stage.buffer = keys.capacity(None);
         // the stage's own keys
         let Some(kind) = stage.kind.clone() else {
             return Some(stage);
@@ -446,49 +427,14 @@ impl Loader {
             .iter()
             .map(|(k, v)| (k.get_ref().to_string(), self.locate(v.span())))
             .collect();
-        // Every problem of the stage in one pass: serde stops at the first, so the key it names
-        // is reported and left out, and the rest decoded again (a required key left out is not
-        // reported a second time as missing).
-        let mut work = table.clone();
-        let mut left_out: Vec<String> = Vec::new();
-        let mut suggested: Vec<&'static str> = Vec::new();
-        let mut bad_values = false;
-        let scope = Scope {
-            prefix: &path,
-            names: TableNames::Stage(&path),
-            docs: "docs/pipeline-reference.md",
-            fallback: Some(header.clone()),
-        };
-        let config = loop {
-            let rest = Spanned::new(table_span.clone(), DeValue::Table(work.clone()));
-            let failure = match decode::decode(rest, |d| StageConfig::decode(role, &kind, d)) {
-                Ok(config) => break config,
-                Err(failure) => failure,
-            };
-            // A required key reported missing because it was left out above, or because an
-            // unknown key was already reported as its misspelling: said once is enough.
-            if let DecodeErrorKind::MissingField(k) = failure.error.kind
-                && (left_out.iter().any(|l| l == k) || suggested.contains(&k))
-            {
-                break None;
-            }
-            let problem = decode::translate(&failure.error, &failure.path, &table, &scope);
-            suggested.extend(problem.suggestion);
-            let top = problem.top_key.clone();
-            let unknown = problem.kind == DiagnosticKind::UnknownKey;
-            self.report(problem);
-            match top {
-                Some(k) if work.contains_key(k.as_str()) && left_out.len() < 64 => {
-                    bad_values |= !unknown;
-                    work.remove(k.as_str());
-                    left_out.push(k);
-                }
-                _ => break None,
-            }
-        };
+        let decoded = decode::decode_every(&table, table_span, &scope, |d| {
+            StageConfig::decode(role, &kind, d)
+        });
+        let (bad_values, complete) = (decoded.bad_values, decoded.left_out.is_empty());
+        decoded.problems.into_iter().for_each(|p| self.report(p));
         // Checked only as written: with a bad value left out, the check would judge a
         // configuration the author did not write. Unknown keys left out change nothing.
-        if let Some(config) = config.filter(|_| !bad_values) {
+        if let Some(config) = decoded.value.flatten().filter(|_| !bad_values) {
             let problems = config.validate();
             for problem in &problems {
                 // Where the key is written, its value; a key not written (or a problem of the
@@ -504,10 +450,8 @@ impl Loader {
                 self.error(Some(span), &field, problem.message.clone()).kind =
                     DiagnosticKind::InvalidValue;
             }
-            if problems.is_empty() && left_out.is_empty() {
-                if !buffer_bytes_set && let Some(bytes) = config.default_buffer_bytes() {
-                    stage.buffer.bytes = bytes;
-                }
+            if problems.is_empty() && complete {
+                stage.buffer = keys.capacity(config.default_buffer_bytes());
                 stage.config = Some(config);
             }
         }
@@ -556,40 +500,29 @@ impl Loader {
         d.help = Some(help);
     }
 
-    fn inputs(&mut self, path: &str, v: Spanned<DeValue<'_>>, stage: &mut StageSpec) {
+    fn inputs(
+        &mut self,
+        path: &str,
+        inputs: &Inputs,
+        items: &[Range<usize>],
+        value: Option<&Spanned<DeValue<'_>>>,
+        stage: &mut StageSpec,
+    ) {
         let field = format!("{path}.inputs");
-        let span = v.span();
-        let DeValue::Array(items) = v.into_inner() else {
+        if inputs.0.is_empty() {
             self.error(
-                Some(span),
-                &field,
-                "`inputs` must be an array of stage ids, e.g. [\"orders\"]",
-            );
-            return;
-        };
-        if items.is_empty() {
-            self.error(
-                Some(span),
+                value.map(Spanned::span),
                 &field,
                 format!("{} `{}` has an empty `inputs`", stage.role.noun(), stage.id),
             )
             .help = Some("name at least one upstream stage".into());
         }
-        for item in items.iter() {
-            let loc = Some(self.locate(item.span()));
-            match item.get_ref().as_str() {
-                Some(s) => match InputRef::parse(s, loc) {
-                    Ok(input) => stage.inputs.push(input),
-                    Err(e) => {
-                        self.error(Some(item.span()), &field, e);
-                    }
-                },
-                None => {
-                    self.error(
-                        Some(item.span()),
-                        &field,
-                        "each input must be a string naming a stage",
-                    );
+        for (input, span) in inputs.0.iter().zip(items) {
+            let loc = Some(self.locate(span.clone()));
+            match InputRef::parse(input, loc) {
+                Ok(input) => stage.inputs.push(input),
+                Err(e) => {
+                    self.error(Some(span.clone()), &field, e);
                 }
             }
         }

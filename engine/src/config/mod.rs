@@ -1,6 +1,7 @@
 //! Pipeline files: read, render (minijinja), parse (TOML, keeping spans), decode each stage.
 
 pub(crate) mod decode;
+pub(crate) mod engine_keys;
 pub mod escape;
 pub mod load;
 pub mod schema;

@@ -3,6 +3,8 @@
 //! test keeps it current. Editors pick it up from the `#:schema` line of a pipeline file.
 
 use flux_stages::registry::{Role, StageConfig};
+
+use super::engine_keys::EngineKeys;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
@@ -11,6 +13,11 @@ pub fn pipeline_schema() -> Value {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let mut defs = Map::new();
     let mut sections = Map::new();
+    let engine_keys = SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<EngineKeys>()
+        .to_value()["properties"]
+        .clone();
     for role in [Role::Source, Role::Transform, Role::Sink] {
         let mut variants = Vec::new();
         for kind in role.kinds() {
@@ -18,7 +25,7 @@ pub fn pipeline_schema() -> Value {
                 continue;
             };
             let mut schema = schema.to_value();
-            add_engine_keys(&mut schema, role, kind);
+            add_engine_keys(&mut schema, &engine_keys, role, kind);
             let name = format!("{}-{kind}", role.noun());
             variants.push(json!({ "$ref": format!("#/$defs/{name}") }));
             defs.insert(name, schema);
@@ -66,7 +73,9 @@ pub fn pipeline_schema() -> Value {
     })
 }
 
-fn add_engine_keys(schema: &mut Value, role: Role, kind: &str) {
+/// Adds the engine's keys ([`EngineKeys`]: their descriptions, bounds and defaults) to a
+/// stage kind's schema, `type` as the kind's constant, `inputs` only where the role has them.
+fn add_engine_keys(schema: &mut Value, engine_keys: &Value, role: Role, kind: &str) {
     let Some(obj) = schema.as_object_mut() else {
         return;
     };
@@ -77,29 +86,16 @@ fn add_engine_keys(schema: &mut Value, role: Role, kind: &str) {
         .or_insert_with(|| json!({}))
         .as_object_mut()
         .expect("properties is an object");
-    props.insert(
-        "type".into(),
-        json!({ "const": kind, "description": format!("The stage type: `{kind}`.") }),
-    );
-    if role != Role::Source {
-        props.insert(
-            "inputs".into(),
-            json!({
-                "type": "array",
-                "minItems": 1,
-                "items": { "type": "string", "pattern": "^[A-Za-z0-9_-]+(\\.dead_letter)?$" },
-                "description": "Upstream stage ids (`<id>`, or `<id>.dead_letter` for the records it rejects)."
-            }),
-        );
+    for (key, schema) in engine_keys.as_object().into_iter().flatten() {
+        if key == "inputs" && role == Role::Source {
+            continue;
+        }
+        let mut schema = schema.clone();
+        if key == "type" {
+            schema = json!({ "const": kind, "description": format!("The stage type: `{kind}`.") });
+        }
+        props.insert(key.clone(), schema);
     }
-    props.insert(
-        "buffer_records".into(),
-        json!({ "type": "integer", "minimum": 1, "description": "Capacity in records of each channel into this stage. Default 16384." }),
-    );
-    props.insert(
-        "buffer_bytes".into(),
-        json!({ "type": "string", "description": "Capacity in bytes of each channel into this stage, e.g. \"16MiB\" (the default; `compact`: \"2MiB\")." }),
-    );
     let required = obj
         .entry("required")
         .or_insert_with(|| json!([]))

@@ -131,3 +131,53 @@ fn conversion_errors_point_at_their_value() {
     assert_eq!(found[1].1, 12);
     assert_eq!(l.diagnostics[1].kind, DiagnosticKind::InvalidValue);
 }
+
+/// The engine's keys are decoded by one type (`EngineKeys`) and every problem with them is
+/// reported at its value, together with the stage's own.
+#[test]
+fn every_problem_with_the_engine_keys_is_reported_at_its_value() {
+    let l = load(
+        "[sources.a]\ntype = \"file\"\npath = \"in.jsonl\"\n\
+         [sinks.b]\ntype = \"file\"\ninputs = \"a\"\npath = \"-\"\n\
+         buffer_records = 0\nbuffer_bytes = \"0MiB\"\n\
+         [sinks.c]\ntype = 7\ninputs = [\"a\"]\n",
+    );
+    let found: Vec<(Option<&str>, usize, &str)> = l
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.field.as_deref(),
+                d.location.as_ref().map_or(0, |l| l.line),
+                d.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                Some("sinks.b.buffer_bytes"),
+                9,
+                "`buffer_bytes` must be a size string like \"16MiB\""
+            ),
+            (
+                Some("sinks.b.buffer_records"),
+                8,
+                "`buffer_records` must be a positive integer"
+            ),
+            (
+                Some("sinks.b.inputs"),
+                6,
+                "`inputs` must be an array of stage ids, e.g. [\"orders\"]"
+            ),
+            (
+                Some("sinks.c.type"),
+                11,
+                "`type` must be a string, found integer"
+            ),
+        ],
+        "{:?}",
+        l.diagnostics
+    );
+}
