@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
                 evaluate(&predicate, payload);
             }
         }
-        Err(e) => assert!(!e.is_empty()),
+        Err(e) => assert!(!e.to_string().is_empty()),
     }
     match ValuePath::compile(&expr) {
         Ok(path) => {
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        Err(e) => assert!(!e.is_empty()),
+        Err(e) => assert!(!e.to_string().is_empty()),
     }
 });
 

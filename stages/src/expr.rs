@@ -65,29 +65,53 @@ impl Prefilter {
     }
 }
 
+/// A filter expression or JSONPath that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    /// Nothing but spaces.
+    #[error("the filter expression is empty")]
+    Empty,
+    /// Text that is not a valid expression of its kind.
+    #[error("invalid {what} {expr:?}: {reason}")]
+    Invalid {
+        /// "filter expression" or "JSONPath".
+        what: &'static str,
+        /// The expression, trimmed.
+        expr: String,
+        /// What is wrong, where (a column) when the parser says.
+        reason: String,
+    },
+}
+
+impl From<ExprError> for String {
+    fn from(e: ExprError) -> String {
+        e.to_string()
+    }
+}
+
 impl Predicate {
     /// Compiles a filter expression (the part inside `[?…]`).
-    pub fn compile(expr: &str) -> Result<Predicate, String> {
+    pub fn compile(expr: &str) -> Result<Predicate, ExprError> {
         let trimmed = expr.trim();
         if trimmed.is_empty() {
-            return Err("the filter expression is empty".into());
+            return Err(ExprError::Empty);
         }
-        let query = parse_json_path(&format!("$[?{trimmed}]")).map_err(|e| {
-            format!(
-                "invalid filter expression {trimmed:?}: {}",
-                explain(&e.to_string(), 3)
-            )
-        })?;
+        let invalid = |reason: String| ExprError::Invalid {
+            what: "filter expression",
+            expr: trimmed.to_owned(),
+            reason,
+        };
+        let query = parse_json_path(&format!("$[?{trimmed}]"))
+            .map_err(|e| invalid(explain(&e.to_string(), 3)))?;
         let filter = match query.segments.as_slice() {
             [Segment::Selector(Selector::Filter(filter))] => filter.clone(),
             _ => {
-                return Err(format!(
-                    "invalid filter expression {trimmed:?}: expected one filter expression such as \"@.data.status == 'paid'\""
+                return Err(invalid(
+                    "expected one filter expression such as \"@.data.status == 'paid'\"".into(),
                 ));
             }
         };
-        let regex = expr_regex::check(&query)
-            .map_err(|e| format!("invalid filter expression {trimmed:?}: {e}"))?;
+        let regex = expr_regex::check(&query).map_err(invalid)?;
         let query = if regex {
             expr_regex::rewrite(&query)
         } else {
@@ -241,21 +265,20 @@ pub struct ValuePath {
 
 impl ValuePath {
     /// Compiles a query; it must start with `$`.
-    pub fn compile(path: &str) -> Result<ValuePath, String> {
+    pub fn compile(path: &str) -> Result<ValuePath, ExprError> {
         let trimmed = path.trim();
+        let invalid = |reason: String| ExprError::Invalid {
+            what: "JSONPath",
+            expr: trimmed.to_owned(),
+            reason,
+        };
         if !trimmed.starts_with('$') {
-            return Err(format!(
-                "invalid JSONPath {trimmed:?}: a path starts with `$`, e.g. \"$.data.order_id\""
+            return Err(invalid(
+                "a path starts with `$`, e.g. \"$.data.order_id\"".into(),
             ));
         }
-        let query = parse_json_path(trimmed).map_err(|e| {
-            format!(
-                "invalid JSONPath {trimmed:?}: {}",
-                explain(&e.to_string(), 0)
-            )
-        })?;
-        let regex =
-            expr_regex::check(&query).map_err(|e| format!("invalid JSONPath {trimmed:?}: {e}"))?;
+        let query = parse_json_path(trimmed).map_err(|e| invalid(explain(&e.to_string(), 0)))?;
+        let regex = expr_regex::check(&query).map_err(invalid)?;
         Ok(ValuePath {
             source: trimmed.to_owned(),
             query: if regex {

@@ -19,30 +19,68 @@ pub const MAX_NAME_LEN: usize = 128;
 /// The character that temporary and lock files carry and no legal name contains.
 pub const RESERVED_CHAR: char = '~';
 
-/// Why a name is refused, in words (the name itself is not repeated: callers say where it was).
-pub fn name_problem(text: &str) -> Option<String> {
+/// Why a name is refused (its `Display` says it in words; the name itself is not repeated:
+/// callers say where it was).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    /// The name is empty.
+    #[error("is empty")]
+    Empty,
+    /// Longer than [`MAX_NAME_LEN`] bytes.
+    #[error("is {chars} characters long; at most {MAX_NAME_LEN} are allowed")]
+    TooLong {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// `.` or `..`, which are not path segments.
+    #[error("{0:?} is not a usable name")]
+    Dots(String),
+    /// A character outside `[a-zA-Z0-9_.-]`.
+    #[error(
+        "contains {}; allowed are letters, digits, `_`, `.` and `-` (Kinesis' pattern [a-zA-Z0-9_.-]{{1,128}})",
+        describe_char(*.0)
+    )]
+    Character(char),
+}
+
+/// A stream name or shard id that cannot be one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name breaks a rule.
+    #[error("the {what} {problem}")]
+    Invalid {
+        /// "stream name" or "shard id".
+        what: &'static str,
+        /// The rule it breaks.
+        problem: NameProblem,
+    },
+    /// A stream ARN without its `:stream/<name>` part.
+    #[error("a stream ARN ends in `:stream/<name>`")]
+    ArnWithoutName,
+}
+
+impl From<NameError> for String {
+    fn from(e: NameError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a name is refused, when it is.
+pub fn name_problem(text: &str) -> Option<NameProblem> {
     if text.is_empty() {
-        return Some("is empty".into());
+        return Some(NameProblem::Empty);
     }
     if text.len() > MAX_NAME_LEN {
-        return Some(format!(
-            "is {} characters long; at most {MAX_NAME_LEN} are allowed",
-            text.chars().count()
-        ));
+        return Some(NameProblem::TooLong {
+            chars: text.chars().count(),
+        });
     }
     if text == "." || text == ".." {
-        return Some(format!("{text:?} is not a usable name"));
+        return Some(NameProblem::Dots(text.to_owned()));
     }
-    if let Some(bad) = text
-        .chars()
+    text.chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Some(format!(
-            "contains {}; allowed are letters, digits, `_`, `.` and `-` (Kinesis' pattern [a-zA-Z0-9_.-]{{1,128}})",
-            describe_char(bad)
-        ));
-    }
-    None
+        .map(NameProblem::Character)
 }
 
 fn describe_char(c: char) -> String {
@@ -67,18 +105,18 @@ macro_rules! name_type {
 
         impl $name {
             /// Checks `text` against the rules (see the module docs).
-            pub fn parse(text: &str) -> Result<Self, String> {
+            pub fn parse(text: &str) -> Result<Self, NameError> {
                 match name_problem(text) {
                     None => Ok(Self(Arc::from(text))),
-                    Some(why) => Err(format!(concat!("the ", $what, " {}"), why)),
+                    Some(problem) => Err(NameError::Invalid { what: $what, problem }),
                 }
             }
 
             /// Checks a shared string, reusing it.
-            pub fn from_arc(text: &Arc<str>) -> Result<Self, String> {
+            pub fn from_arc(text: &Arc<str>) -> Result<Self, NameError> {
                 match name_problem(text) {
                     None => Ok(Self(text.clone())),
-                    Some(why) => Err(format!(concat!("the ", $what, " {}"), why)),
+                    Some(problem) => Err(NameError::Invalid { what: $what, problem }),
                 }
             }
 
@@ -135,11 +173,11 @@ name_type!(
 
 /// Checks a configured stream name, accepting a Kinesis stream ARN
 /// (`arn:aws:kinesis:<region>:<account>:stream/<name>`) by its name part.
-pub fn check_configured_stream(text: &str) -> Result<(), String> {
+pub fn check_configured_stream(text: &str) -> Result<(), NameError> {
     let name = match text.strip_prefix("arn:") {
         Some(_) => match text.split_once(":stream/") {
             Some((_, name)) => name,
-            None => return Err("a stream ARN ends in `:stream/<name>`".into()),
+            None => return Err(NameError::ArnWithoutName),
         },
         None => text,
     };
@@ -173,10 +211,18 @@ mod tests {
         for bad in [
             "", ".", "..", "a/b", "/", "a\\b", "a b", "a~b", "é", "a\0", "a\n",
         ] {
-            let err = ShardId::parse(bad).unwrap_err();
+            let err = ShardId::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("the shard id "), "{err}");
         }
         let long = StreamName::parse(&"x".repeat(129)).unwrap_err();
+        assert_eq!(
+            long,
+            NameError::Invalid {
+                what: "stream name",
+                problem: NameProblem::TooLong { chars: 129 }
+            }
+        );
+        let long = long.to_string();
         assert!(long.contains("at most 128"), "{long}");
     }
 

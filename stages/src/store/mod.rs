@@ -190,9 +190,45 @@ pub trait ObjectStore: Send + Sync + Debug {
     }
 }
 
+/// A store URL that names no store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// An empty URL.
+    #[error("the store URL is empty")]
+    Empty,
+    /// `file://` and nothing after it.
+    #[error("{0:?} names no directory")]
+    NoDirectory(String),
+    /// `s3://` without a bucket.
+    #[error("{0:?} names no bucket; write s3://bucket/prefix")]
+    NoBucket(String),
+    /// A scheme other than `s3://` and `file://`.
+    #[error("{url:?}: unsupported URL scheme {scheme:?}; expected s3://, file:// or a plain path")]
+    Scheme {
+        /// The URL.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// A local path the operating system cannot resolve.
+    #[error("{url:?}: {reason}")]
+    Unresolvable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<UrlError> for String {
+    fn from(e: UrlError) -> String {
+        e.to_string()
+    }
+}
+
 /// Opens the store a URL names: `s3://bucket/prefix`, `file:///abs/dir`, `file://./rel/dir`,
 /// or a plain path.
-pub fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, String> {
+pub fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, UrlError> {
     if url.starts_with("s3://") {
         return Ok(Arc::new(s3::S3Store::new(
             url,
@@ -204,7 +240,7 @@ pub fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStor
 }
 
 /// Opens a store with default options (see [`open_with`]).
-pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, UrlError> {
     if url.starts_with("s3://") {
         return Ok(Arc::new(s3::S3Store::new(
             url,
@@ -214,24 +250,25 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
     }
     if let Some(rest) = url.strip_prefix("file://") {
         if rest.is_empty() {
-            return Err(format!("{url:?} names no directory"));
+            return Err(UrlError::NoDirectory(url.to_owned()));
         }
         return Ok(Arc::new(local::LocalStore::new(rest)));
     }
 
     if let Some((scheme, _)) = url.split_once("://") {
-        return Err(format!(
-            "{url:?}: unsupported URL scheme {scheme:?}; expected s3://, file:// or a plain path"
-        ));
+        return Err(UrlError::Scheme {
+            url: url.to_owned(),
+            scheme: scheme.to_owned(),
+        });
     }
     if url.is_empty() {
-        return Err("the store URL is empty".into());
+        return Err(UrlError::Empty);
     }
     Ok(Arc::new(local::LocalStore::new(url)))
 }
 
 /// Checks a store URL without opening it (for compile-time validation).
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), UrlError> {
     open(url).map(|_| ())
 }
 
@@ -267,7 +304,7 @@ impl std::fmt::Display for StoreLocation {
 }
 
 /// Where `url` leads (see [`StoreLocation`]); `endpoint` is the stage's `aws.endpoint`.
-pub fn locate(url: &str, endpoint: Option<&str>) -> Result<StoreLocation, String> {
+pub fn locate(url: &str, endpoint: Option<&str>) -> Result<StoreLocation, UrlError> {
     check_url(url)?;
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -280,5 +317,8 @@ pub fn locate(url: &str, endpoint: Option<&str>) -> Result<StoreLocation, String
     let dir = url.strip_prefix("file://").unwrap_or(url);
     crate::local_path::resolve(std::path::Path::new(dir))
         .map(StoreLocation::Local)
-        .map_err(|e| format!("{url:?}: {e}"))
+        .map_err(|e| UrlError::Unresolvable {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
 }

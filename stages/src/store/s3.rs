@@ -43,13 +43,16 @@ impl S3Store {
         url: &str,
         settings: AwsSettings,
         encryption: Encryption,
-    ) -> Result<S3Store, String> {
+    ) -> Result<S3Store, super::UrlError> {
         let rest = url
             .strip_prefix("s3://")
-            .ok_or_else(|| format!("{url:?} is not an s3:// URL"))?;
+            .ok_or_else(|| super::UrlError::Scheme {
+                url: url.to_owned(),
+                scheme: url.split_once("://").map_or("", |(s, _)| s).to_owned(),
+            })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("{url:?} names no bucket; write s3://bucket/prefix"));
+            return Err(super::UrlError::NoBucket(url.to_owned()));
         }
         let prefix = prefix.trim_matches('/');
         Ok(S3Store {

@@ -27,8 +27,8 @@ use crate::stage::{Emit, Pass, RecordTransform};
 pub struct FilterExpr(pub Predicate);
 
 impl TryFrom<String> for FilterExpr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = crate::expr::ExprError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
         Predicate::compile(&s).map(FilterExpr)
     }
 }

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::config::VarOverrides;
 use crate::diagnostic::Diagnostic;

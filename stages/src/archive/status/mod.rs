@@ -252,7 +252,7 @@ pub async fn inspect(
     store_options: &StoreOptions,
     options: &StatusOptions,
 ) -> Result<ArchiveStatus, StatusError> {
-    let bad_url = |e: String| StatusError::Store(format!("the archive URL: {e}"));
+    let bad_url = |e: store::UrlError| StatusError::Store(format!("the archive URL: {e}"));
     let store = store::open_with(url, store_options).map_err(bad_url)?;
     if let store::StoreLocation::Local(dir) = store::locate(url, None).map_err(bad_url)?
         && !dir.is_dir()

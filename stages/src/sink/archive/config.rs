@@ -176,7 +176,8 @@ impl crate::registry::StageKind for ArchiveSinkConfig {
     fn place(&self) -> Option<Result<crate::registry::Place, String>> {
         Some(
             crate::store::locate(&self.url, self.aws.endpoint.as_deref())
-                .map(crate::registry::Place::Archive),
+                .map(crate::registry::Place::Archive)
+                .map_err(String::from),
         )
     }
 }

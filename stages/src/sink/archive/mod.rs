@@ -187,7 +187,8 @@ impl ArchiveSink {
 /// A record's stream name and shard id as the layout's types, or why the archive cannot hold
 /// the record (names that are not legal Kinesis names, a time outside the years 0000–9999).
 fn storable(r: &Record) -> Result<(StreamName, ShardId), String> {
-    let why = |e: String| format!("{e}; the archive cannot store the record under it");
+    let why =
+        |e: crate::names::NameError| format!("{e}; the archive cannot store the record under it");
     let stream = StreamName::from_arc(&r.stream).map_err(why)?;
     let shard_id = ShardId::from_arc(&r.shard_id).map_err(why)?;
     crate::record::check_ts(&r.arrival_ts).map_err(|e| format!("arrival time: {e}"))?;

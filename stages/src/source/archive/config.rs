@@ -209,7 +209,8 @@ impl crate::registry::StageKind for ArchiveSourceConfig {
     fn place(&self) -> Option<Result<crate::registry::Place, String>> {
         Some(
             store::locate(&self.url, self.aws.endpoint.as_deref())
-                .map(crate::registry::Place::Archive),
+                .map(crate::registry::Place::Archive)
+                .map_err(String::from),
         )
     }
 
