@@ -94,7 +94,7 @@ impl ArchiveSink {
     /// Stages one object, commits it by moving its shard's checkpoint past it, then promotes it
     /// (see the module docs).
     pub(super) async fn flush(&mut self, w: ObjectWriter) -> anyhow::Result<()> {
-        let body = w.gz.finish().map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
+        let body = w.gz.finish().await?;
         let key = layout::data_key(&w.stream, w.hour, &w.shard_id, &w.first, &w.last);
         let staged = layout::staged_key(
             &w.stream,

@@ -144,6 +144,7 @@ impl ArchiveSinkConfig {
             writers: HashMap::new(),
             skipped: crate::stage::Skipped::default(),
             written: HashMap::new(),
+            compress: Default::default(),
             expected,
         }))
     }

@@ -25,21 +25,21 @@
 //! whose arrival time the layout cannot hold, are dead-lettered.
 //!
 //! Files: `config` (the settings), this module (the sink: routing records to their shard's
-//! object, rerun and order checks), `writer` (one open object), `commit` (leases and
+//! object, rerun and order checks), `writer` (one open object), `compress` (its gzip stream,
+//! compressed on the blocking pool, objects in parallel), `commit` (leases and
 //! checkpoints: opening a stream, committing an object, the run manifest's gaps).
 
 mod commit;
+mod compress;
 mod config;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use flate2::write::GzEncoder;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -80,6 +80,8 @@ pub struct ArchiveSink {
     expected: Vec<String>,
     /// With `roll_per_window`: the last position this run wrote per (stream, shard).
     written: HashMap<ShardKey, Position>,
+    /// The room for uncompressed bytes in flight to the open objects' compressors.
+    compress: compress::CompressBudget,
 }
 
 /// (stream, shard id).
@@ -128,13 +130,12 @@ impl ArchiveSink {
             opened: std::time::Instant::now(),
             records: 0,
             raw_bytes: 0,
-            gz: GzEncoder::new(Vec::new(), flate2::Compression::new(level)),
+            gz: compress::Compressor::new(level, self.compress.clone()),
             window,
         });
         let mut line = Vec::with_capacity(r.data.len() + 256);
         r.write_envelope(&mut line);
-        w.gz.write_all(&line)
-            .map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
+        w.gz.write(&line).await?;
         w.last = r.sequence_number.clone();
         w.last_sub = r.sub_sequence_number;
         w.last_arrival = r.arrival_ts;

@@ -1,5 +1,5 @@
 //! One open object of a shard: records of one hour (and window) in sequence order, gzipped
-//! as they come.
+//! as they come (off the sink's task: [`super::compress`]).
 
 use super::*;
 
@@ -15,7 +15,7 @@ pub(super) struct ObjectWriter {
     pub(super) opened: std::time::Instant,
     pub(super) records: u64,
     pub(super) raw_bytes: u64,
-    pub(super) gz: GzEncoder<Vec<u8>>,
+    pub(super) gz: super::compress::Compressor,
     /// The `window` annotation of its records, with `roll_per_window`.
     pub(super) window: Option<serde_json::Value>,
 }
