@@ -20,26 +20,26 @@
 //! after that many records. A line that is not an envelope goes to the dead-letter route with its
 //! object key and line number; an object that cannot be read (gzip, I/O) stops the run naming it.
 
+mod bounds;
 mod config;
+mod reader;
 pub use config::{ArchiveSourceConfig, Order, SequenceRange};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio_util::io::SyncIoBridge;
 
-use super::file::unparsed_line;
-use super::lines::{buffered, read_lines_into};
 use super::ordered::{Emitter, by_arrival, by_shard as by_shard_order, interleaved};
-use crate::archive::layout::{self, DataObject};
+use crate::archive::layout::DataObject;
 use crate::names::StreamName;
-use crate::record::{Interner, Record, SequenceNumber};
-use crate::stage::{Rejected, Source, SourceContext};
+use crate::record::SequenceNumber;
+use crate::stage::{Source, SourceContext};
 use crate::store::{self, ObjectStore};
 use crate::units::Timestamp;
+use bounds::{Bounds, plan_objects};
+use reader::ShardReader;
 
 /// The running `archive` source.
 pub struct ArchiveSource {
@@ -50,77 +50,6 @@ pub struct ArchiveSource {
 
 /// A shard's inclusive sequence bounds.
 type SeqBounds = (Option<SequenceNumber>, Option<SequenceNumber>);
-
-/// The bounds a record must fall in.
-#[derive(Clone)]
-struct Bounds {
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-    shards: Option<Vec<String>>,
-    sequences: Arc<std::collections::BTreeMap<String, SeqBounds>>,
-}
-
-impl Bounds {
-    fn object_may_hold(&self, obj: &DataObject) -> bool {
-        let hour_end = obj.hour + Duration::hours(1);
-        let in_range = match (self.sequences.get(obj.shard_id.as_str()), &obj.range) {
-            (Some((from, to)), Some((first, last))) => {
-                from.as_ref().is_none_or(|f| last >= f) && to.as_ref().is_none_or(|t| first <= t)
-            }
-            _ => true,
-        };
-        in_range
-            && self.from.is_none_or(|f| hour_end > f)
-            && self.to.is_none_or(|t| obj.hour < t)
-            && self
-                .shards
-                .as_ref()
-                .is_none_or(|s| s.iter().any(|x| x == obj.shard_id.as_str()))
-    }
-
-    fn holds(&self, r: &Record) -> bool {
-        let in_range = self.sequences.is_empty()
-            || self.sequences.get(&*r.shard_id).is_none_or(|(from, to)| {
-                from.as_ref().is_none_or(|f| r.sequence_number >= *f)
-                    && to.as_ref().is_none_or(|t| r.sequence_number <= *t)
-            });
-        in_range
-            && self.from.is_none_or(|f| r.arrival_ts >= f)
-            && self.to.is_none_or(|t| r.arrival_ts < t)
-            && self
-                .shards
-                .as_ref()
-                .is_none_or(|s| s.iter().any(|x| **x == *r.shard_id))
-    }
-}
-
-/// Lists the data objects of `stream` that may hold records within the bounds, in read order.
-async fn plan_objects(
-    store: &Arc<dyn ObjectStore>,
-    stream: &StreamName,
-    bounds: &Bounds,
-) -> anyhow::Result<(Vec<DataObject>, usize, ObjectSizes)> {
-    let listed = store.list(&layout::stream_prefix(stream)).await?;
-    let sizes: ObjectSizes = Arc::new(listed.iter().map(|m| (m.key.clone(), m.size)).collect());
-    let all: Vec<DataObject> = listed
-        .iter()
-        .filter_map(|m| layout::parse_data_key(stream, &m.key))
-        .collect();
-    let total = all.len();
-    let mut chosen: Vec<DataObject> = all
-        .into_iter()
-        .filter(|o| bounds.object_may_hold(o))
-        .collect();
-    chosen.sort_by(|a, b| {
-        (a.hour, &a.shard_id, a.range.as_ref().map(|r| &r.0))
-            .cmp(&(b.hour, &b.shard_id, b.range.as_ref().map(|r| &r.0)))
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    Ok((chosen, total, sizes))
-}
-
-/// The stored size of each listed object, by key.
-type ObjectSizes = Arc<std::collections::HashMap<String, u64>>;
 
 #[async_trait]
 impl Source for ArchiveSource {
@@ -316,134 +245,6 @@ fn reader_batch(order: Order, shards: usize, prefetch: usize, batch_records: usi
             batch_records.min(per_shard.max(16))
         }
         Order::Shard | Order::Interleaved => batch_records,
-    }
-}
-
-/// Reads the objects of one shard in order into the source's shared channel.
-struct ShardReader {
-    store: Arc<dyn ObjectStore>,
-    stream: StreamName,
-    bounds: Bounds,
-    batch_records: usize,
-    prefilter: Option<crate::expr::Prefilter>,
-    tx: tokio::sync::mpsc::Sender<Result<super::lines::Parsed, String>>,
-    /// Cancelled when the source ends: the reader stops at once.
-    stop: tokio_util::sync::CancellationToken,
-    /// With `skip_fences`: the protocol member, and the fences left out so far (all shards).
-    skip_fences: Option<(Arc<str>, Arc<std::sync::atomic::AtomicU64>)>,
-    /// Stored sizes of the listed objects.
-    sizes: ObjectSizes,
-    /// The source's counters (objects read and their bytes).
-    metrics: Arc<crate::stage::StageMetrics>,
-}
-
-impl ShardReader {
-    async fn read(self, objects: Vec<DataObject>) {
-        for obj in objects {
-            if self.stop.is_cancelled() {
-                return;
-            }
-            // Objects are streamed and decompressed on a blocking thread, never held whole.
-            let opened = tokio::select! {
-                r = self.store.get_stream(&obj.key) => r,
-                _ = self.stop.cancelled() => return,
-            };
-            let stream = match opened {
-                Ok(s) => {
-                    let objects = &self.metrics.objects;
-                    objects
-                        .read
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    objects.bytes.fetch_add(
-                        self.sizes.get(&obj.key).copied().unwrap_or(0),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    store::stop_reading_on(s, self.stop.clone())
-                }
-                Err(e) => {
-                    let _ = self
-                        .tx
-                        .send(Err(format!("{}: {e}", self.store.url())))
-                        .await;
-                    return;
-                }
-            };
-            let reader = SyncIoBridge::new(stream);
-            let what = format!("{}/{}", self.store.url(), obj.key);
-            let gzip = obj.gzip;
-            let bounds = self.bounds.clone();
-            let mut interner = Interner::default();
-            let key = obj.key.clone();
-            let stream_name = self.stream.clone();
-            let shard = obj.shard_id.clone();
-            let prefilter = self.prefilter.clone();
-            let tx = self.tx.clone();
-            let batch_records = self.batch_records;
-            let skip_fences = self.skip_fences.clone();
-            // Batches go straight into the shard's channel (its `prefetch` is the read-ahead).
-            let more = tokio::task::spawn_blocking(move || {
-                read_lines_into(
-                    what,
-                    move || Ok(buffered(Box::new(reader), gzip)),
-                    batch_records,
-                    false,
-                    move |line_no, text, out| match prefilter
-                        .as_ref()
-                        .is_some_and(|p| !p.may_match_envelope(text))
-                    {
-                        // The line cannot hold a payload the filter downstream keeps.
-                        true => out.skipped += 1,
-                        false => match Record::parse_envelope(text, &mut interner) {
-                            // Every record of an object belongs to the stream and shard its
-                            // folders name; anything else is not this stream's record.
-                            Ok(r) if *r.stream != *stream_name || *r.shard_id != *shard => {
-                                out.rejected.push(Rejected {
-                                    reason: format!(
-                                        "{key}: line {line_no}: the record names another stream or shard than the folders it lies in (stream={stream_name}/…/shard={shard}/)"
-                                    ),
-                                    record: r,
-                                })
-                            }
-                            Ok(r) if skip_fences.as_ref().is_some_and(|(under, _)| {
-                                matches!(
-                                    crate::replay::parse_marker(&r.data, under),
-                                    Ok(crate::replay::Marker::Fence(_))
-                                )
-                            }) =>
-                            {
-                                out.skipped += 1;
-                                if let Some((_, n)) = &skip_fences {
-                                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                }
-                            }
-                            Ok(r) if bounds.holds(&r) => out.records.push(r),
-                            Ok(_) => out.skipped += 1,
-                            Err(e) => out.rejected.push(Rejected {
-                                record: unparsed_line(&key, line_no, text),
-                                reason: format!("{key}: line {line_no}: {e}"),
-                            }),
-                        },
-                    },
-                    &tx,
-                )
-            })
-            .await;
-            match more {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => {
-                    let _ = self
-                        .tx
-                        .send(Err(format!(
-                            "{}/{}: reader failed: {e}",
-                            self.store.url(),
-                            obj.key
-                        )))
-                        .await;
-                    return;
-                }
-            }
-        }
     }
 }
 

@@ -67,6 +67,7 @@ pub mod order;
 pub mod spill;
 
 mod config;
+mod output;
 pub use config::{CompactConfig, KeyExpr, MIN_MEMORY_LIMIT, OnMissingKey};
 
 use std::collections::HashMap;
@@ -83,8 +84,8 @@ use crate::stage::{Drain, Emit, Rejected, StatefulTransform};
 use crate::transform::filter::FilterExpr;
 use crate::units::Size;
 use key::KeyPath;
-use merge::{By, Merge};
 use order::Ranked;
+use output::Out;
 use spill::SpillDir;
 
 /// Records per batch emitted at the end.
@@ -119,12 +120,6 @@ fn ranked_bytes(key_len: usize, r: &Ranked) -> usize {
                 + o.sequence_number.as_str().len()
                 + 4 * 24
         })
-}
-
-/// What is left to emit at the end.
-enum Out {
-    Memory(std::vec::IntoIter<Ranked>),
-    Runs(Merge),
 }
 
 /// The running `compact` transform.
@@ -273,55 +268,6 @@ impl Compact {
         Ok(())
     }
 
-    /// Decides how the output is produced once the input has ended.
-    fn prepare_output(&mut self) -> anyhow::Result<Out> {
-        let sort_bytes = self.table.len() * std::mem::size_of::<Ranked>();
-        if self.spill.is_none()
-            && self.table_bytes(self.table.capacity()) + sort_bytes <= self.limit
-        {
-            let table = std::mem::take(&mut self.table);
-            self.held = 0;
-            let mut kept: Vec<Ranked> = table.into_values().collect();
-            kept.sort_unstable_by(order::compare);
-            self.metrics.set_expected_out(kept.len() as u64);
-            return Ok(Out::Memory(kept.into_iter()));
-        }
-        self.spill_table()?;
-        let dir = self.spill.as_mut().expect("spilled above");
-        // Phase 1: each key's winner, from runs sorted by key.
-        let runs = merge::reduce(dir, std::mem::take(&mut self.runs), By::Key)?;
-        let mut by_key = Merge::open(runs, By::Key)?;
-        // Phase 2: winners sorted by version, in memory up to the limit, else as runs.
-        let budget = self
-            .limit
-            .saturating_sub(merge::FAN_IN * 64 * 1024)
-            .max(self.limit / 2);
-        let mut buffer: Vec<Ranked> = Vec::new();
-        let mut bytes = 0usize;
-        let mut version_runs = Vec::new();
-        let mut winners = 0usize;
-        while let Some(w) = by_key.next_winner()? {
-            winners += 1;
-            bytes += ranked_bytes(0, &w.item) + 2 * std::mem::size_of::<Ranked>();
-            buffer.push(w.item);
-            if bytes > budget {
-                version_runs.push(write_sorted(dir, &mut buffer)?);
-                bytes = 0;
-            }
-        }
-        drop(by_key);
-        self.metrics.set_expected_out(winners as u64);
-        if version_runs.is_empty() {
-            buffer.sort_unstable_by(order::compare);
-            return Ok(Out::Memory(buffer.into_iter()));
-        }
-        if !buffer.is_empty() {
-            version_runs.push(write_sorted(dir, &mut buffer)?);
-        }
-        let runs = merge::reduce(dir, version_runs, By::Version)?;
-        Ok(Out::Runs(Merge::open(runs, By::Version)?))
-    }
-
     fn is_tombstone(&self, record: &Record) -> bool {
         let Some(p) = &self.tombstone else {
             return false;
@@ -337,17 +283,6 @@ impl Compact {
     fn survives(&self, record: &Record) -> bool {
         self.keep_tombstones || !self.is_tombstone(record)
     }
-}
-
-/// Sorts `buffer` by version, writes it as a run and empties it.
-fn write_sorted(dir: &mut SpillDir, buffer: &mut Vec<Ranked>) -> anyhow::Result<PathBuf> {
-    buffer.sort_unstable_by(order::compare);
-    let mut run = dir.create()?;
-    for k in buffer.drain(..) {
-        run.write(&[], &k)?;
-    }
-    *buffer = Vec::new();
-    run.finish(dir)
 }
 
 /// The key prefix of a record's window: both bounds as JSON text, length-prefixed.
