@@ -256,13 +256,6 @@ impl Loader {
     }
 }
 
-/// The first `…` quoted word of a message, e.g. the key a validation message names.
-pub(crate) fn backticked_key(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
-}
-
 mod stage;
 mod syntax;
 

@@ -267,7 +267,7 @@ pub fn render(
     // Every undefined variable in one message: after one is found, it gets an empty value and
     // the template is rendered again, until it renders or fails for another reason.
     let mut trial = vars.clone();
-    let mut undefined: Vec<(String, Diagnostic)> = Vec::new();
+    let mut undefined: Vec<(error::Undefined, Diagnostic)> = Vec::new();
     let rendered = loop {
         values.lock().unwrap_or_else(|e| e.into_inner()).clear();
         written.store(0, Ordering::Relaxed);
@@ -283,15 +283,12 @@ pub fn render(
             .collect();
         missing.sort();
         let d = template_error(file, template, &index, &err, &missing);
-        let name = (err.kind() == ErrorKind::UndefinedError
-            && d.message.starts_with("template variable `"))
-        .then(|| super::load::backticked_key(&d.message))
-        .flatten()
-        .filter(|n| !trial.contains_key(n) && undefined.len() < 32);
-        match name {
-            Some(name) => {
-                trial.insert(name.clone(), toml::Value::String(String::new()));
-                undefined.push((name, d));
+        let found = error::undefined_variable(&index, &err, &missing)
+            .filter(|u| !trial.contains_key(&u.name) && undefined.len() < 32);
+        match found {
+            Some(u) => {
+                trial.insert(u.name.clone(), toml::Value::String(String::new()));
+                undefined.push((u, d));
             }
             None => break Err(d),
         }
@@ -301,19 +298,22 @@ pub fn render(
         (Err(d), 0) => return Err(d),
         (_, 1) => return Err(undefined.remove(0).1),
         _ => {
-            let names: Vec<String> = undefined.iter().map(|(n, _)| format!("`{n}`")).collect();
+            let names: Vec<String> = undefined
+                .iter()
+                .map(|(u, _)| format!("`{}`", u.name))
+                .collect();
             let flags: Vec<String> = undefined
                 .iter()
-                .map(|(n, _)| format!("--var {n}=…"))
+                .map(|(u, _)| format!("--var {}=…", u.name))
                 .collect();
-            let mut d = undefined.remove(0).1;
+            let (first, mut d) = undefined.remove(0);
             d.message = format!(
                 "template variables {} and {} are not defined",
                 names[..names.len() - 1].join(", "),
                 names[names.len() - 1]
             );
             // The first one's help stays when it says more (a variable in a TOML comment).
-            if d.help.as_deref().is_none_or(|h| h.starts_with("pass it")) {
+            if !first.in_comment {
                 d.help = Some(format!(
                     "pass them with `{}`, put them in a `--vars-file`, or give them defaults in [vars]",
                     flags.join(" ")

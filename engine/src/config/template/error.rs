@@ -8,6 +8,42 @@ use minijinja::ErrorKind;
 use super::RENDER_FUEL;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, LineIndex};
 
+/// A variable a render found undefined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Undefined {
+    /// Its name.
+    pub(super) name: String,
+    /// True when the line it is on is a TOML comment (templates are rendered before TOML is
+    /// read, so a variable there is still used).
+    pub(super) in_comment: bool,
+}
+
+/// The undefined variable an `UndefinedError` is about: among the template's undeclared
+/// variables (`missing`), the first named on the error's line (or the first at all).
+pub(super) fn undefined_variable(
+    index: &LineIndex,
+    err: &minijinja::Error,
+    missing: &[String],
+) -> Option<Undefined> {
+    if err.kind() != ErrorKind::UndefinedError {
+        return None;
+    }
+    let location = match (err.range(), err.line()) {
+        (Some(range), _) => Some(index.locate(range)),
+        (None, Some(line)) => index.line(line),
+        _ => None,
+    };
+    let line_text = location
+        .as_ref()
+        .map(|l| l.text.as_str())
+        .unwrap_or_default();
+    let named = missing.iter().find(|m| contains_word(line_text, m));
+    named.or(missing.first()).map(|name| Undefined {
+        name: name.clone(),
+        in_comment: line_text.trim_start().starts_with('#'),
+    })
+}
+
 pub(super) fn template_error(
     file: &str,
     template: &str,
@@ -22,22 +58,9 @@ pub(super) fn template_error(
     };
     let detail = err.detail().unwrap_or_default().to_owned();
     if err.kind() == ErrorKind::UndefinedError {
-        let line_text = location
-            .as_ref()
-            .map(|l| l.text.as_str())
-            .unwrap_or_default();
-        let named: Vec<&String> = missing
-            .iter()
-            .filter(|m| contains_word(line_text, m))
-            .collect();
-        let names = if named.is_empty() {
-            missing.iter().collect::<Vec<_>>()
-        } else {
-            named
-        };
-        if let Some(first) = names.first() {
-            let in_comment = line_text.trim_start().starts_with('#');
-            let help = if in_comment {
+        if let Some(undefined) = undefined_variable(index, err, missing) {
+            let first = &undefined.name;
+            let help = if undefined.in_comment {
                 "this line is a TOML comment, but templates are rendered before TOML is read; comment template code out with `{# … #}`".to_owned()
             } else {
                 format!(
