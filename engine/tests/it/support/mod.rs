@@ -77,8 +77,14 @@ pub(crate) fn assert_golden(path: &Path, actual: &str) {
 
 pub(crate) mod fault_proxy;
 pub(crate) mod http;
+pub(crate) mod pipeline;
+pub(crate) mod records;
+pub(crate) mod run;
 pub(crate) mod server;
 pub(crate) mod webdriver;
+
+pub(crate) use pipeline::{Pipeline, table};
+pub(crate) use run::{Flux, Ran};
 
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
 pub(crate) mod emulators {
