@@ -1471,43 +1471,17 @@ fn skip_fences_leaves_out_the_fences_of_earlier_replays() {
     let replayed = br#"{"id":"o-1","_flux":{"replay":{"id":"INC-7","mode":"overwrite"},"origin":{"stream":"orders","shard_id":"shardId-000000000000","sequence_number":"1","arrival_ts":"2026-11-25T10:00:00.000Z"}}}"#;
     // A payload that mentions fences without being one stays.
     let live = br#"{"id":"o-1","note":"\"fence\" is just a word here","_flux":{"ticket":"T-1"}}"#;
-    let lines = [
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "1",
-            "2026-11-25T10:00:00.000Z",
-            live,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "2",
-            "2026-11-25T12:00:00.000Z",
-            fence,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "3",
-            "2026-11-25T12:00:01.000Z",
-            replayed,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "4",
-            "2026-11-25T12:00:02.000Z",
-            close,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000001",
-            "5",
-            "2026-11-25T12:00:00.000Z",
-            fence,
-        ),
-    ];
+    let (s0, s1) = ("shardId-000000000000", "shardId-000000000001");
+    let lines: Vec<String> = [
+        (s0, "1", "2026-11-25T10:00:00.000Z", &live[..]),
+        (s0, "2", "2026-11-25T12:00:00.000Z", &fence[..]),
+        (s0, "3", "2026-11-25T12:00:01.000Z", &replayed[..]),
+        (s0, "4", "2026-11-25T12:00:02.000Z", &close[..]),
+        (s1, "5", "2026-11-25T12:00:00.000Z", &fence[..]),
+    ]
+    .iter()
+    .map(|(shard, seq, at, data)| envelope("orders", shard, seq, at, data))
+    .collect();
     let input = a.input(&lines);
     let (code, err) = archive_envelopes(&a, &input);
     assert_eq!(code, 0, "{err}");

@@ -50,25 +50,6 @@ async fn setup(shards: i32) -> Setup {
     }
 }
 
-async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
-    for _ in 0..200 {
-        let s = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .unwrap();
-        let status = s
-            .stream_description_summary()
-            .map(|d| d.stream_status().as_str().to_owned());
-        if status.as_deref() == Some("ACTIVE") {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("stream {stream} did not become ACTIVE");
-}
-
 impl Setup {
     async fn put(&self, key: &str, data: Vec<u8>, put: &mut Put) {
         let out = self
@@ -104,6 +85,24 @@ impl Setup {
             .set("stop", "never")
             .set("checkpoint_interval", "1s")
             .write(self.dir.path())
+    }
+
+    /// Starts `flux-engine GLOBAL… run CONTINUOUS-PIPELINE ARGS…` (logging at info) with its
+    /// outputs piped.
+    fn spawn_continuous(&self, global: &[&str], args: &[&str]) -> std::process::Child {
+        Flux::new()
+            .args(global)
+            .arg("run")
+            .arg(self.continuous_pipeline())
+            .args(args)
+            .emulators(&self.emu)
+            .env("RUST_LOG", "info")
+            .current_dir(self.dir.path())
+            .command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     fn run(&self) -> (i32, String) {
@@ -322,7 +321,7 @@ async fn per_key_order_survives_a_split_and_a_merge() {
     }
     // Split the first shard in two.
     let first = emulators::split_first_shard(&s.kinesis, &s.stream).await;
-    wait_active(&s.kinesis, &s.stream).await;
+    emulators::wait_active(&s.kinesis, &s.stream).await;
     for (k, d) in put_some(40) {
         s.put(&k, d, &mut put).await;
     }
@@ -353,7 +352,7 @@ async fn per_key_order_survives_a_split_and_a_merge() {
         .send()
         .await
         .unwrap();
-    wait_active(&s.kinesis, &s.stream).await;
+    emulators::wait_active(&s.kinesis, &s.stream).await;
     for (k, d) in put_some(40) {
         s.put(&k, d, &mut put).await;
     }
@@ -481,6 +480,28 @@ fn records_of(what: &str, objects: BTreeMap<String, Vec<serde_json::Value>>) -> 
         }
     }
     got
+}
+
+/// Reads a child's standard error on a thread as it comes, showing each line to `on_line`;
+/// the thread returns the whole log.
+fn read_log(
+    child: &mut std::process::Child,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> std::thread::JoinHandle<String> {
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            on_line(&line);
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    })
 }
 
 /// Waits until a process is stopped (state `T` in /proc), or fails if it exits first.
@@ -1033,37 +1054,14 @@ async fn a_continuous_archive_shows_its_lag_behind_the_tip_and_stops_cleanly_on_
     for n in 0..30 {
         s.put(&format!("k-{n}"), n_payload(n), &mut put).await;
     }
-    let p = s.continuous_pipeline();
-    let mut child = Flux::new()
-        .arg("run")
-        .arg(p)
-        .args(["--progress", "log", "--progress-interval", "1"])
-        .emulators(&s.emu)
-        .env("RUST_LOG", "info")
-        .current_dir(s.dir.path())
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = s.spawn_continuous(&[], &["--progress", "log", "--progress-interval", "1"]);
     // Stop it once it reports being at the tip (however long a loaded machine takes to get
     // there), reading its log as it comes.
-    let stderr = child.stderr.take().unwrap();
     let (at_tip, seen) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut log = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("stage=stream") && line.contains("at the tip") {
-                let _ = at_tip.send(());
-            }
-            log.push_str(&line);
-            log.push('\n');
+    let reader = read_log(&mut child, move |line| {
+        if line.contains("stage=stream") && line.contains("at the tip") {
+            let _ = at_tip.send(());
         }
-        log
     });
     let reached = tokio::task::spawn_blocking(move || {
         seen.recv_timeout(std::time::Duration::from_secs(120))
@@ -1255,37 +1253,17 @@ async fn a_continuous_archive_serves_prometheus_metrics_until_stopped() {
     for n in 0..30 {
         s.put(&format!("k-{n}"), n_payload(n), &mut put).await;
     }
-    let p = s.continuous_pipeline();
-    let mut child = Flux::new()
-        .args(["--log-format", "json", "run"])
-        .arg(p)
-        .args(["--progress", "off", "--metrics-listen", "127.0.0.1:0"])
-        .emulators(&s.emu)
-        .env("RUST_LOG", "info")
-        .current_dir(s.dir.path())
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = s.spawn_continuous(
+        &["--log-format", "json"],
+        &["--progress", "off", "--metrics-listen", "127.0.0.1:0"],
+    );
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut log = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
+    let reader = read_log(&mut child, move |line| {
+        if let Ok(e) = serde_json::from_str::<serde_json::Value>(line)
+            && let Some(addr) = e["fields"]["addr"].as_str()
         {
-            if let Ok(e) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(addr) = e["fields"]["addr"].as_str()
-            {
-                let _ = addr_tx.send(addr.to_owned());
-            }
-            log.push_str(&line);
-            log.push('\n');
+            let _ = addr_tx.send(addr.to_owned());
         }
-        log
     });
     let addr = tokio::task::spawn_blocking(move || {
         addr_rx.recv_timeout(std::time::Duration::from_secs(120))

@@ -236,6 +236,11 @@ pub(crate) mod emulators {
                 Err(e) => panic!("CreateStream: {e:?}"),
             }
         }
+        wait_active(kinesis, stream).await;
+    }
+
+    /// Waits until `stream` is ACTIVE (after creating or resharding it).
+    pub(crate) async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
         for _ in 0..200 {
             let s = kinesis
                 .describe_stream_summary()
