@@ -3,10 +3,15 @@
 //! dead letters, and Ctrl-C.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::support::{flux_engine, repo_root, run_in, text};
+use crate::support::records::{
+    envelope_b64 as envelope, n_payload, quickstart, sample_orders as sample,
+};
+use crate::support::run::{
+    count_lines_if_any, files_under, gunzip_lines, gzip, kill, read_jsonl, read_lines,
+};
+use crate::support::{Flux, Pipeline, Ran, repo_root, table};
 
 struct Archive {
     dir: tempfile::TempDir,
@@ -27,16 +32,16 @@ impl Archive {
     /// Every data object, key → lines.
     fn objects(&self) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
-        walk(&self.root(), &mut |p| {
+        for p in files_under(&self.root()) {
             let key = p
                 .strip_prefix(self.root())
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
             if key.starts_with("stream=") && key.ends_with(".json.gz") {
-                out.insert(key, gunzip_lines(p));
+                out.insert(key, gunzip_lines(&p));
             }
-        });
+        }
         out
     }
     /// Every archived envelope, parsed.
@@ -47,66 +52,47 @@ impl Archive {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
-    fn write_pipeline(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        p
+    /// Writes `lines` to `in.jsonl` in the test's directory.
+    fn input(&self, lines: &[String]) -> PathBuf {
+        let input = self.path("in.jsonl");
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        input
     }
-}
-
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            walk(&p, f);
-        } else {
-            f(&p);
-        }
+    /// A file in the test's directory.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
-}
-
-fn gunzip_lines(p: &Path) -> Vec<String> {
-    let mut s = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
-        .read_to_string(&mut s)
-        .unwrap();
-    s.lines().map(str::to_owned).collect()
-}
-
-fn sample() -> PathBuf {
-    repo_root().join("examples/orders.jsonl")
+    /// Writes `pipeline` into the test's directory and runs it there.
+    fn run(&self, pipeline: &Pipeline) -> Ran {
+        Flux::run_pipeline(pipeline.write(self.dir.path()))
+            .current_dir(self.dir.path())
+            .run()
+    }
+    /// A pipeline whose source reads this archive's stream `stream`.
+    fn reader(&self, name: &str, stream: &str) -> Pipeline {
+        Pipeline::new(name)
+            .source("archive", "archive")
+            .set("url", self.url())
+            .set("stream", stream)
+    }
 }
 
 fn sample_lines() -> Vec<String> {
-    std::fs::read_to_string(sample())
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    read_lines(sample())
 }
 
 fn run_quickstart(a: &Archive, input: &Path) -> (i32, String, String) {
-    let out = flux_engine(&[
-        "run",
-        repo_root()
-            .join("pipelines/quickstart.toml")
-            .to_str()
-            .unwrap(),
-        "--var",
-        &format!("archive={}", a.url()),
-        "--var",
-        &format!("input={}", input.display()),
-        "--progress",
-        "off",
-    ])
-    .current_dir(a.dir.path())
-    .output()
-    .unwrap();
-    let (o, e) = text(&out);
-    (out.status.code().unwrap_or(-1), o, e)
+    run_template(a, &quickstart(), input)
+}
+
+/// Runs a pipeline with the quickstart's variables (`archive`, `input`).
+fn run_template(a: &Archive, pipeline: &Path, input: &Path) -> (i32, String, String) {
+    let ran = Flux::run_pipeline(pipeline)
+        .var("archive", a.url())
+        .var("input", input.display())
+        .current_dir(a.dir.path())
+        .run();
+    (ran.code_or_signal(), ran.stdout, ran.stderr)
 }
 
 /// The data of each archived envelope as the exact text it was given.
@@ -202,7 +188,7 @@ fn quickstart_archives_every_record_once_in_the_layout() {
     assert_eq!(manifest["status"], "completed");
     assert_eq!(manifest["objects"].as_array().unwrap().len(), objects.len());
     // The 5 non-JSON lines could not be timed: they went to the rejects file, not lost.
-    let rejects = std::fs::read_to_string(a.dir.path().join("archive-rejects.jsonl")).unwrap();
+    let rejects = std::fs::read_to_string(a.path("archive-rejects.jsonl")).unwrap();
     assert_eq!(rejects.lines().count(), 5);
     for l in rejects.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
@@ -239,7 +225,7 @@ fn a_rerun_archives_nothing_twice() {
 fn new_records_are_appended_after_the_checkpoint() {
     let a = Archive::new();
     let lines = sample_lines();
-    let partial = a.dir.path().join("partial.jsonl");
+    let partial = a.path("partial.jsonl");
     std::fs::write(&partial, lines[..1200].join("\n") + "\n").unwrap();
     assert_eq!(run_quickstart(&a, &partial).0, 0);
     let first = a.envelopes().len();
@@ -321,9 +307,7 @@ fn objects_left_past_a_checkpoint_by_a_crash_are_replaced() {
         .root()
         .join(second_key)
         .with_file_name(format!("{first_seq}-{half_last}.json.gz"));
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, (half.join("\n") + "\n").as_bytes()).unwrap();
-    std::fs::write(&odd, gz.finish().unwrap()).unwrap();
+    std::fs::write(&odd, gzip((half.join("\n") + "\n").as_bytes())).unwrap();
 
     let (code, _, err) = run_quickstart(&a, &sample());
     assert_eq!(code, 0, "{err}");
@@ -343,64 +327,30 @@ fn objects_left_past_a_checkpoint_by_a_crash_are_replaced() {
 #[test]
 fn payloads_round_trip_byte_for_byte_whatever_they_are() {
     let a = Archive::new();
-    let input = a.dir.path().join("mixed.jsonl");
+    let input = a.path("mixed.jsonl");
     let lines = sample_lines();
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let pipeline = a.write_pipeline(
-        "roundtrip.toml",
-        &format!(
-            r#"
-[sources.in]
-type = "file"
-path = "{input}"
-stream = "mixed"
-partition_key = "$.order_id"
-default_partition_key = "none"
-shards = 3
-
-[sinks.archive]
-type = "archive"
-inputs = ["in"]
-url = "{url}"
-max_records = 400
-"#,
-            input = input.display(),
-            url = a.url()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", pipeline.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    let back = a.write_pipeline(
-        "back.toml",
-        &format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "mixed"
-
-[sinks.out]
-type = "file"
-inputs = ["archive"]
-path = "back.jsonl"
-format = "data"
-"#,
-            url = a.url()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", back.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    let mut got: Vec<String> = std::fs::read_to_string(a.dir.path().join("back.jsonl"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    a.run(
+        &Pipeline::new("roundtrip")
+            .source("in", "file")
+            .set("path", &input)
+            .set("stream", "mixed")
+            .set("partition_key", "$.order_id")
+            .set("default_partition_key", "none")
+            .set("shards", 3)
+            .sink("archive", "archive", &["in"])
+            .set("url", a.url())
+            .set("max_records", 400),
+    )
+    .success();
+    a.run(
+        &a.reader("back", "mixed")
+            .sink("out", "file", &["archive"])
+            .set("path", "back.jsonl")
+            .set("format", "data"),
+    )
+    .success();
+    let mut got = read_lines(a.path("back.jsonl"));
     let mut want = lines.clone();
     got.sort();
     want.sort();
@@ -421,42 +371,25 @@ fn archived_sample() -> Archive {
     a
 }
 
-fn read_back(a: &Archive, bounds: &str) -> (i32, usize, String) {
-    let p = a.write_pipeline(
-        "read.toml",
-        &format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "orders"
-{bounds}
-
-[sinks.out]
-type = "file"
-inputs = ["archive"]
-path = "read.jsonl"
-"#,
-            url = a.url()
-        ),
+/// Reads stream `orders` back into `read.jsonl`, with `bounds` setting keys of the archive
+/// source: (exit code, lines read, stderr).
+fn read_back(a: &Archive, bounds: impl FnOnce(Pipeline) -> Pipeline) -> (i32, usize, String) {
+    let ran = a.run(
+        &bounds(a.reader("read", "orders"))
+            .sink("out", "file", &["archive"])
+            .set("path", "read.jsonl"),
     );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    let n = std::fs::read_to_string(a.dir.path().join("read.jsonl"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    (out.status.code().unwrap_or(-1), n, text(&out).1)
+    let n = count_lines_if_any(a.path("read.jsonl"));
+    (ran.code_or_signal(), n, ran.stderr)
 }
 
 #[test]
 fn bounded_reads_are_exact_and_prune_by_folder() {
     let a = archived_sample();
-    let (code, n, err) = read_back(
-        &a,
-        "from = \"2026-11-25T10:00:00Z\"\nto = \"2026-11-25T11:00:00Z\"",
-    );
+    let (code, n, err) = read_back(&a, |p| {
+        p.set("from", "2026-11-25T10:00:00Z")
+            .set("to", "2026-11-25T11:00:00Z")
+    });
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, 1000);
     // Exact inside an hour, too.
@@ -469,21 +402,21 @@ fn bounded_reads_are_exact_and_prune_by_folder() {
                 && t < "2026-11-25T11:15:00.000Z"
         })
         .count();
-    let (code, n, err) = read_back(
-        &a,
-        "from = \"2026-11-25T10:30:00Z\"\nto = \"2026-11-25T11:15:00Z\"",
-    );
+    let (code, n, err) = read_back(&a, |p| {
+        p.set("from", "2026-11-25T10:30:00Z")
+            .set("to", "2026-11-25T11:15:00Z")
+    });
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, expected);
     // Corrupt every object of hour 09: a read of hours 10–11 never opens them…
     for key in a.objects().keys().filter(|k| k.contains("hour=09")) {
         std::fs::write(a.root().join(key), b"this is not gzip").unwrap();
     }
-    let (code, n, err) = read_back(&a, "from = \"2026-11-25T10:00:00Z\"");
+    let (code, n, err) = read_back(&a, |p| p.set("from", "2026-11-25T10:00:00Z"));
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, 1999);
     // …while a full read fails, naming the object.
-    let (code, _, err) = read_back(&a, "");
+    let (code, _, err) = read_back(&a, |p| p);
     assert_eq!(code, 1);
     assert!(err.contains("hour=09"), "{err}");
 }
@@ -496,7 +429,7 @@ fn shard_bounds_select_shards() {
         .iter()
         .filter(|v| v["shard_id"] == "shardId-000000000002")
         .count();
-    let (code, n, err) = read_back(&a, "shards = [\"shardId-000000000002\"]");
+    let (code, n, err) = read_back(&a, |p| p.set("shards", ["shardId-000000000002"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(n, want);
     assert!(n > 0);
@@ -505,105 +438,64 @@ fn shard_bounds_select_shards() {
 #[test]
 fn rejected_records_stop_the_run_when_no_dead_letter_route_exists() {
     let a = Archive::new();
-    let input = a.dir.path().join("in.jsonl");
+    let input = a.path("in.jsonl");
     std::fs::write(&input, "{\"a\":1}\nnot json\n[2]\n").unwrap();
-    let p = a.write_pipeline(
-        "dl.toml",
-        &format!(
-            r#"
-[sources.in]
-type = "file"
-path = "{}"
-
-[transforms.mark]
-type = "annotate"
-inputs = ["in"]
-fields = {{ ticket = "T-1" }}
-
-[sinks.out]
-type = "file"
-inputs = ["mark"]
-path = "out.jsonl"
-"#,
-            input.display()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    let err = text(&out).1;
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let p = Pipeline::new("dl")
+        .source("in", "file")
+        .set("path", &input)
+        .transform("mark", "annotate", &["in"])
+        .set("fields", table([("ticket", "T-1")]))
+        .sink("out", "file", &["mark"])
+        .set("path", "out.jsonl");
+    let err = a.run(&p).failure(1).stderr;
     assert!(err.contains("transform `mark` failed: 2 record(s) could not be processed and no stage reads `mark.dead_letter`"), "{err}");
     assert!(err.contains("payload is not JSON"), "{err}");
     assert!(
-        !a.dir.path().join("out.jsonl").exists(),
+        !a.path("out.jsonl").exists(),
         "no partial output under the real name"
     );
 
     // With a dead-letter route, the run succeeds and keeps both.
-    let routed = std::fs::read_to_string(&p).unwrap()
-        + "\n[sinks.rejects]\ntype = \"file\"\ninputs = [\"mark.dead_letter\"]\npath = \"rejects.jsonl\"\n";
-    std::fs::write(&p, routed).unwrap();
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    let rejects = std::fs::read_to_string(a.dir.path().join("rejects.jsonl")).unwrap();
+    a.run(
+        &p.sink("rejects", "file", &["mark.dead_letter"])
+            .set("path", "rejects.jsonl"),
+    )
+    .success();
+    let rejects = std::fs::read_to_string(a.path("rejects.jsonl")).unwrap();
     assert_eq!(rejects.lines().count(), 2);
     assert!(
         rejects.contains("\"reason\":\"payload is JSON but not an object\""),
         "{rejects}"
     );
-    assert_eq!(
-        std::fs::read_to_string(a.dir.path().join("out.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        1
-    );
+    assert_eq!(read_lines(a.path("out.jsonl")).len(), 1);
 }
 
 #[test]
 fn ctrl_c_drains_commits_and_exits_130() {
     let a = Archive::new();
-    let p = a.write_pipeline(
-        "stdin.toml",
-        &format!(
-            r#"
-[sources.in]
-type = "file"
-path = "-"
-stream = "live"
-batch_records = 1
-
-[sinks.archive]
-type = "archive"
-inputs = ["in"]
-url = "{}"
-"#,
-            a.url()
-        ),
-    );
-    let mut child = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+    let p = Pipeline::new("stdin")
+        .source("in", "file")
+        .set("path", "-")
+        .set("stream", "live")
+        .set("batch_records", 1)
+        .sink("archive", "archive", &["in"])
+        .set("url", a.url())
+        .write(a.dir.path());
+    let mut child = Flux::run_pipeline(&p)
         .current_dir(a.dir.path())
+        .command()
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..50 {
-        std::io::Write::write_all(&mut stdin, format!("{{\"n\":{i}}}\n").as_bytes()).unwrap();
+        std::io::Write::write_all(&mut stdin, &[n_payload(i), b"\n".to_vec()].concat()).unwrap();
     }
     std::io::Write::flush(&mut stdin).unwrap();
     // Wait until the records were read, then interrupt while stdin is still open.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(kill(&child, "INT").success());
     let out = child.wait_with_output().unwrap();
     drop(stdin);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -625,44 +517,29 @@ url = "{}"
 /// source too, which keeps the filter from being pushed down into it.
 fn filter_pipeline(
     a: &Archive,
+    name: &str,
     stream: &str,
     filter: &str,
     out: &str,
     second_reader: bool,
-) -> String {
-    format!(
-        r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "{stream}"
-
-[transforms.hits]
-type = "filter"
-inputs = ["archive"]
-where = "{filter}"
-
-[sinks.out]
-type = "file"
-inputs = ["hits"]
-path = "{out}"
-{extra}
-"#,
-        url = a.url(),
-        extra = if second_reader {
-            "[sinks.all]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"all.jsonl\"\n"
-        } else {
-            ""
-        }
-    )
+) -> Pipeline {
+    a.reader(name, stream)
+        .transform("hits", "filter", &["archive"])
+        .set("where", filter)
+        .sink("out", "file", &["hits"])
+        .set("path", out)
+        .when(second_reader, |p| {
+            p.sink("all", "file", &["archive"]).set("path", "all.jsonl")
+        })
 }
 
 #[test]
 fn a_pushed_down_filter_gives_the_same_records() {
     let a = archived_sample();
-    let body = |second_reader: bool| {
+    let pipeline = |second_reader: bool| {
         filter_pipeline(
             &a,
+            &format!("p-{second_reader}"),
             "orders",
             "@.data.status == 'cancelled' && @.data.total > 100",
             &format!("hits-{second_reader}.jsonl"),
@@ -671,13 +548,7 @@ fn a_pushed_down_filter_gives_the_same_records() {
     };
     let mut outputs = Vec::new();
     for second in [false, true] {
-        let p = a.write_pipeline(&format!("p-{second}.toml"), &body(second));
-        let out = run_in(
-            a.dir.path(),
-            &["run", p.to_str().unwrap(), "--progress", "off"],
-        );
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(0), "{err}");
+        let err = a.run(&pipeline(second)).success().stderr;
         let source_line = err
             .lines()
             .find(|l| l.starts_with("source"))
@@ -698,12 +569,7 @@ fn a_pushed_down_filter_gives_the_same_records() {
         } else {
             assert!(skipped > 2000, "push-down skips most lines: {source_line}");
         }
-        let mut lines: Vec<String> =
-            std::fs::read_to_string(a.dir.path().join(format!("hits-{second}.jsonl")))
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect();
+        let mut lines = read_lines(a.path(&format!("hits-{second}.jsonl")));
         lines.sort();
         outputs.push(lines);
     }
@@ -712,42 +578,21 @@ fn a_pushed_down_filter_gives_the_same_records() {
 }
 
 /// Reads the sample archive back as envelopes, with `settings` added to the archive source.
-fn read_envelopes(a: &Archive, settings: &str) -> Vec<serde_json::Value> {
-    let p = a.write_pipeline(
-        "read-envelopes.toml",
-        &format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "orders"
-{settings}
-
-[sinks.out]
-type = "file"
-inputs = ["archive"]
-path = "envelopes.jsonl"
-format = "envelope"
-
-[sinks.bad]
-type = "file"
-inputs = ["archive.dead_letter"]
-path = "bad.jsonl"
-format = "envelope"
-"#,
-            url = a.url()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    std::fs::read_to_string(a.dir.path().join("envelopes.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+fn read_envelopes(
+    a: &Archive,
+    settings: impl FnOnce(Pipeline) -> Pipeline,
+) -> Vec<serde_json::Value> {
+    a.run(
+        &settings(a.reader("read-envelopes", "orders"))
+            .sink("out", "file", &["archive"])
+            .set("path", "envelopes.jsonl")
+            .set("format", "envelope")
+            .sink("bad", "file", &["archive.dead_letter"])
+            .set("path", "bad.jsonl")
+            .set("format", "envelope"),
+    )
+    .success();
+    read_jsonl(a.path("envelopes.jsonl"))
 }
 
 fn seq_of(v: &serde_json::Value) -> u128 {
@@ -777,7 +622,7 @@ fn records_come_in_arrival_order_or_shard_by_shard() {
     all.sort();
 
     // Default: merged by arrival time across the 4 shards.
-    let envs = read_envelopes(&a, "");
+    let envs = read_envelopes(&a, |p| p);
     let mut got: Vec<(String, u128)> = envs
         .iter()
         .map(|e| (e["shard_id"].as_str().unwrap().to_owned(), seq_of(e)))
@@ -801,12 +646,12 @@ fn records_come_in_arrival_order_or_shard_by_shard() {
 
     // Shard after shard, each in sequence order, even with one shard read at a time.
     for concurrency in [1, 3] {
-        let envs = read_envelopes(
-            &a,
-            &format!(
-                "order = \"shard\"\nconcurrency = {concurrency}\nprefetch = 1\nbatch_records = 7"
-            ),
-        );
+        let envs = read_envelopes(&a, |p| {
+            p.set("order", "shard")
+                .set("concurrency", concurrency)
+                .set("prefetch", 1)
+                .set("batch_records", 7)
+        });
         assert_eq!(envs.len(), all.len());
         assert_shard_order(&envs);
         let shards: Vec<&str> = envs
@@ -837,12 +682,12 @@ fn interleaved_order_keeps_each_shard_in_sequence() {
         .collect();
     all.sort();
     for concurrency in [1, 2, 4] {
-        let envs = read_envelopes(
-            &a,
-            &format!(
-                "order = \"interleaved\"\nconcurrency = {concurrency}\nprefetch = 1\nbatch_records = 5"
-            ),
-        );
+        let envs = read_envelopes(&a, |p| {
+            p.set("order", "interleaved")
+                .set("concurrency", concurrency)
+                .set("prefetch", 1)
+                .set("batch_records", 5)
+        });
         let mut got: Vec<(String, u128)> = envs
             .iter()
             .map(|e| (e["shard_id"].as_str().unwrap().to_owned(), seq_of(e)))
@@ -871,7 +716,11 @@ fn interleaved_order_keeps_each_shard_in_sequence() {
     }
     // `limit` counts the records sent, in whatever order they came.
     assert_eq!(
-        read_envelopes(&a, "order = \"interleaved\"\nlimit = 10\nbatch_records = 3").len(),
+        read_envelopes(&a, |p| p
+            .set("order", "interleaved")
+            .set("limit", 10)
+            .set("batch_records", 3))
+        .len(),
         10
     );
 }
@@ -879,12 +728,12 @@ fn interleaved_order_keeps_each_shard_in_sequence() {
 #[test]
 fn limit_and_sequence_bounds_are_exact() {
     let a = archived_sample();
-    let everything = read_envelopes(&a, "");
+    let everything = read_envelopes(&a, |p| p);
     // `limit` keeps the first records of the output order.
-    let first = read_envelopes(&a, "limit = 100\nbatch_records = 33");
+    let first = read_envelopes(&a, |p| p.set("limit", 100).set("batch_records", 33));
     assert_eq!(first.len(), 100);
     assert_eq!(first[..], everything[..100]);
-    let first = read_envelopes(&a, "limit = 100\norder = \"shard\"");
+    let first = read_envelopes(&a, |p| p.set("limit", 100).set("order", "shard"));
     assert_eq!(first.len(), 100);
     assert!(
         first
@@ -899,12 +748,13 @@ fn limit_and_sequence_bounds_are_exact() {
         .map(seq_of)
         .collect();
     let (from, to) = (shard2[10], shard2[20]);
-    let envs = read_envelopes(
-        &a,
-        &format!(
-            "[sources.archive.sequences.\"shardId-000000000002\"]\nfrom = \"{from}\"\nto = \"{to}\""
-        ),
-    );
+    let envs = read_envelopes(&a, |p| {
+        let bounds = table([("from", from.to_string()), ("to", to.to_string())]);
+        p.set(
+            "sequences",
+            table([("shardId-000000000002", toml::Value::from(bounds))]),
+        )
+    });
     let got2: Vec<u128> = envs
         .iter()
         .filter(|e| e["shard_id"] == "shardId-000000000002")
@@ -920,13 +770,15 @@ fn a_corrupt_line_goes_to_the_dead_letter_route_with_its_object_and_line() {
     let (key, lines) = a.objects().into_iter().next().unwrap();
     let mut broken = lines.clone();
     broken.insert(2, "{\"stream\": \"orders\", truncated".to_owned());
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, (broken.join("\n") + "\n").as_bytes()).unwrap();
-    std::fs::write(a.root().join(&key), gz.finish().unwrap()).unwrap();
+    std::fs::write(
+        a.root().join(&key),
+        gzip((broken.join("\n") + "\n").as_bytes()),
+    )
+    .unwrap();
 
-    let envs = read_envelopes(&a, "");
+    let envs = read_envelopes(&a, |p| p);
     assert_eq!(envs.len(), 2995, "every good line is still read");
-    let bad = std::fs::read_to_string(a.dir.path().join("bad.jsonl")).unwrap();
+    let bad = std::fs::read_to_string(a.path("bad.jsonl")).unwrap();
     assert_eq!(bad.lines().count(), 1, "{bad}");
     let bad: serde_json::Value = serde_json::from_str(bad.trim()).unwrap();
     let reason = bad["annotations"]["error"]["reason"].as_str().unwrap();
@@ -939,54 +791,25 @@ fn a_corrupt_line_goes_to_the_dead_letter_route_with_its_object_and_line() {
 #[test]
 fn hourly_windows_over_the_archive_hold_each_hours_records() {
     let a = archived_sample();
-    let p = a.write_pipeline(
-        "windows.toml",
-        &format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "orders"
-
-[transforms.hourly]
-type = "window"
-inputs = ["archive"]
-size = "1h"
-
-[transforms.sliding]
-type = "window"
-inputs = ["archive"]
-size = "2h"
-slide = "1h"
-
-[sinks.hours]
-type = "file"
-inputs = ["hourly"]
-path = "hours.jsonl"
-format = "envelope"
-
-[sinks.slides]
-type = "file"
-inputs = ["sliding"]
-path = "slides.jsonl"
-format = "envelope"
-"#,
-            url = a.url()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    a.run(
+        &a.reader("windows", "orders")
+            .transform("hourly", "window", &["archive"])
+            .set("size", "1h")
+            .transform("sliding", "window", &["archive"])
+            .set("size", "2h")
+            .set("slide", "1h")
+            .sink("hours", "file", &["hourly"])
+            .set("path", "hours.jsonl")
+            .set("format", "envelope")
+            .sink("slides", "file", &["sliding"])
+            .set("path", "slides.jsonl")
+            .set("format", "envelope"),
+    )
+    .success();
     let windows = |file: &str| {
         let mut per: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut order = Vec::new();
-        for l in std::fs::read_to_string(a.dir.path().join(file))
-            .unwrap()
-            .lines()
-        {
-            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        for e in read_jsonl(a.path(file)) {
             let w = &e["annotations"]["window"];
             let key = (
                 w["start"].as_str().unwrap().to_owned(),
@@ -1030,46 +853,28 @@ format = "envelope"
 fn an_archive_sink_rolls_one_object_per_window_and_shard() {
     let a = archived_sample();
     let original = a.envelopes().len();
-    let windowed = a.dir.path().join("windowed");
-    let p = a.write_pipeline(
-        "per-window.toml",
-        &format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "orders"
-
-[transforms.quarter]
-type = "window"
-inputs = ["archive"]
-size = "15m"
-
-[sinks.windowed]
-type = "archive"
-inputs = ["quarter"]
-url = "file://{out}"
-roll_per_window = true
-"#,
-            url = a.url(),
-            out = windowed.display()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let windowed = a.path("windowed");
+    let per_window = |window: Pipeline, out: &Path| {
+        window
+            .sink("windowed", "archive", &["quarter"])
+            .set("url", format!("file://{}", out.display()))
+            .set("roll_per_window", true)
+    };
+    let quarter = a
+        .reader("per-window", "orders")
+        .transform("quarter", "window", &["archive"])
+        .set("size", "15m");
+    a.run(&per_window(quarter, &windowed)).success();
     let mut objects = 0;
     let mut records = BTreeSet::new();
     let mut pairs = BTreeSet::new();
-    walk(&windowed, &mut |path| {
+    for path in files_under(&windowed) {
         let name = path.to_string_lossy();
         if !name.contains("stream=orders") || !name.ends_with(".json.gz") {
-            return;
+            continue;
         }
         objects += 1;
-        let lines = gunzip_lines(path);
+        let lines = gunzip_lines(&path);
         let envs: Vec<serde_json::Value> = lines
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -1090,7 +895,7 @@ roll_per_window = true
             first["shard_id"].to_string(),
             first["annotations"]["window"].to_string(),
         ));
-    });
+    }
     assert_eq!(records.len(), original, "every record once");
     assert_eq!(objects, pairs.len(), "one object per (shard, window)");
     // 3 hours of records in 15-minute windows on 4 shards.
@@ -1098,20 +903,13 @@ roll_per_window = true
 
     // Sliding windows put each record in two windows: the second copy would go back in its
     // shard's sequence, which the sink refuses instead of skipping it as archived.
-    let sliding = std::fs::read_to_string(&p)
-        .unwrap()
-        .replace("size = \"15m\"", "size = \"30m\"\nslide = \"15m\"")
-        .replace(
-            &windowed.display().to_string(),
-            &format!("{}-sliding", windowed.display()),
-        );
-    std::fs::write(&p, sliding).unwrap();
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    let err = text(&out).1;
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let sliding = a
+        .reader("per-window", "orders")
+        .transform("quarter", "window", &["archive"])
+        .set("size", "30m")
+        .set("slide", "15m");
+    let out = PathBuf::from(format!("{}-sliding", windowed.display()));
+    let err = a.run(&per_window(sliding, &out)).failure(1).stderr;
     assert!(
         err.contains("roll_per_window = true, each shard's records must come in sequence order"),
         "{err}"
@@ -1139,31 +937,18 @@ fn max_age_never_closes_an_object_inside_a_kpl_aggregate() {
     for sub in 0..3 {
         add(3, Some(sub));
     }
-    std::fs::write(a.dir.path().join("kpl.jsonl"), lines.join("\n") + "\n").unwrap();
-    let p = a.write_pipeline(
-        "kpl.toml",
-        &format!(
-            r#"
-[sources.in]
-type = "file"
-path = "kpl.jsonl"
-format = "envelope"
-batch_records = 2
-
-[sinks.archive]
-type = "archive"
-inputs = ["in"]
-url = "{url}"
-max_age = "1ns"
-"#,
-            url = a.url()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    std::fs::write(a.path("kpl.jsonl"), lines.join("\n") + "\n").unwrap();
+    a.run(
+        &Pipeline::new("kpl")
+            .source("in", "file")
+            .set("path", "kpl.jsonl")
+            .set("format", "envelope")
+            .set("batch_records", 2)
+            .sink("archive", "archive", &["in"])
+            .set("url", a.url())
+            .set("max_age", "1ns"),
+    )
+    .success();
     let got: BTreeSet<(String, Option<u64>)> = a
         .envelopes()
         .iter()
@@ -1211,8 +996,7 @@ max_age = "1ns"
 #[test]
 fn max_age_rolls_objects_that_stay_open_too_long() {
     let a = Archive::new();
-    let quickstart =
-        std::fs::read_to_string(repo_root().join("pipelines/quickstart.toml")).unwrap();
+    let quickstart = std::fs::read_to_string(quickstart()).unwrap();
     // The quickstart pipeline with objects that may stay open for no time at all: every batch
     // that reaches the sink closes the objects open before it.
     let aged = quickstart.replacen(
@@ -1221,21 +1005,10 @@ fn max_age_rolls_objects_that_stay_open_too_long() {
         1,
     );
     assert_ne!(aged, quickstart);
-    let p = a.write_pipeline("aged.toml", &aged);
-    let out = flux_engine(&[
-        "run",
-        p.to_str().unwrap(),
-        "--var",
-        &format!("archive={}", a.url()),
-        "--var",
-        &format!("input={}", sample().display()),
-        "--progress",
-        "off",
-    ])
-    .current_dir(a.dir.path())
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let p = a.path("aged.toml");
+    std::fs::write(&p, &aged).unwrap();
+    let (code, _, err) = run_template(&a, &p, &sample());
+    assert_eq!(code, 0, "{err}");
     let aged_objects = a.objects().len();
     assert_eq!(a.envelopes().len(), 2995, "every record once");
 
@@ -1248,103 +1021,58 @@ fn max_age_rolls_objects_that_stay_open_too_long() {
     assert_eq!(archived_payloads(&a), archived_payloads(&b));
 }
 
-/// One envelope line, as the archive writes them (`data_b64` for any payload).
-fn envelope(stream: &str, shard: &str, seq: &str, at: &str, data: &[u8]) -> String {
-    use base64::Engine as _;
-    serde_json::json!({
-        "stream": stream,
-        "shard_id": shard,
-        "sequence_number": seq,
-        "partition_key": "k",
-        "arrival_ts": at,
-        "data_b64": base64::engine::general_purpose::STANDARD.encode(data),
-    })
-    .to_string()
-}
-
 /// Archives an envelope file (records that cannot be stored go to `rejects.jsonl`).
 fn archive_envelopes(a: &Archive, input: &Path) -> (i32, String) {
-    let p = a.write_pipeline(
-        "envelopes.toml",
-        &format!(
-            r#"
-[sources.in]
-type = "file"
-path = "{input}"
-format = "envelope"
-
-[sinks.archive]
-type = "archive"
-inputs = ["in"]
-url = "{url}"
-max_records = 3
-
-[sinks.rejects]
-type = "file"
-inputs = ["in.dead_letter", "archive.dead_letter"]
-path = "rejects.jsonl"
-"#,
-            input = input.display(),
-            url = a.url()
-        ),
+    let ran = a.run(
+        &Pipeline::new("envelopes")
+            .source("in", "file")
+            .set("path", input)
+            .set("format", "envelope")
+            .sink("archive", "archive", &["in"])
+            .set("url", a.url())
+            .set("max_records", 3)
+            .sink(
+                "rejects",
+                "file",
+                &["in.dead_letter", "archive.dead_letter"],
+            )
+            .set("path", "rejects.jsonl"),
     );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    (out.status.code().unwrap_or(-1), text(&out).1)
+    (ran.code_or_signal(), ran.stderr)
 }
 
 /// Reads one stream back as (shard, sequence, payload bytes), in any order, sorted.
 fn read_stream(a: &Archive, stream: &str) -> Vec<(String, String, Vec<u8>)> {
     use base64::Engine as _;
-    let p = a.write_pipeline(
-        "read-stream.toml",
-        &format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{url}"
-stream = "{stream}"
-
-[sinks.out]
-type = "file"
-inputs = ["archive"]
-path = "read-stream.jsonl"
-format = "envelope"
-"#,
-            url = a.url()
-        ),
+    let ran = a.run(
+        &a.reader("read-stream", stream)
+            .sink("out", "file", &["archive"])
+            .set("path", "read-stream.jsonl")
+            .set("format", "envelope"),
     );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{stream}: {}", text(&out).1);
-    let mut got: Vec<(String, String, Vec<u8>)> =
-        std::fs::read_to_string(a.dir.path().join("read-stream.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let e: serde_json::Value = serde_json::from_str(l).unwrap();
-                assert_eq!(e["stream"], stream);
-                // The payload as the line carries it: `data`'s exact text, or `data_b64` decoded.
-                let raw: BTreeMap<String, Box<serde_json::value::RawValue>> =
-                    serde_json::from_str(l).unwrap();
-                let data = match (raw.get("data"), &e["data_b64"]) {
-                    (_, serde_json::Value::String(b)) => {
-                        base64::engine::general_purpose::STANDARD.decode(b).unwrap()
-                    }
-                    (Some(d), _) => d.get().as_bytes().to_vec(),
-                    (None, _) => panic!("neither data nor data_b64: {l}"),
-                };
-                (
-                    e["shard_id"].as_str().unwrap().to_owned(),
-                    e["sequence_number"].as_str().unwrap().to_owned(),
-                    data,
-                )
-            })
-            .collect();
+    assert_eq!(ran.code, Some(0), "{stream}: {}", ran.stderr);
+    let mut got: Vec<(String, String, Vec<u8>)> = read_lines(a.path("read-stream.jsonl"))
+        .iter()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(e["stream"], stream);
+            // The payload as the line carries it: `data`'s exact text, or `data_b64` decoded.
+            let raw: BTreeMap<String, Box<serde_json::value::RawValue>> =
+                serde_json::from_str(l).unwrap();
+            let data = match (raw.get("data"), &e["data_b64"]) {
+                (_, serde_json::Value::String(b)) => {
+                    base64::engine::general_purpose::STANDARD.decode(b).unwrap()
+                }
+                (Some(d), _) => d.get().as_bytes().to_vec(),
+                (None, _) => panic!("neither data nor data_b64: {l}"),
+            };
+            (
+                e["shard_id"].as_str().unwrap().to_owned(),
+                e["sequence_number"].as_str().unwrap().to_owned(),
+                data,
+            )
+        })
+        .collect();
     got.sort();
     got
 }
@@ -1407,14 +1135,13 @@ fn every_legal_kinesis_name_archives_exactly_once_and_others_are_dead_lettered()
                 }
             }
         }
-        let input = a.dir.path().join("in.jsonl");
-        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let input = a.input(&lines);
         // Archive twice: the rerun stores, removes and skips nothing it should not.
         for _ in 0..2 {
             let (code, err) = archive_envelopes(&a, &input);
             assert_eq!(code, 0, "{err}");
             assert!(!err.contains("removing"), "{err}");
-            let rejects = std::fs::read_to_string(a.dir.path().join("rejects.jsonl")).unwrap();
+            let rejects = std::fs::read_to_string(a.path("rejects.jsonl")).unwrap();
             assert_eq!(
                 rejects.lines().count(),
                 illegal.len() * 4 * (round as usize + 1),
@@ -1441,14 +1168,12 @@ fn every_legal_kinesis_name_archives_exactly_once_and_others_are_dead_lettered()
 #[test]
 fn folders_outside_the_layout_are_neither_read_nor_deleted() {
     let a = Archive::new();
-    let input = a.dir.path().join("in.jsonl");
     let mine = envelope("orders", "s1", "5", "2026-11-25T10:00:00Z", b"{\"mine\":1}");
-    std::fs::write(&input, format!("{mine}\n")).unwrap();
+    let input = a.input(&[mine]);
     let foreign = a
         .root()
         .join("stream=orders/x/dt=2026-11-25/hour=10/shard=s1/1-9.json.gz");
     std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let other = envelope(
         "orders",
         "s1",
@@ -1456,8 +1181,7 @@ fn folders_outside_the_layout_are_neither_read_nor_deleted() {
         "2026-11-25T10:00:00Z",
         b"{\"other\":1}",
     );
-    std::io::Write::write_all(&mut gz, format!("{other}\n").as_bytes()).unwrap();
-    std::fs::write(&foreign, gz.finish().unwrap()).unwrap();
+    std::fs::write(&foreign, gzip(format!("{other}\n").as_bytes())).unwrap();
     for _ in 0..2 {
         let (code, err) = archive_envelopes(&a, &input);
         assert_eq!(code, 0, "{err}");
@@ -1504,8 +1228,7 @@ fn payloads_of_every_shape_round_trip_exactly() {
             )
         })
         .collect();
-    let input = a.dir.path().join("in.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = a.input(&lines);
     let (code, err) = archive_envelopes(&a, &input);
     assert_eq!(code, 0, "{err}");
     // Every archived line is valid UTF-8 JSON.
@@ -1528,7 +1251,7 @@ fn payloads_of_every_shape_round_trip_exactly() {
 #[test]
 fn arrival_times_the_layout_cannot_hold_are_dead_lettered() {
     let a = Archive::new();
-    let input = a.dir.path().join("in.jsonl");
+    let input = a.path("in.jsonl");
     std::fs::write(
         &input,
         [
@@ -1541,37 +1264,20 @@ fn arrival_times_the_layout_cannot_hold_are_dead_lettered() {
             + "\n",
     )
     .unwrap();
-    let p = a.write_pipeline(
-        "times.toml",
-        &format!(
-            r#"
-[sources.in]
-type = "file"
-path = "{input}"
-stream = "times"
-partition_key = "$.k"
-arrival_ts = "$.at"
-
-[sinks.archive]
-type = "archive"
-inputs = ["in"]
-url = "{url}"
-
-[sinks.rejects]
-type = "file"
-inputs = ["in.dead_letter"]
-path = "rejects.jsonl"
-"#,
-            input = input.display(),
-            url = a.url()
-        ),
-    );
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    let rejects = std::fs::read_to_string(a.dir.path().join("rejects.jsonl")).unwrap();
+    a.run(
+        &Pipeline::new("times")
+            .source("in", "file")
+            .set("path", &input)
+            .set("stream", "times")
+            .set("partition_key", "$.k")
+            .set("arrival_ts", "$.at")
+            .sink("archive", "archive", &["in"])
+            .set("url", a.url())
+            .sink("rejects", "file", &["in.dead_letter"])
+            .set("path", "rejects.jsonl"),
+    )
+    .success();
+    let rejects = std::fs::read_to_string(a.path("rejects.jsonl")).unwrap();
     assert_eq!(rejects.lines().count(), 2, "{rejects}");
     assert!(rejects.contains("0000–9999"), "{rejects}");
     let back = read_stream(&a, "times");
@@ -1605,32 +1311,20 @@ fn push_down_keeps_records_stored_as_base64() {
         .enumerate()
         .map(|(i, p)| envelope("b64", "s", &(i + 1).to_string(), "2026-11-25T10:00:00Z", p))
         .collect();
-    let input = a.dir.path().join("in.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = a.input(&lines);
     assert_eq!(archive_envelopes(&a, &input).0, 0);
     let mut counts = Vec::new();
     for second_reader in [false, true] {
-        let p = a.write_pipeline(
-            "b64.toml",
-            &filter_pipeline(
-                &a,
-                "b64",
-                "@.data.status == 'cancelled'",
-                "hits.jsonl",
-                second_reader,
-            ),
-        );
-        let out = run_in(
-            a.dir.path(),
-            &["run", p.to_str().unwrap(), "--progress", "off"],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-        counts.push(
-            std::fs::read_to_string(a.dir.path().join("hits.jsonl"))
-                .unwrap()
-                .lines()
-                .count(),
-        );
+        a.run(&filter_pipeline(
+            &a,
+            "b64",
+            "b64",
+            "@.data.status == 'cancelled'",
+            "hits.jsonl",
+            second_reader,
+        ))
+        .success();
+        counts.push(read_lines(a.path("hits.jsonl")).len());
     }
     assert_eq!(counts, [4, 4], "with push-down, without push-down");
 }
@@ -1640,9 +1334,8 @@ fn push_down_keeps_records_stored_as_base64() {
 #[test]
 fn a_failed_run_releases_its_lease() {
     let a = Archive::new();
-    let input = a.dir.path().join("in.jsonl");
     let good = envelope("orders", "s1", "1", "2026-11-25T10:00:00Z", b"{\"a\":1}");
-    std::fs::write(&input, format!("{good}\n")).unwrap();
+    let input = a.input(&[good]);
     // A corrupt checkpoint: the sink fails right after it took the lease.
     let cp = a.root().join("_flux/checkpoints/stream=orders/s1.json");
     std::fs::create_dir_all(cp.parent().unwrap()).unwrap();
@@ -1684,8 +1377,8 @@ fn lease_release_refuses_a_live_lease_unless_forced() {
         if force {
             args.push("--force");
         }
-        let out = run_in(a.dir.path(), &args);
-        (out.status.code(), text(&out).1)
+        let ran = Flux::new().args(args).current_dir(a.dir.path()).run();
+        (ran.code, ran.stderr)
     };
     write("2999-01-01T00:00:00.000Z");
     let (code, err) = release(false);
@@ -1702,44 +1395,45 @@ fn lease_release_refuses_a_live_lease_unless_forced() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("had lapsed"), "{err}");
     // Either way the next archiver takes the stream at once.
-    let input = a.dir.path().join("in.jsonl");
     let good = envelope("orders", "s1", "1", "2026-11-25T10:00:00Z", b"{\"a\":1}");
-    std::fs::write(&input, format!("{good}\n")).unwrap();
+    let input = a.input(&[good]);
     assert_eq!(archive_envelopes(&a, &input).0, 0);
     let (code, err) = release(false);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("no lease is held"), "{err}");
 }
 
-/// A read of stream `stream` from the archive at `url` into `read.jsonl`: (exit code, lines, stderr).
-fn read_stream_lines(a: &Archive, url: &str, stream: &str, bounds: &str) -> (i32, usize, String) {
-    let p = a.write_pipeline(
-        "read-stream.toml",
-        &format!(
-            "[sources.archive]\ntype = \"archive\"\nurl = \"{url}\"\nstream = \"{stream}\"\n{bounds}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"read.jsonl\"\n"
-        ),
-    );
-    let _ = std::fs::remove_file(a.dir.path().join("read.jsonl"));
-    let out = run_in(
-        a.dir.path(),
-        &["run", p.to_str().unwrap(), "--progress", "off"],
-    );
-    let n = std::fs::read_to_string(a.dir.path().join("read.jsonl"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    (out.status.code().unwrap_or(-1), n, text(&out).1)
+/// A read of stream `stream` from the archive at `url` (records `from` a time, when given)
+/// into `read.jsonl`: (exit code, lines, stderr).
+fn read_stream_lines(
+    a: &Archive,
+    url: &str,
+    stream: &str,
+    from: Option<&str>,
+) -> (i32, usize, String) {
+    let p = Pipeline::new("read-stream")
+        .source("archive", "archive")
+        .set("url", url)
+        .set("stream", stream)
+        .set_some("from", from)
+        .sink("out", "file", &["archive"])
+        .set("path", "read.jsonl");
+    let _ = std::fs::remove_file(a.path("read.jsonl"));
+    let ran = a.run(&p);
+    let n = count_lines_if_any(a.path("read.jsonl"));
+    (ran.code_or_signal(), n, ran.stderr)
 }
 
 #[test]
 fn a_missing_archive_root_is_an_error_and_an_empty_read_warns() {
     let a = archived_sample();
     // A mistyped root (absolute, and relative as `file://./…`): an error naming it.
-    let missing = a.dir.path().join("archvie");
+    let missing = a.path("archvie");
     for url in [
         format!("file://{}", missing.display()),
         "file://./archvie".to_owned(),
     ] {
-        let (code, n, err) = read_stream_lines(&a, &url, "orders", "");
+        let (code, n, err) = read_stream_lines(&a, &url, "orders", None);
         assert_eq!(code, 1, "{url}: {err}");
         assert_eq!(n, 0);
         assert!(err.contains("the archive root does not exist"), "{err}");
@@ -1748,20 +1442,19 @@ fn a_missing_archive_root_is_an_error_and_an_empty_read_warns() {
     // A root that is a file.
     std::fs::write(&missing, b"").unwrap();
     let (code, _, err) =
-        read_stream_lines(&a, &format!("file://{}", missing.display()), "orders", "");
+        read_stream_lines(&a, &format!("file://{}", missing.display()), "orders", None);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("is not a directory"), "{err}");
     // A window that holds nothing: it succeeds, with a warning that says so.
-    let (code, n, err) =
-        read_stream_lines(&a, &a.url(), "orders", "from = \"2031-01-01T00:00:00Z\"");
+    let (code, n, err) = read_stream_lines(&a, &a.url(), "orders", Some("2031-01-01T00:00:00Z"));
     assert_eq!((code, n), (0, 0), "{err}");
     assert!(err.contains("falls within the bounds"), "{err}");
     // A stream the archive does not hold: a warning naming the stream.
-    let (code, n, err) = read_stream_lines(&a, &a.url(), "ordrs", "");
+    let (code, n, err) = read_stream_lines(&a, &a.url(), "ordrs", None);
     assert_eq!((code, n), (0, 0), "{err}");
     assert!(err.contains("holds no objects of stream ordrs"), "{err}");
     // A read that finds records warns of nothing.
-    let (code, n, err) = read_stream_lines(&a, &a.url(), "orders", "");
+    let (code, n, err) = read_stream_lines(&a, &a.url(), "orders", None);
     assert_eq!(code, 0, "{err}");
     assert!(n > 0);
     assert!(!err.contains("WARN"), "{err}");
@@ -1778,78 +1471,44 @@ fn skip_fences_leaves_out_the_fences_of_earlier_replays() {
     let replayed = br#"{"id":"o-1","_flux":{"replay":{"id":"INC-7","mode":"overwrite"},"origin":{"stream":"orders","shard_id":"shardId-000000000000","sequence_number":"1","arrival_ts":"2026-11-25T10:00:00.000Z"}}}"#;
     // A payload that mentions fences without being one stays.
     let live = br#"{"id":"o-1","note":"\"fence\" is just a word here","_flux":{"ticket":"T-1"}}"#;
-    let lines = [
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "1",
-            "2026-11-25T10:00:00.000Z",
-            live,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "2",
-            "2026-11-25T12:00:00.000Z",
-            fence,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "3",
-            "2026-11-25T12:00:01.000Z",
-            replayed,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000000",
-            "4",
-            "2026-11-25T12:00:02.000Z",
-            close,
-        ),
-        envelope(
-            "orders",
-            "shardId-000000000001",
-            "5",
-            "2026-11-25T12:00:00.000Z",
-            fence,
-        ),
-    ];
-    let input = a.dir.path().join("in.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let (s0, s1) = ("shardId-000000000000", "shardId-000000000001");
+    let lines: Vec<String> = [
+        (s0, "1", "2026-11-25T10:00:00.000Z", &live[..]),
+        (s0, "2", "2026-11-25T12:00:00.000Z", &fence[..]),
+        (s0, "3", "2026-11-25T12:00:01.000Z", &replayed[..]),
+        (s0, "4", "2026-11-25T12:00:02.000Z", &close[..]),
+        (s1, "5", "2026-11-25T12:00:00.000Z", &fence[..]),
+    ]
+    .iter()
+    .map(|(shard, seq, at, data)| envelope("orders", shard, seq, at, data))
+    .collect();
+    let input = a.input(&lines);
     let (code, err) = archive_envelopes(&a, &input);
     assert_eq!(code, 0, "{err}");
-    let read = |extra: &str| {
-        let p = a.write_pipeline(
-            "read-fences.toml",
-            &format!(
-                "[sources.archive]\ntype = \"archive\"\nurl = \"{}\"\nstream = \"orders\"\n{extra}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"out.jsonl\"\nformat = \"envelope\"\n",
-                a.url()
-            ),
-        );
+    let read = |skip_fences: Option<bool>| {
+        let p = a
+            .reader("read-fences", "orders")
+            .set_some("skip_fences", skip_fences)
+            .sink("out", "file", &["archive"])
+            .set("path", "out.jsonl")
+            .set("format", "envelope")
+            .write(a.dir.path());
         // The note on the fences left out is an INFO line.
-        let out = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+        let err = Flux::run_pipeline(&p)
             .env("RUST_LOG", "info")
             .current_dir(a.dir.path())
-            .output()
-            .unwrap();
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(0), "{err}");
-        let seqs: Vec<String> = std::fs::read_to_string(a.dir.path().join("out.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["sequence_number"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
+            .run()
+            .success()
+            .stderr;
+        let seqs: Vec<String> = read_jsonl(a.path("out.jsonl"))
+            .iter()
+            .map(|e| e["sequence_number"].as_str().unwrap().to_owned())
             .collect();
         (seqs, err)
     };
-    let (all, _) = read("");
+    let (all, _) = read(None);
     assert_eq!(all, ["1", "2", "5", "3", "4"]);
-    let (kept, err) = read("skip_fences = true");
+    let (kept, err) = read(Some(true));
     assert_eq!(kept, ["1", "3"]);
     assert!(
         err.contains("left out 3 fences of earlier replays"),
@@ -1919,31 +1578,23 @@ fn compacting_a_replayed_archive_ranks_copies_by_origin() {
         .iter()
         .map(|(shard, seq, at, data)| envelope("orders", shard, seq, at, data.as_bytes()))
         .collect();
-    let input = a.dir.path().join("in.jsonl");
-    std::fs::write(&input, envelopes.join("\n") + "\n").unwrap();
+    let input = a.input(&envelopes);
     let (code, err) = archive_envelopes(&a, &input);
     assert_eq!(code, 0, "{err}");
-    let p = a.write_pipeline(
-        "compact-replayed.toml",
-        &format!(
-            "[sources.archive]\ntype = \"archive\"\nurl = \"{}\"\nstream = \"orders\"\n\n\
-             [transforms.latest]\ntype = \"compact\"\ninputs = [\"archive\"]\nkey = \"$.data.id\"\n\n\
-             [transforms.mark]\ntype = \"annotate\"\ninputs = [\"latest\"]\nreplay = {{ id = \"INC-8\", mode = \"overwrite\" }}\n\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"mark\"]\npath = \"out.jsonl\"\nformat = \"envelope\"\n",
-            a.url()
-        ),
-    );
-    let out = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
-        .current_dir(a.dir.path())
-        .output()
-        .unwrap();
-    let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let rows: Vec<serde_json::Value> = std::fs::read_to_string(a.dir.path().join("out.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let err = a
+        .run(
+            &a.reader("compact-replayed", "orders")
+                .transform("latest", "compact", &["archive"])
+                .set("key", "$.data.id")
+                .transform("mark", "annotate", &["latest"])
+                .set("replay", table([("id", "INC-8"), ("mode", "overwrite")]))
+                .sink("out", "file", &["mark"])
+                .set("path", "out.jsonl")
+                .set("format", "envelope"),
+        )
+        .success()
+        .stderr;
+    let rows = read_jsonl(a.path("out.jsonl"));
     assert_eq!(rows.len(), 2, "{rows:?}");
     // Output in version order: o-3's origin (2025) first, then o-1's `lost` (11:00).
     let o3 = &rows[0]["data"];

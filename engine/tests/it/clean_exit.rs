@@ -9,17 +9,20 @@ use std::time::Duration;
 
 use crate::support::emulators::{self, unique};
 use crate::support::fault_proxy::{Fault, FaultProxy};
-use crate::support::{flux_engine, repo_root};
+use crate::support::records::{envelope_json, sample_orders};
+use crate::support::{Flux, Pipeline, Ran, repo_root, table};
 
 /// Envelope lines of one archived object of `shard`, `n` records from sequence `first`.
 fn object(stream: &str, shard: &str, first: u64, n: u64) -> Vec<u8> {
     let mut text = String::new();
     for i in 0..n {
-        text.push_str(&format!(
-            r#"{{"stream":"{stream}","shard_id":"{shard}","sequence_number":"{}","partition_key":"k{i}","arrival_ts":"2026-01-01T00:00:{:02}.000Z","data":{{"i":{i},"pad":"{}"}}}}"#,
+        text.push_str(&envelope_json(
+            stream,
+            shard,
             first + i,
-            i % 60,
-            "x".repeat(200)
+            &format!("k{i}"),
+            &format!("2026-01-01T00:00:{:02}.000Z", i % 60),
+            &format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(200)),
         ));
         text.push('\n');
     }
@@ -95,27 +98,17 @@ fn slow_failing_read(harness: &tokio::runtime::Runtime) -> SlowFailingRead {
         proxy
     });
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("failing.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "s3://{bucket}/arch"
-stream = "{stream}"
-aws = {{ endpoint = "{}", region = "us-east-1" }}
-
-[sinks.out]
-type = "file"
-inputs = ["archive"]
-path = "{}"
-"#,
-            proxy.url,
-            dir.path().join("out.jsonl").display()
-        ),
-    )
-    .unwrap();
+    let file = Pipeline::new("failing")
+        .source("archive", "archive")
+        .set("url", format!("s3://{bucket}/arch"))
+        .set("stream", stream)
+        .set(
+            "aws",
+            table([("endpoint", proxy.url.as_str()), ("region", "us-east-1")]),
+        )
+        .sink("out", "file", &["archive"])
+        .set("path", dir.path().join("out.jsonl"))
+        .write(dir.path());
     SlowFailingRead { proxy, dir, file }
 }
 
@@ -176,8 +169,11 @@ fn a_failed_archive_read_leaves_nothing_running_on_the_runtime() {
 fn with_closed(dir: &Path, args: &[&str], close_stderr: bool) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let mut cmd = flux_engine(args);
-    cmd.current_dir(dir).env("RUST_LOG", "info");
+    let mut cmd = Flux::new()
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .command();
     if close_stderr {
         cmd.stderr(writer).stdout(Stdio::piped());
     } else {
@@ -195,18 +191,22 @@ fn with_closed(dir: &Path, args: &[&str], close_stderr: bool) -> (Option<i32>, S
     )
 }
 
+/// A pipeline `NAME.toml` in `dir` copying the payloads of every sample order to `out`.
+fn copy_orders(dir: &Path, name: &str, out: &str) -> String {
+    Pipeline::new(name)
+        .source("orders", "file")
+        .set("path", sample_orders())
+        .sink("out", "file", &["orders"])
+        .set("path", out)
+        .set("format", "data")
+        .write(dir)
+        .display()
+        .to_string()
+}
+
 /// A pipeline printing every sample order to standard output.
 fn to_stdout(dir: &Path) -> String {
-    let file = dir.join("to-stdout.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[sources.orders]\ntype = \"file\"\npath = \"{}\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"orders\"]\npath = \"-\"\nformat = \"data\"\n",
-            repo_root().join("examples/orders.jsonl").display()
-        ),
-    )
-    .unwrap();
-    file.display().to_string()
+    copy_orders(dir, "to-stdout", "-")
 }
 
 #[test]
@@ -230,8 +230,10 @@ fn a_closed_standard_output_ends_every_command_quietly() {
     }
     // Any other failure to write standard output is reported and fails the command.
     if Path::new("/dev/full").exists() {
-        let out = flux_engine(&["schema"])
+        let out = Flux::new()
+            .arg("schema")
             .current_dir(&root)
+            .command()
             .stdout(std::fs::File::create("/dev/full").unwrap())
             .output()
             .unwrap();
@@ -257,15 +259,30 @@ fn a_reader_that_goes_away_after_the_first_byte_ends_a_big_plan_quietly() {
     // A plan much longer than a pipe's buffer, so the command is still printing when the
     // reader goes away (`flux-engine plan big.toml | head -c1`).
     let dir = tempfile::tempdir().unwrap();
-    let mut text = String::from("[sources.orders]\ntype = \"file\"\npath = \"-\"\n");
+    let mut big = Pipeline::new("big")
+        .source("orders", "file")
+        .set("path", "-");
     for i in 0..2000 {
-        text.push_str(&format!(
-            "[transforms.stage_with_a_long_name_{i}]\ntype = \"filter\"\ninputs = [\"orders\"]\nwhere = \"@.n == {i}\"\n[sinks.sink_with_a_long_name_{i}]\ntype = \"file\"\ninputs = [\"stage_with_a_long_name_{i}\"]\npath = \"-\"\n"
-        ));
+        let stage = format!("stage_with_a_long_name_{i}");
+        big = big
+            .transform(&stage, "filter", &["orders"])
+            .set("where", format!("@.n == {i}"))
+            .sink(&format!("sink_with_a_long_name_{i}"), "file", &[&stage])
+            .set("path", "-");
     }
-    std::fs::write(dir.path().join("big.toml"), text).unwrap();
-    let mut child = flux_engine(&["plan", "big.toml"])
-        .current_dir(dir.path())
+    big.write(dir.path());
+    let out = with_reader_gone_after_one_byte(dir.path(), &["plan", "big.toml"]);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+/// Runs `flux-engine ARGS…` in `dir` with standard output a pipe whose reader goes away after
+/// the first byte (`| head -c1`).
+fn with_reader_gone_after_one_byte(dir: &Path, args: &[&str]) -> Ran {
+    let mut child = Flux::new()
+        .args(args)
+        .current_dir(dir)
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -274,10 +291,7 @@ fn a_reader_that_goes_away_after_the_first_byte_ends_a_big_plan_quietly() {
     let mut first = [0u8; 1];
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    Ran::from(child.wait_with_output().unwrap())
 }
 
 #[test]
@@ -294,15 +308,7 @@ fn a_closed_standard_error_ends_commands_quietly() {
     assert!(stdout.contains("ok"), "{stdout}");
     // A run logs, reports progress and prints its summary on standard error.
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("copy.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[sources.orders]\ntype = \"file\"\npath = \"{}\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"orders\"]\npath = \"copy.jsonl\"\nformat = \"data\"\n",
-            root.join("examples/orders.jsonl").display()
-        ),
-    )
-    .unwrap();
+    copy_orders(dir.path(), "copy", "copy.jsonl");
     let (code, _) = with_closed(
         dir.path(),
         &[
@@ -335,21 +341,11 @@ fn a_run_writing_to_a_closed_standard_output_stops_quietly() {
     );
     assert!(!stderr.contains("error:"), "{stderr}");
     // And with a reader that reads a little first (`| head -c1`): no panic, never a success.
-    let mut child = flux_engine(&["run", &file])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 1];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = with_reader_gone_after_one_byte(dir.path(), &["run", &file]);
+    let stderr = out.stderr;
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The sample fits a pipe's buffer: all of it may be written before the reader goes.
-    assert!(matches!(out.status.code(), Some(0 | 141)), "{stderr}");
+    assert!(matches!(out.code, Some(0 | 141)), "{stderr}");
 }
 
 /// The same failing read, run by the binary several times: exit code 1 with the cause, never a
@@ -360,12 +356,15 @@ fn a_failed_archive_read_never_panics_on_exit() {
     let read = slow_failing_read(&harness);
     let emu = emulators::get();
     for attempt in 0..5 {
-        let mut cmd = flux_engine(&["run", read.file.to_str().unwrap()]);
-        emu.apply(&mut cmd);
-        let out = cmd.current_dir(read.dir.path()).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = Flux::new()
+            .arg("run")
+            .arg(&read.file)
+            .emulators(&emu)
+            .current_dir(read.dir.path())
+            .run();
+        let stderr = out.stderr;
         assert!(!stderr.contains("panicked"), "attempt {attempt}: {stderr}");
-        assert_eq!(out.status.code(), Some(1), "attempt {attempt}: {stderr}");
+        assert_eq!(out.code, Some(1), "attempt {attempt}: {stderr}");
         assert!(stderr.contains("shardId-000000000000"), "{stderr}");
     }
 }

@@ -1,6 +1,8 @@
 //! The command line as users meet it: the committed schema, plans, rendering, exit codes.
 
-use crate::support::{flux_engine, repo_root, run_in, text};
+use crate::support::records::{quickstart, sample_orders};
+use crate::support::run::read_jsonl;
+use crate::support::{Flux, Pipeline, flux_engine, repo_root, run_in, text};
 
 #[test]
 fn the_committed_schema_is_current() {
@@ -251,28 +253,16 @@ fn exit_codes() {
 #[test]
 fn logs_can_be_json() {
     let dir = tempfile::tempdir().unwrap();
-    let out = flux_engine(&[
-        "--log-format",
-        "json",
-        "run",
-        repo_root()
-            .join("pipelines/quickstart.toml")
-            .to_str()
-            .unwrap(),
-        "--var",
-        &format!(
-            "input={}",
-            repo_root().join("examples/orders.jsonl").display()
-        ),
-        "--progress",
-        "off",
-    ])
-    .env("RUST_LOG", "info")
-    .current_dir(dir.path())
-    .output()
-    .unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = Flux::new()
+        .args(["--log-format", "json", "run"])
+        .arg(quickstart())
+        .var("input", sample_orders().display())
+        .args(["--progress", "off"])
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .run()
+        .success()
+        .stderr;
     let first = stderr.lines().next().unwrap();
     let v: serde_json::Value =
         serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
@@ -320,48 +310,43 @@ fn payload_values_never_appear_in_reasons_or_errors() {
         .join("\n"),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("p.toml"),
-        r#"
-[sources.envelopes]
-type = "file"
-path = "envelopes.jsonl"
-format = "envelope"
-
-[sources.lines]
-type = "file"
-path = "data.jsonl"
-stream = "orders"
-partition_key = "$.k"
-arrival_ts = "$.t"
-
-[transforms.w]
-type = "window"
-inputs = ["lines"]
-size = "1h"
-time = "$.data.when"
-
-[sinks.out]
-type = "file"
-inputs = ["w", "envelopes"]
-path = "out.jsonl"
-
-[sinks.rejects]
-type = "file"
-inputs = ["envelopes.dead_letter", "lines.dead_letter", "w.dead_letter"]
-path = "rejects.jsonl"
-format = "envelope"
-"#,
-    )
-    .unwrap();
-    let out = run_in(dir.path(), &["run", "p.toml", "--progress", "off"]);
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let rejects = std::fs::read_to_string(dir.path().join("rejects.jsonl")).unwrap();
-    let reasons: Vec<String> = rejects
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    let envelopes = |name: &str| {
+        Pipeline::new(name)
+            .source("envelopes", "file")
+            .set("path", "envelopes.jsonl")
+            .set("format", "envelope")
+    };
+    envelopes("p")
+        .source("lines", "file")
+        .set("path", "data.jsonl")
+        .set("stream", "orders")
+        .set("partition_key", "$.k")
+        .set("arrival_ts", "$.t")
+        .transform("w", "window", &["lines"])
+        .set("size", "1h")
+        .set("time", "$.data.when")
+        .sink("out", "file", &["w", "envelopes"])
+        .set("path", "out.jsonl")
+        .sink(
+            "rejects",
+            "file",
+            &[
+                "envelopes.dead_letter",
+                "lines.dead_letter",
+                "w.dead_letter",
+            ],
+        )
+        .set("path", "rejects.jsonl")
+        .set("format", "envelope")
+        .write(dir.path());
+    let stderr = Flux::run_pipeline("p.toml")
+        .current_dir(dir.path())
+        .run()
+        .success()
+        .stderr;
+    let reasons: Vec<String> = read_jsonl(dir.path().join("rejects.jsonl"))
+        .iter()
+        .map(|v| {
             v["annotations"]["error"]["reason"]
                 .as_str()
                 .unwrap()
@@ -396,14 +381,14 @@ format = "envelope"
     }
 
     // Without a dead-letter reader the run stops with the first reason: no value either.
-    std::fs::write(
-        dir.path().join("stop.toml"),
-        "[sources.envelopes]\ntype = \"file\"\npath = \"envelopes.jsonl\"\nformat = \"envelope\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"envelopes\"]\npath = \"out2.jsonl\"\n",
-    )
-    .unwrap();
-    let out = run_in(dir.path(), &["run", "stop.toml", "--progress", "off"]);
-    let (_, stderr) = text(&out);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let stop = envelopes("stop")
+        .sink("out", "file", &["envelopes"])
+        .set("path", "out2.jsonl");
+    let ran = Flux::run_pipeline(stop.write(dir.path()))
+        .current_dir(dir.path())
+        .run();
+    let stderr = ran.stderr;
+    assert_ne!(ran.code, Some(0), "{stderr}");
     assert!(stderr.contains("could not be processed"), "{stderr}");
     for secret in SECRETS {
         assert!(!stderr.contains(secret), "{stderr}");
@@ -519,7 +504,9 @@ mod summary_json {
     use std::io::{BufRead, Write};
     use std::process::Stdio;
 
-    use crate::support::{flux_engine, repo_root, text};
+    use crate::support::records;
+    use crate::support::run::{kill, read_lines};
+    use crate::support::{Flux, Pipeline, flux_engine, table};
 
     /// Every stderr line of a `--log-format json` run is a JSON object.
     fn events(stderr: &str) -> Vec<serde_json::Value> {
@@ -539,22 +526,17 @@ mod summary_json {
     }
 
     fn quickstart(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
-        let p = repo_root().join("pipelines/quickstart.toml");
-        let input = format!(
-            "input={}",
-            repo_root().join("examples/orders.jsonl").display()
-        );
-        let mut args = vec![
-            "run",
-            p.to_str().unwrap(),
-            "--var",
-            &input,
-            "--progress",
-            "off",
-        ];
-        args.extend_from_slice(extra);
-        let out = flux_engine(&args).current_dir(dir).output().unwrap();
-        (out.status.code(), text(&out).1)
+        let ran = Flux::run_pipeline(records::quickstart())
+            .var("input", records::sample_orders().display())
+            .args(extra)
+            .current_dir(dir)
+            .run();
+        (ran.code, ran.stderr)
+    }
+
+    /// `p.toml` with a file source `in` reading `input`.
+    fn reading(input: &str) -> Pipeline {
+        Pipeline::new("p").source("in", "file").set("path", input)
     }
 
     #[test]
@@ -634,28 +616,19 @@ mod summary_json {
     fn a_failed_run_reports_its_error_as_data() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("in.jsonl"), "{\"n\":1}\nnot json\n").unwrap();
-        std::fs::write(
-            dir.path().join("p.toml"),
-            "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\n\n\
-             [transforms.mark]\ntype = \"annotate\"\ninputs = [\"in\"]\nfields = { a = \"b\" }\n\n\
-             [sinks.out]\ntype = \"file\"\ninputs = [\"mark\"]\npath = \"out.jsonl\"\n",
-        )
-        .unwrap();
-        let out = flux_engine(&[
-            "--log-format",
-            "json",
-            "run",
-            "p.toml",
-            "--progress",
-            "off",
-            "--summary-json",
-            "-",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-        let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        reading("in.jsonl")
+            .transform("mark", "annotate", &["in"])
+            .set("fields", table([("a", "b")]))
+            .sink("out", "file", &["mark"])
+            .set("path", "out.jsonl")
+            .write(dir.path());
+        let stderr = Flux::new()
+            .args(["--log-format", "json", "run", "p.toml"])
+            .args(["--progress", "off", "--summary-json", "-"])
+            .current_dir(dir.path())
+            .run()
+            .failure(1)
+            .stderr;
         let events = events(&stderr);
         let summary = events.last().unwrap();
         assert_eq!(summary["outcome"], "failed");
@@ -676,37 +649,28 @@ mod summary_json {
     fn a_dry_run_summary_says_so() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("in.jsonl"), "{\"n\":1}\n{\"n\":2}\n").unwrap();
-        std::fs::write(
-            dir.path().join("p.toml"),
-            "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.jsonl\"\n",
-        )
-        .unwrap();
-        let out = flux_engine(&[
-            "run",
-            "p.toml",
-            "--dry-run",
-            "--progress",
-            "off",
-            "--summary-json",
-            "-",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-        let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        reading("in.jsonl")
+            .sink("out", "file", &["in"])
+            .set("path", "out.jsonl")
+            .write(dir.path());
+        let stderr = Flux::run_pipeline("p.toml")
+            .args(["--dry-run", "--summary-json", "-"])
+            .current_dir(dir.path())
+            .run()
+            .success()
+            .stderr;
         let summary: serde_json::Value =
             serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
         assert_eq!(summary["dry_run"], true);
         assert_eq!(summary["outcome"], "succeeded");
         assert_eq!(stage(&summary, "out")["records_in"], 2);
         // Target shards are for kinesis sinks: without one they are a usage error.
-        let out = flux_engine(&["run", "p.toml", "--dry-run", "--shards", "2"])
+        let stderr = Flux::new()
+            .args(["run", "p.toml", "--dry-run", "--shards", "2"])
             .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+            .run()
+            .failure(2)
+            .stderr;
         assert!(
             stderr.contains("p.toml has no kinesis sink: --shards and --shards-file"),
             "{stderr}"
@@ -719,11 +683,10 @@ mod summary_json {
     #[test]
     fn an_interrupted_run_summary_says_interrupted() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("p.toml"),
-            "[sources.in]\ntype = \"file\"\npath = \"-\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"out.jsonl\"\n",
-        )
-        .unwrap();
+        reading("-")
+            .sink("out", "file", &["in"])
+            .set("path", "out.jsonl")
+            .write(dir.path());
         let mut child = flux_engine(&[
             "--log-format",
             "json",
@@ -769,11 +732,7 @@ mod summary_json {
                 .unwrap()
                 .contains("2 records")
         );
-        let kill = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
+        assert!(kill(&child, "INT").success());
         let rest: Vec<String> = lines.map(Result::unwrap).collect();
         let status = child.wait().unwrap();
         drop(stdin);
@@ -789,13 +748,7 @@ mod summary_json {
             rest.iter().any(|l| l.contains("\"event\":\"interrupted\"")),
             "{rest:?}"
         );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("out.jsonl"))
-                .unwrap()
-                .lines()
-                .count(),
-            2
-        );
+        assert_eq!(read_lines(dir.path().join("out.jsonl")).len(), 2);
     }
 }
 
@@ -806,14 +759,18 @@ fn metrics_listen_errors_come_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
-    let p = repo_root().join("pipelines/quickstart.toml");
-    let out = flux_engine(&["run", p.to_str().unwrap(), "--metrics-listen", &addr])
+    let run = || {
+        Flux::new()
+            .arg("run")
+            .arg(quickstart())
+            .current_dir(dir.path())
+    };
+    let stderr = run()
+        .args(["--metrics-listen", &addr])
         .env("RUST_LOG", "info")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+        .run()
+        .failure(2)
+        .stderr;
     assert!(
         stderr.starts_with(&format!("error: --metrics-listen {addr}: cannot listen: ")),
         "{stderr}"
@@ -821,12 +778,11 @@ fn metrics_listen_errors_come_before_the_run() {
     assert!(!stderr.contains("starting"), "{stderr}");
     assert!(!dir.path().join("archive").exists());
 
-    let out = flux_engine(&["run", p.to_str().unwrap(), "--metrics-listen", "localhost"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = run()
+        .args(["--metrics-listen", "localhost"])
+        .run()
+        .failure(2)
+        .stderr;
     assert!(
         stderr.contains("invalid value 'localhost' for '--metrics-listen <ADDR>'"),
         "{stderr}"
@@ -838,20 +794,14 @@ fn metrics_listen_errors_come_before_the_run() {
 #[test]
 fn a_progress_interval_of_zero_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(
-        dir.path(),
-        &[
-            "run",
-            repo_root()
-                .join("pipelines/quickstart.toml")
-                .to_str()
-                .unwrap(),
-            "--progress-interval",
-            "0",
-        ],
-    );
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = Flux::new()
+        .arg("run")
+        .arg(quickstart())
+        .args(["--progress-interval", "0"])
+        .current_dir(dir.path())
+        .run()
+        .failure(2)
+        .stderr;
     assert!(stderr.contains("--progress-interval"), "{stderr}");
     assert!(!dir.path().join("archive").exists(), "it ran");
 }

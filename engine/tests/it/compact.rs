@@ -5,10 +5,10 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::support::{repo_root, run_in, text};
+use crate::support::run::{files_under, gunzip_lines, read_jsonl};
+use crate::support::{Flux, Pipeline, repo_root, text};
 use serde_json::Value;
 
 /// One archived line and what the reference needs of it.
@@ -58,32 +58,17 @@ fn generate(seed: u64, records: usize, keys: usize) -> Dataset {
         .output()
         .expect("run gen_archive.py");
     assert!(out.status.success(), "{}", text(&out).1);
-    let mut lines = Vec::new();
-    walk(&dir.path().join("archive"), &mut |p| {
-        let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
-            .read_to_string(&mut s)
-            .unwrap();
-        for l in s.lines() {
-            lines.push(Line {
-                text: l.to_owned(),
-                env: serde_json::from_str(l).unwrap(),
-            });
-        }
-    });
+    let lines: Vec<Line> = files_under(&dir.path().join("archive"))
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .flat_map(|p| gunzip_lines(p))
+        .map(|l| Line {
+            env: serde_json::from_str(&l).unwrap(),
+            text: l,
+        })
+        .collect();
     assert_eq!(lines.len(), records);
     Dataset { dir, lines }
-}
-
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            walk(&p, f);
-        } else if p.to_string_lossy().ends_with(".jsonl.gz") {
-            f(&p);
-        }
-    }
 }
 
 /// Brute force: the newest line per key; keys whose newest line is a tombstone are dropped
@@ -112,59 +97,52 @@ fn reference(
     out.into_iter().map(|l| l.text).collect()
 }
 
-/// Runs archive → [filter] → compact → file with the given stage keys; returns the output lines
-/// and the dead-lettered lines.
+/// Runs archive → [filter] → compact → file with the given stage keys (`source` and `compact`
+/// set keys of the archive source and of the compact transform); returns the output lines and
+/// the dead-lettered lines.
 fn run_pipeline(
     d: &Dataset,
-    source_extra: &str,
+    source: impl FnOnce(Pipeline) -> Pipeline,
     filter: Option<&str>,
-    compact_extra: &str,
+    compact: impl FnOnce(Pipeline) -> Pipeline,
 ) -> Result<(Vec<String>, Vec<String>), String> {
     let input = if filter.is_some() { "f" } else { "archive" };
-    let filter = filter
-        .map(|w| {
-            format!("[transforms.f]\ntype = \"filter\"\ninputs = [\"archive\"]\nwhere = \"{w}\"\n")
-        })
-        .unwrap_or_default();
-    let dead = if compact_extra.contains("dead_letter") {
-        "[sinks.dead]\ntype = \"file\"\ninputs = [\"latest.dead_letter\"]\npath = \"dead.jsonl\"\n"
-    } else {
-        ""
-    };
-    let toml = format!(
-        r#"[sources.archive]
-type = "archive"
-url = "{root}"
-stream = "orders"
-{source_extra}
-
-{filter}
-[transforms.latest]
-type = "compact"
-inputs = ["{input}"]
-spill_dir = "{spill}"
-{compact_extra}
-
-[sinks.out]
-type = "file"
-inputs = ["latest"]
-path = "out.jsonl"
-
-{dead}"#,
-        root = d.dir.path().join("archive").display(),
-        spill = d.dir.path().join("spill").display(),
+    let source = source(
+        Pipeline::new("p")
+            .source("archive", "archive")
+            .set("url", d.dir.path().join("archive"))
+            .set("stream", "orders"),
     );
+    let filtered = match filter {
+        Some(w) => source
+            .transform("f", "filter", &["archive"])
+            .set("where", w),
+        None => source,
+    };
+    let p = compact(
+        filtered
+            .transform("latest", "compact", &[input])
+            .set("spill_dir", d.dir.path().join("spill")),
+    )
+    .sink("out", "file", &["latest"])
+    .set("path", "out.jsonl");
+    let dead = p.get("latest", "on_missing_key") == Some(&"dead_letter".into());
+    let p = p.when(dead, |p| {
+        p.sink("dead", "file", &["latest.dead_letter"])
+            .set("path", "dead.jsonl")
+    });
     let _ = std::fs::remove_file(d.dir.path().join("out.jsonl"));
     std::fs::create_dir_all(d.dir.path().join("spill")).unwrap();
-    std::fs::write(d.dir.path().join("p.toml"), toml).unwrap();
-    let out = run_in(d.dir.path(), &["run", "p.toml", "--progress", "off"]);
+    let out = Flux::run_pipeline(p.write(d.dir.path()))
+        .current_dir(d.dir.path())
+        .run();
     // Spill folders are gone whether the run succeeded or not.
     let left = std::fs::read_dir(d.dir.path().join("spill"))
         .unwrap()
         .count();
     assert_eq!(left, 0, "spill folder left behind");
-    if !out.status.success() {
-        return Err(text(&out).1);
+    if out.code != Some(0) {
+        return Err(out.stderr);
     }
     let read = |name: &str| {
         std::fs::read_to_string(d.dir.path().join(name))
@@ -180,14 +158,17 @@ fn compaction_equals_the_reference_with_and_without_spill() {
         let d = generate(seed, 4000, 600);
         let expected = reference(d.lines.iter().cloned(), "customer_id", None, false);
         assert!(expected.len() > 300 && expected.len() < 600);
-        for limit in ["", "memory_limit = \"64KiB\""] {
-            let compact = format!("key = \"$.data.customer_id\"\n{limit}");
-            let (out, _) = run_pipeline(&d, "", None, &compact).unwrap();
-            assert_eq!(out.len(), expected.len(), "seed {seed} {limit}");
-            assert!(out == expected, "seed {seed} {limit}: output differs");
+        for limit in [None, Some("64KiB")] {
+            let compact = |p: Pipeline| {
+                p.set("key", "$.data.customer_id")
+                    .set_some("memory_limit", limit)
+            };
+            let (out, _) = run_pipeline(&d, |p| p, None, compact).unwrap();
+            assert_eq!(out.len(), expected.len(), "seed {seed} {limit:?}");
+            assert!(out == expected, "seed {seed} {limit:?}: output differs");
         }
         // partition_key is customer_id in these archives: same result by the other fast path.
-        let (out, _) = run_pipeline(&d, "", None, "key = \"partition_key\"").unwrap();
+        let (out, _) = run_pipeline(&d, |p| p, None, |p| p.set("key", "partition_key")).unwrap();
         assert!(out == expected, "seed {seed}: partition_key differs");
     }
 }
@@ -196,23 +177,26 @@ fn compaction_equals_the_reference_with_and_without_spill() {
 fn tombstones_delete_keys_or_are_kept() {
     let d = generate(3, 4000, 500);
     let cancelled: &dyn Fn(&Value) -> bool = &|data| data["status"] == "cancelled";
-    for (keep, limit) in [(false, ""), (false, "64KiB"), (true, ""), (true, "64KiB")] {
+    for (keep, limit) in [
+        (false, None),
+        (false, Some("64KiB")),
+        (true, None),
+        (true, Some("64KiB")),
+    ] {
         let expected = reference(
             d.lines.iter().cloned(),
             "customer_id",
             Some(cancelled),
             keep,
         );
-        let limit = if limit.is_empty() {
-            String::new()
-        } else {
-            format!("memory_limit = \"{limit}\"")
+        let compact = |p: Pipeline| {
+            p.set("key", "$.data.customer_id")
+                .set("tombstone", "@.data.status == 'cancelled'")
+                .set("keep_tombstones", keep)
+                .set_some("memory_limit", limit)
         };
-        let compact = format!(
-            "key = \"$.data.customer_id\"\ntombstone = \"@.data.status == 'cancelled'\"\nkeep_tombstones = {keep}\n{limit}"
-        );
-        let (out, _) = run_pipeline(&d, "", None, &compact).unwrap();
-        assert!(out == expected, "keep {keep} {limit}: output differs");
+        let (out, _) = run_pipeline(&d, |p| p, None, compact).unwrap();
+        assert!(out == expected, "keep {keep} {limit:?}: output differs");
     }
     let all = reference(d.lines.iter().cloned(), "customer_id", None, false);
     let deleted = reference(
@@ -232,28 +216,30 @@ fn bounded_and_filtered_replays_give_exact_counts() {
         ("2026-11-25T20:30:00.000Z".."2026-11-25T21:15:00.000Z").contains(&l.str("arrival_ts"))
     };
     let eur = |l: &Line| l.env["data"]["currency"] == "EUR";
-    let source = format!("from = \"{from}\"\nto = \"{to}\"");
-    for limit in ["", "memory_limit = \"64KiB\""] {
-        let compact = format!("key = \"$.data.customer_id\"\n{limit}");
+    let source = |p: Pipeline| p.set("from", from).set("to", to);
+    for limit in [None, Some("64KiB")] {
+        let compact = |p: Pipeline| {
+            p.set("key", "$.data.customer_id")
+                .set_some("memory_limit", limit)
+        };
         let expected = reference(
             d.lines.iter().filter(|l| bounded(l)).cloned(),
             "customer_id",
             None,
             false,
         );
-        let (out, _) = run_pipeline(&d, &source, None, &compact).unwrap();
+        let (out, _) = run_pipeline(&d, source, None, compact).unwrap();
         assert_eq!(out.len(), expected.len());
-        assert!(out == expected, "bounded {limit}");
+        assert!(out == expected, "bounded {limit:?}");
         let expected = reference(
             d.lines.iter().filter(|l| bounded(l) && eur(l)).cloned(),
             "customer_id",
             None,
             false,
         );
-        let (out, _) =
-            run_pipeline(&d, &source, Some("@.data.currency == 'EUR'"), &compact).unwrap();
+        let (out, _) = run_pipeline(&d, source, Some("@.data.currency == 'EUR'"), compact).unwrap();
         assert_eq!(out.len(), expected.len());
-        assert!(out == expected, "bounded and filtered {limit}");
+        assert!(out == expected, "bounded and filtered {limit:?}");
     }
 }
 
@@ -266,9 +252,13 @@ fn records_without_a_key_are_dead_lettered_or_stop_the_run() {
     assert!(without > 0 && !expected.is_empty());
     let (out, dead) = run_pipeline(
         &d,
-        "",
+        |p| p,
         None,
-        "key = \"$.data.note\"\non_missing_key = \"dead_letter\"\nmemory_limit = \"64KiB\"",
+        |p| {
+            p.set("key", "$.data.note")
+                .set("on_missing_key", "dead_letter")
+                .set("memory_limit", "64KiB")
+        },
     )
     .unwrap();
     assert!(out == expected);
@@ -278,7 +268,7 @@ fn records_without_a_key_are_dead_lettered_or_stop_the_run() {
         dl["annotations"]["error"]["reason"],
         "key path `$.data.note` selects no value"
     );
-    let err = run_pipeline(&d, "", None, "key = \"$.data.note\"").unwrap_err();
+    let err = run_pipeline(&d, |p| p, None, |p| p.set("key", "$.data.note")).unwrap_err();
     assert!(
         err.contains("transform `latest` failed: orders shardId-")
             && err.contains("key path `$.data.note` selects no value"),
@@ -309,29 +299,19 @@ fn an_arrival_order_read_of_600_shards_completes() {
         .output()
         .expect("run gen_archive.py");
     assert!(out.status.success(), "{}", text(&out).1);
-    let p = dir.path().join("read.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[sources.archive]
-type = "archive"
-url = "{}"
-stream = "orders"
-batch_records = 10       # ~100 records on every shard: each reader fills its channel and waits
-
-[sinks.out]
-type = "file"
-inputs = ["archive"]
-path = "out.jsonl"
-format = "envelope"
-"#,
-            dir.path().join("archive").display()
-        ),
-    )
-    .unwrap();
-    let mut child = crate::support::flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"])
+    let p = Pipeline::new("read")
+        .source("archive", "archive")
+        .set("url", dir.path().join("archive"))
+        .set("stream", "orders")
+        // ~100 records on every shard: each reader fills its channel and waits.
+        .set("batch_records", 10)
+        .sink("out", "file", &["archive"])
+        .set("path", "out.jsonl")
+        .set("format", "envelope")
+        .write(dir.path());
+    let mut child = Flux::run_pipeline(&p)
         .current_dir(dir.path())
+        .command()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -348,11 +328,7 @@ format = "envelope"
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(status.success());
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = read_jsonl(dir.path().join("out.jsonl"));
     assert_eq!(lines.len(), 60000);
     let times: Vec<&str> = lines
         .iter()
@@ -364,36 +340,23 @@ format = "envelope"
 /// Runs file (data lines) → compact → file (payloads) with `key`; returns the kept and the
 /// dead-lettered payloads, each as bytes.
 fn compact_lines(dir: &Path, key: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let toml = format!(
-        r#"[sources.in]
-type = "file"
-path = "in.jsonl"
-
-[transforms.latest]
-type = "compact"
-inputs = ["in"]
-key = "{key}"
-on_missing_key = "dead_letter"
-
-[sinks.out]
-type = "file"
-inputs = ["latest"]
-path = "out.jsonl"
-format = "data"
-
-[sinks.dead]
-type = "file"
-inputs = ["latest.dead_letter"]
-path = "dead.jsonl"
-format = "data"
-"#
-    );
-    std::fs::write(dir.join("p.toml"), toml).unwrap();
+    let p = Pipeline::new("p")
+        .source("in", "file")
+        .set("path", "in.jsonl")
+        .transform("latest", "compact", &["in"])
+        .set("key", key)
+        .set("on_missing_key", "dead_letter")
+        .sink("out", "file", &["latest"])
+        .set("path", "out.jsonl")
+        .set("format", "data")
+        .sink("dead", "file", &["latest.dead_letter"])
+        .set("path", "dead.jsonl")
+        .set("format", "data")
+        .write(dir);
     for f in ["out.jsonl", "dead.jsonl"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    let out = run_in(dir, &["run", "p.toml", "--progress", "off"]);
-    assert!(out.status.success(), "{}", text(&out).1);
+    Flux::run_pipeline(&p).current_dir(dir).run().success();
     let read = |name: &str| -> Vec<Vec<u8>> {
         let bytes = std::fs::read(dir.join(name)).unwrap_or_default();
         let mut lines: Vec<Vec<u8>> = bytes
@@ -454,31 +417,20 @@ fn compact_keys_are_the_same_on_both_paths_and_numbers_keep_their_text() {
 
     // The file source's partition key from a number.
     std::fs::write(dir.path().join("keys.jsonl"), lines[6..].join(&b'\n')).unwrap();
-    std::fs::write(
-        dir.path().join("keys.toml"),
-        r#"[sources.in]
-type = "file"
-path = "keys.jsonl"
-partition_key = "$.k"
-
-[sinks.out]
-type = "file"
-inputs = ["in"]
-path = "out-keys.jsonl"
-"#,
-    )
-    .unwrap();
-    let out = run_in(dir.path(), &["run", "keys.toml", "--progress", "off"]);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let keys: Vec<String> = std::fs::read_to_string(dir.path().join("out-keys.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["partition_key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+    let p = Pipeline::new("keys")
+        .source("in", "file")
+        .set("path", "keys.jsonl")
+        .set("partition_key", "$.k")
+        .sink("out", "file", &["in"])
+        .set("path", "out-keys.jsonl")
+        .write(dir.path());
+    Flux::run_pipeline(&p)
+        .current_dir(dir.path())
+        .run()
+        .success();
+    let keys: Vec<String> = read_jsonl(dir.path().join("out-keys.jsonl"))
+        .iter()
+        .map(|e| e["partition_key"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         keys,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::duckdb;
 use crate::support::sql_grammar::code_blocks;
-use crate::support::{repo_root, run_in, text};
+use crate::support::{Flux, Pipeline, repo_root, table};
 
 /// One generated record, as the test knows it.
 #[derive(Debug, Clone)]
@@ -124,6 +124,29 @@ fn seq_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then(a.cmp(b))
 }
 
+/// `archive.toml`: the envelopes of `input` → the archive `./archive`, `max_records` a object.
+fn archive_pipeline(input: &str, max_records: i64) -> Pipeline {
+    Pipeline::new("archive")
+        .source("records", "file")
+        .set("path", input)
+        .set("format", "envelope")
+        .sink("archive", "archive", &["records"])
+        .set("url", "file://./archive")
+        .set("max_records", max_records)
+}
+
+/// Writes `pipeline` into `dir` and runs it there; it must succeed.
+fn run_pipeline(dir: &Path, pipeline: &Pipeline) {
+    let p = pipeline.write(dir);
+    let out = Flux::run_pipeline(&p).current_dir(dir).run();
+    assert!(
+        out.code == Some(0),
+        "{} failed:\n{}",
+        p.file_name().unwrap().display(),
+        out.stderr
+    );
+}
+
 /// The work directory of one test: records, the archive, the views.
 struct Work {
     dir: tempfile::TempDir,
@@ -138,52 +161,31 @@ impl Work {
     fn path(&self) -> &Path {
         self.dir.path()
     }
-    fn run(&self, name: &str, pipeline: &str) {
-        let p = self.path().join(name);
-        std::fs::write(&p, pipeline).unwrap();
-        let out = run_in(
-            self.path(),
-            &["run", p.to_str().unwrap(), "--progress", "off"],
-        );
-        let (_, err) = text(&out);
-        assert!(out.status.success(), "{name} failed:\n{err}");
+    fn run(&self, pipeline: &Pipeline) {
+        run_pipeline(self.path(), pipeline);
     }
     /// Archives `recs` (from `input`), with the ddl sink running after the archive sink has
     /// committed (it reads the archive sink's dead-letter port).
     fn archive(&self, input: &str, recs: &[Rec], views: bool) {
         write_envelopes(&self.path().join(input), recs);
-        let ddl = if views {
-            r#"
-[sinks.views]
-type = "ddl"
-inputs = ["archive.dead_letter"]
-archive = "file://./archive"
-stream = "orders"
-out = "sql"
-engines = ["duckdb"]
-columns = { order_id = "data.order_id", customer_id = "data.customer_id", status = "data.status", total = "data.total:double", n = "data.seq:bigint" }
-snapshot = "snapshot/*.jsonl"
-"#
-        } else {
-            ""
-        };
-        self.run(
-            "archive.toml",
-            &format!(
-                r#"
-[sources.records]
-type = "file"
-path = "{input}"
-format = "envelope"
-
-[sinks.archive]
-type = "archive"
-inputs = ["records"]
-url = "file://./archive"
-max_records = 25
-{ddl}"#
-            ),
-        );
+        self.run(&archive_pipeline(input, 25).when(views, |p| {
+            p.sink("views", "ddl", &["archive.dead_letter"])
+                .set("archive", "file://./archive")
+                .set("stream", "orders")
+                .set("out", "sql")
+                .set("engines", ["duckdb"])
+                .set(
+                    "columns",
+                    table([
+                        ("order_id", "data.order_id"),
+                        ("customer_id", "data.customer_id"),
+                        ("status", "data.status"),
+                        ("total", "data.total:double"),
+                        ("n", "data.seq:bigint"),
+                    ]),
+                )
+                .set("snapshot", "snapshot/*.jsonl")
+        }));
     }
     fn views(&self) -> PathBuf {
         self.path().join("sql/duckdb/views.sql")
@@ -345,31 +347,19 @@ fn duckdb_views_over_a_generated_archive_return_the_expected_rows() {
     // The `compact` stage over the same archive keeps the same records: the SQL and the stage
     // agree (records without an order_id go to its dead-letter port, as the query skips them).
     w.run(
-        "compact.toml",
-        r#"
-[sources.archive]
-type = "archive"
-url = "file://./archive"
-stream = "orders"
-
-[transforms.latest]
-type = "compact"
-inputs = ["archive"]
-key = "$.data.order_id"
-on_missing_key = "dead_letter"
-
-[sinks.out]
-type = "file"
-inputs = ["latest"]
-path = "compacted.jsonl"
-format = "envelope"
-
-[sinks.keyless]
-type = "file"
-inputs = ["latest.dead_letter"]
-path = "keyless.jsonl"
-format = "envelope"
-"#,
+        &Pipeline::new("compact")
+            .source("archive", "archive")
+            .set("url", "file://./archive")
+            .set("stream", "orders")
+            .transform("latest", "compact", &["archive"])
+            .set("key", "$.data.order_id")
+            .set("on_missing_key", "dead_letter")
+            .sink("out", "file", &["latest"])
+            .set("path", "compacted.jsonl")
+            .set("format", "envelope")
+            .sink("keyless", "file", &["latest.dead_letter"])
+            .set("path", "keyless.jsonl")
+            .set("format", "envelope"),
     );
     let staged: BTreeSet<(String, String, String)> =
         std::fs::read_to_string(w.path().join("compacted.jsonl"))
@@ -434,16 +424,7 @@ fn unified_view_holds_each_record_once_while_records_are_archived() {
             }
             let input = format!("part-{}.jsonl", i + 1);
             write_envelopes(&dir.join(&input), &more[..end]);
-            let p = dir.join("archive.toml");
-            std::fs::write(
-                &p,
-                format!(
-                    "[sources.records]\ntype = \"file\"\npath = \"{input}\"\nformat = \"envelope\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"records\"]\nurl = \"file://./archive\"\nmax_records = 3\n"
-                ),
-            )
-            .unwrap();
-            let out = run_in(&dir, &["run", p.to_str().unwrap(), "--progress", "off"]);
-            assert!(out.status.success(), "{}", text(&out).1);
+            run_pipeline(&dir, &archive_pipeline(&input, 3));
         }
     });
     let mut archived_seen = BTreeSet::new();
@@ -592,12 +573,7 @@ fn every_engines_unified_view_counts_each_record_once_with_an_orphan_past_the_ch
     }
     let archive = |input: &str, upto: usize| {
         write_envelopes(&w.path().join(input), &recs[..upto]);
-        w.run(
-            "archive.toml",
-            &format!(
-                "[sources.records]\ntype = \"file\"\npath = \"{input}\"\nformat = \"envelope\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"records\"]\nurl = \"file://./archive\"\nmax_records = 4\n"
-            ),
-        );
+        w.run(&archive_pipeline(input, 4));
     };
     let checkpoint = |s: usize| {
         w.path().join(format!(
@@ -639,35 +615,33 @@ fn every_engines_unified_view_counts_each_record_once_with_an_orphan_past_the_ch
             >= 20
     );
 
+    let columns = || {
+        table([
+            ("event_id", "data.seq"),
+            ("order_id", "data.order_id"),
+            ("total", "data.total:double"),
+        ])
+    };
     w.run(
-        "views.toml",
-        r#"
-[sources.records]
-type = "file"
-path = "snapshot/live.jsonl"
-format = "envelope"
-
-[sinks.views]
-type = "ddl"
-inputs = ["records"]
-archive = "file://./archive"
-stream = "orders"
-out = "sql"
-engines = ["duckdb"]
-columns = { event_id = "data.seq", order_id = "data.order_id", total = "data.total:double" }
-snapshot = "snapshot/*.jsonl"
-
-# Hive reads archives on S3 only; the unified statements do not depend on where it is.
-[sinks.cluster_views]
-type = "ddl"
-inputs = ["records"]
-archive = "s3://acme-archive/kinesis"
-stream = "orders"
-out = "sql"
-engines = ["hive", "drill"]
-columns = { event_id = "data.seq", order_id = "data.order_id", total = "data.total:double" }
-live_key = "event_id"
-"#,
+        &Pipeline::new("views")
+            .source("records", "file")
+            .set("path", "snapshot/live.jsonl")
+            .set("format", "envelope")
+            .sink("views", "ddl", &["records"])
+            .set("archive", "file://./archive")
+            .set("stream", "orders")
+            .set("out", "sql")
+            .set("engines", ["duckdb"])
+            .set("columns", columns())
+            .set("snapshot", "snapshot/*.jsonl")
+            // Hive reads archives on S3 only; the unified statements do not depend on where it is.
+            .sink("cluster_views", "ddl", &["records"])
+            .set("archive", "s3://acme-archive/kinesis")
+            .set("stream", "orders")
+            .set("out", "sql")
+            .set("engines", ["hive", "drill"])
+            .set("columns", columns())
+            .set("live_key", "event_id"),
     );
     let init = unified_views_of_every_engine(&w);
     let run =

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::Path;
 
 use crate::support::emulators::{self, Emulators, unique};
-use crate::support::{flux_engine, incompressible, text};
+use crate::support::records::n_payload;
+use crate::support::run::{files_under, gunzip_lines, kill, read_jsonl};
+use crate::support::{Flux, Pipeline, Ran, incompressible};
 use aws_sdk_kinesis::primitives::Blob;
 
 /// What was put: (shard, sequence number, sub-sequence number) → (partition key, bytes).
@@ -47,25 +50,6 @@ async fn setup(shards: i32) -> Setup {
     }
 }
 
-async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
-    for _ in 0..200 {
-        let s = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .unwrap();
-        let status = s
-            .stream_description_summary()
-            .map(|d| d.stream_status().as_str().to_owned());
-        if status.as_deref() == Some("ACTIVE") {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("stream {stream} did not become ACTIVE");
-}
-
 impl Setup {
     async fn put(&self, key: &str, data: Vec<u8>, put: &mut Put) {
         let out = self
@@ -83,44 +67,54 @@ impl Setup {
         );
     }
 
-    fn pipeline(&self) -> std::path::PathBuf {
-        let p = self.dir.path().join("archive.toml");
-        std::fs::write(
-            &p,
-            format!(
-                r#"
-[sources.stream]
-type = "kinesis"
-stream = "{stream}"
-start = "checkpoint"
-checkpoints = "s3://{bucket}/archive"
-poll_interval = "20ms"
-idle_interval = "50ms"
-
-[sinks.archive]
-type = "archive"
-inputs = ["stream"]
-url = "s3://{bucket}/archive"
-max_records = 40
-"#,
-                stream = self.stream,
-                bucket = self.bucket
-            ),
+    /// The archiver of this stream into `s3://BUCKET/archive`.
+    fn pipeline(&self) -> Pipeline {
+        Pipeline::kinesis_archiver(
+            "archive",
+            &self.stream,
+            &format!("s3://{}/archive", self.bucket),
         )
-        .unwrap();
-        p
+        .set("max_records", 40)
+    }
+
+    /// [`Setup::pipeline`] reading on at the tip (`stop = "never"`, a checkpoint every second),
+    /// written into the test's directory.
+    fn continuous_pipeline(&self) -> std::path::PathBuf {
+        self.pipeline()
+            .stage("stream")
+            .set("stop", "never")
+            .set("checkpoint_interval", "1s")
+            .write(self.dir.path())
+    }
+
+    /// Starts `flux-engine GLOBAL… run CONTINUOUS-PIPELINE ARGS…` (logging at info) with its
+    /// outputs piped.
+    fn spawn_continuous(&self, global: &[&str], args: &[&str]) -> std::process::Child {
+        Flux::new()
+            .args(global)
+            .arg("run")
+            .arg(self.continuous_pipeline())
+            .args(args)
+            .emulators(&self.emu)
+            .env("RUST_LOG", "info")
+            .current_dir(self.dir.path())
+            .command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     fn run(&self) -> (i32, String) {
-        let mut cmd = flux_engine(&[
-            "run",
-            self.pipeline().to_str().unwrap(),
-            "--progress",
-            "off",
-        ]);
-        self.emu.apply(&mut cmd);
-        let out = cmd.current_dir(self.dir.path()).output().unwrap();
-        (out.status.code().unwrap_or(-1), text(&out).1)
+        let ran = self.flux(&self.pipeline()).run();
+        (ran.code_or_signal(), ran.stderr)
+    }
+
+    /// A run of `pipeline` (written into the test's directory) against the emulators.
+    fn flux(&self, pipeline: &Pipeline) -> Flux {
+        Flux::run_pipeline(pipeline.write(self.dir.path()))
+            .emulators(&self.emu)
+            .current_dir(self.dir.path())
     }
 
     /// Every envelope in the archive, by object.
@@ -298,12 +292,7 @@ async fn every_record_is_archived_once_byte_for_byte_and_reruns_add_only_new_one
     assert_eq!(records[0], 0, "the quiet run's manifest: {records:?}");
     assert!(records[1] > 0);
     for i in 60..80 {
-        s.put(
-            &format!("c-{}", i % 7),
-            format!(r#"{{"n":{i}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("c-{}", i % 7), n_payload(i), &mut put).await;
     }
     let (code, err) = s.run();
     assert_eq!(code, 0, "{err}");
@@ -322,7 +311,7 @@ async fn per_key_order_survives_a_split_and_a_merge() {
         for _ in 0..count {
             let key = format!("k-{}", n % 9);
             order.entry(key.clone()).or_default().push(n);
-            batch.push((key, format!(r#"{{"n":{n}}}"#).into_bytes()));
+            batch.push((key, n_payload(n)));
             n += 1;
         }
         batch
@@ -332,7 +321,7 @@ async fn per_key_order_survives_a_split_and_a_merge() {
     }
     // Split the first shard in two.
     let first = emulators::split_first_shard(&s.kinesis, &s.stream).await;
-    wait_active(&s.kinesis, &s.stream).await;
+    emulators::wait_active(&s.kinesis, &s.stream).await;
     for (k, d) in put_some(40) {
         s.put(&k, d, &mut put).await;
     }
@@ -363,7 +352,7 @@ async fn per_key_order_survives_a_split_and_a_merge() {
         .send()
         .await
         .unwrap();
-    wait_active(&s.kinesis, &s.stream).await;
+    emulators::wait_active(&s.kinesis, &s.stream).await;
     for (k, d) in put_some(40) {
         s.put(&k, d, &mut put).await;
     }
@@ -394,25 +383,19 @@ async fn per_key_order_survives_a_split_and_a_merge() {
 
     // The order in which the source delivers: a file sink keeps it exactly. Parents are read to
     // their end before their children, so each key's records come in put order.
-    let p = s.dir.path().join("to-file.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "[sources.stream]\ntype = \"kinesis\"\nstream = \"{}\"\npoll_interval = \"20ms\"\nidle_interval = \"50ms\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"stream\"]\npath = \"delivered.jsonl\"\n",
-            s.stream
-        ),
+    s.flux(
+        &Pipeline::new("to-file")
+            .source("stream", "kinesis")
+            .set("stream", &s.stream)
+            .set("poll_interval", "20ms")
+            .set("idle_interval", "50ms")
+            .sink("out", "file", &["stream"])
+            .set("path", "delivered.jsonl"),
     )
-    .unwrap();
-    let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-    s.emu.apply(&mut cmd);
-    let out = cmd.current_dir(s.dir.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    .run()
+    .success();
     let mut delivered: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for line in std::fs::read_to_string(s.dir.path().join("delivered.jsonl"))
-        .unwrap()
-        .lines()
-    {
-        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+    for e in read_jsonl(s.dir.path().join("delivered.jsonl")) {
         delivered
             .entry(e["partition_key"].as_str().unwrap().to_owned())
             .or_default()
@@ -423,40 +406,22 @@ async fn per_key_order_survives_a_split_and_a_merge() {
 
 impl Setup {
     fn run_with(&self, prefix: &str, fault: Option<&str>) -> (Option<i32>, String) {
-        let p = self.dir.path().join(format!("{prefix}.toml"));
-        std::fs::write(
-            &p,
-            format!(
-                r#"
-[sources.stream]
-type = "kinesis"
-stream = "{stream}"
-start = "checkpoint"
-checkpoints = "s3://{bucket}/{prefix}"
-poll_interval = "20ms"
-idle_interval = "50ms"
+        let url = format!("s3://{}/{prefix}", self.bucket);
+        let ran = self
+            .flux(&self.leased_archiver(prefix, &url))
+            .fault(fault)
+            .run();
+        (ran.code, ran.stderr)
+    }
 
-[sinks.archive]
-type = "archive"
-inputs = ["stream"]
-url = "s3://{bucket}/{prefix}"
-max_records = 25
-max_bytes = "64MiB"
-gzip_level = 0
-lease_ttl = "1s"
-"#,
-                stream = self.stream,
-                bucket = self.bucket
-            ),
-        )
-        .unwrap();
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        self.emu.apply(&mut cmd);
-        if let Some(f) = fault {
-            cmd.env("FLUX_FAULT", f);
-        }
-        let out = cmd.current_dir(self.dir.path()).output().unwrap();
-        (out.status.code(), text(&out).1)
+    /// An archiver of this stream into `url` writing small uncompressed objects, its lease
+    /// lasting 1 s.
+    fn leased_archiver(&self, name: &str, url: &str) -> Pipeline {
+        Pipeline::kinesis_archiver(name, &self.stream, url)
+            .set("max_records", 25)
+            .set("max_bytes", "64MiB")
+            .set("gzip_level", 0)
+            .set("lease_ttl", "1s")
     }
 
     /// This stream's archive under `prefix` as (shard, sequence) → (key, bytes), asserting no
@@ -468,71 +433,26 @@ lease_ttl = "1s"
     /// An archive run of this stream into `url` (`lease_ttl = "1s"`), not started yet.
     fn archiver(&self, url: &str, fault: Option<&str>) -> std::process::Command {
         let name = format!(
-            "archiver-{}.toml",
+            "archiver-{}",
             url.len() + url.bytes().map(usize::from).sum::<usize>()
         );
-        let p = self.dir.path().join(name);
-        std::fs::write(
-            &p,
-            format!(
-                r#"
-[sources.stream]
-type = "kinesis"
-stream = "{stream}"
-start = "checkpoint"
-checkpoints = "{url}"
-poll_interval = "20ms"
-idle_interval = "50ms"
-
-[sinks.archive]
-type = "archive"
-inputs = ["stream"]
-url = "{url}"
-max_records = 25
-max_bytes = "64MiB"
-gzip_level = 0
-lease_ttl = "1s"
-"#,
-                stream = self.stream,
-            ),
-        )
-        .unwrap();
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        self.emu.apply(&mut cmd);
-        if let Some(f) = fault {
-            cmd.env("FLUX_FAULT", f);
-        }
-        cmd.current_dir(self.dir.path());
-        cmd
+        self.flux(&self.leased_archiver(&name, url))
+            .fault(fault)
+            .command()
     }
 
     /// This stream's archive in a local directory, as [`Setup::archived_under`] reads S3.
-    fn archived_in_dir(&self, root: &std::path::Path) -> Put {
-        fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&root.join(format!("stream={}", self.stream)), &mut files);
-        let mut objects = BTreeMap::new();
-        for f in files {
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(std::fs::File::open(&f).unwrap())
-                .read_to_string(&mut text)
-                .unwrap();
-            objects.insert(
-                f.display().to_string(),
-                text.lines()
+    fn archived_in_dir(&self, root: &Path) -> Put {
+        let objects = files_under(&root.join(format!("stream={}", self.stream)))
+            .into_iter()
+            .map(|f| {
+                let envs = gunzip_lines(&f)
+                    .iter()
                     .map(|l| serde_json::from_str(l).unwrap())
-                    .collect(),
-            );
-        }
+                    .collect();
+                (f.display().to_string(), envs)
+            })
+            .collect();
         records_of(&root.display().to_string(), objects)
     }
 }
@@ -560,6 +480,28 @@ fn records_of(what: &str, objects: BTreeMap<String, Vec<serde_json::Value>>) -> 
         }
     }
     got
+}
+
+/// Reads a child's standard error on a thread as it comes, showing each line to `on_line`;
+/// the thread returns the whole log.
+fn read_log(
+    child: &mut std::process::Child,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> std::thread::JoinHandle<String> {
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            on_line(&line);
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    })
 }
 
 /// Waits until a process is stopped (state `T` in /proc), or fails if it exits first.
@@ -598,11 +540,7 @@ async fn a_paused_archiver_that_lost_its_lease_leaves_no_duplicate_and_no_hole()
     let mut small_put = Put::new();
     for i in 0..120 {
         small
-            .put(
-                &format!("c-{}", i % 7),
-                format!(r#"{{"n":{i}}}"#).into_bytes(),
-                &mut small_put,
-            )
+            .put(&format!("c-{}", i % 7), n_payload(i), &mut small_put)
             .await;
     }
     let mut big_put = Put::new();
@@ -612,8 +550,7 @@ async fn a_paused_archiver_that_lost_its_lease_leaves_no_duplicate_and_no_hole()
             .await;
     }
     for i in 0..10 {
-        big.put("c", format!(r#"{{"n":{i}}}"#).into_bytes(), &mut big_put)
-            .await;
+        big.put("c", n_payload(i), &mut big_put).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let mut cases = Vec::new();
@@ -649,7 +586,7 @@ async fn a_paused_archiver_that_lost_its_lease_leaves_no_duplicate_and_no_hole()
         wait_stopped(&mut a);
         // The stopped run cannot renew its lease (lease_ttl = 1s): it lapses.
         tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
-        let b = s.archiver(&url, None).output().unwrap();
+        let b = Ran::from(s.archiver(&url, None).output().unwrap());
         let diag = || {
             let pid = a.id();
             let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -676,10 +613,10 @@ async fn a_paused_archiver_that_lost_its_lease_leaves_no_duplicate_and_no_hole()
             format!("A pid {pid} fds {fds:?} tasks {tasks:?} locks:\n{locks}")
         };
         assert_eq!(
-            b.status.code(),
+            b.code,
             Some(0),
             "{point} {url}: run B: {}\n{}",
-            text(&b).1,
+            b.stderr,
             diag()
         );
         for _ in 0..30 {
@@ -691,23 +628,14 @@ async fn a_paused_archiver_that_lost_its_lease_leaves_no_duplicate_and_no_hole()
             .await;
             more += 1;
         }
-        std::process::Command::new("kill")
-            .args(["-CONT", &a.id().to_string()])
-            .status()
-            .unwrap();
-        let a = a.wait_with_output().unwrap();
-        let a_err = text(&a).1;
+        kill(&a, "CONT");
+        let a_err = Ran::from(a.wait_with_output().unwrap()).stderr;
         assert!(
             a_err.contains("FLUX_FAULT: stopping at"),
             "{point}: {a_err}"
         );
-        let c = s.archiver(&url, None).output().unwrap();
-        assert_eq!(
-            c.status.code(),
-            Some(0),
-            "{point} {url}: run C: {}",
-            text(&c).1
-        );
+        let c = Ran::from(s.archiver(&url, None).output().unwrap());
+        assert_eq!(c.code, Some(0), "{point} {url}: run C: {}", c.stderr);
         let archived = match &local {
             Some(root) => s.archived_in_dir(root),
             None => {
@@ -731,12 +659,7 @@ async fn a_crash_at_any_point_then_a_rerun_archives_everything_exactly_once() {
     let s = setup(1).await;
     let mut put = Put::new();
     for i in 0..60 {
-        s.put(
-            &format!("c-{}", i % 4),
-            format!(r#"{{"n":{i}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("c-{}", i % 4), n_payload(i), &mut put).await;
     }
     // Large incompressible records: with gzip_level 0 the third object passes the multipart
     // threshold (16 MiB).
@@ -778,12 +701,8 @@ async fn two_archivers_at_once_still_archive_each_record_once() {
     let s = setup(2).await;
     let mut put = Put::new();
     for i in 0..150 {
-        s.put(
-            &format!("c-{}", i % 11),
-            format!(r#"{{"n":{i}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("c-{}", i % 11), n_payload(i), &mut put)
+            .await;
     }
     let expected = normalise(&put);
     for round in 0..3 {
@@ -826,8 +745,7 @@ async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
     let s = setup(1).await;
     let mut put = Put::new();
     for i in 0..10 {
-        s.put("k", format!(r#"{{"n":{i}}}"#).into_bytes(), &mut put)
-            .await;
+        s.put("k", n_payload(i), &mut put).await;
     }
     let shard = put.keys().next().unwrap().0.clone();
     // An archive whose checkpoint points before the oldest record still in the stream, as after
@@ -846,20 +764,12 @@ async fn a_gap_after_the_checkpoint_is_reported_not_papered_over() {
     )
     .unwrap();
     let run = |allow: bool| {
-        let p = s.dir.path().join("gap.toml");
-        std::fs::write(
-            &p,
-            format!(
-                "[sources.stream]\ntype = \"kinesis\"\nstream = \"{}\"\nstart = \"checkpoint\"\ncheckpoints = \"file://{dir}\"\nallow_gaps = {allow}\npoll_interval = \"20ms\"\nidle_interval = \"50ms\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"stream\"]\nurl = \"file://{dir}\"\n",
-                s.stream,
-                dir = archive.display()
-            ),
-        )
-        .unwrap();
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        s.emu.apply(&mut cmd);
-        let out = cmd.current_dir(s.dir.path()).output().unwrap();
-        (out.status.code(), text(&out).1)
+        let url = format!("file://{}", archive.display());
+        let p = Pipeline::kinesis_archiver("gap", &s.stream, &url)
+            .stage("stream")
+            .set("allow_gaps", allow);
+        let ran = s.flux(&p).run();
+        (ran.code, ran.stderr)
     };
     let (code, err) = run(false);
     assert_eq!(code, Some(1), "{err}");
@@ -915,12 +825,7 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
     let s = setup(2).await;
     let mut put = Put::new();
     for i in 0..60 {
-        s.put(
-            &format!("c-{}", i % 5),
-            format!(r#"{{"n":{i}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("c-{}", i % 5), n_payload(i), &mut put).await;
     }
     let proxy = FaultProxy::start(&s.emu.kinesis).await;
     use Fault::*;
@@ -945,26 +850,14 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
     );
     proxy.plan("ListShards", vec![Some(ServerError)]);
     let archive = s.dir.path().join("faulty");
-    let p = s.dir.path().join("faulty.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "[sources.stream]\ntype = \"kinesis\"\nstream = \"{}\"\nstart = \"checkpoint\"\ncheckpoints = \"file://{dir}\"\npoll_interval = \"20ms\"\nidle_interval = \"50ms\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"stream\"]\nurl = \"file://{dir}\"\nmax_records = 7\n",
-            s.stream,
-            dir = archive.display()
-        ),
-    )
-    .unwrap();
-    let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-    s.emu.apply(&mut cmd);
-    cmd.env("AWS_ENDPOINT_URL_KINESIS", &proxy.url)
-        .current_dir(s.dir.path());
+    let url = format!("file://{}", archive.display());
+    let run = s
+        .flux(&Pipeline::kinesis_archiver("faulty", &s.stream, &url).set("max_records", 7))
+        .env("AWS_ENDPOINT_URL_KINESIS", &proxy.url);
     // The proxy runs on this runtime's workers while the engine runs.
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    tokio::task::spawn_blocking(move || run.run().success())
         .await
         .unwrap();
-    let err = text(&out).1;
-    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         proxy.injected("GetRecords") >= 5,
         "faults were injected: {}",
@@ -973,25 +866,13 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
     assert!(proxy.injected("ListShards") == 1 && proxy.injected("GetShardIterator") >= 2);
     // Read the local archive back.
     let mut got = Put::new();
-    let mut files = Vec::new();
-    fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out)
-            } else if p.to_string_lossy().ends_with(".json.gz") {
-                out.push(p)
-            }
-        }
-    }
-    walk(&archive.join(format!("stream={}", s.stream)), &mut files);
-    for f in files {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(&f).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
-        for l in text.lines() {
-            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+    let files = files_under(&archive.join(format!("stream={}", s.stream)));
+    for f in files
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".json.gz"))
+    {
+        for l in gunzip_lines(f) {
+            let e: serde_json::Value = serde_json::from_str(&l).unwrap();
             let id = (
                 e["shard_id"].as_str().unwrap().to_owned(),
                 seq(e["sequence_number"].as_str().unwrap()),
@@ -1093,41 +974,14 @@ async fn kpl_aggregates_are_archived_as_their_user_records() {
         .await
         .unwrap();
 
-    let p = s.dir.path().join("kpl.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[sources.stream]
-type = "kinesis"
-stream = "{stream}"
-start = "checkpoint"
-checkpoints = "s3://{bucket}/kpl"
-poll_interval = "20ms"
-idle_interval = "50ms"
-
-[sinks.archive]
-type = "archive"
-inputs = ["stream"]
-url = "s3://{bucket}/kpl"
-max_records = 5
-
-[sinks.corrupt]
-type = "file"
-inputs = ["stream.dead_letter"]
-path = "corrupt.jsonl"
-format = "envelope"
-"#,
-            stream = s.stream,
-            bucket = s.bucket
-        ),
-    )
-    .unwrap();
+    let p = Pipeline::kinesis_archiver("kpl", &s.stream, &format!("s3://{}/kpl", s.bucket))
+        .set("max_records", 5)
+        .sink("corrupt", "file", &["stream.dead_letter"])
+        .set("path", "corrupt.jsonl")
+        .set("format", "envelope");
     let run = || {
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        s.emu.apply(&mut cmd);
-        let out = cmd.current_dir(s.dir.path()).output().unwrap();
-        (out.status.code(), text(&out).1)
+        let ran = s.flux(&p).run();
+        (ran.code, ran.stderr)
     };
     let archived = async || {
         let mut got: SubPut = BTreeMap::new();
@@ -1198,51 +1052,16 @@ async fn a_continuous_archive_shows_its_lag_behind_the_tip_and_stops_cleanly_on_
     let s = setup(2).await;
     let mut put = Put::new();
     for n in 0..30 {
-        s.put(
-            &format!("k-{n}"),
-            format!(r#"{{"n":{n}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("k-{n}"), n_payload(n), &mut put).await;
     }
-    let p = s.pipeline();
-    let toml = std::fs::read_to_string(&p).unwrap().replace(
-        "idle_interval = \"50ms\"",
-        "idle_interval = \"50ms\"\nstop = \"never\"\ncheckpoint_interval = \"1s\"",
-    );
-    std::fs::write(&p, toml).unwrap();
-    let mut cmd = flux_engine(&[
-        "run",
-        p.to_str().unwrap(),
-        "--progress",
-        "log",
-        "--progress-interval",
-        "1",
-    ]);
-    s.emu.apply(&mut cmd);
-    cmd.env("RUST_LOG", "info")
-        .current_dir(s.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = s.spawn_continuous(&[], &["--progress", "log", "--progress-interval", "1"]);
     // Stop it once it reports being at the tip (however long a loaded machine takes to get
     // there), reading its log as it comes.
-    let stderr = child.stderr.take().unwrap();
     let (at_tip, seen) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut log = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("stage=stream") && line.contains("at the tip") {
-                let _ = at_tip.send(());
-            }
-            log.push_str(&line);
-            log.push('\n');
+    let reader = read_log(&mut child, move |line| {
+        if line.contains("stage=stream") && line.contains("at the tip") {
+            let _ = at_tip.send(());
         }
-        log
     });
     let reached = tokio::task::spawn_blocking(move || {
         seen.recv_timeout(std::time::Duration::from_secs(120))
@@ -1250,11 +1069,7 @@ async fn a_continuous_archive_shows_its_lag_behind_the_tip_and_stops_cleanly_on_
     })
     .await
     .unwrap();
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    assert!(kill(&child, "TERM").success());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
@@ -1280,22 +1095,29 @@ async fn a_bucket_that_does_not_exist_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = unique("nosuchbucket");
     std::fs::write(dir.path().join("in.jsonl"), "{\"a\":1}\n").unwrap();
+    let url = format!("s3://{bucket}/archive");
     let pipelines = [
-        format!(
-            "[sources.archive]\ntype = \"archive\"\nurl = \"s3://{bucket}/archive\"\nstream = \"orders\"\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"archive\"]\npath = \"out.jsonl\"\n"
-        ),
-        format!(
-            "[sources.in]\ntype = \"file\"\npath = \"in.jsonl\"\nstream = \"orders\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"in\"]\nurl = \"s3://{bucket}/archive\"\n"
-        ),
+        Pipeline::new("p")
+            .source("archive", "archive")
+            .set("url", &url)
+            .set("stream", "orders")
+            .sink("out", "file", &["archive"])
+            .set("path", "out.jsonl"),
+        Pipeline::new("p")
+            .source("in", "file")
+            .set("path", "in.jsonl")
+            .set("stream", "orders")
+            .sink("archive", "archive", &["in"])
+            .set("url", &url),
     ];
-    for body in pipelines {
-        let p = dir.path().join("p.toml");
-        std::fs::write(&p, &body).unwrap();
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        emu.apply(&mut cmd);
-        let out = cmd.current_dir(dir.path()).output().unwrap();
-        let err = text(&out).1;
-        assert_eq!(out.status.code(), Some(1), "{body}\n{err}");
+    for p in pipelines {
+        let body = p.render();
+        let ran = Flux::run_pipeline(p.write(dir.path()))
+            .emulators(&emu)
+            .current_dir(dir.path())
+            .run();
+        let err = ran.stderr;
+        assert_eq!(ran.code, Some(1), "{body}\n{err}");
         assert!(err.contains("the bucket does not exist"), "{body}\n{err}");
         assert!(err.contains(&format!("s3://{bucket}")), "{err}");
         assert!(!err.contains("no such object"), "{err}");
@@ -1309,12 +1131,14 @@ async fn a_bucket_that_does_not_exist_is_named_as_such() {
 async fn missing_credentials_and_an_unknown_profile_are_named() {
     let emu = emulators::get();
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("k.toml");
-    std::fs::write(
-        &p,
-        "[sources.s]\ntype = \"kinesis\"\nstream = \"orders\"\nstart = \"trim_horizon\"\nstop = \"caught_up\"\n\n[sinks.o]\ntype = \"file\"\ninputs = [\"s\"]\npath = \"o.jsonl\"\n",
-    )
-    .unwrap();
+    let p = Pipeline::new("k")
+        .source("s", "kinesis")
+        .set("stream", "orders")
+        .set("start", "trim_horizon")
+        .set("stop", "caught_up")
+        .sink("o", "file", &["s"])
+        .set("path", "o.jsonl")
+        .write(dir.path());
     for (profile, expected) in [
         (None, "no AWS credentials found"),
         (
@@ -1322,10 +1146,10 @@ async fn missing_credentials_and_an_unknown_profile_are_named() {
             "no AWS credentials from the profile `nosuch`",
         ),
     ] {
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        emu.apply(&mut cmd);
         // No credentials anywhere: not in the environment, no ~/.aws, no metadata service.
-        cmd.env_remove("AWS_ACCESS_KEY_ID")
+        let mut run = Flux::run_pipeline(&p)
+            .emulators(&emu)
+            .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
@@ -1338,11 +1162,9 @@ async fn missing_credentials_and_an_unknown_profile_are_named() {
                 dir.path().join("no-credentials"),
             );
         if let Some(p) = profile {
-            cmd.env("AWS_PROFILE", p);
+            run = run.env("AWS_PROFILE", p);
         }
-        let out = cmd.current_dir(dir.path()).output().unwrap();
-        let err = text(&out).1;
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let err = run.current_dir(dir.path()).run().failure(1).stderr;
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains("cannot reach the endpoint"), "{err}");
     }
@@ -1429,53 +1251,19 @@ async fn a_continuous_archive_serves_prometheus_metrics_until_stopped() {
     let s = setup(2).await;
     let mut put = Put::new();
     for n in 0..30 {
-        s.put(
-            &format!("k-{n}"),
-            format!(r#"{{"n":{n}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("k-{n}"), n_payload(n), &mut put).await;
     }
-    let p = s.pipeline();
-    let toml = std::fs::read_to_string(&p).unwrap().replace(
-        "idle_interval = \"50ms\"",
-        "idle_interval = \"50ms\"\nstop = \"never\"\ncheckpoint_interval = \"1s\"",
+    let mut child = s.spawn_continuous(
+        &["--log-format", "json"],
+        &["--progress", "off", "--metrics-listen", "127.0.0.1:0"],
     );
-    std::fs::write(&p, toml).unwrap();
-    let mut cmd = flux_engine(&[
-        "--log-format",
-        "json",
-        "run",
-        p.to_str().unwrap(),
-        "--progress",
-        "off",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
-    s.emu.apply(&mut cmd);
-    cmd.env("RUST_LOG", "info")
-        .current_dir(s.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut log = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
+    let reader = read_log(&mut child, move |line| {
+        if let Ok(e) = serde_json::from_str::<serde_json::Value>(line)
+            && let Some(addr) = e["fields"]["addr"].as_str()
         {
-            if let Ok(e) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(addr) = e["fields"]["addr"].as_str()
-            {
-                let _ = addr_tx.send(addr.to_owned());
-            }
-            log.push_str(&line);
-            log.push('\n');
+            let _ = addr_tx.send(addr.to_owned());
         }
-        log
     });
     let addr = tokio::task::spawn_blocking(move || {
         addr_rx.recv_timeout(std::time::Duration::from_secs(120))
@@ -1517,12 +1305,7 @@ async fn a_continuous_archive_serves_prometheus_metrics_until_stopped() {
     assert_eq!((status, body.as_str()), (200, "running\n"));
 
     for n in 30..40 {
-        s.put(
-            &format!("k-{n}"),
-            format!(r#"{{"n":{n}}}"#).into_bytes(),
-            &mut put,
-        )
-        .await;
+        s.put(&format!("k-{n}"), n_payload(n), &mut put).await;
     }
     let second = scrape_until(40.0).await;
     assert_eq!(
@@ -1530,11 +1313,7 @@ async fn a_continuous_archive_serves_prometheus_metrics_until_stopped() {
         40.0
     );
 
-    let int = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(int.success());
+    assert!(kill(&child, "INT").success());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

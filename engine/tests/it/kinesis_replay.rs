@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::emulators::{self, Emulators, unique};
 use crate::support::fault_proxy::{Fault, FaultProxy};
-use crate::support::{flux_engine, text};
+use crate::support::records::envelope_json;
+use crate::support::run::kill;
+use crate::support::{Flux, Pipeline, Ran, table};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use flux_stages::record::SequenceNumber;
@@ -72,14 +74,17 @@ fn archive(n: usize, keys: usize) -> Vec<Archived> {
 }
 
 fn envelope(a: &Archived) -> String {
-    format!(
-        r#"{{"stream":"orders","shard_id":"{}","sequence_number":"{}","partition_key":"{}","arrival_ts":"2026-11-25T10:00:{:02}.{:03}Z","data":{}}}"#,
-        a.shard,
+    envelope_json(
+        "orders",
+        &a.shard,
         a.seq,
-        a.key,
-        (a.seq / 1000) % 60,
-        a.seq % 1000,
-        a.data
+        &a.key,
+        &format!(
+            "2026-11-25T10:00:{:02}.{:03}Z",
+            (a.seq / 1000) % 60,
+            a.seq % 1000
+        ),
+        &a.data,
     )
 }
 
@@ -95,47 +100,77 @@ impl Setup {
             .await;
     }
 
-    /// Writes the envelopes (plus `extra` lines) and the pipeline; returns the pipeline path.
-    fn pipeline(&self, records: &[Archived], extra: &[String], sink_keys: &str) -> String {
+    /// Writes the envelopes (plus `extra` lines) and the replay pipeline (`sink` sets more keys
+    /// of the kinesis sink); returns the pipeline path.
+    fn pipeline(
+        &self,
+        records: &[Archived],
+        extra: &[String],
+        sink: impl FnOnce(Pipeline) -> Pipeline,
+    ) -> String {
+        self.write_replay(records, extra, false, sink)
+    }
+
+    /// [`Setup::pipeline`] with a `compact` transform (on the partition key) before the
+    /// annotation.
+    fn compacted_pipeline(
+        &self,
+        records: &[Archived],
+        sink: impl FnOnce(Pipeline) -> Pipeline,
+    ) -> String {
+        self.write_replay(records, &[], true, sink)
+    }
+
+    fn write_replay(
+        &self,
+        records: &[Archived],
+        extra: &[String],
+        compact: bool,
+        sink: impl FnOnce(Pipeline) -> Pipeline,
+    ) -> String {
         let input = self.dir.path().join("archive.jsonl");
         let mut lines: Vec<String> = records.iter().map(envelope).collect();
         lines.extend(extra.iter().cloned());
         std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-        let p = self.dir.path().join("replay.toml");
-        std::fs::write(
-            &p,
-            format!(
-                r#"
-[sources.archive]
-type = "file"
-path = "{input}"
-format = "envelope"
-batch_records = 97
+        let replay = Pipeline::new("replay")
+            .source("archive", "file")
+            .set("path", &input)
+            .set("format", "envelope")
+            .set("batch_records", 97)
+            .when(compact, |p| {
+                p.transform("latest", "compact", &["archive"])
+                    .set("key", "partition_key")
+            })
+            .transform(
+                "mark",
+                "annotate",
+                &[if compact { "latest" } else { "archive" }],
+            )
+            .set("replay", table([("id", "INC-7"), ("mode", "overwrite")]))
+            .sink("out", "kinesis", &["mark"])
+            .set("stream", &self.stream)
+            .set("replay_id", "INC-7")
+            .set("mode", "overwrite");
+        sink(replay)
+            .sink("dlq", "file", &["out.dead_letter"])
+            .set("path", "dlq.jsonl")
+            .write(self.dir.path())
+            .to_string_lossy()
+            .into_owned()
+    }
 
-[transforms.mark]
-type = "annotate"
-inputs = ["archive"]
-replay = {{ id = "INC-7", mode = "overwrite" }}
-
-[sinks.out]
-type = "kinesis"
-inputs = ["mark"]
-stream = "{stream}"
-replay_id = "INC-7"
-mode = "overwrite"
-{sink_keys}
-
-[sinks.dlq]
-type = "file"
-inputs = ["out.dead_letter"]
-path = "dlq.jsonl"
-"#,
-                input = input.display(),
-                stream = self.stream,
-            ),
-        )
-        .unwrap();
-        p.to_string_lossy().into_owned()
+    /// `flux-engine run PIPELINE ARGS` against the emulators (Kinesis through `endpoint` when
+    /// given).
+    fn flux(&self, pipeline: &str, args: &[&str], endpoint: Option<&str>) -> Flux {
+        let flux = Flux::new()
+            .args(["run", pipeline])
+            .args(args)
+            .emulators(&self.emu)
+            .current_dir(self.dir.path());
+        match endpoint {
+            Some(e) => flux.env("AWS_ENDPOINT_URL_KINESIS", e),
+            None => flux,
+        }
     }
 
     /// Runs the pipeline (through `endpoint` when given); returns (exit code, stdout, stderr).
@@ -145,40 +180,29 @@ path = "dlq.jsonl"
         args: &[&str],
         endpoint: Option<&str>,
     ) -> (i32, String, String) {
-        let mut all = vec!["run", pipeline];
-        if !args.contains(&"--progress") {
-            all.extend_from_slice(&["--progress", "off"]);
-        }
-        all.extend_from_slice(args);
-        let mut cmd = flux_engine(&all);
+        let mut flux = self.flux(pipeline, &[], endpoint);
         if args.contains(&"--progress") {
             // Progress lines are logged at info.
-            cmd.env("RUST_LOG", "info");
+            flux = flux.env("RUST_LOG", "info");
+        } else {
+            flux = flux.args(["--progress", "off"]);
         }
-        self.emu.apply(&mut cmd);
-        if let Some(e) = endpoint {
-            cmd.env("AWS_ENDPOINT_URL_KINESIS", e);
-        }
-        cmd.current_dir(self.dir.path());
+        let flux = flux.args(args);
         // A proxy runs on this runtime's workers while the engine runs.
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        let out = tokio::task::spawn_blocking(move || flux.run())
             .await
             .unwrap();
-        let (o, e) = text(&out);
-        (out.status.code().unwrap_or(-1), o, e)
+        (out.code_or_signal(), out.stdout, out.stderr)
     }
 
     /// Starts the pipeline (through `endpoint` when given) without waiting for it.
     fn spawn(&self, pipeline: &str, endpoint: Option<&str>) -> std::process::Child {
-        let mut cmd = flux_engine(&["run", pipeline, "--progress", "off"]);
-        self.emu.apply(&mut cmd);
-        if let Some(e) = endpoint {
-            cmd.env("AWS_ENDPOINT_URL_KINESIS", e);
-        }
-        cmd.current_dir(self.dir.path())
+        self.flux(pipeline, &["--progress", "off"], endpoint)
+            .command()
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd.spawn().unwrap()
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Every shard with its parents (`ParentShardId`, `AdjacentParentShardId`).
@@ -345,11 +369,9 @@ async fn a_replay_arrives_exactly_once_in_key_order_between_fences_at_the_config
     let s = setup(3).await;
     let archived = archive(600, 40);
     let rps = 50;
-    let p = s.pipeline(
-        &archived,
-        &[],
-        &format!("records_per_second_per_shard = {rps}"),
-    );
+    let p = s.pipeline(&archived, &[], |p| {
+        p.set("records_per_second_per_shard", rps)
+    });
     // Build the binary first so the timing is the run's.
     crate::support::flux_engine_bin();
     let started = Instant::now();
@@ -377,14 +399,9 @@ async fn progress_shows_the_share_sent_throttles_and_an_eta_once_compaction_is_d
     let s = setup(3).await;
     // 300 keys, each archived twice: compaction keeps the second of each.
     let archived = archive(600, 300);
-    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 15");
-    let text = std::fs::read_to_string(&p).unwrap().replace(
-        "[transforms.mark]\ntype = \"annotate\"\ninputs = [\"archive\"]",
-        "[transforms.latest]\ntype = \"compact\"\ninputs = [\"archive\"]\nkey = \"partition_key\"\n\n\
-         [transforms.mark]\ntype = \"annotate\"\ninputs = [\"latest\"]",
-    );
+    let p = s.compacted_pipeline(&archived, |p| p.set("records_per_second_per_shard", 15));
+    let text = std::fs::read_to_string(&p).unwrap();
     assert!(text.contains("[transforms.latest]"), "{text}");
-    std::fs::write(&p, text).unwrap();
     let proxy = FaultProxy::start(&s.emu.kinesis).await;
     proxy.plan(
         "PutRecords",
@@ -421,11 +438,10 @@ async fn progress_shows_the_share_sent_throttles_and_an_eta_once_compaction_is_d
 
 /// Waits for the run to end; returns (exit code, stderr).
 async fn wait(child: std::process::Child) -> (Option<i32>, String) {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    let out = tokio::task::spawn_blocking(move || Ran::from(child.wait_with_output().unwrap()))
         .await
         .unwrap();
-    let (_, err) = text(&out);
-    (out.status.code(), err)
+    (out.code, out.stderr)
 }
 
 /// Polls `done` every 10 ms for up to 30 s.
@@ -549,7 +565,9 @@ async fn a_shard_split_between_calls_is_fenced_before_records_go_to_it() {
     let s = setup(2).await;
     // 300 records at 20 records/s on each of 2 shards: ~7 s.
     let archived = archive(300, 60);
-    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let p = s.pipeline(&archived, &[], |p| {
+        p.set("records_per_second_per_shard", 20)
+    });
     let proxy = FaultProxy::start(&s.emu.kinesis).await;
     // A 1 ms delay marks the first PutRecords call.
     proxy.plan(
@@ -631,7 +649,9 @@ async fn shards_split_after_their_last_replayed_record_get_an_opening_and_a_clos
             data: format!(r#"{{"order_id":"o-{}","n":{i}}}"#, i % keys.len()),
         })
         .collect();
-    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let p = s.pipeline(&archived, &[], |p| {
+        p.set("records_per_second_per_shard", 20)
+    });
     let child = s.spawn(&p, None);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let parent = emulators::split_first_shard(&s.kinesis, &s.stream).await;
@@ -665,7 +685,9 @@ async fn shards_split_after_their_last_replayed_record_get_an_opening_and_a_clos
 async fn records_revealing_a_split_precede_the_fence_and_the_documented_state_holds() {
     let s = setup(2).await;
     let archived = archive(300, 60);
-    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 20");
+    let p = s.pipeline(&archived, &[], |p| {
+        p.set("records_per_second_per_shard", 20)
+    });
     let proxy = FaultProxy::start(&s.emu.kinesis).await;
     proxy.plan(
         "PutRecords",
@@ -762,7 +784,7 @@ async fn records_revealing_a_split_precede_the_fence_and_the_documented_state_ho
 async fn throttling_and_partial_failures_keep_every_record_and_the_key_order() {
     let s = setup(3).await;
     let archived = archive(400, 25);
-    let p = s.pipeline(&archived, &[], "");
+    let p = s.pipeline(&archived, &[], |p| p);
     let proxy = FaultProxy::start(&s.emu.kinesis).await;
     use Fault::*;
     proxy.plan(
@@ -802,7 +824,7 @@ async fn an_oversize_record_is_dead_lettered_and_not_sent() {
             "x".repeat(1024 * 1024)
         ),
     };
-    let p = s.pipeline(&archived, &[envelope(&big)], "");
+    let p = s.pipeline(&archived, &[envelope(&big)], |p| p);
     let (code, _, err) = s.run(&p, &[], None).await;
     assert_eq!(code, 0, "{err}");
     let dlq = std::fs::read_to_string(s.dir.path().join("dlq.jsonl")).unwrap();
@@ -831,16 +853,15 @@ async fn unannotated_records_are_refused_when_fences_are_on() {
             .join("\n"),
     )
     .unwrap();
-    let p = s.dir.path().join("plain.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "[sources.a]\ntype = \"file\"\npath = \"{}\"\nformat = \"envelope\"\n\n[sinks.out]\ntype = \"kinesis\"\ninputs = [\"a\"]\nstream = \"{}\"\nreplay_id = \"INC-7\"\nmode = \"fill\"\n",
-            input.display(),
-            s.stream
-        ),
-    )
-    .unwrap();
+    let p = Pipeline::new("plain")
+        .source("a", "file")
+        .set("path", &input)
+        .set("format", "envelope")
+        .sink("out", "kinesis", &["a"])
+        .set("stream", &s.stream)
+        .set("replay_id", "INC-7")
+        .set("mode", "fill")
+        .write(s.dir.path());
     let (code, _, err) = s.run(p.to_str().unwrap(), &[], None).await;
     assert_ne!(code, 0);
     assert!(err.contains("no `_flux.replay` annotation"), "{err}");
@@ -859,7 +880,7 @@ async fn unannotated_records_are_refused_when_fences_are_on() {
 async fn a_dry_run_sends_nothing_and_prints_its_plan() {
     let s = setup(3).await;
     let archived = archive(90, 9);
-    let p = s.pipeline(&archived, &[], "");
+    let p = s.pipeline(&archived, &[], |p| p);
     let (code, out, err) = s.run(&p, &["--dry-run"], None).await;
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -930,13 +951,7 @@ async fn a_dry_run_sends_nothing_and_prints_its_plan() {
 async fn ctrl_c_stops_a_replay_promptly_and_reports_what_was_not_sent() {
     let s = setup(2).await;
     let archived = archive(77, 77);
-    let p = s.pipeline(&archived, &[], "records_per_second_per_shard = 1");
-    let text_ = std::fs::read_to_string(&p).unwrap().replace(
-        "[transforms.mark]\ntype = \"annotate\"\ninputs = [\"archive\"]",
-        "[transforms.latest]\ntype = \"compact\"\ninputs = [\"archive\"]\nkey = \"partition_key\"\n\n\
-         [transforms.mark]\ntype = \"annotate\"\ninputs = [\"latest\"]",
-    );
-    std::fs::write(&p, text_).unwrap();
+    let p = s.compacted_pipeline(&archived, |p| p.set("records_per_second_per_shard", 1));
     let child = s.spawn(&p, None);
     // Wait until replayed records arrive (the opening fences, then the first second's burst).
     let start = Instant::now();
@@ -954,10 +969,7 @@ async fn ctrl_c_stops_a_replay_promptly_and_reports_what_was_not_sent() {
         assert!(start.elapsed() < Duration::from_secs(60), "no records sent");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    kill(&child, "INT");
     let (code, err) = wait(child).await;
     assert_eq!(code, Some(130), "{err}");
     let line = err
@@ -1003,7 +1015,7 @@ async fn ctrl_c_stops_a_replay_promptly_and_reports_what_was_not_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_with_nothing_to_send_fails_before_any_fence_when_records_are_required() {
     let s = setup(2).await;
-    let p = s.pipeline(&[], &[], "require_records = true");
+    let p = s.pipeline(&[], &[], |p| p.set("require_records", true));
     for args in [&["--dry-run"][..], &[]] {
         let (code, _, err) = s.run(&p, args, None).await;
         assert_eq!(code, 1, "{args:?}: {err}");
@@ -1016,7 +1028,7 @@ async fn a_replay_with_nothing_to_send_fails_before_any_fence_when_records_are_r
         s.read_back().await.values().all(Vec::is_empty),
         "nothing, not even a fence, was written"
     );
-    let p = s.pipeline(&[], &[], "");
+    let p = s.pipeline(&[], &[], |p| p);
     let (code, _, err) = s.run(&p, &[], None).await;
     assert_eq!(code, 0, "{err}");
     s.cleanup().await;
@@ -1030,7 +1042,7 @@ async fn a_replay_with_nothing_to_send_fails_before_any_fence_when_records_are_r
 async fn an_offline_dry_run_plans_like_a_listed_one_without_kinesis() {
     let s = setup(4).await;
     let archived = archive(120, 17);
-    let p = s.pipeline(&archived, &[], "");
+    let p = s.pipeline(&archived, &[], |p| p);
     let plan = |out: &str| -> Vec<String> {
         out.lines()
             .filter(|l| l.starts_with("out: shard ") || l.starts_with("out: total: "))

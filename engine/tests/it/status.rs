@@ -6,27 +6,31 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::emulators::{self, Emulators, unique};
-use crate::support::{flux_engine, repo_root, text};
+use crate::support::records::{quickstart, sample_orders};
+use crate::support::{Flux, Pipeline};
 use aws_sdk_kinesis::primitives::Blob;
 
 /// Runs `status … --json` (plus `args`) and returns the exit code, the report and stderr.
 fn status(dir: &Path, args: &[&str], emu: Option<&Emulators>) -> (i32, serde_json::Value, String) {
-    let mut all = vec!["status"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let mut cmd = flux_engine(&all);
-    if let Some(e) = emu {
-        e.apply(&mut cmd);
-    }
-    let out = cmd.current_dir(dir).output().unwrap();
-    let (stdout, stderr) = text(&out);
-    let code = out.status.code().unwrap_or(-1);
+    let out = with_emulators(Flux::new().arg("status").args(args).arg("--json"), emu)
+        .current_dir(dir)
+        .run();
+    let code = out.code_or_signal();
+    let (stdout, stderr) = (out.stdout, out.stderr);
     let json = if stdout.trim().is_empty() {
         serde_json::Value::Null
     } else {
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
     };
     (code, json, stderr)
+}
+
+/// `flux` pointed at the emulators, when given.
+fn with_emulators(flux: Flux, emu: Option<&Emulators>) -> Flux {
+    match emu {
+        Some(e) => flux.emulators(e),
+        None => flux,
+    }
 }
 
 /// The problem kinds of the first stream.
@@ -42,49 +46,25 @@ fn problems(report: &serde_json::Value) -> Vec<String> {
 /// Archives the sample orders with a small pipeline (file source, 4 shards; the sink with a
 /// 1 s lease) into `archive`; `fault` sets FLUX_FAULT.
 fn archive_sample(dir: &Path, archive: &str, fault: Option<&str>, emu: Option<&Emulators>) -> i32 {
-    let p = dir.join("archive.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[sources.orders]
-type = "file"
-path = "{input}"
-stream = "orders"
-partition_key = "$.customer_id"
-default_partition_key = "unkeyed"
-arrival_ts = "$.created_at"
-shards = 4
-
-[sinks.archive]
-type = "archive"
-inputs = ["orders"]
-url = "{archive}"
-max_records = 400
-lease_ttl = "1s"
-
-[sinks.rejects]
-type = "file"
-inputs = ["orders.dead_letter"]
-path = "rejects.jsonl"
-"#,
-            input = repo_root().join("examples/orders.jsonl").display()
-        ),
-    )
-    .unwrap();
-    let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-    if let Some(f) = fault {
-        cmd.env("FLUX_FAULT", f);
-    }
-    if let Some(e) = emu {
-        e.apply(&mut cmd);
-    }
-    cmd.current_dir(dir)
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap_or(-1)
+    let p = Pipeline::new("archive")
+        .source("orders", "file")
+        .set("path", sample_orders())
+        .set("stream", "orders")
+        .set("partition_key", "$.customer_id")
+        .set("default_partition_key", "unkeyed")
+        .set("arrival_ts", "$.created_at")
+        .set("shards", 4)
+        .sink("archive", "archive", &["orders"])
+        .set("url", archive)
+        .set("max_records", 400)
+        .set("lease_ttl", "1s")
+        .sink("rejects", "file", &["orders.dead_letter"])
+        .set("path", "rejects.jsonl")
+        .write(dir);
+    with_emulators(Flux::run_pipeline(&p).fault(fault), emu)
+        .current_dir(dir)
+        .run()
+        .code_or_signal()
 }
 
 fn checkpoint_files(root: &Path) -> Vec<PathBuf> {
@@ -101,24 +81,11 @@ fn checkpoint_files(root: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_fresh_archive_is_healthy_and_reports_every_shard_and_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let out = flux_engine(&[
-        "run",
-        repo_root()
-            .join("pipelines/quickstart.toml")
-            .to_str()
-            .unwrap(),
-        "--var",
-        &format!(
-            "input={}",
-            repo_root().join("examples/orders.jsonl").display()
-        ),
-        "--progress",
-        "off",
-    ])
-    .current_dir(dir.path())
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out).1);
+    Flux::run_pipeline(quickstart())
+        .var("input", sample_orders().display())
+        .current_dir(dir.path())
+        .run()
+        .success();
     let (code, report, err) = status(dir.path(), &["file://./archive"], None);
     assert_eq!(code, 0, "{err}");
     assert_eq!(report["version"], 1);
@@ -155,12 +122,12 @@ fn a_fresh_archive_is_healthy_and_reports_every_shard_and_the_run() {
     for empty in ["gaps", "staged", "orphans", "temporary", "problems"] {
         assert_eq!(stream[empty].as_array().unwrap().len(), 0, "{empty}");
     }
-    let out = flux_engine(&["status", "archive", "--stream", "orders"])
+    let out = Flux::new()
+        .args(["status", "archive", "--stream", "orders"])
         .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let (table, _) = text(&out);
-    assert_eq!(out.status.code(), Some(0));
+        .run();
+    let table = out.stdout;
+    assert_eq!(out.code, Some(0));
     assert!(table.contains("stream orders: OK"), "{table}");
     assert!(table.contains("shardId-000000000003"), "{table}");
     assert!(table.contains("2995 records"), "{table}");
@@ -216,11 +183,11 @@ fn a_killed_run_leaves_a_lapsed_lease_and_a_staged_object() {
         .unwrap();
     assert!(message.contains("lease release"), "{message}");
 
-    let out = flux_engine(&["lease", "release", "archive", "--stream", "orders"])
+    Flux::new()
+        .args(["lease", "release", "archive", "--stream", "orders"])
         .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out).1);
+        .run()
+        .success();
     let (code, report, _) = status(dir.path(), &["archive"], None);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["streams"][0]["lease"]["state"], "released");
@@ -437,19 +404,16 @@ async fn with_kinesis_it_reports_lag_expiry_and_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     let run = |allow_gaps: bool| {
-        let p = dir.path().join("k.toml");
-        std::fs::write(
-            &p,
-            format!(
-                "[sources.stream]\ntype = \"kinesis\"\nstream = \"{stream}\"\nstart = \"checkpoint\"\ncheckpoints = \"file://{a}\"\nallow_gaps = {allow_gaps}\npoll_interval = \"20ms\"\nidle_interval = \"50ms\"\n\n[sinks.archive]\ntype = \"archive\"\ninputs = [\"stream\"]\nurl = \"file://{a}\"\n",
-                a = archive.display()
-            ),
-        )
-        .unwrap();
-        let mut cmd = flux_engine(&["run", p.to_str().unwrap(), "--progress", "off"]);
-        emu.apply(&mut cmd);
-        let out = cmd.current_dir(dir.path()).output().unwrap();
-        (out.status.code(), text(&out).1)
+        let url = format!("file://{}", archive.display());
+        let p = Pipeline::kinesis_archiver("k", &stream, &url)
+            .stage("stream")
+            .set("allow_gaps", allow_gaps)
+            .write(dir.path());
+        let out = Flux::run_pipeline(&p)
+            .emulators(&emu)
+            .current_dir(dir.path())
+            .run();
+        (out.code, out.stderr)
     };
     let (code, err) = run(false);
     assert_eq!(code, Some(0), "{err}");
@@ -492,9 +456,11 @@ async fn with_kinesis_it_reports_lag_expiry_and_gaps() {
         "{report:#}"
     );
     // The table for people shows the lag columns.
-    let mut cmd = flux_engine(&["status", &url, "--kinesis"]);
-    emu.apply(&mut cmd);
-    let (table, _) = text(&cmd.output().unwrap());
+    let table = Flux::new()
+        .args(["status", &url, "--kinesis"])
+        .emulators(&emu)
+        .run()
+        .stdout;
     assert!(
         table.contains("behind") && table.contains("expires in"),
         "{table}"

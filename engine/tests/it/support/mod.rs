@@ -77,8 +77,14 @@ pub(crate) fn assert_golden(path: &Path, actual: &str) {
 
 pub(crate) mod fault_proxy;
 pub(crate) mod http;
+pub(crate) mod pipeline;
+pub(crate) mod records;
+pub(crate) mod run;
 pub(crate) mod server;
 pub(crate) mod webdriver;
+
+pub(crate) use pipeline::{Pipeline, table};
+pub(crate) use run::{Flux, Ran};
 
 /// The AWS emulators started by `tests/emulators.sh up` (tests/run.sh does it).
 pub(crate) mod emulators {
@@ -230,6 +236,11 @@ pub(crate) mod emulators {
                 Err(e) => panic!("CreateStream: {e:?}"),
             }
         }
+        wait_active(kinesis, stream).await;
+    }
+
+    /// Waits until `stream` is ACTIVE (after creating or resharding it).
+    pub(crate) async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
         for _ in 0..200 {
             let s = kinesis
                 .describe_stream_summary()
