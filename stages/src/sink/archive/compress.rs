@@ -72,12 +72,26 @@ impl Compressor {
     }
 
     /// Adds bytes to the object.
-    pub(super) async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.pending.extend_from_slice(bytes);
+    #[cfg(test)]
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.write_with(|buf| buf.extend_from_slice(bytes))
+            .await
+            .map(drop)
+    }
+
+    /// Adds what `fill` appends to the object's buffer (written in place: no copy of its own),
+    /// and gives how many bytes that was.
+    pub(super) async fn write_with(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> anyhow::Result<usize> {
+        let before = self.pending.len();
+        fill(&mut self.pending);
+        let written = self.pending.len() - before;
         if self.pending.len() >= CHUNK_BYTES {
             self.hand_over().await?;
         }
-        Ok(())
+        Ok(written)
     }
 
     async fn hand_over(&mut self) -> anyhow::Result<()> {

@@ -133,14 +133,12 @@ impl ArchiveSink {
             gz: compress::Compressor::new(level, self.compress.clone()),
             window,
         });
-        let mut line = Vec::with_capacity(r.data.len() + 256);
-        r.write_envelope(&mut line);
-        w.gz.write(&line).await?;
+        let written = w.gz.write_with(|buf| r.write_envelope(buf)).await?;
         w.last = r.sequence_number.clone();
         w.last_sub = r.sub_sequence_number;
         w.last_arrival = r.arrival_ts;
         w.records += 1;
-        w.raw_bytes += line.len() as u64;
+        w.raw_bytes += written as u64;
         Ok(())
     }
 
