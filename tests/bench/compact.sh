@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `archive` source → `compact` (last record per data.customer_id) → `file` sink (gzip)
 # over the 2M-record archive of ../shared/bench/gen_archive.py, side by side with DuckDB on one
-# thread (duck_job.py compact 1 --variant objects: arg_max over the raw line). Runs the engine
+# thread and with as many threads as cores (duck_job.py compact 1|nproc --variant objects: arg_max
+# over the raw line). Runs the engine
 # with the default memory limit (512MiB) and with 64MiB (spilling), interleaved with DuckDB.
 # Prints figures; checks the record counts; asserts nothing about time.
 #
@@ -61,6 +62,12 @@ for i in $(seq 1 "$runs"); do
   got=$(python3 -c "import json; print(json.load(open('$work/duck.json'))['result'])")
   [[ "$got" == "$expected" ]] || { echo "duckdb wrote $got records, expected $expected" >&2; exit 1; }
   echo "  duckdb: $(cat "$work/td")" >&2
+  # DuckDB with as many threads as the machine has cores (the engine uses them all too).
+  (cd "$work" && /usr/bin/time -f '%e %M' -o "$work/td" "$venv/bin/python" "$shared/bench/duck_job.py" compact "$(nproc)" "$data" --variant objects --outdir "$work/duckn" > "$work/duckn.json")
+  cat "$work/td" >> "$work/duckn.times"
+  got=$(python3 -c "import json; print(json.load(open('$work/duckn.json'))['result'])")
+  [[ "$got" == "$expected" ]] || { echo "duckdb ($(nproc) threads) wrote $got records, expected $expected" >&2; exit 1; }
+  echo "  duckdb $(nproc) threads: $(cat "$work/td")" >&2
   engine spill
   echo "run $i done; load: $(uptime | sed 's/.*load average: //')" >&2
 done
@@ -72,10 +79,14 @@ def load(name):
     rows = [l.split() for l in open(f"{work}/{name}.times") if l.strip()]
     return statistics.median(float(r[0]) for r in rows), max(int(r[1]) for r in rows) / 1024, len(rows)
 d, dr, n = load("duck")
+dn, dnr, _ = load("duckn")
+import os
+cores = os.cpu_count()
 print(f"compact benchmark: {records} records, {raw_mb} MB uncompressed, {out} keys out, medians of {n} interleaved runs")
 for name, label, limit in (("default", "flux-engine 512MiB", 512), ("spill", "flux-engine 64MiB ", 64)):
     e, er, _ = load(name)
-    print(f"  {label}: {e:6.2f} s  {raw_mb/e:6.1f} MB/s  peak RSS {er:6.1f} MB (target <= {limit + 64} MiB)  ratio {e/d:.2f} (target <= 0.5)")
+    print(f"  {label}: {e:6.2f} s  {raw_mb/e:6.1f} MB/s  peak RSS {er:6.1f} MB (target <= {limit + 64} MiB)  ratio to duckdb 1 thread {e/d:.2f}, to duckdb {cores} threads {e/dn:.2f} (target <= 0.5 at equal threads)")
 print(f"  duckdb (1t)       : {d:6.2f} s  {raw_mb/d:6.1f} MB/s  peak RSS {dr:6.1f} MB")
+print(f"  duckdb ({cores}t)       : {dn:6.2f} s  {raw_mb/dn:6.1f} MB/s  peak RSS {dnr:6.1f} MB")
 PY
 uptime
