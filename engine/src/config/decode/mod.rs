@@ -9,8 +9,7 @@ mod value;
 
 pub(crate) use error::{DecodeError, DecodeErrorKind};
 pub(crate) use translate::{
-    DecodeProblem, Scope, TableNames, find_key, find_value_span as find_value, first_line, list,
-    translate,
+    DecodeProblem, Scope, TableNames, find_key, find_value_span, first_line, list, translate,
 };
 
 use toml::Spanned;

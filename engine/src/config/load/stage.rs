@@ -142,7 +142,7 @@ impl Loader {
                 let at = problem
                     .key
                     .as_deref()
-                    .and_then(|k| decode::find_value(&table, k).map(|span| (k, span)));
+                    .and_then(|k| decode::find_value_span(&table, k).map(|span| (k, span)));
                 let (field, span) = match at {
                     Some((k, span)) => (format!("{path}.{k}"), span),
                     None => (path.clone(), kind_span.clone()),

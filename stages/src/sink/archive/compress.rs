@@ -99,8 +99,12 @@ impl Compressor {
         let permit = self.budget.reserve(chunk.len()).await?;
         let sender = self.chunks.as_ref().expect("open until finished");
         if sender.send((chunk, permit)).await.is_err() {
-            // The compressor stopped on an error: `finish` says which.
-            anyhow::bail!("gzip: the compressor stopped");
+            // The compressor stopped on an error: say which.
+            return Err(match (&mut self.done).await {
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => anyhow::anyhow!("gzip: the compressor stopped"),
+                Err(e) => e.into(),
+            });
         }
         Ok(())
     }
