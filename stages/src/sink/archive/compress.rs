@@ -43,7 +43,8 @@ impl CompressBudget {
 pub(super) struct Compressor {
     pending: Vec<u8>,
     chunks: Option<mpsc::Sender<(Vec<u8>, OwnedSemaphorePermit)>>,
-    done: JoinHandle<anyhow::Result<Vec<u8>>>,
+    /// The compressing task; taken when awaited (a handle is awaited once).
+    done: Option<JoinHandle<anyhow::Result<Vec<u8>>>>,
     budget: CompressBudget,
 }
 
@@ -66,7 +67,7 @@ impl Compressor {
         Compressor {
             pending: Vec::with_capacity(CHUNK_BYTES),
             chunks: Some(tx),
-            done,
+            done: Some(done),
             budget,
         }
     }
@@ -100,10 +101,13 @@ impl Compressor {
         let sender = self.chunks.as_ref().expect("open until finished");
         if sender.send((chunk, permit)).await.is_err() {
             // The compressor stopped on an error: say which.
-            return Err(match (&mut self.done).await {
-                Ok(Err(e)) => e,
-                Ok(Ok(_)) => anyhow::anyhow!("gzip: the compressor stopped"),
-                Err(e) => e.into(),
+            return Err(match self.done.take() {
+                Some(done) => match done.await {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(_)) => anyhow::anyhow!("gzip: the compressor stopped"),
+                    Err(e) => e.into(),
+                },
+                None => anyhow::anyhow!("gzip: the compressor stopped"),
             });
         }
         Ok(())
@@ -115,7 +119,10 @@ impl Compressor {
             self.hand_over().await?;
         }
         drop(self.chunks.take());
-        self.done.await?
+        match self.done.take() {
+            Some(done) => done.await?,
+            None => anyhow::bail!("gzip: the compressor stopped"),
+        }
     }
 }
 
