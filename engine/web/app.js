@@ -18,6 +18,13 @@ const el = (tag, attrs = {}, ...children) => {
 const fmt = (n) => (n === null || n === undefined ? "" : Number(n).toLocaleString("en-US"));
 const say = (text) => { $("#status").textContent = text || ""; };
 
+// What goes wrong with no place of its own on the page is said in the status line, and kept in
+// `window.fluxErrors` (the browser test prints them when it fails).
+window.fluxErrors = [];
+const failed = (what) => { window.fluxErrors.push(String(what)); say(String(what)); };
+window.addEventListener("error", (e) => failed(e.message));
+window.addEventListener("unhandledrejection", (e) => failed((e.reason && e.reason.message) || e.reason));
+
 let token = sessionStorage.getItem("flux-token") || "";
 let server = null;
 
@@ -29,11 +36,16 @@ function headers(json) {
 }
 
 async function api(method, path, body) {
-  const r = await fetch(path, {
-    method,
-    headers: headers(body !== undefined),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let r;
+  try {
+    r = await fetch(path, {
+      method,
+      headers: headers(body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    return { status: 0, ok: false, json: { error: `cannot reach the server (${method} ${path}): ${e.message || e}` } };
+  }
   if (r.status === 401) needToken();
   let json = null;
   try { json = await r.json(); } catch (_) { json = null; }
@@ -137,7 +149,17 @@ function showPipeline(p) {
   check(p, form);
 }
 
+// The form changed: what the page showed for its old values holds no longer. The check in
+// flight (if any) is disregarded, Start run waits for the new check, and a dry run of other
+// values is no longer shown as the one that allows it.
 function scheduleCheck(p, form) {
+  checkSeq++;
+  $("#check-state").textContent = "checking…";
+  $("#btn-run").disabled = true;
+  if (dryOk !== JSON.stringify(varsOf(form, p))) {
+    $("#dry-state").textContent = "";
+    $("#dry-log").hidden = true;
+  }
   clearTimeout(checkTimer);
   checkTimer = setTimeout(() => check(p, form), 250);
 }

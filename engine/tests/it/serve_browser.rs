@@ -153,6 +153,16 @@ fn the_console_searches_replays_and_cancels_in_a_browser() {
     b.goto(&format!("{base}/#pipelines/replay.toml.j2"));
     b.find("#pipeline-detail[data-pipeline=\"replay.toml.j2\"] #var-incident");
     fill_replay(&b, &slow, "2026-11-25T00:00:00Z", "2");
+    // The form kept the first replay's values; new ones take back what the page showed for
+    // those (the dry run that allowed Start run), so no wait below can pass on a stale state.
+    assert_eq!(b.text("#dry-state"), "");
+    assert_eq!(
+        b.js(
+            "return document.querySelector('#btn-run').disabled",
+            json!([])
+        ),
+        json!(true)
+    );
     let slow_id = dry_run_then_run(&b);
     b.wait_for(
         "records being delivered",

@@ -208,8 +208,31 @@ impl Browser {
             if !(v.is_null() || v == json!(false) || v == json!("")) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for {what}; the page: {}",
+                    self.snapshot()
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What a timed-out wait prints: the page's address, its status line and the state of
+    /// the run buttons, so a failure says where the page was.
+    fn snapshot(&self) -> String {
+        let script = "const t = (s) => { const e = document.querySelector(s); return e ? e.textContent : null; }; \
+            const d = (s) => { const e = document.querySelector(s); return e ? e.disabled : null; }; \
+            return JSON.stringify({hash: location.hash, status: t('#status'), check: t('#check-state'), \
+            dry: t('#dry-state'), dry_disabled: d('#btn-dry'), run_disabled: d('#btn-run'), \
+            errors: window.fluxErrors || []});";
+        match self.try_call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        ) {
+            Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+            Err(e) => format!("(no snapshot: {e})"),
         }
     }
 
