@@ -99,6 +99,10 @@ pub struct BuildContext {
     /// configuration (see [`StageConfig::source_stream`]), so that a sink can account for a
     /// stream that brings no record (the `archive` sink writes its run manifest anyway).
     pub upstream_streams: Vec<String>,
+    /// Sinks: those of [`BuildContext::upstream_streams`] that several processes share
+    /// (`workers = "shared"` on their source): the `archive` sink takes no stream lease for
+    /// them and reads a shard's checkpoint again before each object it opens.
+    pub shared_streams: Vec<String>,
     /// A dry run's target shards for `kinesis` sinks, given on the command line (`--shards N`,
     /// `--shards-file F`) instead of listed from the stream: the dry run needs no Kinesis.
     pub offline_shards: Option<Vec<crate::sink::kinesis::shards::ShardRange>>,
@@ -121,6 +125,7 @@ impl BuildContext {
             dry_run: false,
             pushdown: None,
             upstream_streams: Vec::new(),
+            shared_streams: Vec::new(),
             offline_shards: None,
             metrics: Default::default(),
             stop: Default::default(),
@@ -203,6 +208,13 @@ pub trait StageKind {
     /// operating system or the store resolves it now; `None` for stages without one here.
     /// `Err` when the place is invalid.
     fn place(&self) -> Option<Result<Place, String>> {
+        None
+    }
+
+    /// Sources whose stream several processes share (`workers = "shared"`): the archive
+    /// holding the checkpoints and shard leases through which they hand shards over. An archive
+    /// sink fed by the source must write there.
+    fn shared_archive(&self) -> Option<Result<Place, String>> {
         None
     }
 
@@ -326,6 +338,11 @@ impl StageConfig {
         self.kind().place()
     }
 
+    /// See [`StageKind::shared_archive`].
+    pub fn shared_archive(&self) -> Option<Result<Place, String>> {
+        self.kind().shared_archive()
+    }
+
     /// See [`StageKind::pushdown_prefilter`].
     pub fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         self.kind().pushdown_prefilter()
@@ -360,6 +377,9 @@ impl<K: StageKind + ?Sized> StageKind for Box<K> {
     }
     fn place(&self) -> Option<Result<Place, String>> {
         (**self).place()
+    }
+    fn shared_archive(&self) -> Option<Result<Place, String>> {
+        (**self).shared_archive()
     }
     fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         (**self).pushdown_prefilter()

@@ -25,6 +25,9 @@ pub struct Facts {
     /// Sinks: the streams the sources upstream of its main input read, sorted (dead-letter
     /// edges carry rejects, not the stream's records, and are not followed).
     pub upstream_streams: Vec<String>,
+    /// Sinks: those of `upstream_streams` whose source shares them with other processes
+    /// (`workers = "shared"`).
+    pub shared_streams: Vec<String>,
     /// What the stage needs from the runtime.
     pub resources: Resources,
 }
@@ -35,6 +38,7 @@ pub(super) fn derive(graph: &mut DiGraph<Node, Edge>) {
         let facts = Facts {
             pushdown: pushdown(graph, n),
             upstream_streams: upstream_streams(graph, n),
+            shared_streams: shared_streams(graph, n),
             resources: graph[n].config.resources(),
         };
         graph[n].facts = facts;
@@ -63,6 +67,24 @@ fn pushdown(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<(Prefilter, Str
 
 /// The streams a sink's upstream sources read.
 fn upstream_streams(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Vec<String> {
+    streams_reaching(graph, n, |e| e.port == Port::Main, |_| true)
+}
+
+/// The streams of the shared sources (`workers = "shared"`) whose records or dead letters reach
+/// a sink: several processes write them at once, so no sink of the pipeline may take a lease on
+/// the whole stream (the dead-letter archive of a shared stream included).
+fn shared_streams(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Vec<String> {
+    streams_reaching(graph, n, |_| true, |c| c.shared_archive().is_some())
+}
+
+/// The streams of the sources (those `source` picks) from which edges that `edge` follows reach
+/// sink `n`.
+fn streams_reaching(
+    graph: &DiGraph<Node, Edge>,
+    n: NodeIndex,
+    edge: impl Fn(&Edge) -> bool,
+    source: impl Fn(&flux_stages::registry::StageConfig) -> bool,
+) -> Vec<String> {
     if graph[n].role != Role::Sink {
         return Vec::new();
     }
@@ -71,11 +93,15 @@ fn upstream_streams(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Vec<String> {
     let mut todo = vec![n];
     while let Some(m) = todo.pop() {
         for e in graph.edges_directed(m, Direction::Incoming) {
-            if e.weight().port == Port::Main && seen.insert(e.source()) {
+            if edge(e.weight()) && seen.insert(e.source()) {
                 todo.push(e.source());
             }
         }
-        if let Some(s) = graph[m].config.source_stream() {
+        if let Some(s) = graph[m]
+            .config
+            .source_stream()
+            .filter(|_| source(&graph[m].config))
+        {
             streams.insert(s.to_owned());
         }
     }
@@ -191,5 +217,38 @@ path = "bad.jsonl"
             "dead letters are not the stream's records"
         );
         assert_eq!(p.resources().blocking_threads, 0);
+    }
+
+    #[test]
+    fn the_sinks_of_a_shared_source_dead_letters_included_know_its_stream_is_shared() {
+        let p = compile(
+            r#"
+[sources.k]
+type = "kinesis"
+stream = "orders"
+start = "checkpoint"
+checkpoints = "file://./arch"
+workers = "shared"
+[sources.f]
+type = "file"
+path = "in.jsonl"
+stream = "clicks"
+[sinks.arch]
+type = "archive"
+inputs = ["k", "f"]
+url = "file://./arch"
+[sinks.rejects]
+type = "archive"
+inputs = ["k.dead_letter"]
+url = "file://./rejects"
+"#,
+        );
+        assert_eq!(
+            node(&p, "arch").facts.upstream_streams,
+            ["clicks", "orders"]
+        );
+        assert_eq!(node(&p, "arch").facts.shared_streams, ["orders"]);
+        assert_eq!(node(&p, "rejects").facts.shared_streams, ["orders"]);
+        assert!(node(&p, "rejects").facts.upstream_streams.is_empty());
     }
 }

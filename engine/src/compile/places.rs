@@ -10,6 +10,8 @@
 //!   fails on the first's.
 //! - An archive sink may not write a stream back into the archive a source reads it from (a
 //!   loop). Archiving other streams into an archive the pipeline also reads is allowed.
+//! - A `kinesis` source with `workers = "shared"` must feed an archive sink that writes into
+//!   its `checkpoints` archive (the workers hand shards over through its checkpoints).
 
 use std::collections::BTreeSet;
 
@@ -168,6 +170,33 @@ pub(super) fn check(
                 Place::Std(_) => continue,
             };
             diags.push(diag.at(w.stage.key_location(w.key)).field(w.field()));
+        }
+    }
+
+    // A source that several processes share hands shards over through the checkpoints in
+    // the archive it names: an archive sink it feeds must write there.
+    for (j, stage) in spec.stages.iter().enumerate() {
+        let Some(Some(Ok(shared))) = stage.config.as_ref().map(StageConfig::shared_archive) else {
+            continue;
+        };
+        let fed = writers
+            .iter()
+            .any(|(i, w)| w.place == shared && upstream(*i).contains(&j));
+        if !fed {
+            diags.push(
+                Diagnostic::error_of(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    format!(
+                        "{}.workers = \"shared\" needs an archive sink fed by this source that writes into its `checkpoints` archive {}: the workers hand shards over through that archive's checkpoints",
+                        stage.path(),
+                        shown(&shared)
+                    ),
+                )
+                .at(stage.key_location("workers"))
+                .field(format!("{}.workers", stage.path()))
+                .help("archive this source's records with a sink whose url is the source's `checkpoints`"),
+            );
         }
     }
 }
@@ -340,5 +369,25 @@ mod tests {
             + &sink("out", "file", "path", "-", "\"a\"")
             + &sink("arch", "archive", "url", &d, "\"live\"");
         assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn shared_workers_need_an_archive_sink_writing_into_their_checkpoints() {
+        let source = |checkpoints: &str| {
+            format!(
+                "[sources.k]\ntype = \"kinesis\"\nstream = \"orders\"\nstart = \"checkpoint\"\ncheckpoints = \"{checkpoints}\"\nworkers = \"shared\"\n"
+            )
+        };
+        let text = source("file://./arch") + &sink("a", "archive", "url", "./arch/", "\"k\"");
+        assert_eq!(errors(&text), Vec::<String>::new());
+        let text = source("file://./arch") + &sink("a", "archive", "url", "./other", "\"k\"");
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("sources.k.workers = \"shared\" needs an archive sink"),
+            "{e:?}"
+        );
+        let text = source("file://./arch") + &sink("out", "file", "path", "-", "\"k\"");
+        assert_eq!(errors(&text).len(), 1);
     }
 }

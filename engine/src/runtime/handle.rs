@@ -228,15 +228,14 @@ pub fn start_with(
             let _ = s.live.set(live);
         })
         .await;
-        if report.error.is_some() {
-            // A run that failed never reached its sinks' end: release the leases they still
-            // hold, so the next run need not wait for lease_ttl.
-            let _ = tokio::time::timeout(
-                RELEASE_WITHIN,
-                flux_stages::archive::lease::release_held_by(&s.run_id),
-            )
-            .await;
-        }
+        // What the run still holds goes back now that its sinks have committed (or failed):
+        // the shard leases and heartbeat of a shared worker, and the leases of a failed run's
+        // sinks, which never reached their end. The next run need not wait for lease_ttl.
+        let _ = tokio::time::timeout(
+            RELEASE_WITHIN,
+            flux_stages::archive::lease::release_held_by(&s.run_id),
+        )
+        .await;
         let summary = summarize(report, &s.run_id, &s.pipeline, options.dry_run, started_at);
         s.state
             .store(state_code(RunState::Finished), Ordering::Relaxed);

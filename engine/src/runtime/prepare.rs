@@ -120,6 +120,7 @@ pub fn prepare_provided(
                 stop: stop.clone(),
                 pushdown: node.facts.pushdown.as_ref().map(|(pre, _)| pre.clone()),
                 upstream_streams: node.facts.upstream_streams.clone(),
+                shared_streams: node.facts.shared_streams.clone(),
             };
             if let Some((_, filter)) = &node.facts.pushdown {
                 tracing::debug!(source = %node.id, filter = %filter, "filter pushed down into the source");

@@ -16,10 +16,10 @@ use aws_sdk_kinesis::primitives::Blob;
 type SubPut = BTreeMap<(String, String, Option<u64>), (String, Vec<u8>)>;
 
 /// What was put: (shard, sequence number) → (partition key, bytes).
-type Put = BTreeMap<(String, String), (String, Vec<u8>)>;
+pub(crate) type Put = BTreeMap<(String, String), (String, Vec<u8>)>;
 
 /// Sequence numbers (up to 128 bits of decimal) padded so string order is numeric order.
-fn seq(s: &str) -> String {
+pub(crate) fn seq(s: &str) -> String {
     format!("{s:0>60}")
 }
 
@@ -190,7 +190,7 @@ fn canonical(data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn normalise(p: &Put) -> Put {
+pub(crate) fn normalise(p: &Put) -> Put {
     p.iter()
         .map(|(k, (key, d))| (k.clone(), (key.clone(), canonical(d))))
         .collect()
@@ -459,7 +459,7 @@ impl Setup {
 
 /// The records of an archive's objects as (shard, sequence) → (key, bytes), asserting that no
 /// record appears twice.
-fn records_of(what: &str, objects: BTreeMap<String, Vec<serde_json::Value>>) -> Put {
+pub(crate) fn records_of(what: &str, objects: BTreeMap<String, Vec<serde_json::Value>>) -> Put {
     let mut got = Put::new();
     for (key, envs) in objects {
         for e in envs {

@@ -20,6 +20,7 @@ mod ddl_kinesis;
 mod golden;
 mod kinesis_archive;
 mod kinesis_replay;
+mod kinesis_workers;
 mod packaging;
 mod serve;
 mod serve_browser;

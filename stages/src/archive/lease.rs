@@ -40,6 +40,32 @@ type Held = (
 
 static HELD: std::sync::Mutex<Vec<Held>> = std::sync::Mutex::new(Vec::new());
 
+/// Registers an object this process holds (a lease, a worker's heartbeat) under `run_id`, with
+/// the entity tag it wrote last (kept up to date by the holder), so that [`release_held`] and
+/// [`release_held_by`] delete it if the run ends without doing so.
+pub(crate) fn hold(
+    run_id: &str,
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    etag: &Arc<std::sync::Mutex<String>>,
+) {
+    if let Ok(mut held) = HELD.lock() {
+        held.push((
+            run_id.to_owned(),
+            store.clone(),
+            key.to_owned(),
+            etag.clone(),
+        ));
+    }
+}
+
+/// Forgets an object registered with [`hold`] (it was released, or is no longer ours).
+pub(crate) fn unhold(etag: &Arc<std::sync::Mutex<String>>) {
+    if let Ok(mut held) = HELD.lock() {
+        held.retain(|(.., e)| !Arc::ptr_eq(e, etag));
+    }
+}
+
 /// Releases every lease this process still holds (each only if it is still ours), for exit
 /// paths that never reach the sink's end: a second Ctrl-C. Errors are logged.
 pub async fn release_held() {
@@ -67,7 +93,7 @@ async fn release_where(which: impl Fn(&str) -> bool) {
     for (_, store, key, etag) in held {
         let ours = etag.lock().map(|e| e.clone()).unwrap_or_default();
         match release_if_ours(&store, &key, &ours).await {
-            Ok(true) => tracing::info!(lease = %key, "released the archive lease"),
+            Ok(true) => tracing::info!(lease = %key, "released a lease this run held"),
             Ok(false) => {}
             Err(e) => tracing::warn!(lease = %key, "could not release the archive lease: {e}"),
         }
@@ -75,7 +101,7 @@ async fn release_where(which: impl Fn(&str) -> bool) {
 }
 
 /// Deletes the lease at `key` if its entity tag is still `ours`; true when it was deleted.
-async fn release_if_ours(
+pub(crate) async fn release_if_ours(
     store: &Arc<dyn ObjectStore>,
     key: &str,
     ours: &str,
@@ -234,9 +260,7 @@ impl Lease {
             Err(e) => return Err(e.into()),
         };
         let etag = Arc::new(std::sync::Mutex::new(etag));
-        if let Ok(mut held) = HELD.lock() {
-            held.push((run_id.to_owned(), store.clone(), key.clone(), etag.clone()));
-        }
+        hold(run_id, store, &key, &etag);
         let lost = Arc::new(std::sync::Mutex::new(None));
         let renewer = tokio::spawn(renew_forever(
             store.clone(),
@@ -267,9 +291,7 @@ impl Lease {
     /// Gives the lease up (only if it is still ours).
     pub async fn release(self) -> anyhow::Result<()> {
         self.renewer.abort();
-        if let Ok(mut held) = HELD.lock() {
-            held.retain(|(.., e)| !Arc::ptr_eq(e, &self.etag));
-        }
+        unhold(&self.etag);
         let ours = self.etag.lock().map(|e| e.clone()).unwrap_or_default();
         release_if_ours(&self.store, &self.key, &ours).await?;
         Ok(())

@@ -5,3 +5,4 @@ pub mod layout;
 pub mod lease;
 pub mod state;
 pub mod status;
+pub mod workers;

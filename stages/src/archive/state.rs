@@ -88,6 +88,31 @@ pub async fn read_checkpoints(
     Ok(out)
 }
 
+/// Reads one shard's checkpoint, if it has one.
+pub async fn read_checkpoint(
+    store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
+    shard: &ShardId,
+) -> anyhow::Result<Option<Stored>> {
+    let key = layout::checkpoint_key(stream, shard);
+    let (body, etag) = match store.get_with_etag(&key).await {
+        Ok(x) => x,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let checkpoint: Checkpoint = serde_json::from_slice(&body)
+        .map_err(|e| anyhow::anyhow!("{}/{key}: corrupt checkpoint: {e}", store.url()))?;
+    if checkpoint.stream != stream.as_str() || checkpoint.shard_id != shard.as_str() {
+        anyhow::bail!(
+            "{}/{key}: corrupt checkpoint: it names stream {:?} shard {:?}, but lies where stream {stream} shard {shard} keeps its checkpoint",
+            store.url(),
+            checkpoint.stream,
+            checkpoint.shard_id
+        );
+    }
+    Ok(Some(Stored { checkpoint, etag }))
+}
+
 /// Moves one shard's checkpoint, only if nobody else moved it since `previous` was read (or,
 /// without `previous`, only if it does not exist yet). Two archivers racing on one stream can
 /// therefore not both advance a checkpoint: the loser gets [`StoreError::Conflict`].

@@ -12,15 +12,22 @@ impl ArchiveSink {
         if self.streams.contains_key(stream.as_arc()) {
             return Ok(());
         }
-        // Take the stream before reading anything, so what is read cannot change under us.
-        let lease = Lease::acquire(
-            &self.store,
-            stream,
-            &self.run.run_id,
-            &self.run.pipeline,
-            self.config.lease_ttl.0,
-        )
-        .await?;
+        let shared = self.shared.contains(stream.as_arc());
+        // Take the stream before reading anything, so what is read cannot change under us;
+        // unless several workers share it: then its source holds each shard's lease.
+        let lease = if shared {
+            None
+        } else {
+            let lease = Lease::acquire(
+                &self.store,
+                stream,
+                &self.run.run_id,
+                &self.run.pipeline,
+                self.config.lease_ttl.0,
+            )
+            .await?;
+            refuse_shared_workers(&self.store, stream, lease).await?
+        };
         let checkpoints = read_checkpoints(&self.store, stream).await?;
         for stored in checkpoints.values() {
             let cp = &stored.checkpoint;
@@ -52,7 +59,15 @@ impl ArchiveSink {
             }
         }
         let mut removed = Vec::new();
-        for meta in self.store.list(&layout::stream_prefix(stream)).await? {
+        // Orphans are looked for only with the stream to ourselves: another worker commits and
+        // then promotes, so between our reading of the checkpoints and our listing, one of its
+        // objects could look like an orphan.
+        let data = if shared {
+            Vec::new()
+        } else {
+            self.store.list(&layout::stream_prefix(stream)).await?
+        };
+        for meta in data {
             let Some(obj) = layout::parse_data_key(stream, &meta.key) else {
                 continue;
             };
@@ -83,11 +98,41 @@ impl ArchiveSink {
             stream.as_arc().clone(),
             StreamState {
                 name: stream.clone(),
-                lease: Some(lease),
+                lease,
                 checkpoints,
                 manifest,
             },
         );
+        Ok(())
+    }
+
+    /// For a shard of a shared stream with no open object: reads its checkpoint again (once per
+    /// barrier), since another worker may have archived it since this sink last looked.
+    pub(super) async fn refresh_if_shared(
+        &mut self,
+        r: &Record,
+        stream: &StreamName,
+        shard_id: &ShardId,
+    ) -> anyhow::Result<()> {
+        let key = (r.stream.clone(), r.shard_id.clone());
+        if !self.shared.contains(&r.stream)
+            || self.writers.contains_key(&key)
+            || self.fresh.contains(&key)
+        {
+            return Ok(());
+        }
+        let stored = crate::archive::state::read_checkpoint(&self.store, stream, shard_id).await?;
+        if let Some(state) = self.streams.get_mut(stream.as_arc()) {
+            match stored {
+                Some(s) => {
+                    state.checkpoints.insert(shard_id.to_string(), s);
+                }
+                None => {
+                    state.checkpoints.remove(shard_id.as_str());
+                }
+            }
+        }
+        self.fresh.insert(key);
         Ok(())
     }
 
@@ -249,4 +294,26 @@ pub(super) async fn gaps_found_since(
         }
     }
     Ok(out)
+}
+
+/// After taking a stream's lease: fails (giving the lease back) when shared workers
+/// (`workers = "shared"`) archive the stream, since the two modes cannot run at once.
+async fn refuse_shared_workers(
+    store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
+    lease: Lease,
+) -> anyhow::Result<Option<Lease>> {
+    let workers = crate::archive::workers::live_workers(store, stream).await?;
+    if let Some(w) = workers.first() {
+        lease.release().await?;
+        anyhow::bail!(
+            "stream {stream} is being archived by {} shared worker(s) (workers = \"shared\"; run {} of pipeline {}, until {}); \
+             workers = \"shared\" and \"single\" cannot archive one stream at once: give every archiver of the stream the same `workers`",
+            workers.len(),
+            w.worker,
+            w.pipeline,
+            w.expires_at
+        );
+    }
+    Ok(Some(lease))
 }

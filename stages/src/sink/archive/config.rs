@@ -120,8 +120,14 @@ impl ArchiveSinkConfig {
 
     /// Builds the sink. `expected` names the streams the upstream sources read (see
     /// [`crate::registry::BuildContext::upstream_streams`]): each gets a run manifest, records
-    /// or not.
-    pub fn build(&self, run: RunInfo, expected: Vec<String>) -> Result<Box<dyn Sink>, String> {
+    /// or not. `shared` names those that several processes archive at once
+    /// ([`crate::registry::BuildContext::shared_streams`]).
+    pub fn build(
+        &self,
+        run: RunInfo,
+        expected: Vec<String>,
+        shared: Vec<String>,
+    ) -> Result<Box<dyn Sink>, String> {
         Problems::first(|p| self.check(p))?;
         if let Some(why) = crate::names::name_problem(&run.run_id) {
             return Err(format!("the run id {why}"));
@@ -146,6 +152,8 @@ impl ArchiveSinkConfig {
             written: HashMap::new(),
             compress: Default::default(),
             expected,
+            shared: shared.into_iter().map(Arc::from).collect(),
+            fresh: Default::default(),
         }))
     }
 }
@@ -170,8 +178,13 @@ impl crate::registry::StageKind for ArchiveSinkConfig {
             pipeline: ctx.pipeline.clone(),
             stage: ctx.stage.clone(),
         };
-        ArchiveSinkConfig::build(self, run, ctx.upstream_streams.clone())
-            .map(crate::registry::BuiltStage::Sink)
+        ArchiveSinkConfig::build(
+            self,
+            run,
+            ctx.upstream_streams.clone(),
+            ctx.shared_streams.clone(),
+        )
+        .map(crate::registry::BuiltStage::Sink)
     }
 
     fn place(&self) -> Option<Result<crate::registry::Place, String>> {

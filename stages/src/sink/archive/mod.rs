@@ -82,6 +82,12 @@ pub struct ArchiveSink {
     written: HashMap<ShardKey, Position>,
     /// The room for uncompressed bytes in flight to the open objects' compressors.
     compress: compress::CompressBudget,
+    /// Streams several processes archive at once (`workers = "shared"` on their source): no
+    /// stream lease; a shard's checkpoint is read again before the sink opens an object for it
+    /// (another worker may have moved it since), at most once per checkpoint barrier.
+    shared: std::collections::HashSet<Arc<str>>,
+    /// Shards of shared streams whose checkpoint was read since the last barrier.
+    fresh: std::collections::HashSet<ShardKey>,
 }
 
 /// (stream, shard id).
@@ -216,6 +222,7 @@ impl Sink for ArchiveSink {
                 }
             };
             self.open_stream(&stream).await?;
+            self.refresh_if_shared(r, &stream, &shard_id).await?;
             if self.config.roll_per_window {
                 self.check_sequence_order(r)?;
             }
@@ -245,7 +252,9 @@ impl Sink for ArchiveSink {
     }
 
     async fn barrier(&mut self, _id: u64) -> anyhow::Result<()> {
-        self.flush_all().await
+        self.flush_all().await?;
+        self.fresh.clear();
+        Ok(())
     }
 
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {

@@ -74,9 +74,30 @@ pub struct KinesisSourceConfig {
     /// dead-letter route. Default true; false passes aggregates on as single records.
     #[serde(default = "default_true")]
     pub deaggregate: bool,
+    /// `single` (default): this process reads every shard. `shared`: several processes
+    /// running this pipeline share the shards (needs `start = "checkpoint"`).
+    #[serde(default)]
+    pub workers: WorkersMode,
+    /// With `workers = "shared"`: how long a shard lease (and a worker's heartbeat) lasts
+    /// unless renewed; renewed every third of it. A worker that dies leaves its shards to the
+    /// others after at most this long. Default "1m".
+    #[serde(default = "default_shard_lease_ttl")]
+    pub lease_ttl: HumanDuration,
     /// Region, profile, endpoint.
     #[serde(default)]
     pub aws: AwsSettings,
+}
+
+/// How many archiver processes read the stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkersMode {
+    /// One process reads every shard; the archive sink holds a lease on the whole stream.
+    #[default]
+    Single,
+    /// Several processes share the shards: each shard is leased to one of them at a time, in
+    /// the `checkpoints` archive (docs/archive.md, "Several workers on one stream").
+    Shared,
 }
 
 fn default_true() -> bool {
@@ -90,6 +111,9 @@ fn default_poll() -> HumanDuration {
 }
 fn default_idle() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))
+}
+fn default_shard_lease_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
 }
 fn default_checkpoint_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
@@ -128,6 +152,15 @@ impl KinesisSourceConfig {
         if let Some(url) = &self.checkpoints {
             p.check("checkpoints", store::check_url(url));
         }
+        if self.workers == WorkersMode::Shared && self.start != StartAt::Checkpoint {
+            p.add(
+                "workers",
+                "workers = \"shared\" needs start = \"checkpoint\" (and `checkpoints`): shared workers hand shards over through the archive's checkpoints",
+            );
+        }
+        if self.lease_ttl.0 < Duration::from_secs(1) {
+            p.add("lease_ttl", "`lease_ttl` must be at least 1s");
+        }
     }
 
     /// The stream's name (the last part of an ARN).
@@ -136,14 +169,6 @@ impl KinesisSourceConfig {
             Some((_, name)) => name,
             None => &self.stream,
         }
-    }
-
-    /// Builds the source.
-    pub fn build(&self) -> Result<Box<dyn Source>, String> {
-        Problems::first(|p| self.check(p))?;
-        Ok(Box::new(KinesisSource {
-            config: self.clone(),
-        }))
     }
 }
 
@@ -154,13 +179,32 @@ impl crate::registry::StageKind for KinesisSourceConfig {
 
     fn build(
         &self,
-        _: &crate::registry::BuildContext,
+        ctx: &crate::registry::BuildContext,
     ) -> Result<crate::registry::BuiltStage, String> {
-        KinesisSourceConfig::build(self).map(crate::registry::BuiltStage::Source)
+        Problems::first(|p| self.check(p))?;
+        Ok(crate::registry::BuiltStage::Source(Box::new(
+            KinesisSource {
+                config: self.clone(),
+                run_id: ctx.run_id.clone(),
+                pipeline: ctx.pipeline.clone(),
+            },
+        )))
     }
 
     /// Also when configured by ARN.
     fn source_stream(&self) -> Option<&str> {
         Some(self.stream_name())
+    }
+
+    fn shared_archive(&self) -> Option<Result<crate::registry::Place, String>> {
+        if self.workers != WorkersMode::Shared {
+            return None;
+        }
+        let url = self.checkpoints.as_deref()?;
+        Some(
+            store::locate(url, self.aws.endpoint.as_deref())
+                .map(crate::registry::Place::Archive)
+                .map_err(String::from),
+        )
     }
 }

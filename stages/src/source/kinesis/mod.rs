@@ -27,6 +27,7 @@
 mod config;
 mod reader;
 mod resume;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -50,12 +51,16 @@ use crate::stage::{Rejected, Source, SourceContext, StageMetrics};
 use crate::store;
 use crate::units::{HumanDuration, Timestamp};
 
-pub use config::{KinesisSourceConfig, StartAt, StopAt};
+pub use config::{KinesisSourceConfig, StartAt, StopAt, WorkersMode};
 use reader::{Reader, Timing};
 
 /// The running `kinesis` source.
 pub struct KinesisSource {
     config: KinesisSourceConfig,
+    /// The run's id: with `workers = "shared"`, this worker's name.
+    run_id: String,
+    /// The run's pipeline, named in the shard leases.
+    pipeline: String,
 }
 
 /// A shard as the scheduler knows it.
@@ -72,6 +77,13 @@ enum Event {
     Done {
         shard: String,
         children: Vec<ShardInfo>,
+        /// True when the shard is closed and was read to its end; false when the reader
+        /// stopped at the tip of an open shard (`stop = "caught_up"`).
+        closed: bool,
+    },
+    /// A reader asked to stop ([`Reader::stop`]) has stopped: it sends nothing more.
+    Stopped {
+        shard: String,
     },
     /// A shard's `MillisBehindLatest` from its last GetRecords call.
     Behind {
@@ -143,6 +155,9 @@ impl Source for KinesisSource {
         let shared = sdk_config(&self.config.aws).await;
         let client = Client::new(&shared);
         let stream: Arc<str> = Arc::from(self.config.stream_name());
+        if self.config.workers == WorkersMode::Shared {
+            return self.run_shared(ctx, client, stream).await;
+        }
         let mut shards = self.list_shards(&client).await?;
         if let Some(wanted) = &self.config.shards {
             let unknown: Vec<&String> = wanted
@@ -252,6 +267,7 @@ impl Source for KinesisSource {
                     shard,
                     start,
                     tx: tx.clone(),
+                    stop: Default::default(),
                 };
                 readers.spawn(reader.run());
             }
@@ -297,7 +313,9 @@ impl Source for KinesisSource {
                         .metrics()
                         .set_behind_ms(lag_behind_tip(&behind, running));
                 }
-                Some(Event::Done { shard, children }) => {
+                Some(Event::Done {
+                    shard, children, ..
+                }) => {
                     running -= 1;
                     behind.remove(&shard);
                     ctx.output
@@ -311,6 +329,7 @@ impl Source for KinesisSource {
                     }
                 }
                 Some(Event::Failed(e)) => anyhow::bail!(e),
+                Some(Event::Stopped { .. }) => {}
                 None => break,
             }
         }

@@ -58,27 +58,42 @@ pub(super) struct Reader {
     pub(super) shard: ShardInfo,
     pub(super) start: (ShardIteratorType, Option<String>),
     pub(super) tx: mpsc::Sender<Event>,
+    /// Stops the reader (the shard is given to another worker): it drops what it was doing,
+    /// sends [`Event::Stopped`] and ends. Everything it sent before comes before that event.
+    pub(super) stop: tokio_util::sync::CancellationToken,
 }
 
 impl Reader {
     /// Tells the scheduler this shard is finished (and which children it found).
-    async fn done(&self, children: Vec<ShardInfo>) {
+    async fn done(&self, children: Vec<ShardInfo>, closed: bool) {
         let _ = self
             .tx
             .send(Event::Done {
                 shard: self.shard.id.clone(),
                 children,
+                closed,
             })
             .await;
     }
 
     pub(super) async fn run(self) {
         let tx = self.tx.clone();
+        let stop = self.stop.clone();
+        let shard = self.shard.id.clone();
         let alive = Alive::new(self.timing.clone());
-        let result = self.read().await;
+        let result = tokio::select! {
+            r = self.read() => Some(r),
+            _ = stop.cancelled() => None,
+        };
         drop(alive);
-        if let Err(e) = result {
-            let _ = tx.send(Event::Failed(e)).await;
+        match result {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                let _ = tx.send(Event::Failed(e)).await;
+            }
+            None => {
+                let _ = tx.send(Event::Stopped { shard }).await;
+            }
         }
     }
 
@@ -258,14 +273,14 @@ impl Reader {
                         closed: false,
                     })
                     .collect();
-                self.done(children).await;
+                self.done(children, true).await;
                 return Ok(());
             }
             // Caught up: at the tip of an open shard. Records that keep arriving are for the next
             // run; a busy shard must not keep a caught_up run going forever.
             let caught_up = out.millis_behind_latest() == Some(0);
             if caught_up && self.config.stop == StopAt::CaughtUp && !self.shard.closed {
-                self.done(Vec::new()).await;
+                self.done(Vec::new(), false).await;
                 return Ok(());
             }
             // 5 calls/s and 2 MB/s per shard.
@@ -281,7 +296,7 @@ impl Reader {
             };
             next_call = called + wait;
         }
-        self.done(Vec::new()).await;
+        self.done(Vec::new(), true).await;
         Ok(())
     }
 }
