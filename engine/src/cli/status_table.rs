@@ -61,6 +61,25 @@ fn lease_line(s: &StreamStatus) -> String {
     }
 }
 
+/// The shared workers (`workers = "shared"`): how many are live and what each holds.
+fn workers_line(s: &StreamStatus) -> String {
+    let live = s.workers.iter().filter(|w| w.live).count();
+    let each: Vec<String> = s
+        .workers
+        .iter()
+        .map(|w| {
+            format!(
+                "{}{} {} shard{}",
+                w.worker,
+                if w.live { "" } else { " (lapsed)" },
+                w.shards.len(),
+                if w.shards.len() == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    format!("{live} live, sharing the shards: {}", each.join(", "))
+}
+
 fn shard_rows(s: &StreamStatus) -> Vec<Vec<String>> {
     let live = s.kinesis.is_some();
     let mut header: Vec<String> = ["shard", "checkpoint", "arrived", "age", "objects", "closed"]
@@ -136,6 +155,9 @@ pub(crate) fn print(report: &ArchiveStatus) {
             if s.healthy { "OK" } else { "NEEDS ACTION" }
         );
         outln!("  lease: {}", lease_line(s));
+        if !s.workers.is_empty() {
+            outln!("  workers: {}", workers_line(s));
+        }
         if let Some(k) = &s.kinesis {
             outln!(
                 "  kinesis: {} open and {} closed shards, retention {}h, expiry margin {}",

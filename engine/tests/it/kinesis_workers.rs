@@ -247,6 +247,19 @@ async fn shared_workers_split_a_stream_take_over_rebalance_and_archive_each_reco
         s.shares() == [4, 4, 4]
     });
     s.wait_archived();
+    // `status` shows them.
+    let status = Flux::new()
+        .args(["status", "archive", "--stream", &s.stream, "--json"])
+        .current_dir(s.dir.path())
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let shown = report["streams"][0]["workers"].as_array().unwrap().clone();
+    let live: Vec<usize> = shown
+        .iter()
+        .filter(|w| w["live"] == true)
+        .map(|w| w["shards"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(live, [4, 4, 4], "{shown:?}");
 
     // One is killed: its shards are taken over once its leases lapse.
     let mut killed = workers.remove(2);

@@ -65,6 +65,7 @@ mod tests {
                 expires_at: None,
                 expires_in_seconds: None,
             },
+            workers: vec![],
             shards: vec![],
             runs: vec![],
             runs_total: 0,

@@ -45,6 +45,9 @@ pub struct StreamStatus {
     pub healthy: bool,
     /// The stream's lease.
     pub lease: LeaseStatus,
+    /// With several workers on the stream (`workers = "shared"`): each worker that has a
+    /// heartbeat or holds a shard lease, by name.
+    pub workers: Vec<WorkerStatus>,
     /// Per shard (every shard with a checkpoint or data, and with `--kinesis` every shard of the
     /// stream), in shard id order.
     pub shards: Vec<ShardStatus>,
@@ -161,6 +164,21 @@ pub struct LeaseStatus {
     pub expires_at: Option<String>,
     /// Seconds until it expires (negative: since it expired).
     pub expires_in_seconds: Option<i64>,
+}
+
+/// A worker sharing a stream (see docs/archive-format.md, "Shard leases").
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerStatus {
+    /// The worker (its run id).
+    pub worker: String,
+    /// Its pipeline (from its heartbeat, else from a lease).
+    pub pipeline: Option<String>,
+    /// When its heartbeat lapses (or lapsed); none when it has none.
+    pub expires_at: Option<String>,
+    /// True while its heartbeat has not lapsed: its shard leases hold.
+    pub live: bool,
+    /// The shards whose lease names it.
+    pub shards: Vec<String>,
 }
 
 /// The state of a lease.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     CheckpointStatus, GapStatus, LeaseState, LeaseStatus, Problem, RunStatus, ShardStatus,
-    StagedStatus, StatusError, StatusOptions, StreamStatus, TemporaryStatus,
+    StagedStatus, StatusError, StatusOptions, StreamStatus, TemporaryStatus, WorkerStatus,
 };
 use crate::archive::layout;
 use crate::archive::lease::{LeaseBody, lease_key};
@@ -193,6 +193,7 @@ pub(super) async fn stream(
     let (runs, runs_total) = runs(store, stream, options.runs, &mut problems).await?;
     let gaps = gaps(store, stream, options, &mut problems).await?;
     let lease = lease(store, stream, now, &mut problems).await?;
+    let workers = workers(store, stream, now).await?;
     let mut temporary = Vec::new();
     for prefix in [
         layout::stream_prefix(stream),
@@ -215,6 +216,7 @@ pub(super) async fn stream(
         stream: stream.to_string(),
         healthy: true,
         lease,
+        workers,
         shards: shards.into_values().collect(),
         runs,
         runs_total,
@@ -326,6 +328,44 @@ async fn gaps(
     }
     out.sort_by(|a, b| a.found_at.cmp(&b.found_at));
     Ok(out)
+}
+
+/// The workers sharing the stream: their heartbeats and the shard leases naming them.
+async fn workers(
+    store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
+    now: DateTime<Utc>,
+) -> Result<Vec<WorkerStatus>, StatusError> {
+    let (beats, leases) = crate::archive::workers::read_all(store, stream)
+        .await
+        .map_err(|e| StatusError::Store(e.to_string()))?;
+    let mut out: std::collections::BTreeMap<String, WorkerStatus> = beats
+        .into_iter()
+        .map(|b| {
+            let live = parse_ts(&b.expires_at).is_ok_and(|t| t > now);
+            let status = WorkerStatus {
+                worker: b.worker.clone(),
+                pipeline: Some(b.pipeline),
+                expires_at: Some(b.expires_at),
+                live,
+                shards: Vec::new(),
+            };
+            (b.worker, status)
+        })
+        .collect();
+    for (shard, lease) in leases {
+        out.entry(lease.worker.clone())
+            .or_insert_with(|| WorkerStatus {
+                worker: lease.worker.clone(),
+                pipeline: Some(lease.pipeline.clone()),
+                expires_at: None,
+                live: false,
+                shards: Vec::new(),
+            })
+            .shards
+            .push(shard);
+    }
+    Ok(out.into_values().collect())
 }
 
 async fn lease(

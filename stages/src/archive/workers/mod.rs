@@ -143,6 +143,25 @@ pub async fn live_workers(
         .collect())
 }
 
+/// Every heartbeat (lapsed ones included) and shard lease of `stream`, for the `status` report:
+/// (heartbeats, shard → lease).
+pub async fn read_all(
+    store: &Arc<dyn ObjectStore>,
+    stream: &StreamName,
+) -> anyhow::Result<(Vec<Holder>, BTreeMap<String, ShardLease>)> {
+    let beats = read_children::<Holder>(store, &worker_prefix(stream))
+        .await?
+        .into_values()
+        .map(|(h, _)| h)
+        .collect();
+    let leases = read_children::<ShardLease>(store, &shard_lease_prefix(stream))
+        .await?
+        .into_iter()
+        .map(|(shard, (l, _))| (shard, l))
+        .collect();
+    Ok((beats, leases))
+}
+
 /// One worker's side of a shared stream: its heartbeat and the shard leases it holds, each
 /// with the entity tag it wrote last (also registered with [`super::lease::release_held_by`],
 /// so a run that ends any way but SIGKILL gives them back).
