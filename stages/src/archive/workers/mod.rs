@@ -8,7 +8,7 @@
 //! Objects, all under `_flux/` beside the checkpoints:
 //! - `workers/stream=<stream>/<worker>.json`: a worker's heartbeat ([`Holder`]), rewritten every
 //!   third of `lease_ttl`; it tells the others how many share the stream (a worker that holds no
-//!   shard yet counts too), and keeps that worker's shard leases alive;
+//!   shard yet counts too) and which shards it holds, and keeps that worker's shard leases alive;
 //! - `leases/stream=<stream>/<shard_id>.json`: a shard's lease ([`ShardLease`]), written when
 //!   the shard is taken and deleted when it is given back, never renewed: it holds while its
 //!   worker's heartbeat does. One PUT per worker keeps any number of shards (the PUTs are what
@@ -30,7 +30,6 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::lease::{LeaseBody, hold, lease_key, release_if_ours, unhold};
-use super::state::read_checkpoints;
 use crate::names::{ShardId, StreamName};
 use crate::record::{SequenceNumber, format_ts, parse_ts};
 use crate::store::{ObjectStore, PutCondition, StoreError};
@@ -47,6 +46,10 @@ pub struct Holder {
     pub pipeline: String,
     /// When it lapses unless renewed (UTC).
     pub expires_at: String,
+    /// The shards whose lease the worker holds, as of this heartbeat: the others learn the
+    /// leases from the heartbeats (one GET per worker) instead of reading every lease.
+    #[serde(default)]
+    pub shards: Vec<String>,
 }
 
 impl Holder {
@@ -173,6 +176,8 @@ pub struct Workers {
     ttl: Duration,
     beat: Arc<Mutex<String>>,
     held: BTreeMap<String, Arc<Mutex<String>>>,
+    /// Shards known to be finished (their end is archived).
+    done: BTreeSet<String>,
 }
 
 impl Workers {
@@ -209,6 +214,7 @@ impl Workers {
             ttl,
             beat: Arc::new(Mutex::new(String::new())),
             held: BTreeMap::new(),
+            done: BTreeSet::new(),
         };
         hold(me, &workers.store, &workers.beat_key(), &workers.beat);
         workers.heartbeat().await?;
@@ -236,6 +242,7 @@ impl Workers {
             expires_at: format_ts(
                 &(Utc::now() + chrono::Duration::from_std(self.ttl).unwrap_or_default()),
             ),
+            shards: self.held.keys().cloned().collect(),
         };
         Ok(Bytes::from(serde_json::to_vec_pretty(&holder)?))
     }
@@ -264,60 +271,112 @@ impl Workers {
     }
 
     /// Looks at the stream: the shards (as listed), which are finished, the live leases and
-    /// the live workers.
+    /// the live workers. The leases are read from the live workers' heartbeats (each lists the
+    /// shards its worker holds), so a look costs a LIST and a GET per worker, not per shard; a
+    /// shard two heartbeats claim (one of them is stale) is settled by reading its lease.
     /// Heartbeats that lapsed (their workers were killed) are deleted on the way, so they do
     /// not pile up; a worker that was only paused writes its heartbeat again when it goes on.
-    pub async fn look(&self, shards: Vec<ShardView>) -> anyhow::Result<Look> {
+    ///
+    /// `closed` are the listed shards that are closed: the recorded ends are looked at only
+    /// while one of them is not known to be finished.
+    pub async fn look(
+        &mut self,
+        shards: Vec<ShardView>,
+        closed: &[String],
+    ) -> anyhow::Result<Look> {
         let mut workers = BTreeSet::new();
+        let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let prefix = worker_prefix(&self.stream);
         for (name, (beat, etag)) in read_children::<Holder>(&self.store, &prefix).await? {
+            if name == self.me {
+                continue; // this worker's own leases are the ones it holds
+            }
             if beat.live() {
+                for shard in &beat.shards {
+                    claims
+                        .entry(shard.clone())
+                        .or_default()
+                        .push(beat.worker.clone());
+                }
                 workers.insert(beat.worker);
-            } else if name != self.me {
+            } else {
                 let key = format!("{prefix}{name}.json");
                 release_if_ours(&self.store, &key, &etag).await?;
             }
         }
         workers.insert(self.me.clone());
-        let leases = read_children::<ShardLease>(&self.store, &shard_lease_prefix(&self.stream))
-            .await?
-            .into_iter()
-            .filter(|(_, (l, _))| workers.contains(&l.worker))
-            .map(|(shard, (l, _))| (shard, l.worker))
-            .collect();
-        let ends = read_children::<ShardEnd>(&self.store, &end_prefix(&self.stream)).await?;
-        let checkpoints = if ends.is_empty() {
-            BTreeMap::new()
-        } else {
-            read_checkpoints(&self.store, &self.stream).await?
-        };
-        let mut done = BTreeSet::new();
-        for (shard, (end, _)) in &ends {
-            let archived = match &end.last_sequence_number {
-                None => true,
-                Some(last) => {
-                    let last = SequenceNumber::parse(last).map_err(anyhow::Error::msg)?;
-                    match checkpoints.get(shard) {
-                        Some(cp) => cp.checkpoint.sequence().map_err(anyhow::Error::msg)? >= last,
-                        None => false,
-                    }
+        for shard in self.held.keys() {
+            claims
+                .entry(shard.clone())
+                .or_default()
+                .push(self.me.clone());
+        }
+        let mut leases = BTreeMap::new();
+        for (shard, mut by) in claims {
+            let holder = if by.len() == 1 {
+                by.pop()
+            } else {
+                let id = ShardId::parse(&shard).map_err(anyhow::Error::msg)?;
+                let key = shard_lease_key(&self.stream, &id);
+                match self.store.get_opt(&key).await? {
+                    Some(body) => Some(
+                        serde_json::from_slice::<ShardLease>(&body)
+                            .map_err(|e| {
+                                anyhow::anyhow!("{}/{key}: corrupt lease: {e}", self.store.url())
+                            })?
+                            .worker,
+                    ),
+                    None => None,
                 }
             };
-            if archived {
-                done.insert(shard.clone());
+            if let Some(h) = holder.filter(|h| workers.contains(h)) {
+                leases.insert(shard, h);
             }
+        }
+        if closed.iter().any(|c| !self.done.contains(c)) {
+            self.find_done().await?;
         }
         Ok(Look {
             shards,
-            done,
+            done: self.done.clone(),
             leases,
             workers,
         })
     }
 
+    /// Adds to the finished shards those whose end was recorded and whose checkpoint has
+    /// reached it (a finished shard stays finished, so each is read once).
+    async fn find_done(&mut self) -> anyhow::Result<()> {
+        let prefix = end_prefix(&self.stream);
+        for meta in self.store.list(&prefix).await? {
+            let Some(shard) = child_name(&prefix, &meta.key) else {
+                continue;
+            };
+            if self.done.contains(shard) {
+                continue;
+            }
+            let Some(body) = self.store.get_opt(&meta.key).await? else {
+                continue;
+            };
+            let end: ShardEnd = serde_json::from_slice(&body)
+                .map_err(|e| anyhow::anyhow!("{}/{}: corrupt: {e}", self.store.url(), meta.key))?;
+            let last = end
+                .last_sequence_number
+                .as_deref()
+                .map(SequenceNumber::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            if self.archived_to(shard, last.as_ref()).await? {
+                self.done.insert(shard.to_owned());
+            }
+        }
+        Ok(())
+    }
+
     /// Tries to take `shard`'s lease: free (no lease) or lapsed. False when another worker
     /// holds it or won the race.
-    pub async fn take(&mut self, shard: &str) -> anyhow::Result<bool> {
+    /// `live` are the live workers of the last look.
+    pub async fn take(&mut self, shard: &str, live: &BTreeSet<String>) -> anyhow::Result<bool> {
         let id = ShardId::parse(shard).map_err(anyhow::Error::msg)?;
         let key = shard_lease_key(&self.stream, &id);
         let condition = match self.store.get_with_etag(&key).await {
@@ -328,11 +387,7 @@ impl Workers {
                 if lease.worker == self.me {
                     return Ok(false); // being given up by this worker
                 }
-                let live = live_workers(&self.store, &self.stream)
-                    .await?
-                    .iter()
-                    .any(|h| h.worker == lease.worker);
-                if live {
+                if live.contains(&lease.worker) {
                     return Ok(false);
                 }
                 tracing::warn!(stream = %self.stream, shard, previous = %lease.worker, "taking over a lapsed shard lease (its worker's heartbeat lapsed)");
@@ -361,8 +416,8 @@ impl Workers {
 
     /// The shards this worker holds whose lease `look` shows held by another worker (taken
     /// after this worker's heartbeat lapsed: it was paused or cut off for longer than
-    /// `lease_ttl`) or not at all (released by hand): they are this worker's no longer, and it
-    /// must stop reading them.
+    /// `lease_ttl`; the other's heartbeat claims the shard and the lease names it): they are
+    /// this worker's no longer, and it must stop reading them.
     pub fn lost(&mut self, look: &Look) -> Vec<String> {
         let lost: Vec<String> = self
             .held

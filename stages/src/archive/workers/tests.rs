@@ -9,6 +9,11 @@ fn local() -> (tempfile::TempDir, Arc<dyn ObjectStore>, StreamName) {
     (dir, store, StreamName::parse("orders").unwrap())
 }
 
+/// Every worker the tests name, as if all were live.
+fn live() -> BTreeSet<String> {
+    ["run-a", "run-b", "run-ends"].map(String::from).into()
+}
+
 fn shard(i: u32) -> String {
     format!("shardId-{i:012}")
 }
@@ -32,25 +37,18 @@ async fn a_shard_has_one_holder_a_lapsed_one_is_taken_over_and_its_holder_learns
     let mut b = Workers::join(store.clone(), orders.clone(), "run-b", "p", ttl)
         .await
         .unwrap();
-    assert!(a.take(&shard(0)).await.unwrap());
-    assert!(!b.take(&shard(0)).await.unwrap(), "held by a");
-    assert!(b.take(&shard(1)).await.unwrap());
-    let look = a
-        .look(views(&[(&shard(0), &[]), (&shard(1), &[])]))
-        .await
-        .unwrap();
-    assert_eq!(
-        look.workers,
-        ["run-a".to_owned(), "run-b".to_owned()].into()
-    );
-    assert_eq!(
-        look.leases.get(&shard(0)).map(String::as_str),
-        Some("run-a")
-    );
-    assert_eq!(
-        look.leases.get(&shard(1)).map(String::as_str),
-        Some("run-b")
-    );
+    assert!(a.take(&shard(0), &live()).await.unwrap());
+    assert!(!b.take(&shard(0), &live()).await.unwrap(), "held by a");
+    assert!(b.take(&shard(1), &live()).await.unwrap());
+    // The others learn the leases from the heartbeats.
+    a.heartbeat().await.unwrap();
+    b.heartbeat().await.unwrap();
+    let both = views(&[(&shard(0), &[]), (&shard(1), &[])]);
+    let closed: Vec<String> = Vec::new();
+    let look = a.look(both.clone(), &closed).await.unwrap();
+    assert_eq!(look.workers, live_of(&["run-a", "run-b"]));
+    assert_eq!(holder(&look, 0), Some("run-a"));
+    assert_eq!(holder(&look, 1), Some("run-b"));
     assert!(a.lost(&look).is_empty());
 
     // a's heartbeat lapses (written by hand with a past expiry, as a paused a would leave it):
@@ -60,46 +58,48 @@ async fn a_shard_has_one_holder_a_lapsed_one_is_taken_over_and_its_holder_learns
         worker: "run-a".into(),
         pipeline: "p".into(),
         expires_at: format_ts(&(Utc::now() - chrono::Duration::seconds(1))),
+        shards: vec![shard(0)],
     };
     store
         .put(&beat, Bytes::from(serde_json::to_vec(&lapsed).unwrap()))
         .await
         .unwrap();
-    let look = b
-        .look(views(&[(&shard(0), &[]), (&shard(1), &[])]))
-        .await
-        .unwrap();
-    assert_eq!(look.workers, ["run-b".to_owned()].into());
-    assert!(
-        !look.leases.contains_key(&shard(0)),
+    let look = b.look(both.clone(), &closed).await.unwrap();
+    assert_eq!(look.workers, live_of(&["run-b"]));
+    assert_eq!(
+        holder(&look, 0),
+        None,
         "a's lease lapsed with its heartbeat"
     );
-    assert!(b.take(&shard(0)).await.unwrap(), "a lapsed lease is free");
+    assert!(
+        b.take(&shard(0), &look.workers).await.unwrap(),
+        "a lapsed lease is free"
+    );
+    b.heartbeat().await.unwrap();
+    // a goes on: its heartbeat is live again, but b's claims shard 0 too, and the lease
+    // names b.
     a.heartbeat().await.unwrap();
-    let look = a.look(views(&[(&shard(0), &[])])).await.unwrap();
+    let look = a.look(both.clone(), &closed).await.unwrap();
+    assert_eq!(holder(&look, 0), Some("run-b"));
     assert_eq!(a.lost(&look), [shard(0)]);
     assert!(!a.holds(&shard(0)));
     // a's release of what it lost leaves b's lease alone.
     a.release(&shard(0)).await.unwrap();
-    let look = a.look(views(&[(&shard(0), &[])])).await.unwrap();
-    assert_eq!(
-        look.leases.get(&shard(0)).map(String::as_str),
-        Some("run-b")
-    );
+    a.heartbeat().await.unwrap();
+    let look = a.look(both.clone(), &closed).await.unwrap();
+    assert_eq!(holder(&look, 0), Some("run-b"));
     b.release(&shard(0)).await.unwrap();
-    let look = a.look(views(&[(&shard(0), &[])])).await.unwrap();
-    assert!(!look.leases.contains_key(&shard(0)));
-    // A lease that disappears (released by hand) is lost too.
-    assert!(b.take(&shard(2)).await.unwrap());
-    store
-        .delete(&shard_lease_key(
-            &orders,
-            &ShardId::parse(&shard(2)).unwrap(),
-        ))
-        .await
-        .unwrap();
-    let look = b.look(views(&[(&shard(2), &[])])).await.unwrap();
-    assert_eq!(b.lost(&look), [shard(2)]);
+    b.heartbeat().await.unwrap();
+    let look = a.look(both, &closed).await.unwrap();
+    assert_eq!(holder(&look, 0), None);
+}
+
+fn live_of(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+fn holder(look: &Look, i: u32) -> Option<&str> {
+    look.leases.get(&shard(i)).map(String::as_str)
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn shared_workers_and_a_single_worker_run_refuse_each_other() {
 #[tokio::test]
 async fn a_closed_shard_is_done_once_its_checkpoint_reaches_its_last_record() {
     let (_dir, store, orders) = local();
-    let w = Workers::join(
+    let mut w = Workers::join(
         store.clone(),
         orders.clone(),
         "run-a",
@@ -150,10 +150,11 @@ async fn a_closed_shard_is_done_once_its_checkpoint_reaches_its_last_record() {
     .unwrap();
     let (parent, child, empty) = (shard(0), shard(1), shard(2));
     let shards = views(&[(&parent, &[]), (&empty, &[]), (&child, &[&parent])]);
+    let closed = vec![parent.clone(), empty.clone()];
     let last = SequenceNumber::parse("500").unwrap();
     w.record_end(&parent, Some(&last)).await.unwrap();
     w.record_end(&empty, None).await.unwrap();
-    let look = w.look(shards.clone()).await.unwrap();
+    let look = w.look(shards.clone(), &closed).await.unwrap();
     assert_eq!(
         look.done,
         [empty.clone()].into(),
@@ -181,12 +182,12 @@ async fn a_closed_shard_is_done_once_its_checkpoint_reaches_its_last_record() {
         .await
         .unwrap();
     assert!(!w.archived_to(&parent, Some(&last)).await.unwrap());
-    assert!(w.look(shards.clone()).await.unwrap().done.len() == 1);
+    assert!(w.look(shards.clone(), &closed).await.unwrap().done.len() == 1);
     write_checkpoint(&store, &orders, &id, &cp("500"), Some(&etag))
         .await
         .unwrap();
     assert!(w.archived_to(&parent, Some(&last)).await.unwrap());
-    let look = w.look(shards).await.unwrap();
+    let look = w.look(shards, &closed).await.unwrap();
     assert_eq!(look.done, [parent, empty].into());
     assert_eq!(ids(&look), [child]);
 }
@@ -203,7 +204,7 @@ async fn a_run_that_ends_without_releasing_gives_its_leases_and_heartbeat_back()
     )
     .await
     .unwrap();
-    assert!(w.take(&shard(3)).await.unwrap());
+    assert!(w.take(&shard(3), &live()).await.unwrap());
     w.heartbeat().await.unwrap();
     crate::archive::lease::release_held_by("run-ends").await;
     assert!(live_workers(&store, &orders).await.unwrap().is_empty());

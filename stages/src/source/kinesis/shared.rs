@@ -207,7 +207,12 @@ impl KinesisSource {
                 parents: s.parents.clone(),
             })
             .collect();
-        let mut look = w.workers.look(views).await?;
+        let closed: Vec<String> = listed
+            .iter()
+            .filter(|s| s.closed)
+            .map(|s| s.id.clone())
+            .collect();
+        let mut look = w.workers.look(views, &closed).await?;
         for shard in w.workers.lost(&look) {
             if let Some(Held::Reading(stop)) = w.held.remove(&shard) {
                 stop.cancel();
@@ -261,9 +266,15 @@ impl KinesisSource {
             let Some(info) = listed.iter().find(|s| &s.id == shard) else {
                 continue;
             };
-            if w.workers.take(shard).await? {
+            if w.workers.take(shard, &look.workers).await? {
                 self.start_reader(client, w, info.clone()).await?;
                 took = true;
+            }
+        }
+        if took {
+            // The others learn the leases from the heartbeats: say at once what was taken.
+            if let Err(e) = w.workers.heartbeat().await {
+                tracing::warn!(stream = %w.stream, "writing this worker's heartbeat failed: {e}");
             }
         }
         Ok(self.config.stop == StopAt::CaughtUp
