@@ -57,7 +57,7 @@ pub fn payload_form(data: &[u8]) -> PayloadForm {
     if first.is_ascii_whitespace() || last.is_ascii_whitespace() {
         return PayloadForm::Binary;
     }
-    if data.iter().any(|&b| b == b'\n' || b == b'\r') {
+    if memchr::memchr2(b'\n', b'\r', data).is_some() {
         return PayloadForm::Binary;
     }
     // Only valid UTF-8 can be embedded: serde's `IgnoredAny` does not check the bytes inside
@@ -106,6 +106,34 @@ fn has_lone_surrogate(text: &str) -> bool {
 /// Formats a timestamp as the envelope does: RFC 3339, UTC, milliseconds, `Z`.
 pub fn format_ts(ts: &DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Appends [`format_ts`]'s text to `out` without allocating (the envelope writes one per
+/// record); times chrono writes otherwise (a leap second, a year outside 0000–9999) go through
+/// [`format_ts`].
+fn write_ts(out: &mut Vec<u8>, ts: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let year = ts.year();
+    let nanos = ts.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.extend_from_slice(format_ts(ts).as_bytes());
+        return;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, ts.month());
+    put(8, 2, ts.day());
+    put(11, 2, ts.hour());
+    put(14, 2, ts.minute());
+    put(17, 2, ts.second());
+    put(20, 3, nanos / 1_000_000);
+    out.extend_from_slice(&text);
 }
 
 /// Parses an RFC 3339 timestamp into UTC. The time must fall within the years 0000–9999 in
@@ -243,7 +271,7 @@ impl Record {
         out.extend_from_slice(b",\"partition_key\":");
         write_json_str(out, &self.partition_key);
         out.extend_from_slice(b",\"arrival_ts\":\"");
-        out.extend_from_slice(format_ts(&self.arrival_ts).as_bytes());
+        write_ts(out, &self.arrival_ts);
         out.push(b'"');
         match payload_form(&self.data) {
             PayloadForm::Json => {

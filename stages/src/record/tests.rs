@@ -301,3 +301,34 @@ mod properties {
         }
     }
 }
+
+/// The envelope's own timestamp writer says what `format_ts` says, for every time an envelope
+/// can hold (and falls back to it for the rest).
+#[test]
+fn the_envelope_writes_arrival_times_as_format_ts_does() {
+    let mut times: Vec<DateTime<Utc>> = vec![
+        ts_from_millis(0),
+        ts_from_millis(1_764_064_800_123),
+        Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+            + chrono::Duration::nanoseconds(999_999_999),
+        Utc.with_ymd_and_hms(-1, 12, 31, 23, 59, 59).unwrap(),
+        Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+        // A leap second, as chrono represents one.
+        chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc(),
+    ];
+    let mut ms: i64 = -62_167_219_200_000; // 0000-01-01
+    while ms < 253_402_300_800_000 {
+        times.push(ts_from_millis(ms) + chrono::Duration::nanoseconds(ms.rem_euclid(1_000_003)));
+        ms += 9_876_543_211_117;
+    }
+    for t in times {
+        let mut out = Vec::new();
+        write_ts(&mut out, &t);
+        assert_eq!(String::from_utf8(out).unwrap(), format_ts(&t), "{t:?}");
+    }
+}

@@ -141,6 +141,7 @@ impl Reader {
         let mut last_seq: Option<String> = None;
         let mut throttled = 0u32;
         let mut next_call = Instant::now();
+        let shard_id: Arc<str> = Arc::from(self.shard.id.as_str());
         while let Some(it) = iterator.take() {
             tokio::time::sleep_until(next_call.into()).await;
             let called = Instant::now();
@@ -155,7 +156,7 @@ impl Reader {
             self.timing
                 .calls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let out = match answer {
+            let mut out = match answer {
                 Ok(out) => {
                     throttled = 0;
                     out
@@ -204,31 +205,9 @@ impl Reader {
                     ));
                 }
             };
-            let mut bytes = 0usize;
-            let records: Vec<Record> = out
-                .records()
-                .iter()
-                .map(|r| -> Result<Record, String> {
-                    let data = Bytes::copy_from_slice(r.data().as_ref());
-                    bytes += data.len();
-                    Ok(Record {
-                        stream: self.stream.clone(),
-                        shard_id: Arc::from(self.shard.id.as_str()),
-                        sequence_number: SequenceNumber::parse(r.sequence_number()).map_err(
-                            |e| format!("GetRecords on {} {}: {e}", self.stream, self.shard.id),
-                        )?,
-                        sub_sequence_number: None,
-                        partition_key: r.partition_key().unwrap_or_default().to_owned(),
-                        arrival_ts: ts_from_millis(
-                            r.approximate_arrival_timestamp()
-                                .map(kinesis_millis)
-                                .unwrap_or_default(),
-                        ),
-                        data,
-                        annotations: None,
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            let records = take_records(&mut out, &self.stream, &shard_id)
+                .map_err(|e| format!("GetRecords on {} {}: {e}", self.stream, self.shard.id))?;
+            let bytes: usize = records.iter().map(|r| r.data.len()).sum();
             let empty = records.is_empty();
             if let Some(r) = records.last() {
                 last_seq = Some(r.sequence_number.to_string());
@@ -299,6 +278,34 @@ impl Reader {
         self.done(Vec::new(), true).await;
         Ok(())
     }
+}
+
+/// Moves the records out of a GetRecords answer: payloads and keys are taken, not copied.
+pub(super) fn take_records(
+    out: &mut aws_sdk_kinesis::operation::get_records::GetRecordsOutput,
+    stream: &Arc<str>,
+    shard_id: &Arc<str>,
+) -> Result<Vec<Record>, String> {
+    std::mem::take(&mut out.records)
+        .into_iter()
+        .map(|r| {
+            Ok(Record {
+                stream: stream.clone(),
+                shard_id: shard_id.clone(),
+                sequence_number: SequenceNumber::parse(&r.sequence_number)?,
+                sub_sequence_number: None,
+                partition_key: r.partition_key.unwrap_or_default(),
+                arrival_ts: ts_from_millis(
+                    r.approximate_arrival_timestamp
+                        .as_ref()
+                        .map(kinesis_millis)
+                        .unwrap_or_default(),
+                ),
+                data: Bytes::from(r.data.into_inner()),
+                annotations: None,
+            })
+        })
+        .collect()
 }
 
 /// De-aggregates KPL records; the sub-records of one aggregate stay together and in order.
