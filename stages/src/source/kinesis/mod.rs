@@ -292,20 +292,7 @@ impl Source for KinesisSource {
             };
             match event {
                 Some(Event::Records(records, rejected)) => {
-                    StageMetrics::add(&ctx.output.metrics().records_in, records.len());
-                    StageMetrics::add(
-                        &ctx.output.metrics().bytes_in,
-                        crate::record::batch_weight(&records),
-                    );
-                    ctx.output.send(records).await?;
-                    if !rejected.is_empty() {
-                        ctx.output.reject(rejected).await.map_err(|e| {
-                            anyhow::anyhow!(
-                                "{e}; route `{}.dead_letter` to a sink to keep them, or set deaggregate = false to archive aggregates whole",
-                                ctx.output.stage()
-                            )
-                        })?;
-                    }
+                    forward(ctx, records, rejected).await?;
                 }
                 Some(Event::Behind { shard, millis }) => {
                     behind.insert(shard, millis);
@@ -347,6 +334,30 @@ impl Source for KinesisSource {
         );
         Ok(())
     }
+}
+
+/// Passes records read on, and the aggregates that could not be split to the dead-letter
+/// port.
+async fn forward(
+    ctx: &mut SourceContext,
+    records: Vec<Record>,
+    rejected: Vec<Rejected>,
+) -> anyhow::Result<()> {
+    StageMetrics::add(&ctx.output.metrics().records_in, records.len());
+    StageMetrics::add(
+        &ctx.output.metrics().bytes_in,
+        crate::record::batch_weight(&records),
+    );
+    ctx.output.send(records).await?;
+    if !rejected.is_empty() {
+        ctx.output.reject(rejected).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; route `{}.dead_letter` to a sink to keep them, or set deaggregate = false to archive aggregates whole",
+                ctx.output.stage()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The source's lag behind the tip: the largest of its open shards', known only once every

@@ -133,20 +133,7 @@ impl KinesisSource {
                         w.last_sent
                             .insert(r.shard_id.to_string(), r.sequence_number.clone());
                     }
-                    StageMetrics::add(&ctx.output.metrics().records_in, records.len());
-                    StageMetrics::add(
-                        &ctx.output.metrics().bytes_in,
-                        crate::record::batch_weight(&records),
-                    );
-                    ctx.output.send(records).await?;
-                    if !rejected.is_empty() {
-                        ctx.output.reject(rejected).await.map_err(|e| {
-                            anyhow::anyhow!(
-                                "{e}; route `{}.dead_letter` to a sink to keep them, or set deaggregate = false to archive aggregates whole",
-                                ctx.output.stage()
-                            )
-                        })?;
-                    }
+                    forward(ctx, records, rejected).await?;
                 }
                 Some(Event::Behind { shard, millis }) => {
                     w.behind.insert(shard, millis);
