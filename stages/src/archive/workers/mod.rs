@@ -260,6 +260,20 @@ impl Workers {
         Ok(())
     }
 
+    /// Whether `worker`'s heartbeat is live now. A look can be older than a lease it did not
+    /// see (its worker joined since); but a worker writes its heartbeat before its first lease,
+    /// so reading the heartbeat after the lease tells whether that lease still holds.
+    async fn beats(&self, worker: &str) -> anyhow::Result<bool> {
+        if crate::names::name_problem(worker).is_some() {
+            return Ok(false); // not a run id: a corrupt lease, free to take over
+        }
+        let key = format!("{}{worker}.json", worker_prefix(&self.stream));
+        Ok(match self.store.get_opt(&key).await? {
+            Some(body) => serde_json::from_slice::<Holder>(&body).is_ok_and(|h| h.live()),
+            None => false,
+        })
+    }
+
     /// Whether this worker holds `shard`'s lease.
     pub fn holds(&self, shard: &str) -> bool {
         self.held.contains_key(shard)
@@ -387,7 +401,7 @@ impl Workers {
                 if lease.worker == self.me {
                     return Ok(false); // being given up by this worker
                 }
-                if live.contains(&lease.worker) {
+                if live.contains(&lease.worker) || self.beats(&lease.worker).await? {
                     return Ok(false);
                 }
                 tracing::warn!(stream = %self.stream, shard, previous = %lease.worker, "taking over a lapsed shard lease (its worker's heartbeat lapsed)");

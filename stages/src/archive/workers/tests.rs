@@ -39,6 +39,12 @@ async fn a_shard_has_one_holder_a_lapsed_one_is_taken_over_and_its_holder_learns
         .unwrap();
     assert!(a.take(&shard(0), &live()).await.unwrap());
     assert!(!b.take(&shard(0), &live()).await.unwrap(), "held by a");
+    // A look older than a's joining does not make a's lease look lapsed: a's heartbeat is
+    // read before its lease is taken over.
+    assert!(
+        !b.take(&shard(0), &live_of(&["run-b"])).await.unwrap(),
+        "held by a, which b's look had not seen yet"
+    );
     assert!(b.take(&shard(1), &live()).await.unwrap());
     // The others learn the leases from the heartbeats.
     a.heartbeat().await.unwrap();
