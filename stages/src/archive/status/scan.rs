@@ -342,7 +342,7 @@ async fn workers(
     let mut out: std::collections::BTreeMap<String, WorkerStatus> = beats
         .into_iter()
         .map(|b| {
-            let live = parse_ts(&b.expires_at).is_ok_and(|t| t > now);
+            let live = b.live_at(now);
             let status = WorkerStatus {
                 worker: b.worker.clone(),
                 pipeline: Some(b.pipeline),

@@ -54,7 +54,12 @@ pub struct Holder {
 
 impl Holder {
     fn live(&self) -> bool {
-        parse_ts(&self.expires_at).is_ok_and(|t| t > Utc::now())
+        self.live_at(Utc::now())
+    }
+
+    /// Whether the heartbeat has not lapsed at `now`.
+    pub fn live_at(&self, now: chrono::DateTime<Utc>) -> bool {
+        parse_ts(&self.expires_at).is_ok_and(|t| t > now)
     }
 }
 
@@ -277,11 +282,6 @@ impl Workers {
     /// Whether this worker holds `shard`'s lease.
     pub fn holds(&self, shard: &str) -> bool {
         self.held.contains_key(shard)
-    }
-
-    /// The shards this worker holds.
-    pub fn held(&self) -> impl Iterator<Item = &String> {
-        self.held.keys()
     }
 
     /// Looks at the stream: the shards (as listed), which are finished, the live leases and
