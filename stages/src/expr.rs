@@ -21,6 +21,9 @@ use serde_json::Value;
 
 use crate::expr_regex::{self, Node};
 
+mod sparse;
+use sparse::SparsePaths;
+
 /// A compiled filter expression.
 #[derive(Debug, Clone)]
 pub struct Predicate {
@@ -35,14 +38,45 @@ pub struct Predicate {
 /// A cheap test on raw bytes that rules records out before anything is parsed: every literal
 /// must occur in the bytes (unless they contain a backslash escape, which could spell a literal
 /// differently). Applied to a payload, or to a whole archive line that contains the payload.
+/// For a predicate over simple payload paths it also evaluates the predicate itself on the
+/// values found in the bytes ([`sparse`]), which is exact.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     literals: std::sync::Arc<Vec<memchr::memmem::Finder<'static>>>,
+    exact: Option<std::sync::Arc<Exact>>,
 }
+
+/// The predicate, for evaluating on a sparse view.
+#[derive(Debug)]
+struct Exact {
+    paths: SparsePaths,
+    query: JpQuery,
+    regex: bool,
+}
+
+/// Finds the member that holds a payload base64-encoded.
+static DATA_B64: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"data_b64\""));
 
 impl Prefilter {
     /// False when the bytes certainly cannot hold a matching payload.
     pub fn may_match(&self, raw: &[u8]) -> bool {
+        self.decide(raw).unwrap_or(true)
+    }
+
+    /// Whether the payload `raw` matches, when the bytes tell: `Some(false)` when a literal is
+    /// missing, the predicate's answer on the payload's sparse view when it reads only simple
+    /// payload paths, `None` when only a parse can tell.
+    pub fn decide(&self, raw: &[u8]) -> Option<bool> {
+        if !self.literals_may_match(raw) {
+            return Some(false);
+        }
+        let exact = self.exact.as_ref()?;
+        let view = exact.paths.payload_view(raw)?;
+        Some(evaluate(&exact.query, exact.regex, view))
+    }
+
+    fn literals_may_match(&self, raw: &[u8]) -> bool {
         if self.literals.is_empty() || memchr::memchr(b'\\', raw).is_some() {
             return true;
         }
@@ -53,15 +87,24 @@ impl Prefilter {
     /// A payload stored base64-encoded under `data_b64` (not JSON, or JSON with surrounding
     /// whitespace or line breaks) is invisible to a byte test, so such lines always pass.
     pub fn may_match_envelope(&self, line: &[u8]) -> bool {
-        if self.literals.is_empty() || memchr::memmem::find(line, b"\"data_b64\"").is_some() {
+        if !self.is_useful() || DATA_B64.find(line).is_some() {
             return true;
         }
-        self.may_match(line)
+        if !self.literals_may_match(line) {
+            return false;
+        }
+        match &self.exact {
+            Some(exact) => exact
+                .paths
+                .envelope_view(line)
+                .is_none_or(|view| evaluate(&exact.query, exact.regex, view)),
+            None => true,
+        }
     }
 
     /// True when the prefilter can rule anything out.
     pub fn is_useful(&self) -> bool {
-        !self.literals.is_empty()
+        !self.literals.is_empty() || self.exact.is_some()
     }
 }
 
@@ -126,6 +169,13 @@ impl Predicate {
                     .map(|l| memchr::memmem::Finder::new(&l).into_owned())
                     .collect(),
             ),
+            exact: SparsePaths::of(&filter).map(|paths| {
+                std::sync::Arc::new(Exact {
+                    paths,
+                    query: query.clone(),
+                    regex,
+                })
+            }),
         };
         Ok(Predicate {
             source: trimmed.to_owned(),
@@ -156,18 +206,26 @@ impl Predicate {
         self.needs_data
     }
 
+    /// Whether the payload `raw` matches when the bytes tell without a parse (see
+    /// [`Prefilter::decide`]).
+    pub fn decide(&self, raw_data: &[u8]) -> Option<bool> {
+        self.prefilter.decide(raw_data)
+    }
+
     /// Evaluates the predicate against a record's envelope view.
     pub fn matches(&self, view: Value) -> bool {
-        if self.regex {
-            let root = Node::Array(vec![Node::from(view)]);
-            return js_path_process(&self.query, &root).is_ok_and(|hits| !hits.is_empty());
-        }
-        let root = Value::Array(vec![view]);
-        match js_path_process(&self.query, &root) {
-            Ok(hits) => !hits.is_empty(),
-            Err(_) => false,
-        }
+        evaluate(&self.query, self.regex, view)
     }
+}
+
+/// Evaluates a compiled `$[?…]` query against one view: true when the view is selected.
+fn evaluate(query: &JpQuery, regex: bool, view: Value) -> bool {
+    if regex {
+        let root = Node::Array(vec![Node::from(view)]);
+        return js_path_process(query, &root).is_ok_and(|hits| !hits.is_empty());
+    }
+    let root = Value::Array(vec![view]);
+    js_path_process(query, &root).is_ok_and(|hits| !hits.is_empty())
 }
 
 fn collect_required(filter: &Filter, out: &mut Vec<Vec<u8>>) {

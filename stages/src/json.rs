@@ -6,6 +6,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub(crate) mod scan;
+
 /// A JSON object's members in their original order: names decoded, values kept as raw text (so
 /// a payload can be edited without re-serializing the members it does not touch).
 pub struct ObjectMembers<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);

@@ -15,7 +15,7 @@ type = "archive"
 url = "$data/archive"
 stream = "orders"
 # A filter job's output order does not matter (DuckDB's does not keep one either): read
-# `concurrency` (= CPUs) shards at once, each shard in sequence order, batches sent as they are
+# concurrency (= CPUs) shards at once, each shard in sequence order, batches sent as they are
 # ready. The default, order = "arrival", merges all shards by arrival time for replays.
 order = "interleaved"
 

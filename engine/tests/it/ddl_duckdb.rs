@@ -244,6 +244,82 @@ fn compact_reference(recs: &[Rec]) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// An object holding more than one gzip member's worth of envelopes (1 MiB) is a file of
+/// several members. DuckDB's views and the `archive` source both read every record of it.
+#[test]
+fn objects_of_many_gzip_members_are_read_whole_by_duckdb_and_the_archive_source() {
+    let w = Work::new();
+    // One shard, one hour: all 36,000 records (about 9 MB of envelopes) go into one object.
+    let recs: Vec<Rec> = (0..36_000u64)
+        .map(|i| Rec {
+            shard: SHARDS[1].to_owned(),
+            seq: format!("4959033827149025{:040}", i + 1),
+            arrival: format!(
+                "2026-11-25T22:{:02}:{:02}.{:03}Z",
+                i / 600,
+                i / 10 % 60,
+                i % 10 * 100
+            ),
+            dt: "2026-11-25".into(),
+            hour: "22".into(),
+            order_id: Some(format!("o-{i}")),
+            total: i as f64 + 0.5,
+            n: i,
+        })
+        .collect();
+    write_envelopes(&w.path().join("records.jsonl"), &recs);
+    w.run(
+        &archive_pipeline("records.jsonl", 1_000_000)
+            .sink("views", "ddl", &["archive.dead_letter"])
+            .set("archive", "file://./archive")
+            .set("stream", "orders")
+            .set("out", "sql")
+            .set("engines", ["duckdb"])
+            .set("columns", table([("n", "data.seq:bigint")])),
+    );
+    let objects: Vec<PathBuf> = crate::support::run::files_under(&w.path().join("archive"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
+        .collect();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let members = gzip_members(&std::fs::read(&objects[0]).unwrap());
+    assert!(members >= 5, "{members} gzip members");
+
+    assert_eq!(w.scalar("SELECT count(*) FROM orders_archive"), 36_000);
+    assert_eq!(
+        w.scalar("SELECT sum(n) FROM orders_archive"),
+        (0..36_000u64).sum::<u64>()
+    );
+
+    w.run(
+        &Pipeline::new("read")
+            .source("archive", "archive")
+            .set("url", "file://./archive")
+            .set("stream", "orders")
+            .sink("out", "file", &["archive"])
+            .set("path", "read.jsonl"),
+    );
+    let read = crate::support::run::read_jsonl(w.path().join("read.jsonl"));
+    let seqs: Vec<&str> = read
+        .iter()
+        .map(|e| e["sequence_number"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = recs.iter().map(|r| r.seq.as_str()).collect();
+    assert!(seqs == expected, "{} records read back", seqs.len());
+}
+
+/// The number of gzip members of a file.
+fn gzip_members(mut body: &[u8]) -> usize {
+    let mut n = 0;
+    while !body.is_empty() {
+        let mut one = flate2::bufread::GzDecoder::new(body);
+        std::io::copy(&mut one, &mut std::io::sink()).unwrap();
+        body = one.into_inner();
+        n += 1;
+    }
+    n
+}
+
 #[test]
 fn duckdb_views_over_a_generated_archive_return_the_expected_rows() {
     let w = Work::new();

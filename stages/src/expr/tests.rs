@@ -16,10 +16,55 @@ fn predicates_match_the_view() {
 fn precheck_rejects_only_impossible_payloads() {
     let p = Predicate::compile("@.data.status == 'cancelled' && @.data.total > 100").unwrap();
     assert!(!p.may_match(br#"{"status":"paid","total":500}"#));
-    assert!(p.may_match(br#"{"status":"cancelled","total":5}"#));
     assert!(p.may_match(br#"{"status":"\u0063ancelled","total":500}"#));
     let or = Predicate::compile("@.data.status == 'a' || @.data.status == 'b'").unwrap();
-    assert!(or.may_match(b"{}"));
+    assert!(!or.may_match(b"{}"));
+    // Not JSON: only a parse can tell.
+    assert!(or.may_match(b"{"));
+    assert_eq!(or.decide(b"{"), None);
+}
+
+#[test]
+fn predicates_over_simple_payload_paths_are_decided_on_the_bytes() {
+    let p = Predicate::compile("@.data.status == 'cancelled' && @.data.total > 100").unwrap();
+    assert_eq!(
+        p.decide(br#"{"status":"cancelled","total":5}"#),
+        Some(false)
+    );
+    assert_eq!(
+        p.decide(br#"{"total":101,"status":"cancelled"}"#),
+        Some(true)
+    );
+    assert_eq!(
+        p.decide(br#"{"status":"cancelled","total":101,"total":1}"#),
+        Some(false)
+    );
+    // Escaped member names and exponents are left to the parse.
+    assert_eq!(
+        p.decide(br#"{"status":"cancelled","tot\u0061l":500}"#),
+        None
+    );
+    assert_eq!(p.decide(br#"{"status":"cancelled","total":1e3}"#), None);
+    let nested = Predicate::compile("@.data.a.b >= 2 || length(@.data.s) == 3").unwrap();
+    assert_eq!(nested.decide(br#"{"a":{"b":2}}"#), Some(true));
+    assert_eq!(nested.decide(br#"{"a":{"b":1},"s":"abc"}"#), Some(true));
+    assert_eq!(nested.decide(br#"{"a":[{"b":5}],"s":"ab"}"#), Some(false));
+    // Anything but simple payload paths is evaluated on the whole view.
+    for expr in [
+        "@.partition_key == 'k'",
+        "@.data.items[0].sku == 'x'",
+        "@.data.items[*].qty",
+        "$[0].data.s == 'x'",
+        "@.data == 'x'",
+        "@..s",
+    ] {
+        let p = Predicate::compile(expr).unwrap();
+        assert_eq!(
+            p.decide(br#"{"s":"x","items":[{"sku":"x","qty":2}]}"#),
+            None,
+            "{expr}"
+        );
+    }
 }
 
 #[test]
@@ -229,6 +274,83 @@ mod push_down {
                 prop_assert!(p.may_match(&r.data));
             }
         }
+    }
+
+    /// Predicates over simple payload paths, with `{lit}` for a literal.
+    const SPARSE: &[&str] = &[
+        "@.data.status == '{lit}'",
+        "@.data.status != '{lit}' || @.data.n > 0",
+        "@.data.n >= 1 && @.data.status",
+        "!@.data.missing && length(@.data.status) > 2",
+        "match(@.data.status, '[a-c].*') || search(@.data.a.b, '{lit}')",
+        "@.data.a.b == @.data.status",
+        "@.data.a == @.data.z || count(@.data.a.b) == 1",
+        "!(@.data.n < 1) && value(@.data.a.b) != '{lit}'",
+    ];
+
+    /// Payloads with a nested object and numbers besides `status`, or any payload above.
+    fn rich_payload() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            payload(),
+            (word(), word(), -3i64..3, any::<bool>(), any::<bool>()).prop_map(
+                |(status, inner, n, dup, spaced)| {
+                    let mut v = serde_json::json!({"status": status, "n": n, "a": {"b": inner}});
+                    if dup {
+                        v["a"] = serde_json::json!([inner]);
+                    }
+                    if spaced {
+                        serde_json::to_vec_pretty(&v).unwrap()
+                    } else {
+                        serde_json::to_vec(&v).unwrap()
+                    }
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        /// Where the bytes decide a predicate (on a payload, or on an archive line), they give
+        /// the answer of evaluating it on the whole view.
+        #[test]
+        fn decisions_on_the_bytes_agree_with_the_whole_view(
+            data in rich_payload(),
+            lit in word(),
+            which in 0..SPARSE.len(),
+        ) {
+            let literal = lit.replace('\\', "\\\\").replace('\'', "\\'");
+            let expr = SPARSE[which].replace("{lit}", &literal);
+            let Ok(p) = Predicate::compile(&expr) else { return Ok(()) };
+            let r = record(data);
+            let whole = p.matches(r.view(r.data_view()));
+            if let Some(decided) = p.decide(&r.data) {
+                prop_assert_eq!(decided, whole, "{} on {:?}", expr, String::from_utf8_lossy(&r.data));
+            }
+            let mut line = Vec::new();
+            r.write_envelope(&mut line);
+            let line = &line[..line.len() - 1];
+            if whole {
+                prop_assert!(p.prefilter().may_match_envelope(line), "{} on {:?}", expr, String::from_utf8_lossy(line));
+            }
+        }
+    }
+
+    #[test]
+    fn compact_json_payloads_are_decided_without_a_parse() {
+        let p = Predicate::compile("@.data.n >= 1 && @.data.a.b == 'x'").unwrap();
+        let r = record(br#"{"n":1,"a":{"b":"x"},"z":[1,{"q":null}]}"#.to_vec());
+        assert_eq!(p.decide(&r.data), Some(true));
+        let mut line = Vec::new();
+        r.write_envelope(&mut line);
+        assert!(p.prefilter().may_match_envelope(&line));
+        let r = record(br#"{"n":0,"a":{"b":"x"}}"#.to_vec());
+        let mut line = Vec::new();
+        r.write_envelope(&mut line);
+        assert!(!p.prefilter().may_match_envelope(&line));
+        // An envelope without `data` is left to the parse (which rejects it).
+        assert!(
+            p.prefilter()
+                .may_match_envelope(br#"{"stream":"s","n":1,"a":{"b":"x"}}"#)
+        );
     }
 
     #[test]

@@ -51,5 +51,5 @@ pub use reconciler::{Observed, Reconciler, Stamp};
 pub use version::{Lineage, Version};
 pub use wire::{
     DEFAULT_KEY, Fence, FenceCounts, FencePhase, Marker, MarkerError, ReplayMode, ReplayTag,
-    Replayed, parse_marker,
+    Replayed, marker_of_member, parse_marker,
 };

@@ -182,8 +182,14 @@ pub fn parse_marker(payload: &[u8], key: &str) -> Result<Marker, MarkerError> {
     else {
         return Ok(Marker::Live);
     };
+    marker_of_member(raw.get(), key)
+}
+
+/// [`parse_marker`] once the member `key` of a payload (a JSON object) is found: `raw` is its
+/// value's JSON text.
+pub fn marker_of_member(raw: &str, key: &str) -> Result<Marker, MarkerError> {
     // Read as a `Value`: of duplicate members (here and further in) the last one counts.
-    let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(raw.get()) else {
+    let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(raw) else {
         return Ok(Marker::Live);
     };
     let err = |what: &str, e: serde_json::Error| {

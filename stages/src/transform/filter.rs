@@ -78,10 +78,12 @@ impl Filter {
     pub fn keep(&self, record: &Record) -> bool {
         let matched = if !self.predicate.needs_data() {
             self.predicate.matches(record.view(serde_json::Value::Null))
-        } else if !self.predicate.may_match(&record.data) {
-            false
         } else {
-            self.predicate.matches(record.view(record.data_view()))
+            // Decided on the payload's bytes where they tell (a missing literal, or a predicate
+            // over simple payload paths), parsed otherwise.
+            self.predicate
+                .decide(&record.data)
+                .unwrap_or_else(|| self.predicate.matches(record.view(record.data_view())))
         };
         matched != self.invert
     }

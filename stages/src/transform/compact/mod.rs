@@ -132,6 +132,8 @@ pub struct Compact {
     per_window: bool,
     spill_parent: Option<PathBuf>,
     under: String,
+    /// `under` as a path of one name.
+    under_path: Vec<String>,
     clocks: order::ShardClocks,
     table: HashMap<Box<[u8]>, Ranked>,
     /// Heap bytes of the table's keys and records (see [`heap_bytes`]).
@@ -156,6 +158,7 @@ impl Compact {
             per_window: cfg.per_window,
             spill_parent: cfg.spill_dir.as_ref().map(PathBuf::from),
             under: cfg.under.clone(),
+            under_path: vec![cfg.under.clone()],
             clocks: order::ShardClocks::default(),
             table: HashMap::new(),
             held: 0,
@@ -183,7 +186,15 @@ impl Compact {
     fn add(&mut self, record: &Record) -> anyhow::Result<Result<(), String>> {
         // A record that claims the protocol but breaks its format ranks as a live record; the
         // `annotate` of a replay sends it to its dead-letter port with the reason.
-        let origin = match crate::replay::parse_marker(&record.data, &self.under) {
+        // One scan of the payload finds the key and the protocol's member (where the key is
+        // a path into the payload).
+        let found = self.key.extract_with_member(record, &self.under_path);
+        let marker = match found.member {
+            Some(None) => Ok(Marker::Live),
+            Some(Some(member)) => crate::replay::marker_of_member(member, &self.under),
+            None => crate::replay::parse_marker(&record.data, &self.under),
+        };
+        let origin = match marker {
             Ok(Marker::Fence(_)) => {
                 crate::stage::StageMetrics::add(&self.metrics.skipped, 1);
                 return Ok(Ok(()));
@@ -191,7 +202,7 @@ impl Compact {
             Ok(Marker::Replayed(copy)) => Some(Box::new(copy.origin)),
             Ok(Marker::Live) | Err(_) => None,
         };
-        let Some(key) = self.key.extract(record) else {
+        let Some(key) = found.key else {
             return Ok(Err(format!(
                 "key path `{}` selects no value",
                 self.key.source()

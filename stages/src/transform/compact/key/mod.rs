@@ -20,7 +20,8 @@ use crate::expr::ValuePath;
 use crate::record::Record;
 
 pub mod exact;
-mod scan;
+
+use crate::json::scan;
 
 /// A compiled key path.
 #[derive(Debug, Clone)]
@@ -82,14 +83,57 @@ impl KeyPath {
         match &self.kind {
             Kind::PartitionKey => Some(Cow::Borrowed(record.partition_key.as_bytes())),
             Kind::Data(names, general) => match scan::select(&record.data, names) {
-                Ok(leaf) => match exact::key_text(std::str::from_utf8(leaf?).ok()?)? {
-                    Cow::Borrowed(s) => Some(Cow::Borrowed(s.as_bytes())),
-                    Cow::Owned(s) => Some(Cow::Owned(s.into_bytes())),
-                },
+                Ok(leaf) => leaf_key(leaf?),
                 Err(scan::Unsure) => general_key(general, record),
             },
             Kind::General(path) => general_key(path, record),
         }
+    }
+}
+
+/// A record's key, and what the payload's scan found of one of its top-level members.
+pub struct KeyAndMember<'r> {
+    /// The key (see [`KeyPath::extract`]).
+    pub key: Option<Cow<'r, [u8]>>,
+    /// The member's JSON text (`Some(None)`: the payload is JSON and has no such member), or
+    /// `None` when the key's path did not scan the payload (the caller looks for it itself).
+    pub member: Option<Option<&'r str>>,
+}
+
+impl KeyPath {
+    /// [`KeyPath::extract`], and for a path into the payload the top-level member `member`
+    /// (a one-name path) found in the same scan.
+    pub fn extract_with_member<'r>(
+        &self,
+        record: &'r Record,
+        member: &[String],
+    ) -> KeyAndMember<'r> {
+        let Kind::Data(names, general) = &self.kind else {
+            return KeyAndMember {
+                key: self.extract(record),
+                member: None,
+            };
+        };
+        let mut found = [None, None];
+        match scan::select_pair(&record.data, names, member, &mut found) {
+            Ok(()) => KeyAndMember {
+                key: found[0].and_then(leaf_key),
+                // The scan checked that the whole payload is UTF-8.
+                member: Some(found[1].and_then(|m| std::str::from_utf8(m).ok())),
+            },
+            Err(scan::Unsure) => KeyAndMember {
+                key: general_key(general, record),
+                member: None,
+            },
+        }
+    }
+}
+
+/// The key of a value's JSON text.
+fn leaf_key(leaf: &[u8]) -> Option<Cow<'_, [u8]>> {
+    match exact::key_text(std::str::from_utf8(leaf).ok()?)? {
+        Cow::Borrowed(s) => Some(Cow::Borrowed(s.as_bytes())),
+        Cow::Owned(s) => Some(Cow::Owned(s.into_bytes())),
     }
 }
 

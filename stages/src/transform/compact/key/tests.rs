@@ -237,3 +237,60 @@ proptest::proptest! {
         }
     }
 }
+
+/// A payload's protocol member (`_flux`), fence, copy or damaged, or none: JSON objects with
+/// other members around it, sometimes twice.
+fn payload_with_member() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let member = prop_oneof![
+        Just(r#"{"fence":{"replay_id":"r-1","phase":"start"}}"#.to_owned()),
+        Just(
+            r#"{"replay":{"id":"r-1","mode":"overwrite"},"origin":{"stream":"s","shard_id":"shardId-000000000001","sequence_number":"7","arrival_ts":"2026-11-25T10:00:00.000Z"}}"#
+                .to_owned()
+        ),
+        Just(r#"{"replay":{"id":"r-1"}}"#.to_owned()),
+        Just(r#"{"note":"user"}"#.to_owned()),
+        Just("7".to_owned()),
+        json_value().prop_map(|v| v.to_string()),
+    ];
+    (
+        json_value(),
+        proptest::option::of(member),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(k, member, twice, escaped)| {
+            let name = if escaped { r"\u005fflux" } else { "_flux" };
+            let mut text = format!(r#"{{"k":{k}"#);
+            if let Some(m) = member {
+                text.push_str(&format!(r#","{name}":{m}"#));
+                if twice {
+                    text.push_str(r#","_flux":{"note":"later"}"#);
+                }
+            }
+            text.push('}');
+            text
+        })
+}
+
+proptest::proptest! {
+    /// One scan for the key and the protocol member gives the key of [`KeyPath::extract`] and
+    /// the marker of [`crate::replay::parse_marker`].
+    #[test]
+    fn key_and_member_agree_with_their_own_scans(text in payload_with_member()) {
+        let path = KeyPath::compile("$.data.k").unwrap();
+        let r = rec(&text);
+        let found = path.extract_with_member(&r, &["_flux".to_owned()]);
+        proptest::prop_assert_eq!(&found.key, &path.extract(&r), "payload {}", text);
+        let expected = format!("{:?}", crate::replay::parse_marker(&r.data, "_flux"));
+        let got = match found.member {
+            Some(None) => format!("{:?}", Ok::<_, crate::replay::MarkerError>(crate::replay::Marker::Live)),
+            Some(Some(m)) => format!("{:?}", crate::replay::marker_of_member(m, "_flux")),
+            None => expected.clone(),
+        };
+        proptest::prop_assert_eq!(got, expected, "payload {}", text);
+        // Wherever the scan decides the payload, it decides the member too.
+        let decided = scan::select(text.as_bytes(), &["k".to_owned()]).is_ok();
+        proptest::prop_assert_eq!(found.member.is_some(), decided && !text.contains(r"\u005f"), "payload {}", text);
+    }
+}

@@ -10,7 +10,7 @@
 /// The scan met something it does not decide (a text that is not JSON, or JSON whose parse it
 /// does not mirror).
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Unsure;
+pub(crate) struct Unsure;
 
 /// Nesting deeper than this is left to the parser (serde_json refuses past 127 levels).
 const MAX_DEPTH: usize = 100;
@@ -24,7 +24,42 @@ const SERDE_TOKEN: &[u8] = b"$serde_json::private::RawValue";
 /// The text of the value at `names` (a member per name, the last duplicate winning, as when
 /// the text is parsed into a value), `Ok(None)` when the path is not there. Either answer means
 /// that the whole text is JSON as serde_json parses it.
-pub(super) fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
+pub(crate) fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
+    let mut found = [None];
+    scan(text, &[(0, names)], &mut found)?;
+    Ok(found[0])
+}
+
+/// [`select`] of two paths in one pass, into `found` (nothing allocated).
+pub(crate) fn select_pair<'a>(
+    text: &'a [u8],
+    first: &[String],
+    second: &[String],
+    found: &mut [Option<&'a [u8]>; 2],
+) -> Result<(), Unsure> {
+    *found = [None, None];
+    scan(text, &[(0, first), (1, second)], found)
+}
+
+/// [`select`] of several paths in one pass over the text: the text of the value at each path
+/// (in the order of `paths`), `None` where a path is not there. A path may be a prefix of
+/// another (the value is then given for both); the empty path selects the whole text.
+pub(crate) fn select_many<'a>(
+    text: &'a [u8],
+    paths: &[&[String]],
+) -> Result<Vec<Option<&'a [u8]>>, Unsure> {
+    let mut found = vec![None; paths.len()];
+    let wanted: Vec<(usize, &[String])> = paths.iter().copied().enumerate().collect();
+    scan(text, &wanted, &mut found)?;
+    Ok(found)
+}
+
+/// Scans the whole text, setting `found[index]` to the text at each wanted path.
+fn scan<'a>(
+    text: &'a [u8],
+    wanted: &[(usize, &[String])],
+    found: &mut [Option<&'a [u8]>],
+) -> Result<(), Unsure> {
     // Outside strings the scan accepts ASCII only; inside them, any UTF-8.
     std::str::from_utf8(text).map_err(|_| Unsure)?;
     let mut s = Scanner {
@@ -33,12 +68,18 @@ pub(super) fn select<'a>(text: &'a [u8], names: &[String]) -> Result<Option<&'a 
         depth: 0,
     };
     s.whitespace();
-    let found = s.value_at(names)?;
+    let start = s.pos;
+    s.values_at(wanted, found)?;
+    for &(i, names) in wanted {
+        if names.is_empty() {
+            found[i] = Some(&text[start..s.pos]);
+        }
+    }
     s.whitespace();
     if s.pos != text.len() {
         return Err(Unsure);
     }
-    Ok(found)
+    Ok(())
 }
 
 /// The end of a run of plain string content from `i`: the first quote, backslash or control
@@ -127,36 +168,65 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// At a value: with no names left, skips it and returns its text; otherwise looks the
-    /// first name up in it (an object) and goes on with the rest.
-    fn value_at(&mut self, names: &[String]) -> Result<Option<&'a [u8]>, Unsure> {
-        let Some((first, rest)) = names.split_first() else {
-            let start = self.pos;
-            self.skip_value()?;
-            return Ok(Some(&self.text[start..self.pos]));
-        };
-        if self.peek()? != b'{' {
-            self.skip_value()?;
-            return Ok(None);
+    /// At a value: skips it, and for each wanted `(index, names)` with names left, looks the
+    /// first name up in it (an object) and goes on with the rest, setting `found[index]` to the
+    /// text where a path ends. A later duplicate member replaces what an earlier one found.
+    fn values_at(
+        &mut self,
+        wanted: &[(usize, &[String])],
+        found: &mut [Option<&'a [u8]>],
+    ) -> Result<(), Unsure> {
+        let wanted_here = wanted.iter().any(|(_, names)| !names.is_empty());
+        if !wanted_here || self.peek()? != b'{' {
+            return self.skip_value();
         }
         self.open()?;
         if self.peek()? == b'}' {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(None);
+            return Ok(());
         }
-        let mut found = None;
         loop {
             let name = self.member_name()?;
-            if name == first.as_bytes() {
-                found = self.value_at(rest)?;
-            } else {
-                self.skip_value()?;
+            let matches = |names: &[String]| names.first().is_some_and(|n| n.as_bytes() == name);
+            let mut matching = wanted.iter().filter(|(_, names)| matches(names));
+            match (matching.next(), matching.next()) {
+                (None, _) => self.skip_value()?,
+                // One path through this member (the common case): nothing to allocate.
+                (Some(&(i, names)), None) => self.member(&[(i, &names[1..])], found)?,
+                _ => {
+                    let inner: Vec<(usize, &[String])> = wanted
+                        .iter()
+                        .filter(|(_, names)| matches(names))
+                        .map(|&(i, names)| (i, &names[1..]))
+                        .collect();
+                    self.member(&inner, found)?;
+                }
             }
             if !self.next_or_close(b'}')? {
-                return Ok(found);
+                return Ok(());
             }
         }
+    }
+
+    /// At the value of a member that the paths `inner` (their names below it) go through:
+    /// forgets what an earlier duplicate of the member gave them, and finds them in it.
+    fn member(
+        &mut self,
+        inner: &[(usize, &[String])],
+        found: &mut [Option<&'a [u8]>],
+    ) -> Result<(), Unsure> {
+        for &(i, _) in inner {
+            found[i] = None;
+        }
+        let start = self.pos;
+        self.values_at(inner, found)?;
+        for &(i, rest) in inner {
+            if rest.is_empty() {
+                found[i] = Some(&self.text[start..self.pos]);
+            }
+        }
+        Ok(())
     }
 
     /// A member name without escapes (with escapes, the name's text is not its bytes), and
@@ -330,6 +400,58 @@ mod tests {
         assert_eq!(sel("{}", &["a"]), Ok(None));
         assert_eq!(sel("[1]", &["a"]), Ok(None));
         assert_eq!(sel(r#""a""#, &["a"]), Ok(None));
+    }
+
+    fn many(text: &str, paths: &[&[&str]]) -> Result<Vec<Option<String>>, Unsure> {
+        let owned: Vec<Vec<String>> = paths
+            .iter()
+            .map(|p| p.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        let refs: Vec<&[String]> = owned.iter().map(Vec::as_slice).collect();
+        select_many(text.as_bytes(), &refs).map(|found| {
+            found
+                .into_iter()
+                .map(|o| o.map(|b| String::from_utf8(b.to_vec()).expect("utf-8")))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn selects_several_paths_in_one_pass_as_one_at_a_time() {
+        let text = r#"{"x":[1,{"a":"}"}],"s":"q","a":{"b":[1, 2],"c":-1.5},"d":{"e":{"f":true}}}"#;
+        let paths: &[&[&str]] = &[
+            &["a", "b"],
+            &["a"],
+            &["a", "c"],
+            &["s"],
+            &["d", "e", "f"],
+            &["d", "z"],
+            &["x", "a"],
+            &[],
+        ];
+        let found = many(text, paths).unwrap();
+        for (path, got) in paths.iter().zip(&found) {
+            let one = if path.is_empty() {
+                Some(text.to_owned())
+            } else {
+                sel(text, path).unwrap()
+            };
+            assert_eq!(got, &one, "{path:?}");
+        }
+        assert_eq!(found[1].as_deref(), Some(r#"{"b":[1, 2],"c":-1.5}"#));
+        // A later duplicate replaces all an earlier one gave, below it too.
+        assert_eq!(
+            many(
+                r#"{"a":{"b":1,"c":2},"a":{"b":3}}"#,
+                &[&["a", "b"], &["a", "c"]]
+            ),
+            Ok(vec![Some("3".into()), None])
+        );
+        assert_eq!(
+            many(r#"{"a":{"b":1},"a":5}"#, &[&["a", "b"], &["a"]]),
+            Ok(vec![None, Some("5".into())])
+        );
+        assert_eq!(many(r#"{"a":1} x"#, &[&["a"], &["b"]]), Err(Unsure));
     }
 
     proptest::proptest! {
