@@ -13,6 +13,7 @@ pub mod channel;
 pub mod expr;
 pub mod expr_regex;
 pub mod fault;
+pub mod gzip;
 pub mod json;
 pub mod local_path;
 pub mod names;

@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flate2::write::GzEncoder;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -224,7 +223,7 @@ impl FileSink {
             };
             let buffered = std::io::BufWriter::with_capacity(256 * 1024, raw);
             let writer: Box<dyn Write + Send> = if path.ends_with(".gz") {
-                Box::new(GzEncoder::new(buffered, flate2::Compression::default()))
+                Box::new(crate::gzip::MemberWriter::new(buffered, 6))
             } else {
                 Box::new(buffered)
             };
@@ -312,7 +311,7 @@ impl Sink for FileSink {
         let flushed = self.open()?.writer.flush();
         flushed.map_err(|e| self.error(e))?;
         let Open { writer, replace } = self.out.take().expect("opened above");
-        // Dropping the writer finishes the gzip stream and closes the file.
+        // The flush wrote the last gzip member (a `.gz` path); dropping closes the file.
         drop(writer);
         if let Some((temp, target)) = replace {
             temp.persist(&target)

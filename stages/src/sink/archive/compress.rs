@@ -11,16 +11,14 @@
 //! over, which slows the sink (and so the sources) instead of growing; no more chunks are
 //! compressed at once than the machine has cores.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-/// Bytes gathered before a chunk is handed to the compressor: a member this large compresses
-/// within 0.5 % of one stream's size (a member starts without the previous 32 KiB of history).
-const CHUNK_BYTES: usize = 1024 * 1024;
+/// Bytes gathered before a chunk is handed to the compressor.
+const CHUNK_BYTES: usize = crate::gzip::MEMBER_BYTES;
 
 /// Uncompressed bytes in flight to the compressors of one sink at most (rounded to KiB).
 const IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
@@ -31,35 +29,40 @@ const IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
 pub(super) struct CompressBudget {
     bytes: Arc<Semaphore>,
     running: Arc<Semaphore>,
+    /// The budget's KiB.
+    room: usize,
 }
 
 impl Default for CompressBudget {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        CompressBudget {
-            bytes: Arc::new(Semaphore::new(IN_FLIGHT_BYTES / 1024)),
-            running: Arc::new(Semaphore::new(cores)),
-        }
+        CompressBudget::with_room(IN_FLIGHT_BYTES)
     }
 }
 
 impl CompressBudget {
+    /// Room for `bytes` (rounded to KiB) in flight.
+    fn with_room(bytes: usize) -> CompressBudget {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CompressBudget {
+            bytes: Arc::new(Semaphore::new((bytes / 1024).max(1))),
+            running: Arc::new(Semaphore::new(cores)),
+            room: (bytes / 1024).max(1),
+        }
+    }
+
     /// Waits for room for `bytes` (a chunk larger than the whole budget takes all of it).
     async fn reserve(&self, bytes: usize) -> anyhow::Result<OwnedSemaphorePermit> {
-        let permits = bytes.div_ceil(1024).clamp(1, IN_FLIGHT_BYTES / 1024) as u32;
+        let permits = bytes.div_ceil(1024).clamp(1, self.room) as u32;
         Ok(self.bytes.clone().acquire_many_owned(permits).await?)
     }
 }
-
-/// A compressed member, holding its chunk's room in the budget until it joins the object.
-type Member = (Vec<u8>, OwnedSemaphorePermit);
 
 /// One object's gzip members, compressed chunk by chunk on the blocking pool.
 pub(super) struct Compressor {
     level: u32,
     pending: Vec<u8>,
     /// Members being compressed, in the object's order.
-    members: VecDeque<JoinHandle<anyhow::Result<Member>>>,
+    members: VecDeque<JoinHandle<anyhow::Result<Vec<u8>>>>,
     /// The members done so far, in order.
     body: Vec<u8>,
     budget: CompressBudget,
@@ -108,8 +111,13 @@ impl Compressor {
         let level = self.level;
         self.members.push_back(tokio::spawn(async move {
             let _running = running.acquire_owned().await?;
-            let member = tokio::task::spawn_blocking(move || gzip_member(level, &chunk)).await?;
-            Ok((member?, permit))
+            let member =
+                tokio::task::spawn_blocking(move || crate::gzip::member(level, &chunk)).await?;
+            // The room is for chunks waiting or being compressed. It is given back here, not
+            // when the member joins its object: an object that receives no records for a while
+            // would otherwise keep room that the objects being written wait for, for ever.
+            drop(permit);
+            Ok(member?)
         }));
         // Keep what is done: the queue stays short, and an error shows early.
         while self.members.front().is_some_and(JoinHandle::is_finished) {
@@ -120,7 +128,7 @@ impl Compressor {
 
     async fn take_front(&mut self) -> anyhow::Result<()> {
         if let Some(member) = self.members.pop_front() {
-            let (member, _room) = member.await??;
+            let member = member.await??;
             self.body.extend_from_slice(&member);
         }
         Ok(())
@@ -137,33 +145,6 @@ impl Compressor {
         }
         Ok(self.body)
     }
-}
-
-thread_local! {
-    /// A blocking-pool thread's compressor, made once per level (its tables are large).
-    static DEFLATE: RefCell<Option<(u32, libdeflater::Compressor)>> = const { RefCell::new(None) };
-}
-
-/// `chunk` as one gzip member at `level`.
-fn gzip_member(level: u32, chunk: &[u8]) -> anyhow::Result<Vec<u8>> {
-    DEFLATE.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let compressor = match &mut *cell {
-            Some((at, c)) if *at == level => c,
-            slot => {
-                let lvl = libdeflater::CompressionLvl::new(level as i32)
-                    .map_err(|e| anyhow::anyhow!("gzip level {level}: {e:?}"))?;
-                &mut slot.insert((level, libdeflater::Compressor::new(lvl))).1
-            }
-        };
-        let mut out = vec![0u8; compressor.gzip_compress_bound(chunk.len())];
-        let n = compressor
-            .gzip_compress(chunk, &mut out)
-            .map_err(|e| anyhow::anyhow!("gzip: {e}"))?;
-        out.truncate(n);
-        out.shrink_to_fit();
-        Ok(out)
-    })
 }
 
 #[cfg(test)]
@@ -200,6 +181,32 @@ mod tests {
         }
         let empty = Compressor::new(6, budget).finish().await.unwrap();
         assert_eq!(members_of(&empty), vec![Vec::<u8>::new()]);
+    }
+
+    /// Objects that stop receiving bytes while others go on never hold the room the others
+    /// wait for: eight objects written in turns, on a budget of two chunks, all finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn objects_left_open_do_not_starve_the_others() {
+        let budget = CompressBudget::with_room(2 * CHUNK_BYTES);
+        let line = vec![b'x'; 64 * 1024];
+        let mut objects: Vec<Compressor> =
+            (0..8).map(|_| Compressor::new(1, budget.clone())).collect();
+        let written = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+            for object in objects.iter_mut() {
+                for _ in 0..40 {
+                    object.write(&line).await.unwrap();
+                }
+            }
+        })
+        .await;
+        assert!(
+            written.is_ok(),
+            "the writes waited for room that never came"
+        );
+        for object in objects {
+            let members = members_of(&object.finish().await.unwrap());
+            assert_eq!(members.concat().len(), 40 * line.len());
+        }
     }
 
     /// The decompressed members of a gzip file, one by one.
