@@ -138,15 +138,21 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    /// Steps into a container at its opening bracket.
-    fn open(&mut self) -> Result<(), Unsure> {
+    /// Steps into a container at its opening bracket; true when it is empty (its closing
+    /// bracket `close` follows at once, and is stepped over).
+    fn open(&mut self, close: u8) -> Result<bool, Unsure> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(Unsure);
         }
         self.pos += 1;
         self.whitespace();
-        Ok(())
+        if self.peek()? == close {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// After a member or element: `,` (then whitespace) gives true, the closing bracket
@@ -180,10 +186,7 @@ impl<'a> Scanner<'a> {
         if !wanted_here || self.peek()? != b'{' {
             return self.skip_value();
         }
-        self.open()?;
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            self.depth -= 1;
+        if self.open(b'}')? {
             return Ok(());
         }
         loop {
@@ -334,10 +337,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_object(&mut self) -> Result<(), Unsure> {
-        self.open()?;
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            self.depth -= 1;
+        if self.open(b'}')? {
             return Ok(());
         }
         loop {
@@ -350,10 +350,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_array(&mut self) -> Result<(), Unsure> {
-        self.open()?;
-        if self.peek()? == b']' {
-            self.pos += 1;
-            self.depth -= 1;
+        if self.open(b']')? {
             return Ok(());
         }
         loop {
