@@ -73,7 +73,9 @@ impl Compressor {
     pub(super) fn new(level: u32, budget: CompressBudget) -> Compressor {
         Compressor {
             level,
-            pending: Vec::with_capacity(CHUNK_BYTES),
+            // Grown as lines come: an object that stays small (a quiet shard, many shards on
+            // one worker) does not hold a whole chunk's memory.
+            pending: Vec::new(),
             members: VecDeque::new(),
             body: Vec::new(),
             budget,
@@ -105,6 +107,7 @@ impl Compressor {
     }
 
     async fn hand_over(&mut self) -> anyhow::Result<()> {
+        // An object that filled a chunk is likely to fill the next one.
         let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK_BYTES));
         let permit = self.budget.reserve(chunk.len()).await?;
         let running = self.budget.running.clone();
