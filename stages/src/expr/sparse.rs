@@ -46,16 +46,14 @@ impl SparsePaths {
 
     /// The sparse view of a payload, `None` when the scan cannot tell.
     pub(super) fn payload_view(&self, payload: &[u8]) -> Option<Value> {
-        let paths: Vec<&[String]> = self.below_data.iter().map(Vec::as_slice).collect();
-        let found = scan::select_many(payload, &paths).ok()?;
+        let found = scan::select_many(payload, &self.below_data).ok()?;
         view(&self.below_data, &found)
     }
 
     /// The sparse view of an archive line (one envelope holding its payload under `data`),
     /// `None` when the scan cannot tell or the line has no `data` member.
     pub(super) fn envelope_view(&self, line: &[u8]) -> Option<Value> {
-        let paths: Vec<&[String]> = self.from_root.iter().map(Vec::as_slice).collect();
-        let found = scan::select_many(line, &paths).ok()?;
+        let found = scan::select_many(line, &self.from_root).ok()?;
         let (data, below) = found.split_first()?;
         data.as_ref()?;
         view(&self.below_data, below)

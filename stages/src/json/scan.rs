@@ -44,12 +44,12 @@ pub(crate) fn select_pair<'a>(
 /// [`select`] of several paths in one pass over the text: the text of the value at each path
 /// (in the order of `paths`), `None` where a path is not there. A path may be a prefix of
 /// another (the value is then given for both); the empty path selects the whole text.
-pub(crate) fn select_many<'a>(
+pub(crate) fn select_many<'a, P: AsRef<[String]>>(
     text: &'a [u8],
-    paths: &[&[String]],
+    paths: &[P],
 ) -> Result<Vec<Option<&'a [u8]>>, Unsure> {
     let mut found = vec![None; paths.len()];
-    let wanted: Vec<(usize, &[String])> = paths.iter().copied().enumerate().collect();
+    let wanted: Vec<(usize, &[String])> = paths.iter().map(AsRef::as_ref).enumerate().collect();
     scan(text, &wanted, &mut found)?;
     Ok(found)
 }
@@ -404,8 +404,7 @@ mod tests {
             .iter()
             .map(|p| p.iter().map(|s| (*s).to_owned()).collect())
             .collect();
-        let refs: Vec<&[String]> = owned.iter().map(Vec::as_slice).collect();
-        select_many(text.as_bytes(), &refs).map(|found| {
+        select_many(text.as_bytes(), &owned).map(|found| {
             found
                 .into_iter()
                 .map(|o| o.map(|b| String::from_utf8(b.to_vec()).expect("utf-8")))
