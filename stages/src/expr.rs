@@ -144,6 +144,7 @@ impl Predicate {
             expr: trimmed.to_owned(),
             reason,
         };
+        check_nesting(trimmed).map_err(invalid)?;
         let query = parse_json_path(&format!("$[?{trimmed}]"))
             .map_err(|e| invalid(explain(&e.to_string(), 3)))?;
         let filter = match query.segments.as_slice() {
@@ -263,6 +264,40 @@ fn targets_data(q: &SingularQuery) -> bool {
     }
 }
 
+/// Parentheses and brackets open at once, at most, in an expression or path.
+const MAX_NESTING: usize = 10;
+
+/// Refuses text nested deeper than [`MAX_NESTING`] (outside string literals). jsonpath-rust's
+/// parser backtracks exponentially in the depth of unclosed calls such as `count(count(…`:
+/// 14 levels took seconds, so a hostile pipeline file or variable could stall its loading.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(format!(
+                            "parentheses and brackets are nested more than {MAX_NESTING} levels deep"
+                        ));
+                    }
+                }
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    Ok(())
+}
+
 /// Turns jsonpath-rust's parser error (a pest dump of the wrapped query) into a column in the
 /// user's own text and what was expected there, in words.
 fn explain(err: &str, wrapper: usize) -> String {
@@ -335,6 +370,7 @@ impl ValuePath {
                 "a path starts with `$`, e.g. \"$.data.order_id\"".into(),
             ));
         }
+        check_nesting(trimmed).map_err(invalid)?;
         let query = parse_json_path(trimmed).map_err(|e| invalid(explain(&e.to_string(), 0)))?;
         let regex = expr_regex::check(&query).map_err(invalid)?;
         Ok(ValuePath {

@@ -67,6 +67,26 @@ fn predicates_over_simple_payload_paths_are_decided_on_the_bytes() {
     }
 }
 
+/// Deep nesting is refused before the parser sees it (the parser's time grows exponentially
+/// with unclosed calls), in filters, value paths and key paths alike; ten levels still parse,
+/// and brackets inside string literals do not count.
+#[test]
+fn nesting_past_the_limit_is_refused_before_parsing() {
+    let deep = format!("{}@.data.x", "count(\t\t(".repeat(12));
+    let err = Predicate::compile(&deep).unwrap_err().to_string();
+    assert!(err.contains("nested more than 10 levels"), "{err}");
+    let path = format!("$.a[?{}@.x", "count(".repeat(14));
+    let err = ValuePath::compile(&path).unwrap_err().to_string();
+    assert!(err.contains("nested more than 10 levels"), "{err}");
+    let err = crate::transform::compact::key::KeyPath::compile(&path).unwrap_err();
+    assert!(err.contains("nested more than 10 levels"), "{err}");
+    let ten = format!("{}@.data.x == 1{}", "(".repeat(10), ")".repeat(10));
+    assert!(Predicate::compile(&ten).is_ok());
+    let quoted = format!("@.data.s == '{}'", "(".repeat(40));
+    assert!(Predicate::compile(&quoted).is_ok());
+    assert!(ValuePath::compile("$.data['a(((((((((((b']").is_ok());
+}
+
 #[test]
 fn invalid_expressions_are_errors() {
     assert!(Predicate::compile("@.data.status = 'x'").is_err());
