@@ -1,6 +1,8 @@
 //! The archive line reader and writer (`Record::parse_envelope`, `Record::write_envelope`).
 //!
-//! - The input as an archive line: it parses or gives an error; a record that parses is written
+//! - The input as an archive line: the reader's scan and serde_json give the same record or the
+//!   same error, with and without a probe of payload paths, whose values are the payload's own;
+//!   a record that parses is written
 //!   as one line that parses back to the same record, and writing that again gives the same line.
 //! - The input as a payload (and, when it is a JSON object, as annotations): written and read
 //!   back, the record is the same and the payload bytes are exact.
@@ -10,12 +12,26 @@
 //! change slightly on every archive round trip (reported; the payload is verbatim and exact).
 #![no_main]
 
+use flux_stages::json::probe::PayloadProbe;
 use flux_stages::record::{Interner, PayloadForm, Record, payload_form};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
     let mut interner = Interner::default();
+    let by_serde = Record::parse_envelope_by_serde(data, &mut interner);
+    assert_eq!(
+        Record::parse_envelope(data, &mut interner),
+        by_serde,
+        "the scan and serde_json disagree"
+    );
+    let probe = PayloadProbe::new(vec![vec!["k".into()], vec!["_flux".into(), "v".into()]])
+        .expect("two paths");
+    let probed = Record::parse_envelope_probed(data, &mut interner, Some(&probe));
+    assert_eq!(probed, by_serde, "the probed scan and serde_json disagree");
+    if let Ok(r) = &probed {
+        check_probe(r, &probe);
+    }
     match Record::parse_envelope(data, &mut interner) {
         Ok(record) => {
             let line = write(&record);
@@ -46,6 +62,25 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// A probe's note gives the values serde_json finds at its paths in the payload.
+fn check_probe(record: &Record, probe: &PayloadProbe) {
+    let Some(note) = record.probed else {
+        return;
+    };
+    let values = note
+        .values(probe, &record.data)
+        .expect("a note for this probe, inside the payload");
+    let payload: Value = serde_json::from_slice(&record.data).expect("a noted payload is JSON");
+    for (path, value) in probe.paths().iter().zip(values) {
+        let mut want = Some(&payload);
+        for name in path {
+            want = want.and_then(|v| v.as_object()).and_then(|o| o.get(name));
+        }
+        let got = value.map(|v| serde_json::from_slice::<Value>(v).expect("a value's text"));
+        assert_eq!(got.as_ref(), want, "the note's value at {path:?}");
+    }
+}
 
 /// The envelope of `record`: one line, ending in its only newline.
 fn write(record: &Record) -> Vec<u8> {

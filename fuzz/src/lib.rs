@@ -15,6 +15,7 @@ pub fn record(data: &[u8]) -> Record {
         arrival_ts: ts_from_millis(1_764_064_800_123),
         data: Bytes::copy_from_slice(data),
         annotations: None,
+        probed: None,
     }
 }
 

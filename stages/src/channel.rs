@@ -183,6 +183,7 @@ mod tests {
                     arrival_ts: ts_from_millis(0),
                     data: bytes::Bytes::from_static(b"{}"),
                     annotations: None,
+                    probed: None,
                 })
                 .collect(),
         )

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub mod probe;
 pub(crate) mod scan;
 
 /// A JSON object's members in their original order: names decoded, values kept as raw text (so

@@ -16,11 +16,14 @@ use serde_json::value::RawValue;
 
 use crate::names::{ShardId, StreamName};
 
+mod envelope_scan;
 mod sequence;
 pub use sequence::{MAX_SEQUENCE_DIGITS, SequenceNumber};
 
+use crate::json::probe::{PayloadProbe, Probed};
+
 /// One record of a stream: its position, its key, its arrival time and its payload bytes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Record {
     /// The stream the record was read from.
     pub stream: Arc<str>,
@@ -38,6 +41,24 @@ pub struct Record {
     pub data: Bytes,
     /// Annotations added by the pipeline (dead-letter reasons, window bounds, …), if any.
     pub annotations: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// What the source that read the record found in `data` for a stage downstream (see
+    /// [`crate::json::probe`]); not part of the record's value. A stage that replaces `data`
+    /// sets it to `None`.
+    pub probed: Option<Probed>,
+}
+
+/// Records are equal when their values are: the source's note on the payload is left out.
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.stream == other.stream
+            && self.shard_id == other.shard_id
+            && self.sequence_number == other.sequence_number
+            && self.sub_sequence_number == other.sub_sequence_number
+            && self.partition_key == other.partition_key
+            && self.arrival_ts == other.arrival_ts
+            && self.data == other.data
+            && self.annotations == other.annotations
+    }
 }
 
 /// How a payload is stored in the envelope.
@@ -140,6 +161,9 @@ fn write_ts(out: &mut Vec<u8>, ts: &DateTime<Utc>) {
 /// UTC, the range the envelope (RFC 3339) and the archive's `dt=` folders can hold. Errors do
 /// not repeat the text (it may come from a payload).
 pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Some(ts) = parse_envelope_ts(text) {
+        return Ok(ts);
+    }
     let ts = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -147,6 +171,40 @@ pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, String> {
         })?;
     check_ts(&ts)?;
     Ok(ts)
+}
+
+/// The time of `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form the envelope writes ([`format_ts`]), read
+/// without the general RFC 3339 parser; `None` for any other text (a leap second included),
+/// which [`parse_ts`] leaves to that parser.
+fn parse_envelope_ts(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 24 || b[23] != b'Z' {
+        return None;
+    }
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if punctuation.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?;
+    let second = number(17, 19)?;
+    if second > 59 {
+        return None;
+    }
+    let time = date.and_hms_milli_opt(number(11, 13)?, number(14, 16)?, second, number(20, 23)?)?;
+    Some(time.and_utc())
 }
 
 /// Fails unless `ts` falls within the years 0000–9999 UTC (what an envelope and the archive's
@@ -181,25 +239,45 @@ struct EnvelopeRef<'a> {
     arrival_ts: std::borrow::Cow<'a, str>,
     // `data: null` is a payload (the four bytes `null`), not an absent field.
     #[serde(borrow, default, deserialize_with = "present_raw")]
-    data: Option<&'a RawValue>,
+    data: Option<&'a [u8]>,
     #[serde(borrow, default)]
     data_b64: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Deserializes a present field as `Some`, whatever its JSON value (`null` included).
-fn present_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(Some)
+/// Deserializes a present field as `Some` of its JSON text, whatever its value (`null`
+/// included).
+fn present_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de [u8]>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(|raw| Some(raw.get().as_bytes()))
 }
 
 /// Reuses the `Arc<str>` of the previous record when the value repeats (stream and shard ids do).
 #[derive(Default)]
 pub struct Interner {
     last: Vec<Arc<str>>,
+    /// The last stream name and shard id checked to be legal, so that a run of records of one
+    /// shard checks them once.
+    checked: Option<(Arc<str>, Arc<str>)>,
 }
 
 impl Interner {
+    /// An envelope's stream name and shard id, shared, once checked to be legal names.
+    fn names(&mut self, stream: &str, shard_id: &str) -> Result<(Arc<str>, Arc<str>), String> {
+        let stream = self.intern(stream);
+        let shard_id = self.intern(shard_id);
+        let known = self
+            .checked
+            .as_ref()
+            .is_some_and(|(s, h)| Arc::ptr_eq(s, &stream) && Arc::ptr_eq(h, &shard_id));
+        if !known {
+            StreamName::from_arc(&stream).map_err(|e| format!("invalid envelope: {e}"))?;
+            ShardId::from_arc(&shard_id).map_err(|e| format!("invalid envelope: {e}"))?;
+            self.checked = Some((stream.clone(), shard_id.clone()));
+        }
+        Ok((stream, shard_id))
+    }
+
     /// Returns a shared string equal to `text`, reusing a recent one where possible.
     pub fn intern(&mut self, text: &str) -> Arc<str> {
         if let Some(hit) = self.last.iter().find(|s| &***s == text) {
@@ -217,10 +295,43 @@ impl Interner {
 impl Record {
     /// Parses one archive line (an envelope) into a record.
     pub fn parse_envelope(line: &[u8], interner: &mut Interner) -> Result<Record, String> {
+        Record::parse_envelope_probed(line, interner, None)
+    }
+
+    /// [`Record::parse_envelope`], noting on the record where the values at `probe`'s paths lie
+    /// in its payload (see [`crate::json::probe`]). Lines of the usual shape are read by one
+    /// structural scan ([`envelope_scan`]); the others, and every error, by serde_json.
+    pub fn parse_envelope_probed(
+        line: &[u8],
+        interner: &mut Interner,
+        probe: Option<&PayloadProbe>,
+    ) -> Result<Record, String> {
+        if let Some((env, found)) = envelope_scan::scan(line, probe) {
+            // `data` is copied as it is: the values' places in the line's payload are their
+            // places in the record's.
+            let probed = match (probe, env.data) {
+                (Some(p), Some(raw)) => p.note(raw, &found),
+                _ => None,
+            };
+            let mut record = Record::from_envelope(env, interner)?;
+            record.probed = probed;
+            return Ok(record);
+        }
+        Record::parse_envelope_by_serde(line, interner)
+    }
+
+    /// [`Record::parse_envelope`] by serde_json alone, never by the scan: what the scan must
+    /// agree with (tests and fuzzing compare the two).
+    #[doc(hidden)]
+    pub fn parse_envelope_by_serde(line: &[u8], interner: &mut Interner) -> Result<Record, String> {
         let env: EnvelopeRef<'_> = serde_json::from_slice(line)
             .map_err(|e| format!("invalid envelope: {}", crate::json::error_reason(&e)))?;
+        Record::from_envelope(env, interner)
+    }
+
+    fn from_envelope(env: EnvelopeRef<'_>, interner: &mut Interner) -> Result<Record, String> {
         let data = match (env.data, env.data_b64) {
-            (Some(raw), None) => Bytes::copy_from_slice(raw.get().as_bytes()),
+            (Some(raw), None) => Bytes::copy_from_slice(raw),
             (None, Some(b64)) => Bytes::from(
                 BASE64
                     .decode(b64.as_bytes())
@@ -234,10 +345,7 @@ impl Record {
                 return Err("invalid envelope: neither `data` nor `data_b64` is present".into());
             }
         };
-        let stream = interner.intern(&env.stream);
-        let shard_id = interner.intern(&env.shard_id);
-        StreamName::from_arc(&stream).map_err(|e| format!("invalid envelope: {e}"))?;
-        ShardId::from_arc(&shard_id).map_err(|e| format!("invalid envelope: {e}"))?;
+        let (stream, shard_id) = interner.names(&env.stream, &env.shard_id)?;
         Ok(Record {
             stream,
             shard_id,
@@ -253,6 +361,7 @@ impl Record {
                 .trunc_subsecs(3),
             data,
             annotations: env.annotations.filter(|m| !m.is_empty()).map(Box::new),
+            probed: None,
         })
     }
 

@@ -95,6 +95,10 @@ pub struct BuildContext {
     /// input that cannot match before parsing it (counted as skipped); the filter still decides
     /// on every record that is parsed.
     pub pushdown: Option<crate::expr::Prefilter>,
+    /// Sources: the payload paths that the stage which is this source's only reader takes
+    /// from every record, when compile pushed them down (see [`StageKind::pushdown_probe`]).
+    /// The source notes where their values lie on each record it reads by a full scan.
+    pub probe: Option<crate::json::probe::PayloadProbe>,
     /// Sinks: the streams the sources upstream of its main input read, as named in their
     /// configuration (see [`StageConfig::source_stream`]), so that a sink can account for a
     /// stream that brings no record (the `archive` sink writes its run manifest anyway).
@@ -124,6 +128,7 @@ impl BuildContext {
             stage: stage.to_owned(),
             dry_run: false,
             pushdown: None,
+            probe: None,
             upstream_streams: Vec::new(),
             shared_streams: Vec::new(),
             offline_shards: None,
@@ -224,7 +229,14 @@ pub trait StageKind {
         None
     }
 
-    /// Whether this source applies a pushed-down pre-check ([`BuildContext::pushdown`]).
+    /// The payload paths this stage reads of every record, which a source it is the only
+    /// reader of can note on each record it reads (see [`crate::json::probe`]).
+    fn pushdown_probe(&self) -> Option<crate::json::probe::PayloadProbe> {
+        None
+    }
+
+    /// Whether this source applies a pushed-down pre-check ([`BuildContext::pushdown`]) and
+    /// probe ([`BuildContext::probe`]).
     fn accepts_pushdown(&self) -> bool {
         false
     }
@@ -348,6 +360,11 @@ impl StageConfig {
         self.kind().pushdown_prefilter()
     }
 
+    /// See [`StageKind::pushdown_probe`].
+    pub fn pushdown_probe(&self) -> Option<crate::json::probe::PayloadProbe> {
+        self.kind().pushdown_probe()
+    }
+
     /// See [`StageKind::accepts_pushdown`].
     pub fn accepts_pushdown(&self) -> bool {
         self.kind().accepts_pushdown()
@@ -383,6 +400,9 @@ impl<K: StageKind + ?Sized> StageKind for Box<K> {
     }
     fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         (**self).pushdown_prefilter()
+    }
+    fn pushdown_probe(&self) -> Option<crate::json::probe::PayloadProbe> {
+        (**self).pushdown_probe()
     }
     fn accepts_pushdown(&self) -> bool {
         (**self).accepts_pushdown()

@@ -186,8 +186,10 @@ pub trait RecordTransform: Send {
 /// compaction spills to disk and merges from it), so the runtime runs it on a thread of its
 /// blocking pool, never on an async worker. What it emits is forwarded by the runtime.
 pub trait StatefulTransform: Send + 'static {
-    /// Takes one batch into the state; emits what is complete.
-    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()>;
+    /// Takes one batch into the state; emits what is complete. A transform that keeps
+    /// records may take them out of a batch that no other stage shares
+    /// ([`Arc::try_unwrap`]) instead of cloning them.
+    fn process(&mut self, batch: Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()>;
 
     /// Called on a checkpoint barrier, before it is forwarded: emit or persist what the barrier
     /// closes.

@@ -7,6 +7,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use flux_stages::expr::Prefilter;
+use flux_stages::json::probe::PayloadProbe;
 use flux_stages::registry::{Resources, Role};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -22,6 +23,9 @@ pub struct Facts {
     /// that filter's id, when the source applies one (see
     /// `flux_stages::registry::BuildContext::pushdown`).
     pub pushdown: Option<(Prefilter, String)>,
+    /// Sources: the payload paths that the stage which is the source's only reader takes from
+    /// every record, when the source notes them (see `flux_stages::json::probe`).
+    pub probe: Option<PayloadProbe>,
     /// Sinks: the streams the sources upstream of its main input read, sorted (dead-letter
     /// edges carry rejects, not the stream's records, and are not followed).
     pub upstream_streams: Vec<String>,
@@ -37,6 +41,7 @@ pub(super) fn derive(graph: &mut DiGraph<Node, Edge>) {
     for n in graph.node_indices() {
         let facts = Facts {
             pushdown: pushdown(graph, n),
+            probe: only_reader(graph, n).and_then(|r| graph[r].config.pushdown_probe()),
             upstream_streams: upstream_streams(graph, n),
             shared_streams: shared_streams(graph, n),
             resources: graph[n].config.resources(),
@@ -48,6 +53,13 @@ pub(super) fn derive(graph: &mut DiGraph<Node, Edge>) {
 /// A source's pushed-down pre-check: its only main-port reader is a filter with a useful one,
 /// and the source applies them.
 fn pushdown(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<(Prefilter, String)> {
+    let reader = &graph[only_reader(graph, n)?];
+    let pre = reader.config.pushdown_prefilter()?;
+    Some((pre, reader.id.clone()))
+}
+
+/// The only main-port reader of a source that applies what is pushed down into it.
+fn only_reader(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<NodeIndex> {
     let node = &graph[n];
     if node.role != Role::Source || !node.config.accepts_pushdown() {
         return None;
@@ -57,12 +69,10 @@ fn pushdown(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<(Prefilter, Str
         .filter(|e| e.weight().port == Port::Main)
         .map(|e| e.target())
         .collect();
-    let [only] = readers.as_slice() else {
-        return None;
-    };
-    let reader = &graph[*only];
-    let pre = reader.config.pushdown_prefilter()?;
-    Some((pre, reader.id.clone()))
+    match readers.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    }
 }
 
 /// The streams a sink's upstream sources read.

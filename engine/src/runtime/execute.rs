@@ -263,7 +263,7 @@ impl StatefulWorker {
             while let Some((call, reply)) = rx.blocking_recv() {
                 let mut emit = Emit::default();
                 let drain = match call {
-                    Call::Process(batch) => t.process(&batch, &mut emit).map(|()| Drain::Done),
+                    Call::Process(batch) => t.process(batch, &mut emit).map(|()| Drain::Done),
                     Call::Barrier(id) => t.barrier(id, &mut emit).map(|()| Drain::Done),
                     Call::Finish => t.finish(&mut emit),
                 };

@@ -119,6 +119,7 @@ pub fn prepare_provided(
                 metrics: Arc::new(StageMetrics::default()),
                 stop: stop.clone(),
                 pushdown: node.facts.pushdown.as_ref().map(|(pre, _)| pre.clone()),
+                probe: node.facts.probe.clone(),
                 upstream_streams: node.facts.upstream_streams.clone(),
                 shared_streams: node.facts.shared_streams.clone(),
             };

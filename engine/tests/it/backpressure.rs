@@ -37,6 +37,7 @@ impl Source for Counter {
                 arrival_ts: ts_from_millis(0),
                 data: bytes::Bytes::from_static(b"{}"),
                 annotations: None,
+                probed: None,
             };
             ctx.output.send(vec![r]).await?;
             self.0.fetch_add(1, Ordering::SeqCst);

@@ -186,6 +186,7 @@ mod push_down {
             arrival_ts: parse_ts("2026-11-25T10:00:00Z").unwrap(),
             data: data.into(),
             annotations: None,
+            probed: None,
         }
     }
 

@@ -54,14 +54,56 @@ pub(crate) fn select_many<'a, P: AsRef<[String]>>(
     Ok(found)
 }
 
+/// The members of the JSON object `text`, in their order: `each(name, value text)` for every
+/// member, and inside the value of the member named `probed`, the values at `wanted` paths (as
+/// [`select_many`] finds them there) set into `found`. `Ok` means the whole text is one JSON
+/// object as serde_json parses it; `each` may stop the scan with [`Unsure`].
+pub(crate) fn object_members<'a>(
+    text: &'a [u8],
+    probed: &[u8],
+    wanted: &[(usize, &[String])],
+    found: &mut [Option<&'a [u8]>],
+    mut each: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), Unsure>,
+) -> Result<(), Unsure> {
+    let mut s = Scanner {
+        text,
+        pos: 0,
+        depth: 0,
+    };
+    s.whitespace();
+    if s.peek()? != b'{' {
+        return Err(Unsure);
+    }
+    if !s.open(b'}')? {
+        loop {
+            let name = s.member_name()?;
+            let start = s.pos;
+            if name == probed {
+                s.member(wanted, found)?;
+            } else {
+                s.skip_value()?;
+            }
+            each(name, &text[start..s.pos])?;
+            if !s.next_or_close(b'}')? {
+                break;
+            }
+        }
+    }
+    s.whitespace();
+    if s.pos != text.len() {
+        return Err(Unsure);
+    }
+    Ok(())
+}
+
 /// Scans the whole text, setting `found[index]` to the text at each wanted path.
 fn scan<'a>(
     text: &'a [u8],
     wanted: &[(usize, &[String])],
     found: &mut [Option<&'a [u8]>],
 ) -> Result<(), Unsure> {
-    // Outside strings the scan accepts ASCII only; inside them, any UTF-8.
-    std::str::from_utf8(text).map_err(|_| Unsure)?;
+    // Outside strings the scan accepts ASCII only; inside them, any UTF-8 (checked where a
+    // string holds a byte past ASCII), so an accepted text is UTF-8 throughout.
     let mut s = Scanner {
         text,
         pos: 0,
@@ -83,21 +125,24 @@ fn scan<'a>(
 }
 
 /// The end of a run of plain string content from `i`: the first quote, backslash or control
-/// character, or the end of `text`. Eight bytes at a time: payload strings are mostly short,
-/// where a SIMD search costs more to set up than it saves.
-fn plain_run_end(text: &[u8], mut i: usize) -> usize {
+/// character, or the end of `text`; with `ascii`, also the first byte past ASCII. Eight bytes at
+/// a time: payload strings are mostly short, where a SIMD search costs more to set up than it
+/// saves.
+fn plain_run_end(text: &[u8], mut i: usize, ascii: bool) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // The high bit of each byte below `n` (n <= 0x80); a wrong bit can only follow a right
     // one, so the lowest set bit is always a match.
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    let past_ascii = if ascii { HIGHS } else { 0 };
     while let Some(chunk) = text.get(i..i + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
         let hit = below(x, 0x20)
             | below(x ^ (ONES * u64::from(b'"')), 1)
-            | below(x ^ (ONES * u64::from(b'\\')), 1);
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+            | (x & past_ascii);
         if hit != 0 {
             return i + (hit.trailing_zeros() / 8) as usize;
         }
@@ -105,11 +150,24 @@ fn plain_run_end(text: &[u8], mut i: usize) -> usize {
     }
     while text
         .get(i)
-        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20 && (!ascii || b < 0x80))
     {
         i += 1;
     }
     i
+}
+
+/// From `i` inside a string: the end of its plain content (see [`plain_run_end`]), the bytes
+/// past ASCII on the way checked to be UTF-8. A quote, backslash or control byte never lies
+/// inside a UTF-8 sequence, so cutting there splits no character.
+fn utf8_run_end(text: &[u8], i: usize) -> Result<usize, Unsure> {
+    let mut i = plain_run_end(text, i, true);
+    while text.get(i).is_some_and(|&b| b >= 0x80) {
+        let end = plain_run_end(text, i, false);
+        std::str::from_utf8(&text[i..end]).map_err(|_| Unsure)?;
+        i = plain_run_end(text, end, true);
+    }
+    Ok(i)
 }
 
 struct Scanner<'a> {
@@ -236,19 +294,17 @@ impl<'a> Scanner<'a> {
     /// the `:` after it.
     fn member_name(&mut self) -> Result<&'a [u8], Unsure> {
         self.expect(b'"')?;
-        let rest = &self.text[self.pos..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            .ok_or(Unsure)?;
-        if rest[end] != b'"' || &rest[..end] == SERDE_TOKEN {
+        let start = self.pos;
+        let end = utf8_run_end(self.text, start)?;
+        let name = &self.text[start..end];
+        if self.text.get(end) != Some(&b'"') || name == SERDE_TOKEN {
             return Err(Unsure);
         }
-        self.pos += end + 1;
+        self.pos = end + 1;
         self.whitespace();
         self.expect(b':')?;
         self.whitespace();
-        Ok(&rest[..end])
+        Ok(name)
     }
 
     fn skip_value(&mut self) -> Result<(), Unsure> {
@@ -308,7 +364,7 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Result<(), Unsure> {
         let mut i = self.pos + 1;
         loop {
-            i = plain_run_end(self.text, i);
+            i = utf8_run_end(self.text, i)?;
             match self.text.get(i).ok_or(Unsure)? {
                 b'"' => {
                     self.pos = i + 1;
@@ -461,11 +517,13 @@ mod tests {
             start in 0usize..40,
         ) {
             let start = start.min(text.len());
-            let naive = text[start..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .map_or(text.len(), |p| start + p);
-            proptest::prop_assert_eq!(plain_run_end(&text, start), naive);
+            for ascii in [false, true] {
+                let naive = text[start..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || (ascii && b >= 0x80))
+                    .map_or(text.len(), |p| start + p);
+                proptest::prop_assert_eq!(plain_run_end(&text, start, ascii), naive);
+            }
         }
     }
 

@@ -15,6 +15,7 @@ fn record(data: &[u8]) -> Record {
         arrival_ts: parse_ts("2026-11-25T10:00:00.123Z").unwrap(),
         data: Bytes::copy_from_slice(data),
         annotations: None,
+        probed: None,
     }
 }
 
@@ -286,6 +287,29 @@ mod properties {
             }
             let x2 = SequenceNumber::parse(&format!("0{a}")).unwrap();
             prop_assert_eq!(x2.as_str(), format!("0{a}"), "the text is kept as given");
+        }
+
+        /// The envelope's own time form, read without the RFC 3339 parser, reads as that
+        /// parser reads it; where the parser refuses it, so does `parse_ts`.
+        #[test]
+        fn envelope_times_read_as_the_rfc3339_parser_reads_them(
+            fields in proptest::collection::vec(0u32..100, 7),
+            year in prop_oneof![0u32..3, 1960u32..2100, 9997u32..10000],
+            sep in proptest::sample::select(vec!["T", "t", " "]),
+            zone in proptest::sample::select(vec!["Z", "z", "+00:00"]),
+        ) {
+            let text = format!(
+                "{year:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}.{:03}{zone}",
+                fields[0] % 14, fields[1] % 33, fields[2] % 26, fields[3] % 62, fields[4] % 62,
+                fields[5] * 10 + fields[6] % 10,
+            );
+            let general = DateTime::parse_from_rfc3339(&text)
+                .map_err(|_| ())
+                .and_then(|t| {
+                    let t = t.with_timezone(&Utc);
+                    check_ts(&t).map(|()| t.trunc_subsecs(3)).map_err(|_| ())
+                });
+            prop_assert_eq!(parse_ts(&text).map(|t| t.trunc_subsecs(3)).map_err(|_| ()), general, "{}", text);
         }
 
         #[test]

@@ -46,6 +46,8 @@ pub struct ArchiveSource {
     store: Arc<dyn ObjectStore>,
     config: ArchiveSourceConfig,
     prefilter: Option<crate::expr::Prefilter>,
+    /// The payload paths to note on every record (see [`crate::json::probe`]).
+    probe: Option<crate::json::probe::PayloadProbe>,
 }
 
 /// A shard's inclusive sequence bounds.
@@ -157,6 +159,7 @@ impl Source for ArchiveSource {
                 bounds: bounds.clone(),
                 batch_records: read_batch,
                 prefilter: self.prefilter.clone(),
+                probe: self.probe.clone(),
                 tx,
                 stop: stop_readers.clone(),
                 skip_fences: skip_fences.clone(),

@@ -182,6 +182,7 @@ impl DataLineParser {
             arrival_ts: arrival.clone().unwrap_or(self.started),
             data,
             annotations: None,
+            probed: None,
         };
         let problem = match (&key, arrival) {
             (None, _) => Some(format!(
@@ -307,6 +308,7 @@ pub fn unparsed_line(source: &str, line_no: u64, text: &[u8]) -> Record {
         arrival_ts: crate::record::ts_from_millis(chrono::Utc::now().timestamp_millis()),
         data: Bytes::copy_from_slice(text),
         annotations: None,
+        probed: None,
     }
 }
 

@@ -117,6 +117,7 @@ fn split(record: Record, agg: AggregatedRecord) -> Result<Vec<Record>, Box<Rejec
             arrival_ts: record.arrival_ts,
             data: user.data,
             annotations: record.annotations.clone(),
+            probed: None,
         });
     }
     if out.is_empty() {
@@ -177,6 +178,7 @@ mod tests {
             arrival_ts: ts_from_millis(1_700_000_000_000),
             data: Bytes::from(data),
             annotations: None,
+            probed: None,
         }
     }
 

@@ -217,6 +217,7 @@ mod tests {
                     arrival_ts: crate::record::ts_from_millis(0),
                     data: bytes::Bytes::new(),
                     annotations: None,
+                    probed: None,
                 });
             },
             &tx,
@@ -292,6 +293,7 @@ mod tests {
                         arrival_ts: crate::record::ts_from_millis(0),
                         data: bytes::Bytes::new(),
                         annotations: None,
+                        probed: None,
                     },
                     reason: String::new(),
                 });

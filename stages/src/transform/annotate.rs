@@ -185,6 +185,8 @@ impl Annotate {
         let data = add_to_object(&record.data, &self.under, annotation)?;
         let mut out = record.clone();
         out.data = bytes::Bytes::from(data);
+        // The source's note was about the old payload.
+        out.probed = None;
         Ok(out)
     }
 }

@@ -138,6 +138,7 @@ mod tests {
             arrival_ts: ts_from_millis(0),
             data: bytes::Bytes::copy_from_slice(data.as_bytes()),
             annotations: None,
+            probed: None,
         }
     }
 

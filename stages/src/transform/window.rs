@@ -274,7 +274,7 @@ impl Window {
 }
 
 impl StatefulTransform for Window {
-    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()> {
+    fn process(&mut self, batch: Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()> {
         for r in batch.iter() {
             self.add(r, emit);
         }

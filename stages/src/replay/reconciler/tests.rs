@@ -291,6 +291,7 @@ fn records_from_the_record_type_keep_their_sub_sequence() {
         arrival_ts: ts_from_millis(1),
         data: bytes::Bytes::from_static(b"{}"),
         annotations: None,
+        probed: None,
     };
     let Observed::Record(first) = r.observe_record(&record).unwrap() else {
         panic!()

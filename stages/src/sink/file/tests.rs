@@ -13,6 +13,7 @@ fn rec(n: u64) -> Record {
         arrival_ts: ts_from_millis(0),
         data: bytes::Bytes::from(format!("{{\"n\":{n}}}")),
         annotations: None,
+        probed: None,
     }
 }
 

@@ -147,6 +147,7 @@ pub(crate) mod tests {
             arrival_ts: crate::record::ts_from_millis(1_000 * n as i64),
             data: Bytes::from(data),
             annotations: None,
+            probed: None,
         }
     }
 

@@ -169,10 +169,12 @@ impl ArchiveSourceConfig {
     }
 
     /// Builds the source; `prefilter` is a pushed-down filter's raw-bytes pre-check (see
-    /// [`crate::registry::BuildContext::pushdown`]).
+    /// [`crate::registry::BuildContext::pushdown`]), `probe` the payload paths to note on every
+    /// record ([`crate::registry::BuildContext::probe`]).
     pub fn build(
         &self,
         prefilter: Option<crate::expr::Prefilter>,
+        probe: Option<crate::json::probe::PayloadProbe>,
     ) -> Result<Box<dyn Source>, String> {
         Problems::first(|p| self.check(p))?;
         Ok(Box::new(ArchiveSource {
@@ -185,6 +187,7 @@ impl ArchiveSourceConfig {
             )?,
             config: self.clone(),
             prefilter: prefilter.filter(crate::expr::Prefilter::is_useful),
+            probe,
         }))
     }
 }
@@ -198,7 +201,7 @@ impl crate::registry::StageKind for ArchiveSourceConfig {
         &self,
         ctx: &crate::registry::BuildContext,
     ) -> Result<crate::registry::BuiltStage, String> {
-        ArchiveSourceConfig::build(self, ctx.pushdown.clone())
+        ArchiveSourceConfig::build(self, ctx.pushdown.clone(), ctx.probe.clone())
             .map(crate::registry::BuiltStage::Source)
     }
 

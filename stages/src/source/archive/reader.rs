@@ -21,6 +21,8 @@ pub(super) struct ShardReader {
     pub(super) bounds: Bounds,
     pub(super) batch_records: usize,
     pub(super) prefilter: Option<crate::expr::Prefilter>,
+    /// The payload paths noted on every record (see [`crate::json::probe`]).
+    pub(super) probe: Option<crate::json::probe::PayloadProbe>,
     pub(super) tx: tokio::sync::mpsc::Sender<Result<crate::source::lines::Parsed, String>>,
     /// Cancelled when the source ends: the reader stops at once.
     pub(super) stop: tokio_util::sync::CancellationToken,
@@ -72,6 +74,7 @@ impl ShardReader {
             let stream_name = self.stream.clone();
             let shard = obj.shard_id.clone();
             let prefilter = self.prefilter.clone();
+            let probe = self.probe.clone();
             let tx = self.tx.clone();
             let batch_records = self.batch_records;
             let skip_fences = self.skip_fences.clone();
@@ -88,7 +91,11 @@ impl ShardReader {
                     {
                         // The line cannot hold a payload the filter downstream keeps.
                         true => out.skipped += 1,
-                        false => match Record::parse_envelope(text, &mut interner) {
+                        false => match Record::parse_envelope_probed(
+                            text,
+                            &mut interner,
+                            probe.as_ref(),
+                        ) {
                             // Every record of an object belongs to the stream and shard its
                             // folders name; anything else is not this stream's record.
                             Ok(r) if *r.stream != *stream_name || *r.shard_id != *shard => {

@@ -303,6 +303,7 @@ pub(super) fn take_records(
                 ),
                 data: Bytes::from(r.data.into_inner()),
                 annotations: None,
+                probed: None,
             })
         })
         .collect()

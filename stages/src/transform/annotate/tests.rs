@@ -11,6 +11,7 @@ fn rec(data: &str) -> Record {
         arrival_ts: parse_ts("2026-11-25T10:00:00.123Z").unwrap(),
         data: bytes::Bytes::copy_from_slice(data.as_bytes()),
         annotations: None,
+        probed: None,
     }
 }
 

@@ -109,6 +109,12 @@ impl CompactConfig {
         }
     }
 
+    /// The payload paths this stage reads of every record (its key and `under`), when a
+    /// source can note them for it: see [`crate::json::probe`].
+    pub fn probe(&self) -> Option<crate::json::probe::PayloadProbe> {
+        self.key.0.probe(std::slice::from_ref(&self.under))
+    }
+
     /// Builds the transform; it announces its number of winners in `metrics` (expected out)
     /// and counts the fences it leaves out there (skipped).
     pub fn build(
@@ -130,6 +136,10 @@ impl crate::registry::StageKind for CompactConfig {
         ctx: &crate::registry::BuildContext,
     ) -> Result<crate::registry::BuiltStage, String> {
         CompactConfig::build(self, ctx.metrics.clone()).map(crate::registry::BuiltStage::Stateful)
+    }
+
+    fn pushdown_probe(&self) -> Option<crate::json::probe::PayloadProbe> {
+        self.probe()
     }
 
     /// `compact` holds its input in its own bounded state, so a large channel in front of it

@@ -134,6 +134,11 @@ pub struct Compact {
     under: String,
     /// `under` as a path of one name.
     under_path: Vec<String>,
+    /// The key of the record being added (kept to reuse its allocation).
+    key_buf: Vec<u8>,
+    /// The key's and `under`'s paths, which an `archive` source read by this stage alone notes
+    /// on each record (see [`crate::json::probe`]).
+    probe: Option<crate::json::probe::PayloadProbe>,
     clocks: order::ShardClocks,
     table: HashMap<Box<[u8]>, Ranked>,
     /// Heap bytes of the table's keys and records (see [`heap_bytes`]).
@@ -159,6 +164,8 @@ impl Compact {
             spill_parent: cfg.spill_dir.as_ref().map(PathBuf::from),
             under: cfg.under.clone(),
             under_path: vec![cfg.under.clone()],
+            key_buf: Vec::new(),
+            probe: cfg.probe(),
             clocks: order::ShardClocks::default(),
             table: HashMap::new(),
             held: 0,
@@ -181,14 +188,16 @@ impl Compact {
         self.held + capacity * SLOT
     }
 
-    /// Adds one record to the state; `Err(reason)` when it has no key. Fences of the replay
-    /// protocol are left out and counted as skipped.
-    fn add(&mut self, record: &Record) -> anyhow::Result<Result<(), String>> {
+    /// Adds one record to the state; `Err((record, reason))` when it has no key. Fences of the
+    /// replay protocol are left out and counted as skipped.
+    fn add(&mut self, record: Record) -> anyhow::Result<Result<(), (Record, String)>> {
         // A record that claims the protocol but breaks its format ranks as a live record; the
         // `annotate` of a replay sends it to its dead-letter port with the reason.
         // One scan of the payload finds the key and the protocol's member (where the key is
         // a path into the payload).
-        let found = self.key.extract_with_member(record, &self.under_path);
+        let found = self
+            .key
+            .extract_with_member(&record, &self.under_path, self.probe.as_ref());
         let marker = match found.member {
             Some(None) => Ok(Marker::Live),
             Some(Some(member)) => crate::replay::marker_of_member(member, &self.under),
@@ -203,30 +212,32 @@ impl Compact {
             Ok(Marker::Live) | Err(_) => None,
         };
         let Some(key) = found.key else {
-            return Ok(Err(format!(
-                "key path `{}` selects no value",
-                self.key.source()
-            )));
+            let reason = format!("key path `{}` selects no value", self.key.source());
+            return Ok(Err((record, reason)));
         };
-        let windowed;
-        let key: &[u8] = if self.per_window {
-            let Some(mut prefix) = window_prefix(record) else {
-                return Ok(Err(
-                    "no `window` annotation {start, end} (per_window = true needs a `window` transform upstream)"
-                        .into(),
-                ));
+        // The key is copied out, so the record can move into the state.
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        key_buf.clear();
+        if self.per_window {
+            let Some(prefix) = window_prefix(&record) else {
+                let reason = "no `window` annotation {start, end} (per_window = true needs a `window` transform upstream)";
+                return Ok(Err((record, reason.into())));
             };
-            prefix.extend_from_slice(&key);
-            windowed = prefix;
-            &windowed
-        } else {
-            &key
-        };
+            key_buf.extend_from_slice(&prefix);
+        }
+        key_buf.extend_from_slice(&key);
         let item = Ranked {
-            ms: self.clocks.effective_ms(record),
+            ms: self.clocks.effective_ms(&record),
             origin,
-            record: record.clone(),
+            record,
         };
+        let result = self.keep(&key_buf, item);
+        self.key_buf = key_buf;
+        result.map(Ok)
+    }
+
+    /// Keeps `item` as the winner of `key` if it outranks the one kept.
+    fn keep(&mut self, key: &[u8], item: Ranked) -> anyhow::Result<()> {
         if let Some(kept) = self.table.get_mut(key) {
             if order::compare(&item, kept) == std::cmp::Ordering::Greater {
                 let old = ranked_bytes(key.len(), kept);
@@ -249,7 +260,7 @@ impl Compact {
         if self.table_bytes(self.table.capacity()) > self.limit {
             self.spill_table()?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Writes the table as a run sorted by key and empties it.
@@ -309,14 +320,13 @@ fn window_prefix(r: &Record) -> Option<Vec<u8>> {
 }
 
 impl StatefulTransform for Compact {
-    fn process(&mut self, batch: &Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()> {
-        for record in batch.iter() {
-            if let Err(reason) = self.add(record)? {
+    fn process(&mut self, batch: Arc<Batch>, emit: &mut Emit) -> anyhow::Result<()> {
+        // Records of a batch no other stage reads are moved into the state, not cloned.
+        let records = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+        for record in records {
+            if let Err((record, reason)) = self.add(record)? {
                 match self.on_missing {
-                    OnMissingKey::DeadLetter => emit.rejected.push(Rejected {
-                        record: record.clone(),
-                        reason,
-                    }),
+                    OnMissingKey::DeadLetter => emit.rejected.push(Rejected { record, reason }),
                     OnMissingKey::Error => anyhow::bail!(
                         "{} {} sequence {}: {reason} (on_missing_key = \"dead_letter\" sends such records to the dead-letter port)",
                         record.stream,

@@ -151,6 +151,7 @@ mod tests {
             arrival_ts: ts_from_millis(ms),
             data: bytes::Bytes::new(),
             annotations: None,
+            probed: None,
         }
     }
 

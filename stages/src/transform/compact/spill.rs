@@ -293,6 +293,7 @@ fn decode(mut bytes: &[u8], interner: &mut Interner) -> anyhow::Result<Record> {
         arrival_ts,
         data,
         annotations,
+        probed: None,
     })
 }
 
@@ -320,6 +321,7 @@ mod tests {
             arrival_ts: ts_from_millis(1234),
             data: bytes::Bytes::from_static(b"\xff binary"),
             annotations: None,
+            probed: None,
         };
         record.annotate("window", serde_json::json!({"start": "a", "end": "b"}));
         let ranked = |ms: i64, record: &Record, origin: Option<&Record>| Ranked {
@@ -342,6 +344,7 @@ mod tests {
             arrival_ts: chrono::DateTime::from_timestamp(1_764_000_000, 123_456_789).unwrap(),
             data: bytes::Bytes::from_static(br#"{"a":[1,"\u00e9"]}"#),
             annotations: None,
+            probed: None,
         };
         w.write(b"k2", &ranked(1, &other, None)).unwrap();
         let path = w.finish(&mut dir).unwrap();

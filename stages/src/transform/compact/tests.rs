@@ -44,6 +44,7 @@ fn generate(seed: u64, n: usize, keys: u64) -> Vec<Record> {
                 arrival_ts: ts_from_millis(ms),
                 data: bytes::Bytes::from(payload),
                 annotations: None,
+                probed: None,
             }
         })
         .collect()
@@ -64,7 +65,7 @@ fn run(cfg: &CompactConfig, input: &[Record]) -> (Vec<Record>, usize, u64) {
     let mut rejected = 0;
     for chunk in input.chunks(100) {
         let mut emit = Emit::default();
-        c.process(&Arc::new(chunk.to_vec()), &mut emit).unwrap();
+        c.process(Arc::new(chunk.to_vec()), &mut emit).unwrap();
         assert!(emit.records.is_empty());
         rejected += emit.rejected.len();
         let mut emit = Emit::default();
@@ -245,6 +246,7 @@ fn a_copy_never_outranks_a_newer_original_write() {
         arrival_ts: ts_from_millis(ms),
         data: bytes::Bytes::from(data.to_owned()),
         annotations: None,
+        probed: None,
     };
     let paid = rec("s0", 1, 1000, r#"{"customer_id":"o-1","status":"paid"}"#);
     let lost = rec("s1", 1, 2000, r#"{"customer_id":"o-1","status":"lost"}"#);
@@ -276,7 +278,7 @@ fn a_copy_never_outranks_a_newer_original_write() {
     let metrics = Arc::new(crate::stage::StageMetrics::default());
     let mut c = Compact::new(&config(serde_json::json!({})), metrics.clone());
     let mut emit = Emit::default();
-    c.process(&Arc::new(input.to_vec()), &mut emit).unwrap();
+    c.process(Arc::new(input.to_vec()), &mut emit).unwrap();
     assert!(
         emit.rejected.is_empty(),
         "the fence is not a record without a key"
@@ -295,7 +297,7 @@ fn missing_keys_are_errors_naming_the_record() {
         Default::default(),
     );
     let err = c
-        .process(&Arc::new(input), &mut Emit::default())
+        .process(Arc::new(input), &mut Emit::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("orders shardId-"), "{err}");

@@ -12,6 +12,7 @@ fn rec(n: u64, arrival_ms: i64, key: &str, data: &str) -> Record {
         arrival_ts: ts_from_millis(arrival_ms),
         data: Bytes::from(data.to_owned()),
         annotations: None,
+        probed: None,
     }
 }
 
@@ -47,7 +48,7 @@ fn run(
     };
     for b in batches {
         let mut emit = Emit::default();
-        w.process(&Arc::new(b), &mut emit).unwrap();
+        w.process(Arc::new(b), &mut emit).unwrap();
         take(emit);
     }
     let mut emit = Emit::default();
@@ -61,12 +62,12 @@ fn tumbling_windows_close_when_the_watermark_passes() {
     let mut w = window("size = \"10s\"");
     let mut emit = Emit::default();
     w.process(
-        &Arc::new(vec![rec(1, 1_000, "a", "{}"), rec(2, 9_999, "a", "{}")]),
+        Arc::new(vec![rec(1, 1_000, "a", "{}"), rec(2, 9_999, "a", "{}")]),
         &mut emit,
     )
     .unwrap();
     assert!(emit.records.is_empty(), "window [0,10s) still open");
-    w.process(&Arc::new(vec![rec(3, 10_000, "a", "{}")]), &mut emit)
+    w.process(Arc::new(vec![rec(3, 10_000, "a", "{}")]), &mut emit)
         .unwrap();
     let got: Vec<_> = emit.records.iter().map(|r| window_of(r).unwrap()).collect();
     assert_eq!(got.len(), 2, "the first window closed as a unit");
@@ -206,7 +207,7 @@ fn out_of_range_event_times_are_dead_lettered_and_keep_the_watermark() {
         rec(7, 0, "k", r#"{"t": "2026-11-25T10:30:00Z"}"#),
     ]);
     let mut emit = Emit::default();
-    w.process(&batch, &mut emit).unwrap();
+    w.process(batch, &mut emit).unwrap();
     w.finish(&mut emit).unwrap();
     let rejected: Vec<u64> = emit
         .rejected

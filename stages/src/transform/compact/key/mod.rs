@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 
 use crate::expr::ValuePath;
+use crate::json::probe::PayloadProbe;
 use crate::record::Record;
 
 pub mod exact;
@@ -101,12 +102,23 @@ pub struct KeyAndMember<'r> {
 }
 
 impl KeyPath {
+    /// The probe that [`KeyPath::extract_with_member`] of `member` takes its values from when a
+    /// source noted them (see [`crate::json::probe`]): only for a path into the payload.
+    pub fn probe(&self, member: &[String]) -> Option<PayloadProbe> {
+        match &self.kind {
+            Kind::Data(names, _) => PayloadProbe::new(vec![names.clone(), member.to_vec()]),
+            _ => None,
+        }
+    }
+
     /// [`KeyPath::extract`], and for a path into the payload the top-level member `member`
-    /// (a one-name path) found in the same scan.
+    /// (a one-name path) found in the same scan; or, when the record carries a note of
+    /// `probe` (made by [`KeyPath::probe`] of `member`), taken from the note without a scan.
     pub fn extract_with_member<'r>(
         &self,
         record: &'r Record,
         member: &[String],
+        probe: Option<&PayloadProbe>,
     ) -> KeyAndMember<'r> {
         let Kind::Data(names, general) = &self.kind else {
             return KeyAndMember {
@@ -114,6 +126,15 @@ impl KeyPath {
                 member: None,
             };
         };
+        let noted = probe.and_then(|p| record.probed?.values(p, &record.data));
+        if let Some([key, found]) = noted {
+            // The source's scan found these where the scan below would: the note says the
+            // payload is JSON (and so UTF-8) throughout.
+            return KeyAndMember {
+                key: key.and_then(leaf_key),
+                member: Some(found.and_then(|m| std::str::from_utf8(m).ok())),
+            };
+        }
         let mut found = [None, None];
         match scan::select_pair(&record.data, names, member, &mut found) {
             Ok(()) => KeyAndMember {

@@ -17,6 +17,7 @@ fn rec(data: &str) -> Record {
         arrival_ts: ts_from_millis(0),
         data: bytes::Bytes::copy_from_slice(data.as_bytes()),
         annotations: None,
+        probed: None,
     }
 }
 
@@ -280,8 +281,24 @@ proptest::proptest! {
     fn key_and_member_agree_with_their_own_scans(text in payload_with_member()) {
         let path = KeyPath::compile("$.data.k").unwrap();
         let r = rec(&text);
-        let found = path.extract_with_member(&r, &["_flux".to_owned()]);
+        let member = ["_flux".to_owned()];
+        let found = path.extract_with_member(&r, &member, None);
         proptest::prop_assert_eq!(&found.key, &path.extract(&r), "payload {}", text);
+        // Read from an archive line by a source that notes the probe, the record gives the
+        // same key and member from the note.
+        let probe = path.probe(&member).expect("a path into the payload");
+        let mut line = Vec::new();
+        r.write_envelope(&mut line);
+        let read = crate::record::Record::parse_envelope_probed(
+            &line[..line.len() - 1],
+            &mut crate::record::Interner::default(),
+            Some(&probe),
+        )
+        .unwrap();
+        proptest::prop_assert_eq!(read.probed.is_some(), found.member.is_some(), "payload {}", text);
+        let noted = path.extract_with_member(&read, &member, Some(&probe));
+        proptest::prop_assert_eq!(&noted.key, &found.key, "payload {}", text);
+        proptest::prop_assert_eq!(&noted.member, &found.member, "payload {}", text);
         let expected = format!("{:?}", crate::replay::parse_marker(&r.data, "_flux"));
         let got = match found.member {
             Some(None) => format!("{:?}", Ok::<_, crate::replay::MarkerError>(crate::replay::Marker::Live)),
