@@ -182,6 +182,42 @@ path = "-"
     }
 
     #[test]
+    fn a_compaction_that_is_the_only_reader_of_an_archive_source_gets_its_paths_noted() {
+        let pipeline = |key: &str, more: &str| {
+            format!(
+                r#"{ARCHIVE_SOURCE}
+[transforms.latest]
+type = "compact"
+inputs = ["arch"]
+key = "{key}"
+[sinks.out]
+type = "file"
+inputs = ["latest"]
+path = "-"
+{more}"#
+            )
+        };
+        let p = compile(&pipeline("$.data.customer.id", ""));
+        let probe = node(&p, "arch").facts.probe.as_ref().expect("pushed down");
+        let paths: Vec<Vec<&str>> = probe
+            .paths()
+            .iter()
+            .map(|p| p.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(paths, [vec!["customer", "id"], vec!["_flux"]]);
+        assert!(node(&p, "arch").facts.pushdown.is_none());
+        // A key that is not a path into the payload needs no scan; a second reader of the
+        // source gets records the probe was not made for.
+        let p = compile(&pipeline("partition_key", ""));
+        assert!(node(&p, "arch").facts.probe.is_none());
+        let p = compile(&pipeline(
+            "$.data.id",
+            "[sinks.all]\ntype = \"file\"\ninputs = [\"arch\"]\npath = \"all.jsonl\"\n",
+        ));
+        assert!(node(&p, "arch").facts.probe.is_none());
+    }
+
+    #[test]
     fn no_push_down_with_a_second_reader_nor_into_a_file_source() {
         let p = compile(&format!(
             r#"{ARCHIVE_SOURCE}

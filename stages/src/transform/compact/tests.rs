@@ -63,9 +63,15 @@ fn config(extra: serde_json::Value) -> CompactConfig {
 fn run(cfg: &CompactConfig, input: &[Record]) -> (Vec<Record>, usize, u64) {
     let mut c = Compact::new(cfg, Default::default());
     let mut rejected = 0;
-    for chunk in input.chunks(100) {
+    for (i, chunk) in input.chunks(100).enumerate() {
         let mut emit = Emit::default();
-        c.process(Arc::new(chunk.to_vec()), &mut emit).unwrap();
+        // Every other batch is shared with another reader: its records are cloned, not moved.
+        let batch = Arc::new(chunk.to_vec());
+        let other_reader = (i % 2 == 1).then(|| batch.clone());
+        c.process(batch, &mut emit).unwrap();
+        if let Some(kept) = other_reader {
+            assert_eq!(kept.as_slice(), chunk, "a shared batch is left as it was");
+        }
         assert!(emit.records.is_empty());
         rejected += emit.rejected.len();
         let mut emit = Emit::default();
@@ -207,6 +213,26 @@ fn equals_the_reference_with_and_without_spilling() {
     }
 }
 
+/// The records as an `archive` source that notes `cfg`'s probe reads them back from their
+/// envelopes; most of them carry the note.
+fn read_with_notes(cfg: &CompactConfig, input: &[Record]) -> Vec<Record> {
+    let probe = cfg.probe().expect("a key path into the payload");
+    let mut interner = crate::record::Interner::default();
+    let read: Vec<Record> = input
+        .iter()
+        .map(|r| {
+            let mut line = Vec::new();
+            r.write_envelope(&mut line);
+            Record::parse_envelope_probed(&line[..line.len() - 1], &mut interner, Some(&probe))
+                .unwrap()
+        })
+        .collect();
+    let noted = read.iter().filter(|r| r.probed.is_some()).count();
+    assert!(noted * 2 > read.len(), "{noted} of {} noted", read.len());
+    assert_eq!(read, input, "the records read back are the records written");
+    read
+}
+
 #[test]
 fn replayed_copies_rank_by_origin_and_fences_are_left_out() {
     for seed in [4, 5] {
@@ -225,6 +251,11 @@ fn replayed_copies_rank_by_origin_and_fences_are_left_out() {
         let (mem, rejected, spilled) = run(&config(serde_json::json!({})), &input);
         assert_eq!((spilled, rejected), (0, missing));
         assert_eq!(mem, expected, "seed {seed}");
+        // Read from the archive by a source that notes the key and `_flux` for this stage.
+        let noted = read_with_notes(&config(serde_json::json!({})), &input);
+        let (from_notes, rejected, _) = run(&config(serde_json::json!({})), &noted);
+        assert_eq!(rejected, missing);
+        assert_eq!(from_notes, expected, "from notes: seed {seed}");
         let (spill, rejected, spilled) = run(
             &config(serde_json::json!({"memory_limit": "64KiB"})),
             &input,
