@@ -54,15 +54,30 @@ impl SequenceNumber {
     }
 
     fn significant(&self) -> &str {
-        let trimmed = self.0.trim_start_matches('0');
-        if trimmed.is_empty() { "0" } else { trimmed }
+        significant(&self.0)
     }
+
+    /// Compares with the sequence number whose decimal text is `digits` (as [`Ord`] compares
+    /// two sequence numbers), for a caller that keeps a copy of the text instead of a clone.
+    pub fn cmp_digits(&self, digits: &str) -> Ordering {
+        compare_significant(self.significant(), significant(digits))
+    }
+}
+
+/// A decimal text without its leading zeros (`0` for zero).
+fn significant(digits: &str) -> &str {
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() { "0" } else { trimmed }
+}
+
+/// The numeric order of two decimal texts without leading zeros.
+fn compare_significant(a: &str, b: &str) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.significant(), other.significant());
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        compare_significant(self.significant(), other.significant())
     }
 }
 

@@ -282,6 +282,7 @@ mod properties {
             let same = a.trim_start_matches('0') == b.trim_start_matches('0');
             prop_assert_eq!(x == y, same);
             prop_assert_eq!(x.cmp(&y) == Ordering::Equal, same);
+            prop_assert_eq!(x.cmp_digits(y.as_str()), x.cmp(&y));
             if same {
                 prop_assert_eq!(hash_of(&x), hash_of(&y));
             }
