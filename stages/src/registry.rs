@@ -235,6 +235,12 @@ pub trait StageKind {
         None
     }
 
+    /// True when records leave this stage as they came (or not at all), so that what a source
+    /// noted on them stays true for the stage after it: a probe is pushed through it.
+    fn forwards_records(&self) -> bool {
+        false
+    }
+
     /// Whether this source applies a pushed-down pre-check ([`BuildContext::pushdown`]) and
     /// probe ([`BuildContext::probe`]).
     fn accepts_pushdown(&self) -> bool {
@@ -365,6 +371,11 @@ impl StageConfig {
         self.kind().pushdown_probe()
     }
 
+    /// See [`StageKind::forwards_records`].
+    pub fn forwards_records(&self) -> bool {
+        self.kind().forwards_records()
+    }
+
     /// See [`StageKind::accepts_pushdown`].
     pub fn accepts_pushdown(&self) -> bool {
         self.kind().accepts_pushdown()
@@ -403,6 +414,9 @@ impl<K: StageKind + ?Sized> StageKind for Box<K> {
     }
     fn pushdown_probe(&self) -> Option<crate::json::probe::PayloadProbe> {
         (**self).pushdown_probe()
+    }
+    fn forwards_records(&self) -> bool {
+        (**self).forwards_records()
     }
     fn accepts_pushdown(&self) -> bool {
         (**self).accepts_pushdown()

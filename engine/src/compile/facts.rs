@@ -41,7 +41,7 @@ pub(super) fn derive(graph: &mut DiGraph<Node, Edge>) {
     for n in graph.node_indices() {
         let facts = Facts {
             pushdown: pushdown(graph, n),
-            probe: only_reader(graph, n).and_then(|r| graph[r].config.pushdown_probe()),
+            probe: probe(graph, n),
             upstream_streams: upstream_streams(graph, n),
             shared_streams: shared_streams(graph, n),
             resources: graph[n].config.resources(),
@@ -58,12 +58,33 @@ fn pushdown(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<(Prefilter, Str
     Some((pre, reader.id.clone()))
 }
 
+/// A source's pushed-down probe: that of the stage its records reach through a chain of only
+/// readers that forward records as they are (filters), the source applying it.
+fn probe(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<PayloadProbe> {
+    let mut at = only_reader(graph, n)?;
+    loop {
+        let config = &graph[at].config;
+        if let Some(probe) = config.pushdown_probe() {
+            return Some(probe);
+        }
+        if !config.forwards_records() {
+            return None;
+        }
+        at = only_main_reader(graph, at)?;
+    }
+}
+
 /// The only main-port reader of a source that applies what is pushed down into it.
 fn only_reader(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<NodeIndex> {
     let node = &graph[n];
     if node.role != Role::Source || !node.config.accepts_pushdown() {
         return None;
     }
+    only_main_reader(graph, n)
+}
+
+/// The only stage reading node `n`'s main port.
+fn only_main_reader(graph: &DiGraph<Node, Edge>, n: NodeIndex) -> Option<NodeIndex> {
     let readers: Vec<NodeIndex> = graph
         .edges_directed(n, Direction::Outgoing)
         .filter(|e| e.weight().port == Port::Main)
@@ -213,6 +234,43 @@ path = "-"
         let p = compile(&pipeline(
             "$.data.id",
             "[sinks.all]\ntype = \"file\"\ninputs = [\"arch\"]\npath = \"all.jsonl\"\n",
+        ));
+        assert!(node(&p, "arch").facts.probe.is_none());
+        // Through a filter (the replay template's shape), which is pushed down too.
+        let p = compile(&format!(
+            r#"{ARCHIVE_SOURCE}
+[transforms.eu]
+type = "filter"
+inputs = ["arch"]
+where = "@.data.region == 'eu'"
+[transforms.latest]
+type = "compact"
+inputs = ["eu"]
+key = "$.data.id"
+[sinks.out]
+type = "file"
+inputs = ["latest"]
+path = "-"
+"#
+        ));
+        let arch = &node(&p, "arch").facts;
+        assert!(arch.probe.is_some() && arch.pushdown.is_some());
+        // Not through a stage that changes records.
+        let p = compile(&format!(
+            r#"{ARCHIVE_SOURCE}
+[transforms.mark]
+type = "annotate"
+inputs = ["arch"]
+fields = {{ replay = "r1" }}
+[transforms.latest]
+type = "compact"
+inputs = ["mark"]
+key = "$.data.id"
+[sinks.out]
+type = "file"
+inputs = ["latest"]
+path = "-"
+"#
         ));
         assert!(node(&p, "arch").facts.probe.is_none());
     }

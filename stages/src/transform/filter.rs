@@ -114,6 +114,11 @@ impl crate::registry::StageKind for FilterConfig {
         FilterConfig::build(self).map(crate::registry::BuiltStage::PerRecord)
     }
 
+    /// A filter drops records or passes them as they are.
+    fn forwards_records(&self) -> bool {
+        true
+    }
+
     fn pushdown_prefilter(&self) -> Option<crate::expr::Prefilter> {
         if self.invert {
             return None;
