@@ -65,16 +65,13 @@ pub(crate) fn object_members<'a>(
     found: &mut [Option<&'a [u8]>],
     mut each: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), Unsure>,
 ) -> Result<(), Unsure> {
-    let mut s = Scanner {
-        text,
-        pos: 0,
-        depth: 0,
-    };
-    s.whitespace();
-    if s.peek()? != b'{' {
-        return Err(Unsure);
-    }
-    if !s.open(b'}')? {
+    whole(text, |s| {
+        if s.peek()? != b'{' {
+            return Err(Unsure);
+        }
+        if s.open(b'}')? {
+            return Ok(());
+        }
         loop {
             let name = s.member_name()?;
             let start = s.pos;
@@ -85,10 +82,27 @@ pub(crate) fn object_members<'a>(
             }
             each(name, &text[start..s.pos])?;
             if !s.next_or_close(b'}')? {
-                break;
+                return Ok(());
             }
         }
-    }
+    })
+}
+
+/// Runs `value` over the one JSON value `text` holds (whitespace around it allowed); `Unsure`
+/// unless it ends where the text does.
+fn whole<'a>(
+    text: &'a [u8],
+    value: impl FnOnce(&mut Scanner<'a>) -> Result<(), Unsure>,
+) -> Result<(), Unsure> {
+    // Outside strings the scan accepts ASCII only; inside them, any UTF-8 (checked where a
+    // string holds a byte past ASCII), so an accepted text is UTF-8 throughout.
+    let mut s = Scanner {
+        text,
+        pos: 0,
+        depth: 0,
+    };
+    s.whitespace();
+    value(&mut s)?;
     s.whitespace();
     if s.pos != text.len() {
         return Err(Unsure);
@@ -102,26 +116,16 @@ fn scan<'a>(
     wanted: &[(usize, &[String])],
     found: &mut [Option<&'a [u8]>],
 ) -> Result<(), Unsure> {
-    // Outside strings the scan accepts ASCII only; inside them, any UTF-8 (checked where a
-    // string holds a byte past ASCII), so an accepted text is UTF-8 throughout.
-    let mut s = Scanner {
-        text,
-        pos: 0,
-        depth: 0,
-    };
-    s.whitespace();
-    let start = s.pos;
-    s.values_at(wanted, found)?;
-    for &(i, names) in wanted {
-        if names.is_empty() {
-            found[i] = Some(&text[start..s.pos]);
+    whole(text, |s| {
+        let start = s.pos;
+        s.values_at(wanted, found)?;
+        for &(i, names) in wanted {
+            if names.is_empty() {
+                found[i] = Some(&text[start..s.pos]);
+            }
         }
-    }
-    s.whitespace();
-    if s.pos != text.len() {
-        return Err(Unsure);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The end of a run of plain string content from `i`: the first quote, backslash or control
