@@ -20,6 +20,22 @@ pub struct Parsed {
     pub skipped: usize,
 }
 
+impl Parsed {
+    /// Takes what was parsed, leaving an empty `Parsed` with room for as many records: batches
+    /// of a run tend to hold alike numbers, and a vector grown one push at a time would copy
+    /// its records about once more on the way.
+    fn take(&mut self) -> Parsed {
+        let room = self.records.len();
+        std::mem::replace(
+            self,
+            Parsed {
+                records: Vec::with_capacity(room),
+                ..Parsed::default()
+            },
+        )
+    }
+}
+
 /// Wraps a reader in a gzip decoder when `gzip` is set, and in a large buffer.
 pub fn buffered(reader: Box<dyn Read + Send>, gzip: bool) -> Lines {
     const BUF: usize = 256 * 1024;
@@ -101,7 +117,7 @@ where
             // Reading from a pipe or a terminal: send what was parsed before waiting for more.
             if flush_when_idle && in_batch > 0 && reader.buffer().is_empty() {
                 in_batch = 0;
-                if tx.blocking_send(Ok(std::mem::take(&mut parsed))).is_err() {
+                if tx.blocking_send(Ok(parsed.take())).is_err() {
                     return false;
                 }
             }
@@ -146,7 +162,7 @@ where
             in_batch += 1;
             if in_batch >= batch_records {
                 in_batch = 0;
-                if tx.blocking_send(Ok(std::mem::take(&mut parsed))).is_err() {
+                if tx.blocking_send(Ok(parsed.take())).is_err() {
                     return false;
                 }
             }

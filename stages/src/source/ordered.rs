@@ -61,7 +61,11 @@ impl<'a> Emitter<'a> {
         if let Some(limit) = self.limit {
             records.truncate(usize::try_from(limit - self.sent.min(limit)).unwrap_or(usize::MAX));
         }
-        if self.batch.is_empty() && records.len() >= self.batch_records / 2 {
+        if records.len() >= self.batch_records / 2 {
+            // A batch of fair size goes as it is, after the records queued before it (as a
+            // batch of their own): were it added to them record by record, a queue left by one
+            // short batch (an object's last) would have every later batch copied once more.
+            self.flush().await?;
             self.sent += records.len() as u64;
             return self.send(records).await;
         }
@@ -83,6 +87,9 @@ impl<'a> Emitter<'a> {
 
     /// Sends the queued records.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_records));
         self.send(batch).await
     }
