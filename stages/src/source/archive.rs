@@ -150,6 +150,12 @@ impl Source for ArchiveSource {
                 fences_skipped.clone(),
             )
         });
+        // A reader inflates on a thread of its own when the shards read at once leave cores
+        // idle (the end of an interleaved read, a single shard): each then holds two
+        // threads of the blocking pool, which an arrival merge of thousands of shards would not
+        // fit in (see [`MAX_ARRIVAL_SHARDS`]).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let read_ahead = concurrency.min(by_shard.len()) <= cores;
         let mut lists: Vec<Vec<DataObject>> = by_shard.into_values().collect();
         if self.config.order == Order::Interleaved {
             largest_first(&mut lists, &sizes);
@@ -168,6 +174,7 @@ impl Source for ArchiveSource {
                 stop: stop_readers.clone(),
                 skip_fences: skip_fences.clone(),
                 sizes: sizes.clone(),
+                read_ahead,
                 metrics: metrics.clone(),
             };
             shard_readers.push((reader, list));

@@ -235,7 +235,8 @@ impl Source for FileSource {
             } else {
                 Box::new(std::fs::File::open(&path)?)
             };
-            Ok(buffered(raw, gzip))
+            // Standard input may be a pipe that pauses: no chunked read-ahead there.
+            buffered(raw, gzip, path != "-")
         };
         let what = if cfg.path == "-" {
             "standard input".to_owned()

@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader, Read};
 use flate2::read::MultiGzDecoder;
 use tokio::sync::mpsc;
 
+use super::read_ahead::ReadAhead;
+
 use crate::record::Batch;
 use crate::stage::{Rejected, SourceContext};
 
@@ -36,19 +38,66 @@ impl Parsed {
     }
 }
 
-/// Wraps a reader in a gzip decoder when `gzip` is set, and in a large buffer.
-pub fn buffered(reader: Box<dyn Read + Send>, gzip: bool) -> Lines {
+/// Wraps a reader in a gzip decoder when `gzip` is set, and in a large buffer. With `ahead`
+/// (for a gzip file or object, not for a pipe: a chunk is handed over when full), the
+/// decompression runs on a thread of its own ([`ReadAhead`]).
+pub fn buffered(reader: Box<dyn Read + Send>, gzip: bool, ahead: bool) -> std::io::Result<Lines> {
     const BUF: usize = 256 * 1024;
+    if gzip && ahead {
+        return Ok(Lines::Ahead(ReadAhead::new(Box::new(
+            MultiGzDecoder::new(reader),
+        ))?));
+    }
     let inner: Box<dyn Read + Send> = if gzip {
         Box::new(MultiGzDecoder::new(reader))
     } else {
         reader
     };
-    BufReader::with_capacity(BUF, inner)
+    Ok(Lines::Buffered(BufReader::with_capacity(BUF, inner)))
 }
 
 /// A buffered line reader over a (decompressed) byte stream.
-pub type Lines = BufReader<Box<dyn Read + Send>>;
+pub enum Lines {
+    /// Read and decompressed on the parser's thread.
+    Buffered(BufReader<Box<dyn Read + Send>>),
+    /// Decompressed on a thread of its own.
+    Ahead(ReadAhead),
+}
+
+impl Lines {
+    /// Whether everything read so far was consumed (the next read may wait for input).
+    fn is_drained(&self) -> bool {
+        match self {
+            Lines::Buffered(b) => b.buffer().is_empty(),
+            Lines::Ahead(a) => a.is_drained(),
+        }
+    }
+}
+
+impl Read for Lines {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Lines::Buffered(b) => b.read(out),
+            Lines::Ahead(a) => a.read(out),
+        }
+    }
+}
+
+impl BufRead for Lines {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        match self {
+            Lines::Buffered(b) => b.fill_buf(),
+            Lines::Ahead(a) => a.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        match self {
+            Lines::Buffered(b) => b.consume(amount),
+            Lines::Ahead(a) => a.consume(amount),
+        }
+    }
+}
 
 /// Starts a blocking thread that reads lines from `open()`, hands each non-empty line (without
 /// its line break, with its 1-based number) to `parse`, and sends a [`Parsed`] every
@@ -115,7 +164,7 @@ where
         let mut in_batch = 0usize;
         loop {
             // Reading from a pipe or a terminal: send what was parsed before waiting for more.
-            if flush_when_idle && in_batch > 0 && reader.buffer().is_empty() {
+            if flush_when_idle && in_batch > 0 && reader.is_drained() {
                 in_batch = 0;
                 if tx.blocking_send(Ok(parsed.take())).is_err() {
                     return false;
@@ -216,10 +265,10 @@ mod tests {
         let ok = read_lines_into(
             "test".into(),
             move || {
-                Ok(BufReader::with_capacity(
+                Ok(Lines::Buffered(BufReader::with_capacity(
                     capacity,
                     Box::new(std::io::Cursor::new(input)) as Box<dyn Read + Send>,
-                ))
+                )))
             },
             batch,
             false,
@@ -291,9 +340,9 @@ mod tests {
         let ok = read_lines_into(
             "stdin".into(),
             || {
-                Ok(BufReader::new(
+                Ok(Lines::Buffered(BufReader::new(
                     Box::new(Chunks(vec![b"a\n\n", b"b\nc", b"d\n"])) as Box<dyn Read + Send>,
-                ))
+                )))
             },
             100,
             true,

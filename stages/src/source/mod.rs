@@ -6,3 +6,4 @@ pub mod kinesis;
 pub mod kpl;
 pub mod lines;
 pub mod ordered;
+pub mod read_ahead;

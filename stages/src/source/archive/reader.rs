@@ -30,6 +30,9 @@ pub(super) struct ShardReader {
     pub(super) skip_fences: Option<(Arc<str>, Arc<std::sync::atomic::AtomicU64>)>,
     /// Stored sizes of the listed objects.
     pub(super) sizes: ObjectSizes,
+    /// Whether gzip is inflated on a thread of its own, ahead of the parser (when the shards
+    /// read at once do not fill the cores; see [`crate::source::read_ahead`]).
+    pub(super) read_ahead: bool,
     /// The source's counters (objects read and their bytes).
     pub(super) metrics: Arc<crate::stage::StageMetrics>,
 }
@@ -77,12 +80,13 @@ impl ShardReader {
             let probe = self.probe.clone();
             let tx = self.tx.clone();
             let batch_records = self.batch_records;
+            let ahead = self.read_ahead;
             let skip_fences = self.skip_fences.clone();
             // Batches go straight into the shard's channel (its `prefetch` is the read-ahead).
             let more = tokio::task::spawn_blocking(move || {
                 read_lines_into(
                     what,
-                    move || Ok(buffered(Box::new(reader), gzip)),
+                    move || buffered(Box::new(reader), gzip, ahead),
                     batch_records,
                     false,
                     move |line_no, text, out| match prefilter
