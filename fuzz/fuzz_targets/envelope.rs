@@ -55,6 +55,17 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("a written envelope does not parse: {e}"));
     assert_eq!(back.data.as_ref(), data, "payload bytes changed");
     same_record(&back, &record, "write → parse");
+    let trimmed = data.first().is_some_and(|b| !b.is_ascii_whitespace())
+        && data.last().is_some_and(|b| !b.is_ascii_whitespace())
+        && !data.contains(&b'\n')
+        && !data.contains(&b'\r');
+    if trimmed {
+        assert_eq!(
+            payload_form(data),
+            flux_stages::record::payload_form_by_parse(data),
+            "the scan and the parse disagree on the payload's form"
+        );
+    }
     if payload_form(data) == PayloadForm::Json {
         assert!(
             line.windows(data.len()).any(|w| w == data),

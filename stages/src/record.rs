@@ -81,6 +81,19 @@ pub fn payload_form(data: &[u8]) -> PayloadForm {
     if memchr::memchr2(b'\n', b'\r', data).is_some() {
         return PayloadForm::Binary;
     }
+    // The structural scan accepts a text only where serde_json's `Value` parse does (so also
+    // its `IgnoredAny`), UTF-8 throughout and without `\u` escapes of surrogates; it is about
+    // twice as fast. What it leaves (`Unsure`) is decided below.
+    if crate::json::scan::select(data, &[]).is_ok() {
+        return PayloadForm::Json;
+    }
+    payload_form_by_parse(data)
+}
+
+/// [`payload_form`] of a payload without surrounding whitespace or line breaks, by
+/// serde_json's parse.
+#[doc(hidden)]
+pub fn payload_form_by_parse(data: &[u8]) -> PayloadForm {
     // Only valid UTF-8 can be embedded: serde's `IgnoredAny` does not check the bytes inside
     // strings, and an archive line that is not UTF-8 is not JSON to any reader.
     let Ok(text) = std::str::from_utf8(data) else {

@@ -313,6 +313,17 @@ mod properties {
             prop_assert_eq!(parse_ts(&text).map(|t| t.trunc_subsecs(3)).map_err(|_| ()), general, "{}", text);
         }
 
+        /// The scan's answer, where it gives one, is the parse's.
+        #[test]
+        fn payload_forms_by_scan_are_those_by_parse(data in payload()) {
+            let trimmed = data.first().is_some_and(|b| !b.is_ascii_whitespace())
+                && data.last().is_some_and(|b| !b.is_ascii_whitespace())
+                && !data.contains(&b'\n') && !data.contains(&b'\r');
+            if trimmed {
+                prop_assert_eq!(payload_form(&data), crate::record::payload_form_by_parse(&data));
+            }
+        }
+
         #[test]
         fn any_payload_round_trips_byte_for_byte(data in payload()) {
             let (line, parsed) = round_trip(&data);
