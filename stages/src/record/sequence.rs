@@ -10,8 +10,24 @@ pub const MAX_SEQUENCE_DIGITS: usize = 129;
 /// A Kinesis sequence number: a decimal string of up to [`MAX_SEQUENCE_DIGITS`] digits, compared
 /// numerically: equality, hashing and order all ignore leading zeros (`007` == `7`), while the
 /// text is kept as it was given.
+///
+/// Up to 62 digits (Kinesis' own have 56) are held in place: a record's sequence
+/// number costs no allocation, and no reference count shared between the thread that reads
+/// records and the one that drops them. Longer ones are shared.
 #[derive(Clone)]
-pub struct SequenceNumber(Arc<str>);
+pub struct SequenceNumber(Repr);
+
+/// Digits a [`SequenceNumber`] holds in place.
+const INLINE_DIGITS: usize = 62;
+
+#[derive(Clone)]
+enum Repr {
+    Inline {
+        len: u8,
+        digits: [u8; INLINE_DIGITS],
+    },
+    Shared(Arc<str>),
+}
 
 impl PartialEq for SequenceNumber {
     fn eq(&self, other: &Self) -> bool {
@@ -40,38 +56,71 @@ impl SequenceNumber {
                 text.len()
             ));
         }
-        Ok(Self(Arc::from(text)))
+        Ok(Self::of_digits(text))
+    }
+
+    /// `text`, known to be 1 to [`MAX_SEQUENCE_DIGITS`] ASCII digits.
+    fn of_digits(text: &str) -> Self {
+        if text.len() <= INLINE_DIGITS {
+            let mut digits = [0u8; INLINE_DIGITS];
+            digits[..text.len()].copy_from_slice(text.as_bytes());
+            Self(Repr::Inline {
+                len: text.len() as u8,
+                digits,
+            })
+        } else {
+            Self(Repr::Shared(Arc::from(text)))
+        }
     }
 
     /// A synthetic sequence number for records that never came from Kinesis.
     pub fn from_u64(n: u64) -> Self {
-        Self(Arc::from(n.to_string()))
+        Self::of_digits(&n.to_string())
     }
 
     /// The decimal text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // ASCII digits (checked by `parse`): the check finds them so at once.
+            Repr::Inline { len, digits } => {
+                std::str::from_utf8(&digits[..usize::from(*len)]).unwrap_or("0")
+            }
+            Repr::Shared(text) => text,
+        }
     }
 
-    fn significant(&self) -> &str {
-        significant(&self.0)
+    /// Bytes it holds on the heap (none when held in place).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            Repr::Inline { .. } => 0,
+            Repr::Shared(text) => text.len() + 16,
+        }
     }
 
-    /// Compares with the sequence number whose decimal text is `digits` (as [`Ord`] compares
-    /// two sequence numbers), for a caller that keeps a copy of the text instead of a clone.
-    pub fn cmp_digits(&self, digits: &str) -> Ordering {
-        compare_significant(self.significant(), significant(digits))
+    /// The digits' bytes.
+    fn digits(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, digits } => &digits[..usize::from(*len)],
+            Repr::Shared(text) => text.as_bytes(),
+        }
+    }
+
+    fn significant(&self) -> &[u8] {
+        significant(self.digits())
     }
 }
 
 /// A decimal text without its leading zeros (`0` for zero).
-fn significant(digits: &str) -> &str {
-    let trimmed = digits.trim_start_matches('0');
-    if trimmed.is_empty() { "0" } else { trimmed }
+fn significant(digits: &[u8]) -> &[u8] {
+    let start = digits.iter().position(|&b| b != b'0');
+    match start {
+        Some(i) => &digits[i..],
+        None => b"0",
+    }
 }
 
 /// The numeric order of two decimal texts without leading zeros.
-fn compare_significant(a: &str, b: &str) -> Ordering {
+fn compare_significant(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
@@ -89,20 +138,20 @@ impl PartialOrd for SequenceNumber {
 
 impl fmt::Debug for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Display for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 /// Serialized as its decimal string, as Kinesis and the archive envelope write it.
 impl serde::Serialize for SequenceNumber {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -105,9 +105,9 @@ fn heap_bytes(key_len: usize, r: &Record) -> usize {
     key_len
         + r.data.len()
         + r.partition_key.len()
-        + r.sequence_number.as_str().len()
+        + r.sequence_number.heap_bytes()
         + annotations
-        + 4 * PER_ALLOCATION
+        + 3 * PER_ALLOCATION
 }
 
 /// [`heap_bytes`] of a kept record, its origin included.
@@ -117,7 +117,7 @@ fn ranked_bytes(key_len: usize, r: &Ranked) -> usize {
             std::mem::size_of::<crate::replay::Version>()
                 + o.stream.len()
                 + o.shard_id.len()
-                + o.sequence_number.as_str().len()
+                + o.sequence_number.heap_bytes()
                 + 4 * 24
         })
 }

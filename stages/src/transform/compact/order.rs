@@ -88,9 +88,9 @@ pub fn compare(a: &Ranked, b: &Ranked) -> Ordering {
 struct Clock {
     stream: Arc<str>,
     shard: Arc<str>,
-    /// The position of the shard's latest record: its sequence number's text (a copy, so that
-    /// following the shard costs no reference count per record) and sub-sequence number.
-    last: (String, Option<u64>),
+    /// The position of the shard's latest record: its sequence number (held in place, so
+    /// following the shard costs no allocation) and sub-sequence number.
+    last: (SequenceNumber, Option<u64>),
     max_ms: i64,
 }
 
@@ -118,7 +118,7 @@ impl ShardClocks {
             self.clocks.push(Clock {
                 stream: r.stream.clone(),
                 shard: r.shard_id.clone(),
-                last: (r.sequence_number.as_str().to_owned(), r.sub_sequence_number),
+                last: (r.sequence_number.clone(), r.sub_sequence_number),
                 max_ms: ms,
             });
             self.last_hit = self.clocks.len() - 1;
@@ -128,13 +128,11 @@ impl ShardClocks {
         let clock = &mut self.clocks[idx];
         let later = r
             .sequence_number
-            .cmp_digits(&clock.last.0)
+            .cmp(&clock.last.0)
             .then(r.sub_sequence_number.cmp(&clock.last.1))
             .is_gt();
         if later {
-            clock.last.0.clear();
-            clock.last.0.push_str(r.sequence_number.as_str());
-            clock.last.1 = r.sub_sequence_number;
+            clock.last = (r.sequence_number.clone(), r.sub_sequence_number);
             clock.max_ms = clock.max_ms.max(ms);
             clock.max_ms
         } else {
