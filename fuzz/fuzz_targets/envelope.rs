@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut record = flux_fuzz::record(data);
-    record.partition_key = String::from_utf8_lossy(data).into_owned();
+    record.partition_key = String::from_utf8_lossy(data).as_ref().into();
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(data) {
         record.annotations = (!map.is_empty()).then(|| Box::new(map));
     }

@@ -179,7 +179,7 @@ mod tests {
                     shard_id: "shard".into(),
                     sequence_number: SequenceNumber::from_u64(i as u64),
                     sub_sequence_number: None,
-                    partition_key: String::new(),
+                    partition_key: Default::default(),
                     arrival_ts: ts_from_millis(0),
                     data: bytes::Bytes::from_static(b"{}"),
                     annotations: None,

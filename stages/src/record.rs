@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+pub use compact_str::CompactString;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -33,8 +35,8 @@ pub struct Record {
     pub sequence_number: SequenceNumber,
     /// The position inside an aggregated (KPL) record, when the record was de-aggregated.
     pub sub_sequence_number: Option<u64>,
-    /// The key the producer chose; it selected the shard.
-    pub partition_key: String,
+    /// The key the producer chose; it selected the shard. Held in place up to 24 bytes.
+    pub partition_key: CompactString,
     /// When Kinesis accepted the record, in UTC milliseconds.
     pub arrival_ts: DateTime<Utc>,
     /// The payload: exactly the bytes the producer sent.
@@ -365,7 +367,7 @@ impl Record {
             sequence_number: SequenceNumber::parse(&env.sequence_number)
                 .map_err(|e| format!("invalid envelope: {e}"))?,
             sub_sequence_number: env.sub_sequence_number,
-            partition_key: env.partition_key.into_owned(),
+            partition_key: CompactString::from(&*env.partition_key),
             // The envelope holds milliseconds (what Kinesis gives and `write_envelope` writes):
             // a finer time written by another tool reads as its millisecond, so the record
             // written back is the record read.

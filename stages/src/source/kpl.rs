@@ -113,7 +113,7 @@ fn split(record: Record, agg: AggregatedRecord) -> Result<Vec<Record>, Box<Rejec
             shard_id: record.shard_id.clone(),
             sequence_number: record.sequence_number.clone(),
             sub_sequence_number: Some(i as u64),
-            partition_key: key.clone(),
+            partition_key: key.as_str().into(),
             arrival_ts: record.arrival_ts,
             data: user.data,
             annotations: record.annotations.clone(),

@@ -278,7 +278,7 @@ mod tests {
                     shard_id: "shardId-0".into(),
                     sequence_number: crate::record::SequenceNumber::from_u64(n),
                     sub_sequence_number: None,
-                    partition_key: String::from_utf8(text.to_vec()).unwrap(),
+                    partition_key: std::str::from_utf8(text).unwrap().into(),
                     arrival_ts: crate::record::ts_from_millis(0),
                     data: bytes::Bytes::new(),
                     annotations: None,
@@ -292,7 +292,10 @@ mod tests {
         let mut out = Vec::new();
         while let Ok(p) = rx.try_recv() {
             for r in p.unwrap().records {
-                out.push((r.sequence_number.as_str().parse().unwrap(), r.partition_key));
+                out.push((
+                    r.sequence_number.as_str().parse().unwrap(),
+                    r.partition_key.to_string(),
+                ));
             }
         }
         out
@@ -354,7 +357,7 @@ mod tests {
                         shard_id: "s".into(),
                         sequence_number: crate::record::SequenceNumber::from_u64(1),
                         sub_sequence_number: None,
-                        partition_key: String::from_utf8(text.to_vec()).unwrap(),
+                        partition_key: std::str::from_utf8(text).unwrap().into(),
                         arrival_ts: crate::record::ts_from_millis(0),
                         data: bytes::Bytes::new(),
                         annotations: None,
@@ -373,7 +376,7 @@ mod tests {
                 .unwrap()
                 .rejected
                 .into_iter()
-                .map(|r| r.record.partition_key)
+                .map(|r| r.record.partition_key.to_string())
                 .collect();
             batches.push(keys);
         }

@@ -117,7 +117,7 @@ impl Window {
     fn session_key(&self, r: &Record) -> Result<String, String> {
         match &self.key {
             None => Ok(String::new()),
-            Some(KeyOf::PartitionKey) => Ok(r.partition_key.clone()),
+            Some(KeyOf::PartitionKey) => Ok(r.partition_key.to_string()),
             Some(KeyOf::Path(p)) => crate::transform::compact::key::exact::record_key(p, r)
                 .ok_or_else(|| format!("session key: {} selects nothing", p.source())),
         }

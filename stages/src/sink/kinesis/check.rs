@@ -10,7 +10,7 @@ impl KinesisSink {
             self.check_annotation(r)?;
         }
         let key = match &self.partition {
-            None => r.partition_key.clone(),
+            None => r.partition_key.to_string(),
             Some(e) => e
                 .eval(r)
                 .map_err(|e| format!("partition_key: {e}"))?

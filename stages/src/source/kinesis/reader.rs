@@ -294,7 +294,7 @@ pub(super) fn take_records(
                 shard_id: shard_id.clone(),
                 sequence_number: SequenceNumber::parse(&r.sequence_number)?,
                 sub_sequence_number: None,
-                partition_key: r.partition_key.unwrap_or_default(),
+                partition_key: r.partition_key.unwrap_or_default().into(),
                 arrival_ts: ts_from_millis(
                     r.approximate_arrival_timestamp
                         .as_ref()

@@ -102,12 +102,18 @@ fn heap_bytes(key_len: usize, r: &Record) -> usize {
         .annotations
         .as_ref()
         .map_or(0, |a| 64 + 2 * serde_json::to_vec(a).map_or(0, |v| v.len()));
+    // A partition key of up to 24 bytes is held in place, as a sequence number of up to 62.
+    let partition_key = if r.partition_key.is_heap_allocated() {
+        r.partition_key.capacity() + PER_ALLOCATION
+    } else {
+        0
+    };
     key_len
         + r.data.len()
-        + r.partition_key.len()
+        + partition_key
         + r.sequence_number.heap_bytes()
         + annotations
-        + 3 * PER_ALLOCATION
+        + 2 * PER_ALLOCATION
 }
 
 /// [`heap_bytes`] of a kept record, its origin included.

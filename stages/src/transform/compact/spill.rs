@@ -289,7 +289,7 @@ fn decode(mut bytes: &[u8], interner: &mut Interner) -> anyhow::Result<Record> {
         shard_id,
         sequence_number,
         sub_sequence_number,
-        partition_key,
+        partition_key: partition_key.into(),
         arrival_ts,
         data,
         annotations,

@@ -40,7 +40,7 @@ fn generate(seed: u64, n: usize, keys: u64) -> Vec<Record> {
                 shard_id: format!("shardId-00000000000{s}").into(),
                 sequence_number: SequenceNumber::from_u64(seq[s]),
                 sub_sequence_number: None,
-                partition_key: format!("c-{key}"),
+                partition_key: format!("c-{key}").into(),
                 arrival_ts: ts_from_millis(ms),
                 data: bytes::Bytes::from(payload),
                 annotations: None,
