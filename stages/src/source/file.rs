@@ -236,7 +236,8 @@ impl Source for FileSource {
                 Box::new(std::fs::File::open(&path)?)
             };
             // Standard input may be a pipe that pauses: no chunked read-ahead there.
-            buffered(raw, gzip, path != "-")
+            let pool = super::read_ahead::ChunkPool::default();
+            buffered(raw, gzip, (path != "-").then_some(&pool))
         };
         let what = if cfg.path == "-" {
             "standard input".to_owned()

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use flate2::read::MultiGzDecoder;
 use tokio::sync::mpsc;
 
-use super::read_ahead::ReadAhead;
+use super::read_ahead::{ChunkPool, ReadAhead};
 
 use crate::record::Batch;
 use crate::stage::{Rejected, SourceContext};
@@ -40,13 +40,16 @@ impl Parsed {
 
 /// Wraps a reader in a gzip decoder when `gzip` is set, and in a large buffer. With `ahead`
 /// (for a gzip file or object, not for a pipe: a chunk is handed over when full), the
-/// decompression runs on a thread of its own ([`ReadAhead`]).
-pub fn buffered(reader: Box<dyn Read + Send>, gzip: bool, ahead: bool) -> std::io::Result<Lines> {
+/// decompression runs on a thread of its own ([`ReadAhead`]), into that pool's buffers.
+pub fn buffered(
+    reader: Box<dyn Read + Send>,
+    gzip: bool,
+    ahead: Option<&ChunkPool>,
+) -> std::io::Result<Lines> {
     const BUF: usize = 256 * 1024;
-    if gzip && ahead {
-        return Ok(Lines::Ahead(ReadAhead::new(Box::new(
-            MultiGzDecoder::new(reader),
-        ))?));
+    if let (true, Some(pool)) = (gzip, ahead) {
+        let decoder = Box::new(MultiGzDecoder::new(reader));
+        return Ok(Lines::Ahead(ReadAhead::new(decoder, pool)?));
     }
     let inner: Box<dyn Read + Send> = if gzip {
         Box::new(MultiGzDecoder::new(reader))

@@ -39,6 +39,8 @@ pub(super) struct ShardReader {
 
 impl ShardReader {
     pub(super) async fn read(self, objects: Vec<DataObject>) {
+        // The read-ahead's buffers, reused from object to object.
+        let pool = crate::source::read_ahead::ChunkPool::default();
         for obj in objects {
             if self.stop.is_cancelled() {
                 return;
@@ -80,13 +82,13 @@ impl ShardReader {
             let probe = self.probe.clone();
             let tx = self.tx.clone();
             let batch_records = self.batch_records;
-            let ahead = self.read_ahead;
+            let ahead = self.read_ahead.then(|| pool.clone());
             let skip_fences = self.skip_fences.clone();
             // Batches go straight into the shard's channel (its `prefetch` is the read-ahead).
             let more = tokio::task::spawn_blocking(move || {
                 read_lines_into(
                     what,
-                    move || buffered(Box::new(reader), gzip, ahead),
+                    move || buffered(Box::new(reader), gzip, ahead.as_ref()),
                     batch_records,
                     false,
                     move |line_no, text, out| match prefilter

@@ -37,9 +37,9 @@
 //!    key and the effective arrival time; see [`spill`]) to a temporary folder, and emptied.
 //!    At the end, the runs are merged by key with a binary heap ([`merge`]); per key the newest
 //!    version wins, exactly as in the table.
-//! 2. *By version*: winners are collected up to the limit, sorted by version and written as runs
-//!    (when all winners fit, they are sorted in memory instead); a second heap merge by version
-//!    produces the output.
+//! 2. *By version*: winners are collected up to a quarter of the limit, sorted by version and
+//!    written as runs (when all winners fit, they are sorted in memory instead); a second heap
+//!    merge by version produces the output.
 //!
 //! More than 64 runs are merged in groups first, so files stay few. The folder (under
 //! `spill_dir`, default the system's temporary folder) is removed at the end and when the stage
@@ -291,7 +291,9 @@ impl Compact {
             run.write(key, kept)?;
         }
         self.runs.push(run.finish(dir)?);
-        self.table = HashMap::new();
+        // Emptied, its slots kept (they count against the limit all along): a table grown
+        // anew through every doubling left each smaller one behind in the allocator.
+        self.table.clear();
         self.held = 0;
         Ok(())
     }
