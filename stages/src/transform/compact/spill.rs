@@ -273,7 +273,7 @@ fn decode(mut bytes: &[u8], interner: &mut Interner) -> anyhow::Result<Record> {
         [0] => None,
         _ => Some(u64::from_le_bytes(array(&mut bytes)?)),
     };
-    let partition_key = std::str::from_utf8(long(&mut bytes)?)?.to_owned();
+    let partition_key = crate::record::CompactString::from(std::str::from_utf8(long(&mut bytes)?)?);
     let secs = i64::from_le_bytes(array(&mut bytes)?);
     let nanos = u32::from_le_bytes(array(&mut bytes)?);
     let arrival_ts =
@@ -289,7 +289,7 @@ fn decode(mut bytes: &[u8], interner: &mut Interner) -> anyhow::Result<Record> {
         shard_id,
         sequence_number,
         sub_sequence_number,
-        partition_key: partition_key.into(),
+        partition_key,
         arrival_ts,
         data,
         annotations,
